@@ -1,0 +1,212 @@
+"""Sensitive features: validation, column lookup and encoding to integer group ids.
+
+Everything that turns a user's ``sensitive_features`` (or ``sensitive_feature_ids``) into
+numbers goes through this module, so estimators, metrics and scorers agree on what a
+group is:
+
+* one column (list, 1-D array, Series, Categorical) -> its distinct values are the groups;
+* several columns (DataFrame, 2-D array, list of columns) -> every combination of values
+  that occurs is one group, labelled by the tuple of values (intersectional groups).
+
+Group ids are ``0 .. n_groups - 1`` in sorted order of the labels.
+"""
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "encode_groups",
+    "check_sensitive_features",
+    "get_sensitive_columns",
+    "split_sensitive_columns",
+    "resolve_column_ids",
+]
+
+
+def _is_missing(values):
+    """Boolean mask of missing entries (None, NaN, pd.NA, NaT) of a 1-D object array."""
+    return np.asarray(pd.isna(pd.Series(values, dtype=object)))
+
+
+def check_sensitive_features(sensitive_features, n_samples=None, *, name="sensitive_features"):
+    """Validate sensitive features and return them as a DataFrame of one or more columns.
+
+    Parameters
+    ----------
+    sensitive_features : array-like of shape (n_samples,) or (n_samples, n_columns)
+        List, numpy array, pandas Series/Categorical/DataFrame, of strings, integers,
+        booleans or categoricals.
+    n_samples : int, optional
+        Expected number of rows; a mismatch raises a ValueError naming ``name``.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        One column per sensitive feature, with a default RangeIndex.
+    """
+    A = sensitive_features
+    if A is None:
+        raise ValueError(f"{name} is None; pass one value per row of X.")
+    if isinstance(A, pd.DataFrame):
+        frame = A.reset_index(drop=True)
+    elif isinstance(A, pd.Series):
+        frame = A.reset_index(drop=True).to_frame(name=A.name if A.name is not None else 0)
+    elif isinstance(A, pd.Categorical):
+        frame = pd.DataFrame({0: A})
+    else:
+        if hasattr(A, "toarray"):
+            A = A.toarray()
+        arr = np.asarray(A, dtype=object) if not isinstance(A, np.ndarray) else A
+        if arr.ndim == 0:
+            raise ValueError(
+                f"{name} must be one value per row of X (a 1-D array-like) or a 2-D "
+                f"array-like of several columns; got a scalar {A!r}."
+            )
+        if arr.ndim == 1:
+            frame = pd.DataFrame({0: arr})
+        elif arr.ndim == 2:
+            frame = pd.DataFrame(arr)
+        else:
+            raise ValueError(
+                f"{name} must be 1-D or 2-D; got an array of shape {arr.shape}."
+            )
+    if frame.shape[1] == 0:
+        raise ValueError(f"{name} has no columns; pass at least one sensitive feature.")
+    if n_samples is not None and frame.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {frame.shape[0]} rows but X has {n_samples}; pass one "
+            f"sensitive-feature value per row of X (e.g. slice it the same way as X)."
+        )
+    for col in frame.columns:
+        missing = _is_missing(frame[col].to_numpy())
+        if missing.any():
+            first = int(np.flatnonzero(missing)[0])
+            raise ValueError(
+                f"{name} has {int(missing.sum())} missing value(s) (first at row {first}"
+                f"{'' if frame.shape[1] == 1 else f', column {col!r}'}); every row needs a "
+                f"group. Fill them with an explicit category such as 'unknown' or drop "
+                f"those rows."
+            )
+    return frame
+
+
+def _column_labels(col):
+    """Sorted distinct values of one column and the codes of each row."""
+    values = col.to_numpy()
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(col, sort=True)
+        return codes, np.asarray(uniques, dtype=object)
+    try:
+        codes, uniques = pd.factorize(values, sort=True)
+    except TypeError:  # mixed, unorderable types: order by their string form
+        as_str = np.array([f"{type(v).__name__}:{v}" for v in values], dtype=object)
+        _, first = np.unique(as_str, return_index=True)
+        order = np.argsort(as_str[first], kind="stable")
+        uniques = values[first][order]
+        lookup = {s: i for i, s in enumerate(as_str[first][order])}
+        codes = np.array([lookup[s] for s in as_str], dtype=np.int64)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+
+
+def encode_groups(sensitive_features, n_samples=None, *, name="sensitive_features"):
+    """Map sensitive features to integer group ids.
+
+    Returns
+    -------
+    group_ids : ndarray of int64, shape (n_samples,)
+        ``groups[group_ids[i]]`` is the group of row ``i``.
+    groups : ndarray of object, shape (n_groups,)
+        The group labels in sorted order: the values themselves for one column, tuples
+        of values for several columns (only combinations that occur are groups).
+    """
+    frame = check_sensitive_features(sensitive_features, n_samples, name=name)
+    per_col = [_column_labels(frame[c]) for c in frame.columns]
+    if len(per_col) == 1:
+        codes, uniques = per_col[0]
+        return codes, uniques
+    # combinations: mixed-radix key, then compress to the combinations that occur
+    key = np.zeros(frame.shape[0], dtype=np.int64)
+    for codes, uniques in per_col:
+        key = key * len(uniques) + codes
+    combo, group_ids = np.unique(key, return_inverse=True)
+    labels = np.empty(len(combo), dtype=object)
+    for j, k in enumerate(combo):
+        parts = []
+        for codes, uniques in reversed(per_col):
+            parts.append(uniques[k % len(uniques)])
+            k //= len(uniques)
+        labels[j] = tuple(reversed(parts))
+    return group_ids.astype(np.int64), labels
+
+
+def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
+    """Positions of the columns of ``X`` named by ``ids`` (names or integer indices)."""
+    if ids is None:
+        raise ValueError(f"{name} is None.")
+    if isinstance(ids, (str, Integral)):
+        ids = [ids]
+    ids = list(ids)
+    if not ids:
+        raise ValueError(f"{name} is empty; name at least one column of X.")
+    n_cols = X.shape[1] if getattr(X, "ndim", 2) == 2 else None
+    columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+    positions = []
+    for ident in ids:
+        if isinstance(ident, (Integral, np.integer)) and not isinstance(ident, bool):
+            pos = int(ident)
+            if n_cols is None or not -n_cols <= pos < n_cols:
+                raise ValueError(
+                    f"{name} contains the column index {pos}, but X has {n_cols} columns."
+                )
+            positions.append(pos % n_cols)
+        elif isinstance(ident, str):
+            if columns is None:
+                raise ValueError(
+                    f"{name} names the column {ident!r}, but X has no column names (it is "
+                    f"not a pandas DataFrame). Pass integer column indices instead, or pass "
+                    f"X as a DataFrame."
+                )
+            if ident not in columns:
+                raise ValueError(
+                    f"{name} names the column {ident!r}, which is not a column of X. "
+                    f"Columns of X: {columns[:20]}{' ...' if len(columns) > 20 else ''}."
+                )
+            positions.append(columns.index(ident))
+        else:
+            raise TypeError(
+                f"{name} must hold column names (str) or integer indices; got {ident!r}."
+            )
+    if len(set(positions)) != len(positions):
+        raise ValueError(f"{name} names the same column twice: {ids!r}.")
+    return positions
+
+
+def get_sensitive_columns(X, ids, *, name="sensitive_feature_ids"):
+    """The columns of X named by ``ids``, as a DataFrame (one column per id)."""
+    positions = resolve_column_ids(X, ids, name=name)
+    if isinstance(X, pd.DataFrame):
+        return X.iloc[:, positions].reset_index(drop=True)
+    if hasattr(X, "toarray"):  # sparse
+        X = X[:, positions].toarray()
+        return pd.DataFrame(X)
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-D to read the columns named by {name}.")
+    return pd.DataFrame(arr[:, positions], columns=positions)
+
+
+def split_sensitive_columns(X, ids, *, drop, name="sensitive_feature_ids"):
+    """Return ``(X_model, A)``: A read from the columns ``ids`` of X; X_model without
+    them when ``drop`` is true, else X unchanged."""
+    A = get_sensitive_columns(X, ids, name=name)
+    if not drop:
+        return X, A
+    positions = set(resolve_column_ids(X, ids, name=name))
+    keep = [j for j in range(X.shape[1]) if j not in positions]
+    if isinstance(X, pd.DataFrame):
+        return X.iloc[:, keep], A
+    return X[:, keep], A
