@@ -1,0 +1,533 @@
+"""BaseFairEstimator: the scikit-learn contract around the training engine.
+
+``fit`` does, in this order and for every estimator:
+
+1. check the hyper-parameters (``_parameter_rules``);
+2. read the sensitive features, either from ``sensitive_features`` or from the columns of
+   X named by ``sensitive_feature_ids`` (``drop_sensitive`` says whether those columns
+   also feed the model), and encode them to group ids (:mod:`skfairbilevel._groups`);
+3. validate X, y and ``sample_weight`` (``validate_data``; ``n_features_in_``,
+   ``feature_names_in_``, ``classes_``);
+4. canonicalise the training set: rows with zero weight are dropped, exact duplicate rows
+   (same features, target and group) are merged into one row carrying the sum of their
+   weights, and rows are put in a canonical order. The weighted objective is unchanged,
+   and it makes ``fit`` invariant to the order of the rows and makes an integer
+   ``sample_weight`` exactly equivalent to repeating rows;
+5. seed a numpy and a torch generator from ``random_state`` (no global RNG), split off a
+   validation set when ``early_stopping``, move the data to the device once;
+6. build the network (``_build_module``) unless warm-starting, and call the method's
+   ``_fit_torch(train, val)``, which runs its step function(s) through :meth:`_train`.
+
+Subclasses implement ``_build_module``, ``_fit_torch`` and ``_forward`` (logits), and
+declare ``_parameter_rules``; they contain no batching, device or validation code.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._groups import encode_groups, resolve_column_ids
+from ._params import any_of, check_params, is_array_like, number, one_of, text
+from .exceptions import NoSensitiveFeaturesWarning
+from .nn.engine import TensorData, Trainer, make_generators, resolve_device
+from .nn.losses import cross_entropy_loss, group_means, proba_from_logits
+
+__all__ = ["BaseFairEstimator", "FairClassifierMixin", "FairRegressorMixin"]
+
+PREDICT_CHUNK = 65536
+
+
+def _device_rule(value):
+    if value is None:
+        return "a device such as 'cpu', 'cuda' or 'auto'"
+    return None if isinstance(value, str | torch.device) else "a str or torch.device"
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Float64 sample weights of length ``n_samples``: finite, non-negative, not all 0."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.ndim == 0:
+        sw = np.full(n_samples, float(sw))
+    if sw.ndim != 1 or sw.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight has shape {sw.shape} but X has {n_samples} rows; pass one "
+            f"weight per row of X."
+        )
+    try:
+        sw = sw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("sample_weight must hold numbers (one weight per row).") from None
+    if not np.all(np.isfinite(sw)):
+        raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
+    if np.any(sw < 0):
+        raise ValueError("sample_weight contains negative values; weights must be >= 0.")
+    if not np.any(sw > 0):
+        raise ValueError(
+            "sample_weight is all zero: sample weights must contain at least one non-zero "
+            "number."
+        )
+    return sw
+
+
+def canonical_rows(X, y, g, w):
+    """Merge exact duplicates of (x, y, g) and sort rows canonically.
+
+    Returns ``(X, y, g, w)`` with ``w`` the summed weights (row counts when ``w`` is
+    None; None again when every merged weight is 1).
+    """
+    n = X.shape[0]
+    if w is not None:
+        keep = w > 0
+        if not keep.all():
+            X, y, g, w = X[keep], y[keep], g[keep], w[keep]
+            n = X.shape[0]
+    frame = pd.DataFrame(X, copy=False)
+    frame.columns = range(frame.shape[1])
+    frame["__y"] = y
+    frame["__g"] = g
+    h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = hs[1:] != hs[:-1]
+    starts = np.flatnonzero(first)
+    weights = np.ones(n) if w is None else w
+    merged = np.add.reduceat(weights[order], starts) if n else weights
+    rows = order[starts]
+    X, y, g = X[rows], y[rows], g[rows]
+    if w is None and np.all(merged == 1.0):
+        return X, y, g, None
+    return X, y, g, merged
+
+
+class BaseFairEstimator(BaseEstimator):
+    """Base class of the torch estimators (not used directly).
+
+    Common parameters (each subclass lists them in its ``__init__``):
+    ``sensitive_feature_ids``, ``drop_sensitive``, ``max_epochs``, ``batch_size``,
+    ``early_stopping``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
+    ``warm_start``, ``verbose``, ``device``, ``random_state``.
+    """
+
+    # sensitive_features is requested for fit by default under metadata routing
+    __metadata_request__fit = {"sensitive_features": True}
+
+    _parameter_rules = {
+        "sensitive_feature_ids": any_of(one_of(None), number(integer=True), text(),
+                                        is_array_like()),
+        "drop_sensitive": one_of(True, False),
+        "max_epochs": number(1, integer=True),
+        "batch_size": number(1, integer=True),
+        "early_stopping": one_of(True, False),
+        "validation_fraction": number(0, 1, low_open=True, high_open=True),
+        "n_iter_no_change": number(1, integer=True),
+        "tol": number(0),
+        "warm_start": one_of(True, False),
+        "verbose": any_of(one_of(True, False), number(0, integer=True)),
+        "device": _device_rule,
+        "random_state": lambda v: None if (
+            v is None or isinstance(v, np.random.RandomState | np.random.Generator)
+            or (isinstance(v, int | np.integer) and not isinstance(v, bool))
+        ) else "None, an int, a numpy RandomState or Generator",
+    }
+
+    #: set by subclasses that only handle two classes
+    _binary_only = False
+    _estimator_kind = "classifier"
+
+    # ------------------------------------------------------------------ hooks
+    def _build_module(self, n_features, n_outputs):
+        """Return the ``nn.Module`` holding everything trainable (on CPU; base moves it)."""
+        raise NotImplementedError
+
+    def _fit_torch(self, train, val):
+        """Train ``self.module_`` on ``train`` (and ``val`` or None) via ``self._train``."""
+        raise NotImplementedError
+
+    def _forward(self, x):
+        """Model output (logits for classifiers) for a batch of features ``x``."""
+        return self.module_(x)
+
+    def _uses_groups(self):
+        """Whether this configuration needs sensitive features (>= 2 groups)."""
+        return True
+
+    def _lr_hint(self):
+        return "lr"
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features (numeric).
+        y : array-like of shape (n_samples,)
+            Targets.
+        sensitive_features : array-like of shape (n_samples,) or (n_samples, k), optional
+            Group membership: strings, integers or categoricals; with several columns
+            their combinations are the groups. Alternatively set
+            ``sensitive_feature_ids`` to read them from columns of X. Without either the
+            estimator trains its fairness-unaware form and warns.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights; an integer weight k is exactly equivalent to
+            repeating the row k times.
+
+        Returns
+        -------
+        self
+        """
+        check_params(self)
+        self._check_method_params()
+        X_raw = X
+        if self.sensitive_feature_ids is not None:
+            if sensitive_features is not None:
+                raise ValueError(
+                    "Got both sensitive_features and sensitive_feature_ids; pass the "
+                    "sensitive features one way only (set sensitive_feature_ids=None to "
+                    "use the sensitive_features argument)."
+                )
+        X, y = self._validate_fit_data(X, y)
+        n = X.shape[0]
+        if self.sensitive_feature_ids is not None:
+            positions = resolve_column_ids(X_raw, self.sensitive_feature_ids)
+            A = pd.DataFrame(np.asarray(X)[:, positions])
+            self._model_columns = (
+                [j for j in range(X.shape[1]) if j not in set(positions)]
+                if self.drop_sensitive else None
+            )
+            if self._model_columns is not None and not self._model_columns:
+                raise ValueError(
+                    "sensitive_feature_ids names every column of X, and drop_sensitive=True "
+                    "removes them, leaving no features; set drop_sensitive=False or add "
+                    "features."
+                )
+        else:
+            A = sensitive_features
+            self._model_columns = None
+        if self._model_columns is not None:
+            X = X[:, self._model_columns]
+        y_enc = self._encode_targets(y)
+        sw = check_sample_weight(sample_weight, n)
+        sw = self._extra_sample_weight(y_enc, sw)
+
+        uses_groups = self._uses_groups()
+        if A is None:
+            if uses_groups:
+                warnings.warn(
+                    f"{type(self).__name__}.fit got no sensitive features, so it trains "
+                    f"its fairness-unaware form. Pass sensitive_features=... to fit (with "
+                    f"metadata routing on, GridSearchCV and Pipeline route it), or set "
+                    f"sensitive_feature_ids to read them from columns of X.",
+                    NoSensitiveFeaturesWarning, stacklevel=2,
+                )
+            g = np.zeros(n, dtype=np.int64)
+            self.groups_ = np.array([None], dtype=object)
+            self.fairness_aware_ = False
+        else:
+            g, self.groups_ = encode_groups(A, n, name="sensitive_features"
+                                            if self.sensitive_feature_ids is None
+                                            else "sensitive_feature_ids")
+            self.fairness_aware_ = uses_groups
+            if uses_groups and len(self.groups_) < 2:
+                raise ValueError(
+                    f"sensitive_features has a single group ({self.groups_[0]!r}); "
+                    f"{type(self).__name__} needs at least two groups to measure "
+                    f"fairness. Check the sensitive column, or fit without "
+                    f"sensitive_features for the fairness-unaware model."
+                )
+        self.n_groups_ = len(self.groups_)
+
+        X, y_enc, g, sw = canonical_rows(np.asarray(X, dtype=np.float32), y_enc, g, sw)
+        if sw is not None:
+            sw = sw / sw.mean()
+
+        self.device_ = resolve_device(self.device)
+        self._rng, self._gen = make_generators(self.random_state, self.device_)
+        train_idx, val_idx = self._validation_split(len(X), y_enc, g)
+        y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
+
+        def to_data(idx):
+            return TensorData.from_numpy(X[idx], y_enc[idx], g[idx],
+                                         None if sw is None else sw[idx],
+                                         n_groups=self.n_groups_, device=self.device_,
+                                         y_dtype=y_dtype)
+
+        train = to_data(train_idx)
+        val = None if val_idx is None else to_data(val_idx)
+
+        warm = self.warm_start and hasattr(self, "module_") and \
+            getattr(self, "_n_model_features", None) == X.shape[1]
+        if not warm:
+            with torch.random.fork_rng(devices=[]):  # belt and braces: no global RNG use
+                module = self._build_module(X.shape[1], self._n_outputs())
+            self.module_ = module.to(self.device_)
+            self.history_ = []
+            self._n_model_features = X.shape[1]
+        else:
+            self.module_ = self.module_.to(self.device_)
+        self.interrupted_ = False
+        self._fit_torch(train, val)
+        self.n_iter_ = len(self.history_)
+        self.module_.eval()
+        self._release_fit_state()
+        return self
+
+    def _release_fit_state(self):
+        for attr in ("_rng", "_gen"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+
+    def _check_method_params(self):
+        """Extra checks a subclass needs beyond ``_parameter_rules``."""
+
+    def _validate_fit_data(self, X, y):
+        try:
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
+                                 y_numeric=self._estimator_kind == "regressor")
+        except ValueError as exc:
+            if "could not convert" in str(exc) and self.sensitive_feature_ids is not None:
+                raise ValueError(
+                    f"{exc}. X must be numeric; encode string columns first (e.g. with "
+                    f"skfairbilevel.datasets.make_preprocessor, which ordinal-encodes the "
+                    f"sensitive column and keeps its name)."
+                ) from exc
+            raise
+        return X, y
+
+    def _validation_split(self, n, y, g):
+        if not self.early_stopping:
+            return np.arange(n), None
+        n_val = int(round(self.validation_fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves {n_val} validation "
+                f"and {n - n_val} training rows out of {n}; early stopping needs both. Use "
+                f"more data, another validation_fraction, or early_stopping=False."
+            )
+        idx = np.arange(n)
+        seed = int(self._rng.integers(0, 2**31 - 1))
+        strata = y if self._estimator_kind == "classifier" else None
+        try:
+            tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=strata)
+        except ValueError:  # a class too small to stratify
+            tr, va = train_test_split(idx, test_size=n_val, random_state=seed)
+        return np.sort(tr), np.sort(va)
+
+    # ------------------------------------------------------------------ training
+    def _train(self, step, data, *, val=None, sampler=None, max_epochs=None,
+               schedulers=(), desc=None, early_stopping=None):
+        """Run the shared engine; records into ``self.history_``. Returns the Trainer."""
+        es = self.early_stopping if early_stopping is None else early_stopping
+        validate = None
+        if val is not None:
+            def validate():
+                return self._validation_metrics(val)
+        self.module_.train()
+        trainer = Trainer(
+            self.module_, max_epochs=self.max_epochs if max_epochs is None else max_epochs,
+            batch_size=self.batch_size, generator=self._gen, schedulers=schedulers,
+            validate=validate, early_stopping=es and val is not None,
+            n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
+            lr_hint=self._lr_hint(), history=self.history_,
+            desc=desc or type(self).__name__,
+        )
+        try:
+            trainer.run(step, data, sampler)
+        finally:
+            self.module_.train(False)
+        self.interrupted_ = self.interrupted_ or trainer.interrupted
+        return trainer
+
+    @torch.no_grad()
+    def _validation_metrics(self, val):
+        """Validation loss plus (classifiers) accuracy and hard/soft DP and EO gaps."""
+        was_training = self.module_.training
+        self.module_.eval()
+        try:
+            logits = self._forward(val.X)
+            if self._estimator_kind == "regressor":
+                return {"val_loss": float(((logits.reshape(-1) - val.y) ** 2).mean())}
+            out = {"val_loss": float(cross_entropy_loss(logits, val.y, val.w))}
+            proba = self._proba_tensor(val.X, logits=logits)
+            pred = (proba > 0.5).long() if proba.dim() == 1 else proba.argmax(1)
+            out["val_accuracy"] = float((pred == val.y).float().mean())
+            if self.n_groups_ > 1 and proba.dim() == 1:
+                out.update(_group_gaps(pred.float(), proba, val.y, val.g, self.n_groups_))
+            return out
+        finally:
+            self.module_.train(was_training)
+
+    # ------------------------------------------------------------------ predict
+    def _validate_predict_X(self, X):
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        if self._model_columns is not None:
+            X = X[:, self._model_columns]
+        return X
+
+    @torch.no_grad()
+    def _predict_array(self, X, fn):
+        """Apply ``fn`` (tensor batch -> tensor) over X in chunks; return numpy float64."""
+        self.module_.eval()
+        outs = []
+        for start in range(0, X.shape[0], PREDICT_CHUNK):
+            xb = torch.as_tensor(np.ascontiguousarray(X[start:start + PREDICT_CHUNK]),
+                                 dtype=torch.float32, device=self.device_)
+            outs.append(fn(xb).detach().to("cpu", torch.float64))
+        if not outs:
+            return np.zeros((0,))
+        return torch.cat(outs).numpy()
+
+    # ------------------------------------------------------------------ sklearn glue
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.non_deterministic = False
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_class = not self._binary_only
+        return tags
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        for key, value in list(state.items()):
+            if isinstance(value, torch.nn.Module):
+                if any(t.device.type != "cpu" for t in
+                       list(value.parameters()) + list(value.buffers())):
+                    value = copy.deepcopy(value).to("cpu")
+                state[key] = value
+            elif torch.is_tensor(value) and value.device.type != "cpu":
+                state[key] = value.detach().to("cpu")
+            elif isinstance(value, torch.Generator):
+                state.pop(key)
+        if "device_" in state:
+            state["device_"] = str(state["device_"])
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "device_" in state:
+            dev = torch.device(state["device_"])
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                dev = torch.device("cpu")
+            self.device_ = dev
+            for key, value in list(self.__dict__.items()):
+                if isinstance(value, torch.nn.Module):
+                    setattr(self, key, value.to(dev))
+                elif torch.is_tensor(value):
+                    setattr(self, key, value.to(dev))
+
+
+def _group_gaps(pred, proba, y, g, n_groups):
+    """Hard and soft demographic-parity and hard equalized-odds gaps (binary), torch-side."""
+    def spread(values, mask=None):
+        means, totals = group_means(values, g, n_groups, mask=mask)
+        present = totals > 0
+        if int(present.sum()) < 2:
+            return 0.0
+        m = means[present]
+        return float(m.max() - m.min())
+
+    pos = y > 0
+    return {
+        "val_dp": spread(pred),
+        "val_soft_dp": spread(proba),
+        "val_eo": max(spread(pred, pos), spread(pred, ~pos)),
+    }
+
+
+class FairClassifierMixin(ClassifierMixin):
+    """Classifier side of the contract: targets, class weights, predict/predict_proba."""
+
+    _estimator_kind = "classifier"
+
+    def _encode_targets(self, y):
+        check_classification_targets(y)
+        if type_of_target(y) not in ("binary", "multiclass"):
+            raise ValueError(
+                f"Unknown label type: {type_of_target(y)}. y must hold class labels "
+                f"(binary or multi-class) for {type(self).__name__}."
+            )
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y contains only one class ({self.classes_[0]!r}); a classifier needs "
+                f"samples of at least 2 classes."
+            )
+        if self._binary_only and len(self.classes_) > 2:
+            raise ValueError(
+                f"y has {len(self.classes_)} classes but {type(self).__name__} handles "
+                f"binary targets only; pass a binary y (e.g. one class against the rest)."
+            )
+        return y_enc.astype(np.int64)
+
+    def _extra_sample_weight(self, y_enc, sw):
+        cw = getattr(self, "class_weight", None)
+        if cw is None:
+            return sw
+        if isinstance(cw, dict):
+            unknown = set(cw) - set(self.classes_.tolist())
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes {sorted(unknown, key=str)} that are not in "
+                    f"y (classes: {self.classes_.tolist()})."
+                )
+            cw = {int(np.flatnonzero(self.classes_ == k)[0]): v for k, v in cw.items()}
+        cws = compute_sample_weight(cw, y_enc)
+        return cws if sw is None else sw * cws
+
+    def _n_outputs(self):
+        return 1 if len(self.classes_) == 2 else len(self.classes_)
+
+    def _proba_tensor(self, x, logits=None):
+        """Positive-class probability (n,) for binary, class probabilities (n, K) else."""
+        return proba_from_logits(self._forward(x) if logits is None else logits)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes); rows sum to 1."""
+        X = self._validate_predict_X(X)
+        P = self._predict_array(X, self._proba_tensor)
+        if P.ndim == 1:
+            P = np.column_stack([1.0 - P, P]) if P.size else np.zeros((0, 2))
+        return P
+
+    def predict(self, X):
+        """Predicted class labels."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class FairRegressorMixin(RegressorMixin):
+    """Regressor side of the contract: float targets, predict."""
+
+    _estimator_kind = "regressor"
+
+    def _encode_targets(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1:
+            raise ValueError("y must be 1-D for a single-output regressor.")
+        return y
+
+    def _extra_sample_weight(self, y_enc, sw):
+        return sw
+
+    def _n_outputs(self):
+        return 1
+
+    def predict(self, X):
+        """Predicted values."""
+        X = self._validate_predict_X(X)
+        return self._predict_array(X, lambda x: self._forward(x).reshape(-1))

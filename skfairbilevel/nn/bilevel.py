@@ -1,0 +1,120 @@
+"""Hypergradient tools shared by the bilevel methods.
+
+* :func:`flat_grad`, :func:`hvp` - gradients and Hessian-vector products (double
+  backward) over a list of parameters, as flat vectors; no Hessian is formed.
+* :func:`conjugate_gradient` - solve ``H v = b`` for symmetric positive-definite ``H``
+  given only ``v -> H v``.
+* :func:`neumann_inverse_hvp` - the truncated Neumann series
+  ``H^{-1} b ~ alpha * sum_{j=0}^{K} (I - alpha H)^j b`` (Lorraine et al. 2020).
+* :func:`project_simplex` - Euclidean projection onto the probability simplex (the
+  sort-based algorithm of Held et al. / Duchi et al.), batched over leading dims.
+* :func:`sam_perturbation` - the sharpness-aware-minimisation ascent step
+  ``rho * g / ||g||``.
+"""
+
+import torch
+
+__all__ = ["flatten", "flat_grad", "hvp", "conjugate_gradient", "neumann_inverse_hvp",
+           "project_simplex", "sam_perturbation", "unflatten_like"]
+
+
+def flatten(tensors):
+    """Concatenate tensors into one flat vector."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten_like(vector, tensors):
+    """Split a flat vector into pieces shaped like ``tensors``."""
+    out, start = [], 0
+    for t in tensors:
+        n = t.numel()
+        out.append(vector[start:start + n].view_as(t))
+        start += n
+    return out
+
+
+def flat_grad(loss, params, *, create_graph=False, retain_graph=None):
+    """Gradient of a scalar ``loss`` w.r.t. ``params`` as one flat vector (zeros for
+    parameters the loss does not depend on)."""
+    grads = torch.autograd.grad(loss, params, create_graph=create_graph,
+                                retain_graph=retain_graph, allow_unused=True)
+    return flatten([torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)])
+
+
+def hvp(grad_flat, params, vector, *, retain_graph=True):
+    """Hessian-vector product ``H v`` where ``grad_flat`` is a flat gradient computed with
+    ``create_graph=True`` w.r.t. ``params``."""
+    prods = torch.autograd.grad(grad_flat, params, grad_outputs=vector,
+                                retain_graph=retain_graph, allow_unused=True)
+    return flatten([torch.zeros_like(p) if g is None else g for g, p in zip(prods, params)])
+
+
+def conjugate_gradient(matvec, b, *, x0=None, max_iter=100, tol=1e-10):
+    """Solve ``A x = b`` for symmetric positive-definite ``A`` by conjugate gradient.
+
+    Parameters
+    ----------
+    matvec : callable, vector -> A @ vector
+    b : Tensor (n,)
+    x0 : Tensor (n,), optional (warm start)
+    max_iter : int
+    tol : float
+        Stop when ``||r|| <= tol * max(1, ||b||)``.
+
+    Returns
+    -------
+    x : Tensor (n,)
+    """
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - matvec(x) if x0 is not None else b.clone()
+    p = r.clone()
+    rs = torch.dot(r, r)
+    stop = (tol * max(1.0, float(torch.linalg.vector_norm(b)))) ** 2
+    for _ in range(max_iter):
+        if float(rs) <= stop:
+            break
+        Ap = matvec(p)
+        denom = torch.dot(p, Ap)
+        if float(denom) <= 0:  # not positive definite along p: stop with current x
+            break
+        alpha = rs / denom
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rs_new = torch.dot(r, r)
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return x
+
+
+def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1):
+    """Approximate ``H^{-1} b`` by ``alpha * sum_{j=0}^{n_terms} (I - alpha H)^j b``.
+
+    Converges to ``H^{-1} b`` as ``n_terms -> inf`` when ``0 < alpha < 2 / lambda_max(H)``
+    and ``H`` is positive definite.
+    """
+    c = b.clone()
+    acc = b.clone()
+    for _ in range(n_terms):
+        c = c - alpha * matvec(c)
+        acc = acc + c
+    return alpha * acc
+
+
+def project_simplex(v):
+    """Euclidean projection of ``v`` (..., n) onto ``{x >= 0, sum x = 1}`` along the last
+    dimension (sort-based, O(n log n))."""
+    n = v.shape[-1]
+    u, _ = torch.sort(v, dim=-1, descending=True)
+    css = torch.cumsum(u, dim=-1) - 1.0
+    k = torch.arange(1, n + 1, device=v.device, dtype=v.dtype)
+    cond = u - css / k > 0
+    rho = cond.sum(-1, keepdim=True) - 1  # cond holds on a prefix: its last index
+    theta = css.gather(-1, rho) / (rho + 1).to(v.dtype)
+    return torch.clamp(v - theta, min=0.0)
+
+
+def sam_perturbation(grads, rho, eps=1e-12):
+    """SAM ascent step for a list of gradients: ``rho * g / ||g||`` (global norm)."""
+    norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
+    scale = rho / (norm + eps)
+    return [None if g is None else g.detach() * scale for g in grads]

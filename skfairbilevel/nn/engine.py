@@ -1,0 +1,296 @@
+"""The one training engine shared by every torch estimator.
+
+An estimator hands the engine
+
+* its data as a :class:`TensorData` (float32 features, targets, group ids and sample
+  weights, moved to the device once per ``fit``),
+* a *step* function ``step(batch) -> dict[str, Tensor]`` that does one update on a
+  mini-batch (computing losses, calling ``backward`` and stepping whichever of its
+  optimisers it alternates) and returns the scalar losses to record,
+* optionally a *sampler* ``sampler(epoch) -> iterable[LongTensor]`` of row indices (the
+  default shuffles all rows each epoch and cuts them into ``batch_size`` chunks) and a
+  *validate* function returning per-epoch validation metrics.
+
+The engine owns everything around the step: batching by index permutation of in-memory
+tensors (no per-row ``Dataset``), epoch timing, ``history``, the progress bar, early
+stopping on a validation metric (restoring the best weights), learning-rate schedulers,
+KeyboardInterrupt handling (keep the last completed epoch, warn) and the non-finite loss
+check (restore the last good weights, raise :class:`NonFiniteLossError`).
+"""
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..exceptions import NonFiniteLossError, TrainingInterruptedWarning
+
+__all__ = ["TensorData", "Batch", "Trainer", "resolve_device", "make_generators",
+           "snapshot", "restore", "descend"]
+
+
+@dataclass
+class Batch:
+    """One mini-batch: features ``x``, targets ``y``, group ids ``g``, sample weights
+    ``w`` (None when all rows weigh the same) and the row indices ``idx``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    g: torch.Tensor
+    w: torch.Tensor | None
+    idx: torch.Tensor
+
+
+@dataclass
+class TensorData:
+    """Training (or validation) data as tensors on one device."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    g: torch.Tensor
+    w: torch.Tensor | None = None
+    n_groups: int = 1
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    @property
+    def device(self):
+        return self.X.device
+
+    def batch(self, idx):
+        """The rows ``idx`` (a LongTensor on the data's device) as a :class:`Batch`."""
+        return Batch(self.X.index_select(0, idx), self.y.index_select(0, idx),
+                     self.g.index_select(0, idx),
+                     None if self.w is None else self.w.index_select(0, idx), idx)
+
+    def full(self):
+        """All rows as one :class:`Batch` (no copy)."""
+        idx = torch.arange(len(self), device=self.device)
+        return Batch(self.X, self.y, self.g, self.w, idx)
+
+    def group_indices(self):
+        """List of LongTensors: the rows of each group ``0 .. n_groups-1``."""
+        order = torch.argsort(self.g, stable=True)
+        counts = torch.bincount(self.g, minlength=self.n_groups).tolist()
+        return list(torch.split(order, counts))
+
+    @classmethod
+    def from_numpy(cls, X, y, g, w, *, n_groups, device, y_dtype=torch.float32):
+        """Convert numpy arrays once: X float32, y ``y_dtype``, g int64, w float32."""
+        return cls(
+            X=torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32, device=device),
+            y=torch.as_tensor(np.ascontiguousarray(y), dtype=y_dtype, device=device),
+            g=torch.as_tensor(np.ascontiguousarray(g), dtype=torch.long, device=device),
+            w=None if w is None else torch.as_tensor(np.ascontiguousarray(w),
+                                                     dtype=torch.float32, device=device),
+            n_groups=int(n_groups),
+        )
+
+
+def resolve_device(device):
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` or a torch.device -> torch.device.
+
+    Raises a ValueError naming ``device`` when the device does not exist or is not
+    available on this machine.
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"device={device!r} is not a valid torch device; use 'cpu', 'cuda', "
+                f"'cuda:<index>' or 'auto'."
+            ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} but CUDA is not available on this machine; use "
+                f"device='cpu', or device='auto' to take a GPU only when there is one."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) "
+                f"exist; use an index below that or 'auto'."
+            )
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device={device!r} but MPS is not available; use 'cpu'.")
+    elif dev.type != "cpu":
+        raise ValueError(f"device={device!r} is not supported; use 'cpu', 'cuda' or 'auto'.")
+    return dev
+
+
+def make_generators(random_state, device):
+    """A numpy Generator and a torch Generator on ``device``, both seeded from
+    ``random_state`` (int, RandomState, Generator or None). No global state is touched."""
+    if isinstance(random_state, np.random.Generator):
+        seed_source = random_state
+    elif isinstance(random_state, np.random.RandomState):
+        seed_source = np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
+    elif random_state is None:
+        seed_source = np.random.default_rng()
+    else:
+        seed_source = np.random.default_rng(int(random_state))
+    seeds = seed_source.integers(0, 2**63 - 1, size=2)
+    rng = np.random.default_rng(int(seeds[0]))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seeds[1]))
+    return rng, gen
+
+
+def snapshot(module):
+    """A detached copy of ``module.state_dict()`` (parameters and buffers)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def restore(module, state):
+    """Load a :func:`snapshot` back into ``module`` in place."""
+    with torch.no_grad():
+        own = module.state_dict()
+        for k, v in state.items():
+            own[k].copy_(v)
+
+
+def descend(loss, optimizer, params=None):
+    """Zero the optimiser's gradients, back-propagate ``loss`` and take one step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)
+    optimizer.step()
+
+
+class Trainer:
+    """Runs epochs of a step function over mini-batches.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Everything trainable (the engine snapshots and restores its ``state_dict``).
+    max_epochs : int
+    batch_size : int
+        Rows per mini-batch for the default sampler (clipped to the data size).
+    generator : torch.Generator
+        Source of the shuffling permutations (on the data's device).
+    schedulers : sequence of LR schedulers, stepped once per epoch.
+    validate : callable () -> dict[str, float], optional
+        Validation metrics, computed after each epoch; stored in history.
+    early_stopping : bool
+        Stop when ``monitor`` (from ``validate``) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights.
+    monitor : str
+        Key of the validation dict; ``mode`` "min" or "max".
+    verbose : int
+        0 silent; 1 a tqdm progress bar over epochs with the latest losses.
+    lr_hint : str
+        Text naming the learning-rate parameter(s), for the non-finite loss error.
+    history : list, optional
+        Existing history to append to (warm start); epochs are numbered on from it.
+    """
+
+    def __init__(self, module, *, max_epochs, batch_size, generator, schedulers=(),
+                 validate=None, early_stopping=False, monitor="val_loss", mode="min",
+                 n_iter_no_change=10, tol=1e-4, verbose=0, lr_hint="lr", history=None,
+                 desc="fit"):
+        self.module = module
+        self.max_epochs = int(max_epochs)
+        self.batch_size = int(batch_size)
+        self.generator = generator
+        self.schedulers = list(schedulers)
+        self.validate = validate
+        self.early_stopping = early_stopping
+        self.monitor = monitor
+        self.mode = mode
+        self.n_iter_no_change = int(n_iter_no_change)
+        self.tol = float(tol)
+        self.verbose = verbose
+        self.lr_hint = lr_hint
+        self.history = [] if history is None else history
+        self.desc = desc
+        self.interrupted = False
+        self.stopped_early = False
+        self.best_epoch = None
+
+    # ------------------------------------------------------------------ sampling
+    def shuffled_batches(self, n, device):
+        """Default sampler: a fresh permutation of ``n`` rows cut into batches."""
+        perm = torch.randperm(n, generator=self.generator, device=device)
+        return torch.split(perm, max(1, min(self.batch_size, n)))
+
+    # ------------------------------------------------------------------ main loop
+    def run(self, step, data, sampler=None):
+        """Train; returns the history list. ``sampler(epoch)`` yields index tensors."""
+        if sampler is None:
+            def sampler(epoch):
+                return self.shuffled_batches(len(data), data.device)
+        good_state = snapshot(self.module)
+        best_state, best_value, bad_epochs = None, None, 0
+        start_epoch = len(self.history)
+        bar = tqdm(range(self.max_epochs), desc=self.desc, disable=not self.verbose,
+                   leave=False, dynamic_ncols=True)
+        try:
+            for _ in bar:
+                epoch = start_epoch + len(self.history) - start_epoch
+                t0 = time.perf_counter()
+                sums, n_batches = {}, 0
+                for idx in sampler(epoch):
+                    losses = step(data.batch(idx))
+                    for key, value in losses.items():
+                        value = value.detach() if torch.is_tensor(value) else value
+                        sums[key] = sums[key] + value if key in sums else value
+                    n_batches += 1
+                record = {"epoch": epoch}
+                for key, total in sums.items():
+                    record[key] = float(total) / max(n_batches, 1)
+                bad = [k for k, v in record.items() if k != "epoch" and not np.isfinite(v)]
+                if bad:
+                    restore(self.module, good_state)
+                    raise NonFiniteLossError(
+                        f"The training loss {bad[0]!r} became {record[bad[0]]} in epoch "
+                        f"{epoch}; training stopped and the weights of the last finite "
+                        f"epoch were restored. The optimisation diverged: try a smaller "
+                        f"learning rate ({self.lr_hint}), standardise the features, or a "
+                        f"smaller fairness weight."
+                    )
+                for sched in self.schedulers:
+                    sched.step()
+                if self.validate is not None:
+                    record.update(self.validate())
+                record["seconds"] = time.perf_counter() - t0
+                self.history.append(record)
+                good_state = snapshot(self.module)
+                if self.verbose:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
+                                     if k not in ("epoch", "seconds")}, refresh=False)
+                if self.early_stopping and self.validate is not None:
+                    value = record[self.monitor]
+                    sign = 1.0 if self.mode == "min" else -1.0
+                    if best_value is None or sign * (best_value - value) > self.tol:
+                        best_value, best_state, bad_epochs = value, good_state, 0
+                        self.best_epoch = epoch
+                    else:
+                        bad_epochs += 1
+                        if bad_epochs >= self.n_iter_no_change:
+                            self.stopped_early = True
+                            break
+        except KeyboardInterrupt:
+            self.interrupted = True
+            restore(self.module, good_state)
+            done = len(self.history) - start_epoch
+            warnings.warn(
+                f"Training interrupted by KeyboardInterrupt after {done} completed "
+                f"epoch(s); the estimator keeps the weights of the last completed epoch "
+                f"and can be used for prediction.",
+                TrainingInterruptedWarning, stacklevel=3,
+            )
+        finally:
+            bar.close()
+        if best_state is not None and self.stopped_early:
+            restore(self.module, best_state)
+        return self.history

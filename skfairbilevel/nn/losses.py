@@ -1,0 +1,168 @@
+"""Differentiable losses: prediction losses with sample weights and group-fairness
+penalties on predicted probabilities.
+
+Conventions
+-----------
+* ``groups`` is a LongTensor of group ids in ``0 .. n_groups-1``; every function is
+  correct for any number of groups and ignores groups absent from the batch.
+* ``proba`` is either a 1-D tensor of positive-class probabilities (binary) or a 2-D
+  tensor ``(n, n_classes)`` of class probabilities (multi-class: the penalty is summed
+  over classes, one-vs-rest).
+* ``weight`` (optional) are per-row sample weights; group means become weighted means.
+
+The fairness penalties are the squared deviations of per-group rates from the overall
+rate, summed over groups::
+
+    DP(p)  = sum_c (mean(p | c) - mean(p))**2
+    EOp(p) = sum_c (mean(p | c, y=1) - mean(p | y=1))**2                (true-positive rates)
+    EOd(p) = EOp(p) + sum_c (mean(p | c, y=0) - mean(p | y=0))**2        (plus false-positive)
+
+For two groups with shares pi_0, pi_1, DP = (pi_0**2 + pi_1**2)·(m_0 - m_1)**2 up to the
+identity m_c - m = (1 - pi_c)(m_c - m_other), i.e. it is proportional to the squared
+soft demographic-parity gap. Unlike the FairBiNN reference loss (which, through an
+indexing bug, only compares group 0 to the mean), every group is penalised.
+"""
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "weighted_mean",
+    "group_means",
+    "demographic_parity_loss",
+    "equal_opportunity_loss",
+    "equalized_odds_loss",
+    "fairness_loss",
+    "FAIRNESS_LOSSES",
+    "cross_entropy_loss",
+    "squared_loss",
+    "proba_from_logits",
+]
+
+
+def weighted_mean(values, weight=None):
+    """Mean of ``values`` (over the first dimension), weighted when ``weight`` is given."""
+    if weight is None:
+        return values.mean(dim=0)
+    w = weight.reshape((-1,) + (1,) * (values.dim() - 1))
+    return (values * w).sum(dim=0) / weight.sum()
+
+
+def group_means(values, groups, n_groups, weight=None, mask=None):
+    """Per-group (weighted) means of ``values`` and the per-group total weight.
+
+    Parameters
+    ----------
+    values : Tensor (n,) or (n, k)
+    groups : LongTensor (n,)
+    n_groups : int
+    weight : Tensor (n,), optional
+    mask : BoolTensor (n,), optional
+        Only rows where ``mask`` is true count (e.g. ``y == 1`` for true-positive rates).
+
+    Returns
+    -------
+    means : Tensor (n_groups,) or (n_groups, k); 0 for groups with no (unmasked) rows
+    totals : Tensor (n_groups,), the weight (or row count) of each group
+    """
+    w = torch.ones_like(groups, dtype=values.dtype) if weight is None else weight.to(values.dtype)
+    if mask is not None:
+        w = w * mask.to(values.dtype)
+    totals = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
+    totals = totals.index_add(0, groups, w)
+    wv = values * w.reshape((-1,) + (1,) * (values.dim() - 1))
+    sums = torch.zeros((n_groups,) + values.shape[1:], dtype=values.dtype, device=values.device)
+    sums = sums.index_add(0, groups, wv)
+    denom = totals.clamp_min(torch.finfo(values.dtype).tiny)
+    means = sums / denom.reshape((-1,) + (1,) * (values.dim() - 1))
+    return means, totals
+
+
+def _deviation_penalty(values, groups, n_groups, weight=None, mask=None):
+    """sum over present groups of (group mean - overall mean)^2 (summed over columns)."""
+    means, totals = group_means(values, groups, n_groups, weight, mask)
+    present = totals > 0
+    if int(present.sum()) < 2:  # nothing to compare: zero, but keep the graph
+        return values.sum() * 0.0
+    overall = (means * totals.reshape((-1,) + (1,) * (means.dim() - 1))).sum(0) / totals.sum()
+    dev = (means - overall) ** 2
+    dev = dev[present]
+    return dev.sum()
+
+
+def _one_vs_rest_targets(y, proba):
+    """For multi-class ``proba`` (n, K) and integer ``y``: one-hot targets (n, K)."""
+    return F.one_hot(y.long(), proba.shape[1]).to(proba.dtype)
+
+
+def demographic_parity_loss(proba, y, groups, n_groups, weight=None):
+    """Soft demographic-parity penalty (``y`` is accepted for a uniform signature)."""
+    return _deviation_penalty(proba, groups, n_groups, weight)
+
+
+def equal_opportunity_loss(proba, y, groups, n_groups, weight=None):
+    """Soft true-positive-rate parity penalty (rows with y = 1, or y = k per class)."""
+    if proba.dim() == 1:
+        return _deviation_penalty(proba, groups, n_groups, weight, mask=y > 0.5)
+    onehot = _one_vs_rest_targets(y, proba)
+    total = proba.sum() * 0.0
+    for k in range(proba.shape[1]):
+        total = total + _deviation_penalty(proba[:, k], groups, n_groups, weight,
+                                           mask=onehot[:, k] > 0.5)
+    return total
+
+
+def equalized_odds_loss(proba, y, groups, n_groups, weight=None):
+    """Soft equalized-odds penalty: TPR parity plus FPR parity."""
+    if proba.dim() == 1:
+        pos = y > 0.5
+        return (_deviation_penalty(proba, groups, n_groups, weight, mask=pos)
+                + _deviation_penalty(proba, groups, n_groups, weight, mask=~pos))
+    onehot = _one_vs_rest_targets(y, proba)
+    total = proba.sum() * 0.0
+    for k in range(proba.shape[1]):
+        pos = onehot[:, k] > 0.5
+        total = total + _deviation_penalty(proba[:, k], groups, n_groups, weight, mask=pos)
+        total = total + _deviation_penalty(proba[:, k], groups, n_groups, weight, mask=~pos)
+    return total
+
+
+FAIRNESS_LOSSES = {
+    "demographic_parity": demographic_parity_loss,
+    "equal_opportunity": equal_opportunity_loss,
+    "equalized_odds": equalized_odds_loss,
+}
+
+
+def fairness_loss(name, proba, y, groups, n_groups, weight=None):
+    """Dispatch to one of ``FAIRNESS_LOSSES`` by name."""
+    try:
+        fn = FAIRNESS_LOSSES[name]
+    except KeyError:
+        raise ValueError(
+            f"fairness={name!r} is not supported; use one of {sorted(FAIRNESS_LOSSES)}."
+        ) from None
+    return fn(proba, y, groups, n_groups, weight)
+
+
+def proba_from_logits(logits):
+    """Binary: one logit column -> positive-class probability (n,). Multi-class: softmax."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return torch.sigmoid(logits[:, 0])
+    return torch.softmax(logits, dim=1)
+
+
+def cross_entropy_loss(logits, y, weight=None):
+    """(Weighted) cross-entropy from logits: binary cross-entropy for one output column,
+    softmax cross-entropy otherwise; ``sum(w_i l_i) / sum(w_i)`` with sample weights."""
+    if logits.shape[1] == 1:
+        per_row = F.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype),
+                                                     reduction="none")
+    else:
+        per_row = F.cross_entropy(logits, y.long(), reduction="none")
+    return weighted_mean(per_row, weight)
+
+
+def squared_loss(pred, y, weight=None):
+    """(Weighted) mean squared error of a one-column prediction."""
+    return weighted_mean((pred.reshape(-1) - y) ** 2, weight)
