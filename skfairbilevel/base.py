@@ -327,8 +327,12 @@ class BaseFairEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def _train(self, step, data, *, val=None, sampler=None, max_epochs=None,
-               schedulers=(), desc=None, early_stopping=None):
-        """Run the shared engine; records into ``self.history_``. Returns the Trainer."""
+               schedulers=(), desc=None, early_stopping=None, stop=None):
+        """Run the shared engine; records into ``self.history_``. Returns the Trainer.
+
+        ``stop(record) -> bool`` (optional) ends training after an epoch, e.g. when an
+        outer loop has converged.
+        """
         es = self.early_stopping if early_stopping is None else early_stopping
         validate = None
         if val is not None:
@@ -341,7 +345,7 @@ class BaseFairEstimator(BaseEstimator):
             validate=validate, early_stopping=es and val is not None,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
             lr_hint=self._lr_hint(), history=self.history_,
-            desc=desc or type(self).__name__,
+            desc=desc or type(self).__name__, stop=stop,
         )
         try:
             trainer.run(step, data, sampler)

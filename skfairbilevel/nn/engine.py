@@ -192,12 +192,15 @@ class Trainer:
         Text naming the learning-rate parameter(s), for the non-finite loss error.
     history : list, optional
         Existing history to append to (warm start); epochs are numbered on from it.
+    stop : callable (record) -> bool, optional
+        Checked after each recorded epoch; True ends training (e.g. an outer loop that
+        has converged). The module keeps the weights of that epoch.
     """
 
     def __init__(self, module, *, max_epochs, batch_size, generator, schedulers=(),
                  validate=None, early_stopping=False, monitor="val_loss", mode="min",
                  n_iter_no_change=10, tol=1e-4, verbose=0, lr_hint="lr", history=None,
-                 desc="fit"):
+                 desc="fit", stop=None):
         self.module = module
         self.max_epochs = int(max_epochs)
         self.batch_size = int(batch_size)
@@ -213,6 +216,7 @@ class Trainer:
         self.lr_hint = lr_hint
         self.history = [] if history is None else history
         self.desc = desc
+        self.stop = stop
         self.interrupted = False
         self.stopped_early = False
         self.best_epoch = None
@@ -279,6 +283,8 @@ class Trainer:
                         if bad_epochs >= self.n_iter_no_change:
                             self.stopped_early = True
                             break
+                if self.stop is not None and self.stop(record):
+                    break
         except KeyboardInterrupt:
             self.interrupted = True
             restore(self.module, good_state)
