@@ -163,7 +163,8 @@ class BaseFairEstimator(BaseEstimator):
         return True
 
     def _lr_hint(self):
-        return "lr"
+        """Names the learning rate(s) in the non-finite-loss error, e.g. ``lr=0.1``."""
+        return f"lr={getattr(self, 'lr', '?')}"
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
@@ -306,8 +307,14 @@ class BaseFairEstimator(BaseEstimator):
             raise
         return X, y
 
+    def _holds_out_validation(self):
+        """Whether ``fit`` holds out ``validation_fraction`` of the rows as ``val``
+        (default: only for early stopping; a subclass may also record validation
+        metrics without stopping early)."""
+        return self.early_stopping
+
     def _validation_split(self, n, y, g):
-        if not self.early_stopping:
+        if not self._holds_out_validation():
             return np.arange(n), None
         n_val = int(round(self.validation_fraction * n))
         if n_val < 1 or n - n_val < 1:

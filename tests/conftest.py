@@ -1,0 +1,23 @@
+"""Shared test configuration."""
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import torch  # noqa: E402
+
+# One intra-op thread per test process: with pytest-xdist's 2 workers on 2 cores there is
+# no oversubscription (which slows these small models down several times over), and the
+# results do not depend on the thread count.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_metadata_routing_leak():
+    """Every test starts and ends with metadata routing off (the scikit-learn default)."""
+    import sklearn
+
+    sklearn.set_config(enable_metadata_routing=False)
+    yield
+    sklearn.set_config(enable_metadata_routing=False)

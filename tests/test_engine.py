@@ -1,0 +1,334 @@
+"""The shared engine and base-class contract, exercised through FairMLPClassifier."""
+
+import io
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import torch
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skfairbilevel import FairMLPClassifier
+from skfairbilevel.base import canonical_rows
+from skfairbilevel.exceptions import (
+    NonFiniteLossError,
+    NoSensitiveFeaturesWarning,
+    TrainingInterruptedWarning,
+)
+from skfairbilevel.nn.engine import make_generators, resolve_device
+
+
+def biased_data(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 4)) + 0.8 * a[:, None] * np.array([1.0, 0, 0, 0])
+    y = (X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=n) > 0.4).astype(int)
+    return X.astype(np.float32), y, np.where(a == 1, "f", "m")
+
+
+def small(**kw):
+    params = dict(hidden_layer_sizes=(8,), max_epochs=5, batch_size=64, random_state=0)
+    params.update(kw)
+    return FairMLPClassifier(**params)
+
+
+# --------------------------------------------------------------------- determinism
+def test_same_seed_same_probabilities_bitwise():
+    X, y, A = biased_data()
+    p1 = small(fairness="demographic_parity").fit(X, y, sensitive_features=A).predict_proba(X)
+    p2 = small(fairness="demographic_parity").fit(X, y, sensitive_features=A).predict_proba(X)
+    assert np.array_equal(p1, p2)
+    p3 = small(fairness="demographic_parity", random_state=1).fit(
+        X, y, sensitive_features=A).predict_proba(X)
+    assert not np.array_equal(p1, p3)
+
+
+def test_global_rng_untouched():
+    X, y, A = biased_data()
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    small(random_state=None).fit(X, y, sensitive_features=A)
+    small(random_state=3).fit(X, y, sensitive_features=A)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    assert np.array_equal(np_state, np.random.get_state()[1])
+
+
+def test_row_order_and_duplicates_do_not_change_the_model():
+    X, y, A = biased_data(200)
+    perm = np.random.default_rng(1).permutation(len(y))
+    p1 = small().fit(X, y, sensitive_features=A).predict_proba(X)
+    p2 = small().fit(X[perm], y[perm], sensitive_features=A[perm]).predict_proba(X)
+    assert np.array_equal(p1, p2)
+    # weight 2 on a row == that row twice
+    w = np.ones(len(y))
+    w[:10] = 2
+    Xr = np.vstack([X, X[:10]])
+    yr = np.concatenate([y, y[:10]])
+    Ar = np.concatenate([A, A[:10]])
+    p3 = small().fit(X, y, sensitive_features=A, sample_weight=w).predict_proba(X)
+    p4 = small().fit(Xr, yr, sensitive_features=Ar).predict_proba(X)
+    assert np.array_equal(p3, p4)
+
+
+def test_canonical_rows_merges_duplicates_and_drops_zero_weights():
+    X = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
+    y = np.array([0, 0, 1, 1])
+    g = np.array([0, 0, 1, 0])
+    Xc, yc, gc, wc = canonical_rows(X, y, g, np.array([1.0, 2.0, 0.0, 1.5]))
+    assert len(Xc) == 2
+    got = {tuple(x): w for x, w in zip(Xc.tolist(), wc)}
+    assert got == {(1.0, 2.0): 3.0, (5.0, 6.0): 1.5}
+    # no weights: counts, and None when there are no duplicates
+    _, _, _, wc = canonical_rows(X, y, g, None)
+    assert sorted(wc.tolist()) == [1.0, 1.0, 2.0]
+    _, _, _, wc = canonical_rows(X[1:], y[1:], g[1:], None)
+    assert wc is None
+
+
+def test_generators_are_reproducible():
+    r1, g1 = make_generators(5, torch.device("cpu"))
+    r2, g2 = make_generators(5, torch.device("cpu"))
+    assert r1.integers(0, 1000) == r2.integers(0, 1000)
+    assert torch.equal(torch.randn(3, generator=g1), torch.randn(3, generator=g2))
+
+
+# --------------------------------------------------------------------- interruption
+def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
+    X, y, A = biased_data()
+    reference = small(max_epochs=2, batch_size=400).fit(X, y, sensitive_features=A)
+
+    calls = {"n": 0}
+    original = torch.optim.Adam.step
+
+    def interrupting_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # one batch per epoch: epochs 0 and 1 complete, 2 interrupted
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
+    est = small(max_epochs=10, batch_size=400)
+    with pytest.warns(TrainingInterruptedWarning, match="last completed epoch"):
+        est.fit(X, y, sensitive_features=A)
+    monkeypatch.undo()
+    assert est.interrupted_ is True
+    assert est.n_iter_ == 2 and len(est.history_) == 2
+    # the kept weights are exactly those after two full epochs
+    np.testing.assert_array_equal(est.predict_proba(X), reference.predict_proba(X))
+
+
+def test_interrupt_in_first_epoch_leaves_initial_model(monkeypatch):
+    X, y, A = biased_data()
+    monkeypatch.setattr(torch.optim.Adam, "step",
+                        lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    est = small()
+    with pytest.warns(TrainingInterruptedWarning):
+        est.fit(X, y, sensitive_features=A)
+    proba = est.predict_proba(X)
+    assert np.all(np.isfinite(proba)) and est.n_iter_ == 0
+
+
+# --------------------------------------------------------------------- divergence
+def test_non_finite_loss_raises_and_keeps_finite_weights():
+    X, y, A = biased_data()
+    X = X * np.float32(1e10)
+    est = small(lr=1e30, max_epochs=20)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 0.*smaller learning rate \(lr=1e\+30\)"):
+        est.fit(X, y, sensitive_features=A)
+    for p in est.module_.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_non_finite_error_is_a_value_error():
+    assert issubclass(NonFiniteLossError, ValueError)
+
+
+# --------------------------------------------------------------------- persistence
+def test_pickle_and_joblib_round_trip_identical():
+    X, y, A = biased_data()
+    est = small(fairness="equalized_odds").fit(X, y, sensitive_features=A)
+    p = est.predict_proba(X)
+    est2 = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(est2.predict_proba(X), p)
+    buf = io.BytesIO()
+    joblib.dump(est, buf)
+    buf.seek(0)
+    np.testing.assert_array_equal(joblib.load(buf).predict_proba(X), p)
+
+
+def test_model_pickled_on_gpu_loads_on_cpu():
+    """A state whose device_ is CUDA (as from a GPU fit) maps to CPU on a CPU machine."""
+    X, y, A = biased_data()
+    est = small().fit(X, y, sensitive_features=A)
+    state = est.__getstate__()
+    state["device_"] = "cuda:0"
+    clone = FairMLPClassifier.__new__(FairMLPClassifier)
+    if torch.cuda.is_available():
+        pytest.skip("machine has a GPU")
+    clone.__setstate__(state)
+    assert clone.device_.type == "cpu"
+    np.testing.assert_array_equal(clone.predict_proba(X), est.predict_proba(X))
+
+
+# --------------------------------------------------------------------- engine features
+def test_warm_start_continues_history():
+    X, y, A = biased_data()
+    est = small(warm_start=True, max_epochs=3)
+    est.fit(X, y, sensitive_features=A)
+    first = est.module_[0].weight.detach().clone()
+    est.fit(X, y, sensitive_features=A)
+    assert len(est.history_) == 6
+    assert not torch.equal(first, est.module_[0].weight)
+    cold = small(max_epochs=3)
+    cold.fit(X, y, sensitive_features=A)
+    cold.fit(X, y, sensitive_features=A)
+    assert len(cold.history_) == 3
+
+
+def test_early_stopping_stops_and_records_validation():
+    X, y, A = biased_data(600)
+    est = small(early_stopping=True, max_epochs=300, n_iter_no_change=3, lr=3e-2,
+                fairness="demographic_parity")
+    est.fit(X, y, sensitive_features=A)
+    assert est.n_iter_ < 300
+    rec = est.history_[-1]
+    for key in ("loss", "val_loss", "val_accuracy", "val_dp", "val_soft_dp", "val_eo",
+                "seconds"):
+        assert key in rec
+    assert 0 <= rec["val_dp"] <= 1 and 0.5 < rec["val_accuracy"] <= 1
+
+
+def test_history_records_per_epoch_losses():
+    X, y, A = biased_data()
+    est = small(fairness="demographic_parity", fairness_weight=2.0).fit(
+        X, y, sensitive_features=A)
+    assert [h["epoch"] for h in est.history_] == list(range(5))
+    h = est.history_[0]
+    assert h["loss"] == pytest.approx(h["ce"] + 2.0 * h["fairness"], rel=1e-5)
+
+
+def test_verbose_shows_progress_bar(capsys):
+    X, y, A = biased_data()
+    small(verbose=1).fit(X, y, sensitive_features=A)
+    assert "FairMLPClassifier" in capsys.readouterr().err
+
+
+def test_device_errors_name_the_argument():
+    X, y, A = biased_data()
+    with pytest.raises(ValueError, match="device='nonsense'"):
+        small(device="nonsense").fit(X, y, sensitive_features=A)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            small(device="cuda").fit(X, y, sensitive_features=A)
+    assert resolve_device("auto").type in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("param, value", [("lr", 0.0), ("lr", -1.0), ("max_epochs", 0),
+                                          ("batch_size", 0), ("fairness", "parity"),
+                                          ("fairness_weight", -1.0),
+                                          ("validation_fraction", 1.0),
+                                          ("hidden_layer_sizes", (0,)),
+                                          ("class_weight", "auto")])
+def test_bad_hyperparameters_are_named(param, value):
+    X, y, A = biased_data(50)
+    with pytest.raises(ValueError, match=f"'{param}' parameter of FairMLPClassifier"):
+        small(**{param: value}).fit(X, y, sensitive_features=A)
+
+
+# --------------------------------------------------------------------- sensitive features
+def test_sensitive_feature_errors():
+    X, y, A = biased_data(100)
+    est = small(fairness="demographic_parity")
+    with pytest.raises(ValueError, match="sensitive_features has 99 rows but X has 100"):
+        est.fit(X, y, sensitive_features=A[:-1])
+    A_missing = A.astype(object)
+    A_missing[5] = None
+    with pytest.raises(ValueError, match="missing value"):
+        est.fit(X, y, sensitive_features=A_missing)
+    with pytest.raises(ValueError, match="single group"):
+        est.fit(X, y, sensitive_features=np.full(100, "f"))
+    with pytest.raises(ValueError, match="both sensitive_features and sensitive_feature_ids"):
+        small(sensitive_feature_ids=0).fit(X, y, sensitive_features=A)
+    with pytest.raises(ValueError, match="column index 9"):
+        small(sensitive_feature_ids=9).fit(X, y)
+    with pytest.raises(ValueError, match="'sex', which is not a column of X"):
+        small(sensitive_feature_ids="sex").fit(pd.DataFrame(X, columns=list("abcd")), y)
+
+
+def test_missing_sensitive_features_warns_and_trains_unaware():
+    X, y, _ = biased_data()
+    est = small(fairness="demographic_parity")
+    with pytest.warns(NoSensitiveFeaturesWarning, match="fairness-unaware"):
+        est.fit(X, y)
+    assert est.fairness_aware_ is False
+    # a plain MLP (fairness=None) does not need groups and does not warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoSensitiveFeaturesWarning)
+        small().fit(X, y)
+
+
+def test_intersectional_groups_from_two_columns():
+    X, y, A = biased_data()
+    A2 = pd.DataFrame({"sex": A, "race": np.where(np.arange(len(A)) % 3 == 0, "b", "w")})
+    est = small(fairness="demographic_parity").fit(X, y, sensitive_features=A2)
+    assert est.n_groups_ == 4
+    assert ("f", "b") in list(est.groups_)
+
+
+def test_sensitive_feature_ids_drop_or_keep_column():
+    X, y, A = biased_data()
+    df = pd.DataFrame(X, columns=list("abcd"))
+    df["sex"] = (A == "f").astype(float)
+    dropped = small(fairness="demographic_parity", sensitive_feature_ids="sex").fit(df, y)
+    kept = small(fairness="demographic_parity", sensitive_feature_ids="sex",
+                 drop_sensitive=False).fit(df, y)
+    assert dropped.n_features_in_ == 5 and kept.n_features_in_ == 5
+    assert dropped.module_[0].in_features == 4 and kept.module_[0].in_features == 5
+    assert list(dropped.feature_names_in_) == ["a", "b", "c", "d", "sex"]
+    # same model as passing A explicitly with the column removed
+    explicit = small(fairness="demographic_parity").fit(X, y, sensitive_features=df["sex"])
+    np.testing.assert_array_equal(dropped.predict_proba(df), explicit.predict_proba(X))
+
+
+# --------------------------------------------------------------------- routing
+def test_grid_search_pipeline_routes_sensitive_features():
+    X, y, A = biased_data(300)
+    seen = []
+
+    class Spy(FairMLPClassifier):
+        def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
+            seen.append(None if sensitive_features is None else len(sensitive_features))
+            return super().fit(X, y, sensitive_features=sensitive_features,
+                               sample_weight=sample_weight)
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(StandardScaler(), Spy(hidden_layer_sizes=(4,), max_epochs=2,
+                                                   fairness="demographic_parity",
+                                                   random_state=0))
+        search = GridSearchCV(pipe, {"spy__fairness_weight": [0.0, 5.0]},
+                              cv=KFold(3), scoring="accuracy")
+        search.fit(X, y, sensitive_features=A)
+    assert sorted(seen) == [200] * 6 + [300]
+    assert search.best_estimator_[-1].fairness_aware_
+
+
+def test_cross_validate_routes_with_params():
+    X, y, A = biased_data(300)
+    with sklearn.config_context(enable_metadata_routing=True):
+        res = cross_validate(small(fairness="demographic_parity"), X, y, cv=3,
+                             params={"sensitive_features": A}, return_estimator=True)
+    assert all(e.fairness_aware_ and e.n_groups_ == 2 for e in res["estimator"])
+
+
+def test_routing_off_legacy_fit_params_in_search():
+    X, y, A = biased_data(300)
+    search = GridSearchCV(small(fairness="demographic_parity"),
+                          {"fairness_weight": [0.0, 1.0]}, cv=3)
+    search.fit(X, y, sensitive_features=A)
+    assert search.best_estimator_.fairness_aware_

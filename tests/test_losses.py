@@ -1,0 +1,104 @@
+"""Differentiable fairness penalties against hand-computed values."""
+
+import numpy as np
+import pytest
+import torch
+
+from skfairbilevel.nn.losses import (
+    cross_entropy_loss,
+    demographic_parity_loss,
+    equal_opportunity_loss,
+    equalized_odds_loss,
+    fairness_loss,
+    group_means,
+    squared_loss,
+)
+
+T = torch.tensor
+
+
+def test_dp_two_groups_by_hand():
+    p = T([0.2, 0.4, 0.6, 0.8])
+    g = T([0, 0, 1, 1])
+    # group means 0.3 and 0.7, overall 0.5 -> 0.2^2 + 0.2^2
+    assert float(demographic_parity_loss(p, None, g, 2)) == pytest.approx(0.08)
+
+
+def test_dp_three_groups_by_hand_penalises_every_group():
+    p = T([0.1, 0.5, 0.9, 0.5])
+    g = T([0, 1, 2, 1])
+    # means .1 .5 .9; overall (weighted by counts 1,2,1) = 0.5
+    assert float(demographic_parity_loss(p, None, g, 3)) == pytest.approx(0.16 + 0 + 0.16)
+    # moving only group 2 changes the loss (the reference code only looked at group 0)
+    p2 = T([0.1, 0.5, 0.5, 0.5])
+    # means .1 .5 .5; overall .4 -> .09 + .01 + .01
+    assert float(demographic_parity_loss(p2, None, g, 3)) == pytest.approx(0.11)
+
+
+def test_dp_absent_group_and_single_group_batches():
+    p = T([0.2, 0.4])
+    assert float(demographic_parity_loss(p, None, T([1, 1]), 3)) == 0.0
+    assert float(demographic_parity_loss(T([0.2, 0.6]), None, T([0, 2]), 3)) == \
+        pytest.approx(0.04 + 0.04)
+
+
+def test_sample_weights_enter_group_means():
+    p = T([0.0, 1.0, 0.5])
+    g = T([0, 0, 1])
+    w = T([3.0, 1.0, 1.0])
+    means, totals = group_means(p, g, 2, w)
+    assert means.tolist() == pytest.approx([0.25, 0.5])
+    assert totals.tolist() == [4.0, 1.0]
+    # overall = (4*.25 + .5)/5 = .3 -> (.05^2)+(.2^2)
+    assert float(demographic_parity_loss(p, None, g, 2, w)) == pytest.approx(0.0025 + 0.04)
+
+
+def test_equal_opportunity_and_equalized_odds_by_hand():
+    p = T([0.9, 0.7, 0.2, 0.6, 0.4, 0.1])
+    y = T([1, 1, 0, 1, 0, 0])
+    g = T([0, 0, 0, 1, 1, 1])
+    # positives: group0 {.9,.7} mean .8; group1 {.6} mean .6; overall .7333
+    tpr = (0.8 - 2.2 / 3) ** 2 + (0.6 - 2.2 / 3) ** 2
+    # negatives: group0 {.2}, group1 {.4,.1} mean .25; overall .7/3
+    fpr = (0.2 - 0.7 / 3) ** 2 + (0.25 - 0.7 / 3) ** 2
+    assert float(equal_opportunity_loss(p, y, g, 2)) == pytest.approx(tpr)
+    assert float(equalized_odds_loss(p, y, g, 2)) == pytest.approx(tpr + fpr)
+    assert float(fairness_loss("equalized_odds", p, y, g, 2)) == pytest.approx(tpr + fpr)
+
+
+def test_multiclass_penalty_is_sum_over_classes():
+    P = T([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.25, 0.25]])
+    g = T([0, 0, 1, 1])
+    total = sum(float(demographic_parity_loss(P[:, k], None, g, 2)) for k in range(3))
+    assert float(demographic_parity_loss(P, None, g, 2)) == pytest.approx(total)
+    y = T([0, 1, 2, 0])
+    eo = float(equal_opportunity_loss(P, y, g, 2))
+    by_hand = sum(float(equal_opportunity_loss(P[:, k], (y == k).float(), g, 2))
+                  for k in range(3))
+    assert eo == pytest.approx(by_hand)
+
+
+def test_penalties_are_zero_when_groups_look_alike_and_have_gradients():
+    p = T([0.3, 0.6, 0.3, 0.6], requires_grad=True)
+    y = T([0, 1, 0, 1])
+    g = T([0, 0, 1, 1])
+    for name in ("demographic_parity", "equal_opportunity", "equalized_odds"):
+        assert float(fairness_loss(name, p, y, g, 2).detach()) == pytest.approx(0.0, abs=1e-12)
+    loss = demographic_parity_loss(T([0.2, 0.4, 0.6, 0.8], requires_grad=True), None, g, 2)
+    loss.backward()
+
+
+def test_unknown_fairness_name():
+    with pytest.raises(ValueError, match="fairness='x' is not supported"):
+        fairness_loss("x", T([0.5]), T([1]), T([0]), 1)
+
+
+def test_prediction_losses_match_torch_and_numpy():
+    logits = T([[0.3], [-1.2], [2.0]])
+    y = T([1.0, 0.0, 1.0])
+    bce = np.mean([np.log1p(np.exp(-0.3)), np.log1p(np.exp(-1.2)), np.log1p(np.exp(-2.0))])
+    assert float(cross_entropy_loss(logits, y)) == pytest.approx(bce, rel=1e-6)
+    w = T([1.0, 0.0, 3.0])
+    bce_w = (np.log1p(np.exp(-0.3)) + 3 * np.log1p(np.exp(-2.0))) / 4
+    assert float(cross_entropy_loss(logits, y, w)) == pytest.approx(bce_w, rel=1e-6)
+    assert float(squared_loss(T([1.0, 2.0]), T([0.0, 0.0]))) == pytest.approx(2.5)
