@@ -1,0 +1,295 @@
+"""What a careful user throws at every public estimator: bad input, extreme data,
+interruption, reloading and reseeding. Parametrised over ``all_estimators()``, so a new
+estimator joins the matrix by being registered."""
+
+import io
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import is_classifier as _is_classifier
+from sklearn.base import is_regressor as _is_regressor
+from sklearn.exceptions import NotFittedError
+
+from skfairbilevel import all_estimators
+from skfairbilevel.exceptions import FairnessWarning, TrainingInterruptedWarning
+from skfairbilevel.nn import engine
+
+from ._fast import fast_instance
+
+ESTIMATORS = all_estimators()
+
+
+def is_classifier(cls):
+    return _is_classifier(cls())
+
+
+def is_regressor(cls):
+    return _is_regressor(cls())
+IDS = [name for name, _ in ESTIMATORS]
+
+
+def data(cls, n=120, seed=0, n_features=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features)).astype(np.float32)
+    A = np.where(rng.random(n) < 0.5, "f", "m")
+    X[:, 0] += 0.8 * (A == "f")
+    score = X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=n)
+    if is_regressor(cls):
+        y = score.astype(np.float64)
+    else:
+        y = (score > np.median(score)).astype(int)
+    return X, y, A
+
+
+def make(name, cls, **kw):
+    return fast_instance(name, cls, **kw)
+
+
+def fitted(name, cls, **kw):
+    X, y, A = data(cls)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessWarning)
+        return make(name, cls, **kw).fit(X, y, sensitive_features=A), X, y, A
+
+
+# ------------------------------------------------------------------ bad input matrix
+def _bad_cases(cls):
+    """(case id, mutate(X, y, A) -> (X, y, A, fit kwargs), exception, message regex)."""
+    clf = is_classifier(cls)
+
+    def nan_X(X, y, A):
+        X = X.copy()
+        X[3, 1] = np.nan
+        return X, y, A, {}
+
+    def inf_X(X, y, A):
+        X = X.copy()
+        X[0, 0] = np.inf
+        return X, y, A, {}
+
+    cases = [
+        ("nan_in_X", nan_X, ValueError, "NaN"),
+        ("inf_in_X", inf_X, ValueError, "infinity"),
+        ("empty_X", lambda X, y, A: (X[:0], y[:0], A[:0], {}), ValueError, "0 sample"),
+        ("one_sample", lambda X, y, A: (X[:1], y[:1], A[:1], {}), ValueError,
+         r"1 sample|one class|only one class|single group"),
+        ("string_X", lambda X, y, A: (np.full(X.shape, "a", dtype=object), y, A, {}),
+         ValueError, "could not convert|string"),
+        ("object_X_mixed", lambda X, y, A: (np.array([[1, "x"]] * len(y), dtype=object), y,
+                                           A, {}), ValueError, "could not convert|string"),
+        ("sparse_X", lambda X, y, A: (sp.csr_matrix(X), y, A, {}), TypeError, "[Ss]parse"),
+        ("X_1d", lambda X, y, A: (X[:, 0], y, A, {}), ValueError, "2D array"),
+        ("X_3d", lambda X, y, A: (X[:, :, None], y, A, {}), ValueError, "dim"),
+        ("complex_X", lambda X, y, A: (X.astype(np.complex64), y, A, {}), ValueError,
+         "[Cc]omplex"),
+        ("y_wrong_length", lambda X, y, A: (X, y[:-1], A, {}), ValueError,
+         "inconsistent numbers of samples"),
+        ("y_with_nan", lambda X, y, A: (X, np.where(np.arange(len(y)) == 2, np.nan, y), A, {}),
+         ValueError, "NaN|Unknown label"),
+        ("A_wrong_length", lambda X, y, A: (X, y, A[:-3], {}), ValueError,
+         "sensitive_features has"),
+        ("A_missing_values", lambda X, y, A: (X, y, np.where(np.arange(len(y)) == 4, None,
+                                                             A.astype(object)), {}),
+         ValueError, "sensitive_features has 1 missing"),
+        ("A_single_group", lambda X, y, A: (X, y, np.full(len(y), "f"), {}), ValueError,
+         "single group"),
+        ("A_3d", lambda X, y, A: (X, y, np.zeros((len(y), 1, 1)), {}), ValueError,
+         "sensitive_features must be 1-D or 2-D"),
+        ("sample_weight_wrong_length", lambda X, y, A: (X, y, A, {"sample_weight":
+                                                                  np.ones(len(y) + 1)}),
+         ValueError, "sample_weight"),
+        ("sample_weight_negative", lambda X, y, A: (X, y, A, {"sample_weight":
+                                                              -np.ones(len(y))}),
+         ValueError, "sample_weight contains negative"),
+        ("sample_weight_nan", lambda X, y, A: (X, y, A, {"sample_weight":
+                                                         np.full(len(y), np.nan)}),
+         ValueError, "sample_weight contains NaN"),
+        ("sample_weight_all_zero", lambda X, y, A: (X, y, A, {"sample_weight":
+                                                              np.zeros(len(y))}),
+         ValueError, "sample_weight is all zero"),
+    ]
+    if clf:
+        cases += [
+            ("one_class", lambda X, y, A: (X, np.zeros_like(y), A, {}), ValueError, "class"),
+            ("continuous_y", lambda X, y, A: (X, np.linspace(0, 1, len(y)), A, {}),
+             ValueError, "Unknown label type"),
+        ]
+        if cls._binary_only:
+            cases.append(("multiclass_for_binary_only",
+                          lambda X, y, A: (X, np.arange(len(y)) % 3, A, {}), ValueError,
+                          "binary"))
+    return cases
+
+
+MATRIX = [(name, cls, case) for name, cls in ESTIMATORS for case in _bad_cases(cls)]
+
+
+@pytest.mark.parametrize("name, cls, case", MATRIX,
+                         ids=[f"{n}-{c[0]}" for n, _, c in MATRIX])
+def test_bad_input_raises_clear_error(name, cls, case):
+    case_id, mutate, exc, pattern = case
+    if case_id == "A_single_group" and not make(name, cls)._uses_groups():
+        pytest.skip("this configuration does not use groups, so one group is fine")
+    X, y, A = data(cls)
+    X, y, A, kw = mutate(X, y, A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessWarning)
+        with pytest.raises(exc, match=pattern):
+            make(name, cls).fit(X, y, sensitive_features=A, **kw)
+
+
+HYPER = {"lr": 0.0, "max_epochs": 0, "batch_size": 0, "fairness_weight": -1.0, "eta": -1.0,
+         "alpha": -1.0, "n_mc": 0, "eps_std": -1.0, "radius": -0.1, "sparsity": 1.0,
+         "validation_fraction": 0.0, "n_iter_no_change": 0, "rho": 0.0,
+         "fairness_lr": 0.0, "lambda_low": -1.0, "lambda_up": -1.0}
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_bad_hyperparameters_name_the_parameter(name, cls):
+    X, y, A = data(cls)
+    checked = 0
+    for param, value in HYPER.items():
+        if param not in cls().get_params():
+            continue
+        with pytest.raises(ValueError, match=f"{param}"):
+            make(name, cls, **{param: value}).fit(X, y, sensitive_features=A)
+        checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_unavailable_device_is_refused(name, cls):
+    if "device" not in cls().get_params() or torch.cuda.is_available():
+        pytest.skip("no device parameter, or a GPU is present")
+    X, y, A = data(cls)
+    with pytest.raises(ValueError, match="device='cuda'.*not available"):
+        make(name, cls, device="cuda").fit(X, y, sensitive_features=A)
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_predict_time_checks(name, cls):
+    with pytest.raises(NotFittedError):
+        make(name, cls).predict(np.zeros((2, 4)))
+    est, X, y, A = fitted(name, cls)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :3])
+    df = pd.DataFrame(X, columns=list("abcd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessWarning)
+        est_df = make(name, cls).fit(df, y, sensitive_features=A)
+    with pytest.raises(ValueError, match="feature names"):
+        est_df.predict(df.rename(columns={"a": "z"}))
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_group_with_one_row_and_unseen_group_at_scoring(name, cls):
+    from skfairbilevel.metrics import make_fairness_scorer
+
+    X, y, A = data(cls)
+    A = A.astype(object)
+    A[7] = "tiny"  # a group of one row
+    est = make(name, cls).fit(X, y, sensitive_features=A)
+    out = est.predict(X)
+    assert np.all(np.isfinite(out.astype(float))) if is_regressor(cls) else len(out) == len(y)
+    if is_classifier(cls):
+        # a group that fit never saw: predict does not need A; scoring handles it
+        A_new = np.where(np.arange(len(y)) % 5 == 0, "new", A).astype(object)
+        scorer = make_fairness_scorer("demographic_parity_difference")
+        value = scorer(est, X, y, sensitive_features=A_new)
+        assert np.isfinite(value) and -1 <= value <= 0
+
+
+# ------------------------------------------------------------------ numerical safety
+def _safe_fit(name, cls, X, y, A):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessWarning)
+        est = make(name, cls).fit(X, y, sensitive_features=A)
+    out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    assert np.all(np.isfinite(out)), f"{name} predicted non-finite values"
+    return est
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_extreme_constant_and_separable_data(name, cls):
+    X, y, A = data(cls)
+    _safe_fit(name, cls, X * np.float32(1e8), y, A)                       # huge scale
+    Xc = X.copy()
+    Xc[:, 2] = 3.0                                                         # constant column
+    _safe_fit(name, cls, Xc, y, A)
+    if is_classifier(cls):
+        Xs = X.copy()
+        Xs[:, 0] = np.where(y == 1, 5.0, -5.0)                             # separable
+        _safe_fit(name, cls, Xs, y, A)
+    A_tiny = A.copy()
+    A_tiny[:3] = "t"                                                       # tiny group
+    _safe_fit(name, cls, X, y, A_tiny)
+
+
+# ------------------------------------------------------------------ interruption
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_keyboard_interrupt_mid_fit_leaves_a_fitted_model(name, cls, monkeypatch):
+    original_run = engine.Trainer.run
+    calls = {"n": 0}
+
+    def run(self, step, data, sampler=None):
+        def interrupting_step(batch):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return step(batch)
+        return original_run(self, interrupting_step, data, sampler)
+
+    monkeypatch.setattr(engine.Trainer, "run", run)
+    X, y, A = data(cls)
+    est = make(name, cls)
+    with pytest.warns(TrainingInterruptedWarning):
+        est.fit(X, y, sensitive_features=A)
+    monkeypatch.undo()
+    assert calls["n"] >= 3, "fit did not go through the shared engine"
+    out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    assert np.all(np.isfinite(out)) and len(out) == len(y)
+
+
+# ------------------------------------------------------------------ persistence
+SAFE_MODULES = ("skfairbilevel", "torch", "numpy", "sklearn", "collections", "builtins",
+                "copyreg", "_codecs", "scipy", "pandas")
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_pickle_round_trip_and_only_expected_globals(name, cls):
+    import joblib
+
+    est, X, y, A = fitted(name, cls)
+    method = "predict_proba" if hasattr(est, "predict_proba") else "predict"
+    expected = getattr(est, method)(X)
+    payload = pickle.dumps(est)
+    np.testing.assert_array_equal(getattr(pickle.loads(payload), method)(X), expected)
+    path = f"/tmp/skfb_{name}.joblib"
+    joblib.dump(est, path)
+    np.testing.assert_array_equal(getattr(joblib.load(path), method)(X), expected)
+    # every global the pickle imports on load comes from a known library
+    seen = []
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, global_name):
+            seen.append(module)
+            return super().find_class(module, global_name)
+
+    Recorder(io.BytesIO(payload)).load()
+    assert seen and all(m.split(".")[0] in SAFE_MODULES for m in seen), sorted(set(seen))
+
+
+# ------------------------------------------------------------------ determinism
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_same_seed_bit_identical_different_seed_differs(name, cls):
+    method = "predict_proba" if is_classifier(cls) else "predict"
+    a, X, _, _ = fitted(name, cls, random_state=0)
+    b, _, _, _ = fitted(name, cls, random_state=0)
+    c, _, _, _ = fitted(name, cls, random_state=1)
+    assert np.array_equal(getattr(a, method)(X), getattr(b, method)(X))
+    assert not np.array_equal(getattr(a, method)(X), getattr(c, method)(X))
