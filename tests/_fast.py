@@ -6,7 +6,7 @@ its defaults.
 
 FAST_PARAMS = {
     "FairMLPClassifier": dict(hidden_layer_sizes=(16,), max_epochs=30, lr=1e-2, random_state=0),
-    "FairBiNNClassifier": dict(hidden_layer_sizes=(16, 16), max_epochs=30, random_state=0),
+    "FairBiNNClassifier": dict(hidden_layer_sizes=(16,), max_epochs=30, lr=1e-2, random_state=0),
     "BADRClassifier": dict(random_state=0),
     "BADRRegressor": dict(random_state=0),
     "FACIMSClassifier": dict(random_state=0),

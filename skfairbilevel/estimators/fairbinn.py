@@ -1,0 +1,535 @@
+"""FairBiNNClassifier: a leader/follower (Stackelberg) network for fair classification.
+
+Yazdani-Jahromi et al., NeurIPS 2024. The network's parameters are split in two:
+
+* the **leader** ``theta_a`` (the accuracy layers) descends the cross-entropy,
+* the **follower** ``theta_f`` (a width-preserving fairness block inside the network)
+  descends ``eta`` times a differentiable group-fairness penalty,
+
+    upper level:  min_{theta_a}  CE(f(x; theta_a, theta_f*))
+    lower level:  theta_f* in argmin_{theta_f}  eta * Fair(f(x; theta_a, theta_f))
+
+and the two take alternating optimiser steps on every mini-batch (the paper's
+Algorithm 1). ``mode="lagrangian"`` trains the same network with one optimiser on
+``CE + eta * Fair`` (the paper's baseline).
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .._params import layer_sizes, number, one_of
+from .._pareto import pareto_front
+from ..base import BaseFairEstimator, FairClassifierMixin
+from ..nn.engine import descend
+from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
+from ..nn.modules import ACTIVATIONS, make_mlp
+
+__all__ = ["FairBiNNClassifier", "FairBiNNNet", "repo_compat_dp_loss"]
+
+FAIRNESS_OPTIONS = ("demographic_parity", "equalized_odds", "equal_opportunity")
+UPDATE_ORDERS = ("leader_first", "follower_first", "simultaneous")
+
+
+def _finite(low, *, low_open=False, high=None):
+    """Rule: a finite real in [low, high] (``low_open``: (low, high])."""
+    lo = "(" if low_open else "["
+    hi = "inf)" if high is None else f"{high}]"
+    allowed = f"a finite float in {lo}{low}, {hi}"
+
+    def rule(v):
+        if isinstance(v, bool) or not isinstance(v, Real | np.integer | np.floating):
+            return allowed
+        if not np.isfinite(v) or v < low or (low_open and v == low):
+            return allowed
+        if high is not None and v > high:
+            return allowed
+        return None
+
+    return rule
+
+
+def repo_compat_dp_loss(logits, groups, weight=None):
+    """The reference implementation's demographic-parity loss, bugs included.
+
+    The reference model already outputs probabilities and the loss applies a sigmoid
+    again, so it sees ``o = sigmoid(sigmoid(logit))`` in [0.5, 0.73]; an indexing bug
+    makes every constraint compare group 0 with the overall mean, and the loss is the
+    mean of the squared hinge terms, i.e. ``(mean(o | g = 0) - mean(o)) ** 2 / 2``
+    whatever the number of groups. Zero (with a graph) when group 0 is absent. Binary
+    targets only (one logit column).
+    """
+    o = torch.sigmoid(torch.sigmoid(logits[:, 0]))
+    w = torch.ones_like(o) if weight is None else weight.to(o.dtype)
+    w0 = w * (groups == 0).to(o.dtype)
+    overall = (o * w).sum() / w.sum()
+    total0 = w0.sum()
+    mean0 = (o * w0).sum() / total0.clamp_min(torch.finfo(o.dtype).tiny)
+    d = (mean0 - overall) * (total0 > 0).to(o.dtype)
+    return d * d / 2.0
+
+
+class FairBiNNNet(nn.Module):
+    """``suffix(fairness_block(prefix(x)))``: the leader's layers around the follower's.
+
+    ``prefix`` and ``suffix`` hold the accuracy parameters (theta_a), ``fairness_block``
+    the fairness parameters (theta_f). The output is logits (no sigmoid).
+    """
+
+    def __init__(self, prefix, fairness_block, suffix):
+        super().__init__()
+        self.prefix = prefix
+        self.fairness_block = fairness_block
+        self.suffix = suffix
+
+    def leader_parameters(self):
+        """theta_a: the parameters of ``prefix`` and ``suffix``."""
+        return [*self.prefix.parameters(), *self.suffix.parameters()]
+
+    def follower_parameters(self):
+        """theta_f: the parameters of ``fairness_block``."""
+        return list(self.fairness_block.parameters())
+
+    def head(self, h):
+        """The layers from the fairness block on, applied to prefix features ``h``."""
+        return self.suffix(self.fairness_block(h))
+
+    def forward(self, x):
+        return self.head(self.prefix(x))
+
+
+class FairBiNNClassifier(FairClassifierMixin, BaseFairEstimator):
+    """Fair Bilevel Neural Network (FairBiNN): leader/follower training of one MLP.
+
+    The network is an MLP with ``hidden_layer_sizes`` (the leader's accuracy layers,
+    theta_a) into which a width-preserving fairness block of ``fairness_layers``
+    Linear + activation layers (the follower, theta_f) is inserted after
+    ``fairness_position`` hidden layers. On every mini-batch the leader takes an
+    optimiser step on the cross-entropy only and the follower one on ``eta`` times the
+    fairness loss only (Algorithm 1 of the paper); ``update_order`` says who moves first.
+    The network outputs logits; the sigmoid (softmax) is applied once, in the losses and
+    in ``predict_proba``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(64, 64)
+        Widths of the accuracy (leader) hidden layers. May be empty.
+    fairness_layers : int, default=1
+        Number of Linear + activation layers in the fairness block (the paper's
+        ablation: 1 is best on Adult, 3 on Health).
+    fairness_position : int or None, default=None
+        Number of hidden layers before the fairness block, in
+        ``[0, len(hidden_layer_sizes)]``; the block's width is that layer's width (the
+        number of features for 0). None: after the last hidden layer, right before the
+        output layer (the position the paper's ablation found best). The reference
+        code's 1-based ``fairness_layers_position`` p is ``fairness_position = p - 1``.
+    activation : str, default="relu"
+        Hidden activation of every layer, fairness block included: "relu", "tanh",
+        "elu", "softplus", "leaky_relu", "gelu", "sigmoid", "identity".
+    fairness : {"demographic_parity", "equalized_odds", "equal_opportunity"}, \
+default="demographic_parity"
+        The follower's loss: squared deviations of the per-group mean predicted
+        probability (of positives, and of negatives for equalized odds) from the overall
+        one, summed over all groups (:mod:`skfairbilevel.nn.losses`); correct for any
+        number of groups. Multi-class targets: summed one-vs-rest over classes.
+    eta : float, default=100.0
+        Weight of the fairness loss (the paper's eta). 0 switches the follower off.
+    mode : {"bilevel", "lagrangian"}, default="bilevel"
+        "bilevel": two optimisers, alternating leader and follower steps. "lagrangian":
+        the same network (same parameter count) trained by one optimiser with learning
+        rate ``lr`` on ``CE + eta * fairness``.
+    update_order : {"leader_first", "follower_first", "simultaneous"}, \
+default="leader_first"
+        Bilevel only. "leader_first": per mini-batch the leader steps, then the
+        follower steps at the leader's new parameters (the paper's Algorithm 1).
+        "follower_first": the follower steps first and the leader steps at the
+        follower's new parameters (the reference code). "simultaneous": both step from
+        the same forward pass at the current parameters (one forward pass per batch; a
+        common cheaper variant of alternating gradient play).
+    leader_includes_fairness_grad : bool, default=False
+        Bilevel only. False: the leader descends the cross-entropy only (Algorithm 1).
+        True reproduces the reference code, which does not zero the gradients between
+        the follower's and the leader's backward passes, so the leader also descends
+        ``eta * fairness``: with "follower_first" its gradient is
+        ``grad CE(theta_a, theta_f_new) + eta * grad Fair(theta_a, theta_f_old)``, as in
+        the reference; with the other orders it is the gradient of ``CE + eta * Fair``
+        at the leader's own forward pass.
+    repo_compat_dp_loss : bool, default=False
+        Use the reference code's demographic-parity loss instead of ``fairness``: double
+        sigmoid and only group 0 compared with the overall mean
+        (:func:`repo_compat_dp_loss`), to reproduce the repository's numbers. Needs
+        ``fairness="demographic_parity"`` and a binary target.
+    lr : float, default=1e-3
+        Learning rate of the leader (and of the single optimiser in "lagrangian" mode).
+    fairness_lr : float, default=1e-5
+        Learning rate of the follower (bilevel only).
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimiser of each player (plain SGD without momentum for "sgd").
+    weight_decay : float, default=0.0
+        L2 penalty of both optimisers.
+    lr_gamma, fairness_lr_gamma : float in (0, 1], default=1.0
+        Multiply ``lr`` (resp. ``fairness_lr``) by this factor every ``lr_step_size``
+        epochs (``torch.optim.lr_scheduler.StepLR``); 1 keeps it constant. The
+        reference code uses 0.5 and 0.9 every 50 epochs.
+    lr_step_size : int, default=50
+        Epochs between learning-rate decays.
+    max_epochs : int, default=50
+    batch_size : int, default=100
+        The paper's Adult/Health settings (the reference CLI: 200 epochs, batch 200).
+    record_validation : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (stratified by class) and
+        record validation loss, accuracy, hard and soft demographic parity and hard
+        equalized odds in ``history_`` every epoch, without stopping early. Choose
+        fairness trade-offs on these numbers (see :meth:`pareto_epochs`), never on test
+        data. ``early_stopping=True`` records them too.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when the validation loss
+        has not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best
+        epoch's weights.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    sensitive_feature_ids : str, int or list, default=None
+        Names or indices of columns of X holding the sensitive features (instead of the
+        ``sensitive_features`` argument of ``fit``).
+    drop_sensitive : bool, default=True
+        With ``sensitive_feature_ids``: remove those columns from the model's inputs
+        (True) or also use them as features (False; the reference code keeps sex as a
+        feature).
+    warm_start : bool, default=False
+        Continue from the fitted weights on the next ``fit`` (optimiser state restarts).
+    verbose : int, default=0
+    device : str, default="cpu"
+        "cpu", "cuda", "cuda:<i>" or "auto".
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the initial weights, the validation split and the shuffling.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    groups_ : ndarray
+        Group labels seen in fit (``[None]`` without sensitive features); group ids
+        follow this (sorted) order.
+    n_groups_ : int
+    fairness_aware_ : bool
+        False when fitted without sensitive features: then only the leader trains (the
+        fairness block keeps its initial weights), as with ``eta=0``.
+    module_ : FairBiNNNet
+        The trained network (logits); ``module_.leader_parameters()`` and
+        ``module_.follower_parameters()`` are theta_a and theta_f.
+    history_ : list of dict
+        One dict per epoch: ``epoch``, training means of ``ce`` (leader loss),
+        ``fairness`` (follower loss, without ``eta``) and ``loss``
+        (``ce + eta * fairness``), the validation metrics ``val_loss``,
+        ``val_accuracy``, ``val_dp``, ``val_soft_dp``, ``val_eo`` when a validation split
+        is held out (group gaps for binary targets), and ``seconds``.
+    n_iter_ : int
+        Epochs run.
+    interrupted_ : bool
+        Whether training was stopped by KeyboardInterrupt (the last full epoch is kept).
+    n_features_in_, feature_names_in_
+        As in scikit-learn.
+
+    See Also
+    --------
+    FairMLPClassifier : the penalised (Lagrangian) MLP without a fairness block.
+
+    Notes
+    -----
+    Differences from the paper and the reference code (``yazdanimehdi/FairBiNN``):
+
+    * The fairness losses apply the sigmoid once (the reference applies it to
+      probabilities, a double sigmoid) and penalise every group, not only group 0
+      (``repo_compat_dp_loss=True`` restores the reference loss). Equalized odds and
+      equal opportunity losses are provided; the reference code has only DP.
+    * Defaults are the paper's (eta 100, 50 epochs, batch 100, one fairness layer before
+      the output), not the reference CLI's (eta 10000, 200 epochs, batch 200,
+      ``fairness_layers_position=2``). Mini-batches are shuffled every epoch from
+      ``random_state`` (the reference takes them in file order, unseeded).
+    * Both players use the same mini-batch (as the reference code; Algorithm 1 draws
+      one per step). The default order is Algorithm 1's (leader first, gradients zeroed
+      in between); ``update_order="follower_first"`` with
+      ``leader_includes_fairness_grad=True`` is the reference code's step.
+    * ``mode="lagrangian"`` has exactly the bilevel network's parameters; the reference
+      ``reg`` mode inserts the fairness block twice and lists the post-fairness layers
+      twice in its optimiser.
+    * Only the per-step cost is optimised, not the update: the follower back-propagates
+      through the fairness block and the layers after it only, and where the layers
+      before the block are unchanged between the two steps ("follower_first") their
+      forward pass is shared.
+    * Checkpoint selection over epochs is done on a validation split
+      (``record_validation``), never on the test set as in the reference script.
+    * Multi-class targets are supported (softmax output, one-vs-rest fairness losses);
+      the paper is binary only and notes that softmax outputs void its Lipschitz
+      argument, so the paper's guarantees do not extend to them.
+
+    References
+    ----------
+    .. [1] M. Yazdani-Jahromi, A. Khodabandeh Yalabadi, A. Rajabi, A. Tayebi,
+       I. Garibay, O. Ozmen Garibay, "Fair Bilevel Neural Network (FairBiNN): On
+       Balancing Fairness and Accuracy via Stackelberg Equilibrium", NeurIPS 2024,
+       arXiv:2410.16432.
+
+    Examples
+    --------
+    >>> from skfairbilevel import FairBiNNClassifier
+    >>> from skfairbilevel.datasets import make_biased_classification
+    >>> X, y, A = make_biased_classification(500, random_state=0)
+    >>> clf = FairBiNNClassifier(eta=100.0, max_epochs=10, random_state=0)
+    >>> clf.fit(X, y, sensitive_features=A).predict_proba(X[:2]).shape
+    (2, 2)
+    >>> len(clf.module_.follower_parameters())  # weight and bias of one fairness layer
+    2
+    """
+
+    _parameter_rules = {
+        "hidden_layer_sizes": layer_sizes(),
+        "fairness_layers": number(1, integer=True),
+        "fairness_position": number(0, integer=True, none=True),
+        "activation": one_of(*ACTIVATIONS),
+        "fairness": one_of(*FAIRNESS_OPTIONS),
+        "eta": _finite(0),
+        "mode": one_of("bilevel", "lagrangian"),
+        "update_order": one_of(*UPDATE_ORDERS),
+        "leader_includes_fairness_grad": one_of(True, False),
+        "repo_compat_dp_loss": one_of(True, False),
+        "lr": _finite(0, low_open=True),
+        "fairness_lr": _finite(0, low_open=True),
+        "optimizer": one_of("adam", "sgd"),
+        "weight_decay": _finite(0),
+        "lr_gamma": _finite(0, low_open=True, high=1),
+        "fairness_lr_gamma": _finite(0, low_open=True, high=1),
+        "lr_step_size": number(1, integer=True),
+        "record_validation": one_of(True, False),
+    }
+
+    def __init__(self, hidden_layer_sizes=(64, 64), *, fairness_layers=1,
+                 fairness_position=None, activation="relu", fairness="demographic_parity",
+                 eta=100.0, mode="bilevel", update_order="leader_first",
+                 leader_includes_fairness_grad=False, repo_compat_dp_loss=False,
+                 lr=1e-3, fairness_lr=1e-5, optimizer="adam", weight_decay=0.0,
+                 lr_gamma=1.0, fairness_lr_gamma=1.0, lr_step_size=50, max_epochs=50,
+                 batch_size=100, record_validation=False, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 sensitive_feature_ids=None, drop_sensitive=True, warm_start=False,
+                 verbose=0, device="cpu", random_state=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.fairness_layers = fairness_layers
+        self.fairness_position = fairness_position
+        self.activation = activation
+        self.fairness = fairness
+        self.eta = eta
+        self.mode = mode
+        self.update_order = update_order
+        self.leader_includes_fairness_grad = leader_includes_fairness_grad
+        self.repo_compat_dp_loss = repo_compat_dp_loss
+        self.lr = lr
+        self.fairness_lr = fairness_lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_gamma = lr_gamma
+        self.fairness_lr_gamma = fairness_lr_gamma
+        self.lr_step_size = lr_step_size
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.record_validation = record_validation
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.sensitive_feature_ids = sensitive_feature_ids
+        self.drop_sensitive = drop_sensitive
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ checks
+    def _hidden(self):
+        h = self.hidden_layer_sizes
+        return (int(h),) if isinstance(h, Integral) else tuple(int(v) for v in h)
+
+    def _position(self):
+        return len(self._hidden()) if self.fairness_position is None \
+            else int(self.fairness_position)
+
+    def _check_method_params(self):
+        n_hidden = len(self._hidden())
+        if self.fairness_position is not None and self.fairness_position > n_hidden:
+            raise ValueError(
+                f"fairness_position={self.fairness_position} is larger than the number of "
+                f"hidden layers ({n_hidden}, hidden_layer_sizes={self.hidden_layer_sizes}); "
+                f"use an int in [0, {n_hidden}] (0 puts the fairness block on the inputs) "
+                f"or None for right before the output layer."
+            )
+        if self.repo_compat_dp_loss and self.fairness != "demographic_parity":
+            raise ValueError(
+                f"repo_compat_dp_loss=True reproduces the reference demographic-parity "
+                f"loss, but fairness={self.fairness!r}; set fairness='demographic_parity' "
+                f"or repo_compat_dp_loss=False."
+            )
+
+    def _holds_out_validation(self):
+        return self.early_stopping or self.record_validation
+
+    def _lr_hint(self):
+        if self.mode == "lagrangian":
+            return f"lr={self.lr}"
+        return f"lr={self.lr} (leader), fairness_lr={self.fairness_lr} (follower)"
+
+    # ------------------------------------------------------------------ model
+    def _build_module(self, n_features, n_outputs):
+        if self.repo_compat_dp_loss and n_outputs != 1:
+            raise ValueError(
+                f"repo_compat_dp_loss=True is defined for binary targets only, but y has "
+                f"{n_outputs} classes; set repo_compat_dp_loss=False."
+            )
+        hidden, pos, k = self._hidden(), self._position(), int(self.fairness_layers)
+        width = n_features if pos == 0 else hidden[pos - 1]
+        widths = hidden[:pos] + (width,) * k + hidden[pos:]
+        gen = torch.Generator()
+        gen.manual_seed(int(self._rng.integers(0, 2**63 - 1)))
+        # one builder and one generator pass in layer order: the initial weights are
+        # those of a plain MLP with the same widths (FairMLPClassifier)
+        seq = make_mlp(n_features, widths, n_outputs, activation=self.activation,
+                       generator=gen)
+        return FairBiNNNet(seq[:2 * pos], seq[2 * pos:2 * (pos + k)], seq[2 * (pos + k):])
+
+    def _make_optimizer(self, params, lr):
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
+
+    def _schedulers(self, pairs):
+        return [torch.optim.lr_scheduler.StepLR(opt, step_size=int(self.lr_step_size),
+                                                gamma=float(gamma))
+                for opt, gamma in pairs if gamma != 1.0]
+
+    def _fairness_fn(self):
+        n_groups, name = self.n_groups_, self.fairness
+        if self.repo_compat_dp_loss:
+            return lambda logits, b: repo_compat_dp_loss(logits, b.g, b.w)
+        return lambda logits, b: fairness_loss(name, proba_from_logits(logits), b.y, b.g,
+                                               n_groups, b.w)
+
+    # ------------------------------------------------------------------ training
+    def _fit_torch(self, train, val):
+        net = self.module_
+        penalised = bool(self.fairness_aware_) and self.eta > 0
+        if self.mode == "lagrangian":
+            opt = self._make_optimizer(list(net.parameters()), self.lr)
+            step = self._lagrangian_step(opt, penalised)
+            scheds = self._schedulers([(opt, self.lr_gamma)])
+        else:
+            theta_a, theta_f = net.leader_parameters(), net.follower_parameters()
+            opt_a = self._make_optimizer(theta_a, self.lr)
+            opt_f = self._make_optimizer(theta_f, self.fairness_lr)
+            step = self._bilevel_step(opt_a, opt_f, theta_a, theta_f, penalised)
+            scheds = self._schedulers([(opt_a, self.lr_gamma),
+                                       (opt_f, self.fairness_lr_gamma)])
+        self._train(step, train, val=val, schedulers=scheds)
+
+    def _lagrangian_step(self, opt, penalised):
+        net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
+
+        def step(b):
+            logits = net(b.x)
+            ce = cross_entropy_loss(logits, b.y, b.w)
+            if not penalised:
+                descend(ce, opt)
+                return {"loss": ce, "ce": ce}
+            fair = fair_fn(logits, b)
+            loss = ce + eta * fair
+            descend(loss, opt)
+            return {"loss": loss, "ce": ce, "fairness": fair}
+
+        return step
+
+    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised):
+        """The per-mini-batch update of the two players (see ``update_order``)."""
+        net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
+        carry = self.leader_includes_fairness_grad
+
+        def leader_only(b):
+            ce = cross_entropy_loss(net(b.x), b.y, b.w)
+            descend(ce, opt_a, theta_a)
+            return {"loss": ce, "ce": ce}
+
+        def leader_first(b):
+            # leader: one step on CE at (theta_a, theta_f)
+            logits = net(b.x)
+            ce = cross_entropy_loss(logits, b.y, b.w)
+            descend(ce + eta * fair_fn(logits, b) if carry else ce, opt_a, theta_a)
+            # follower: one step on eta * Fair at (theta_a_new, theta_f); theta_a is
+            # constant here, so the layers before the block run without a graph
+            with torch.no_grad():
+                h = net.prefix(b.x)
+            fair = fair_fn(net.head(h), b)
+            descend(eta * fair, opt_f, theta_f)
+            return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
+
+        def follower_first(b):
+            # the prefix depends on theta_a only, which the follower does not change:
+            # its forward pass (and graph) is shared by both steps
+            h = net.prefix(b.x)
+            if carry:  # the reference: grads of eta * Fair stay on theta_a
+                opt_a.zero_grad(set_to_none=True)
+                opt_f.zero_grad(set_to_none=True)
+                fair = fair_fn(net.head(h), b)
+                (eta * fair).backward(retain_graph=True)
+                opt_f.step()
+            else:
+                fair = fair_fn(net.head(h.detach()), b)
+                descend(eta * fair, opt_f, theta_f)
+            logits = net.head(h)  # at theta_f_new
+            ce = cross_entropy_loss(logits, b.y, b.w)
+            if carry:
+                ce.backward(inputs=theta_a)  # adds to the carried fairness gradient
+                opt_a.step()
+            else:
+                descend(ce, opt_a, theta_a)
+            return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
+
+        def simultaneous(b):
+            logits = net(b.x)
+            ce = cross_entropy_loss(logits, b.y, b.w)
+            fair = fair_fn(logits, b)
+            opt_a.zero_grad(set_to_none=True)
+            opt_f.zero_grad(set_to_none=True)
+            (eta * fair).backward(inputs=theta_a + theta_f if carry else theta_f,
+                                  retain_graph=True)
+            ce.backward(inputs=theta_a)
+            opt_f.step()
+            opt_a.step()
+            return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
+
+        if not penalised:
+            return leader_only
+        return {"leader_first": leader_first, "follower_first": follower_first,
+                "simultaneous": simultaneous}[self.update_order]
+
+    # ------------------------------------------------------------------ model selection
+    def pareto_epochs(self, fairness="val_dp", accuracy="val_accuracy"):
+        """The epochs of ``history_`` on the validation accuracy/fairness Pareto front.
+
+        Needs validation metrics (``record_validation=True`` or ``early_stopping=True``).
+        Because training is deterministic given ``random_state``, the model of epoch
+        ``e`` is obtained again by refitting with ``max_epochs=e + 1``.
+
+        Parameters
+        ----------
+        fairness : str, default="val_dp"
+            History key of the gap to minimise ("val_dp", "val_soft_dp", "val_eo").
+        accuracy : str, default="val_accuracy"
+            History key of the score to maximise.
+
+        Returns
+        -------
+        list of dict
+            The non-dominated epoch records, from the fairest to the most accurate.
+        """
+        check_is_fitted(self, "module_")
+        return pareto_front(self.history_, x=fairness, y=accuracy, maximize=(False, True))
