@@ -79,35 +79,47 @@ def check_sample_weight(sample_weight, n_samples):
     return sw
 
 
-def canonical_rows(X, y, g, w):
-    """Merge exact duplicates of (x, y, g) and sort rows canonically.
+_MIX = np.uint64(0x100000001B3)
 
-    Returns ``(X, y, g, w)`` with ``w`` the summed weights (row counts when ``w`` is
-    None; None again when every merged weight is 1).
+
+def canonical_index(X, y, g, w):
+    """Canonical training rows without copying X.
+
+    Rows with zero weight are dropped; exact duplicates of (x, y, g) are merged into one
+    row carrying the sum of their weights (row counts when ``w`` is None); rows are put
+    in a canonical order (by a hash of their contents), so the result does not depend on
+    the order of the input rows.
+
+    Returns
+    -------
+    rows : ndarray of int64
+        Indices into X of the kept rows, in canonical order.
+    weights : ndarray of float64 or None
+        The merged weight of each kept row; None when every weight is 1.
     """
-    n = X.shape[0]
-    if w is not None:
-        keep = w > 0
-        if not keep.all():
-            X, y, g, w = X[keep], y[keep], g[keep], w[keep]
-            n = X.shape[0]
-    frame = pd.DataFrame(X, copy=False)
-    frame.columns = range(frame.shape[1])
-    frame["__y"] = y
-    frame["__g"] = g
-    h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    idx = np.arange(X.shape[0]) if w is None else np.flatnonzero(w > 0)
+    h = pd.util.hash_array(np.asarray(y)[idx]) * _MIX
+    h ^= pd.util.hash_array(np.asarray(g)[idx])
+    for j in range(X.shape[1]):  # one column at a time: no copy of X
+        column = np.ascontiguousarray(X[idx, j], dtype=np.float32)  # the values trained on
+        h = (h * _MIX) ^ pd.util.hash_array(column)
     order = np.argsort(h, kind="stable")
     hs = h[order]
-    first = np.ones(n, dtype=bool)
+    first = np.ones(len(idx), dtype=bool)
     first[1:] = hs[1:] != hs[:-1]
     starts = np.flatnonzero(first)
-    weights = np.ones(n) if w is None else w
-    merged = np.add.reduceat(weights[order], starts) if n else weights
-    rows = order[starts]
-    X, y, g = X[rows], y[rows], g[rows]
+    weights = np.ones(len(idx)) if w is None else w[idx]
+    merged = np.add.reduceat(weights[order], starts) if len(idx) else weights
+    rows = idx[order[starts]]
     if w is None and np.all(merged == 1.0):
-        return X, y, g, None
-    return X, y, g, merged
+        return rows, None
+    return rows, merged
+
+
+def canonical_rows(X, y, g, w):
+    """:func:`canonical_index` applied: returns ``(X, y, g, w)`` of the kept rows."""
+    rows, weights = canonical_index(X, y, g, w)
+    return X[rows], y[rows], g[rows], weights
 
 
 class BaseFairEstimator(BaseEstimator):
@@ -250,32 +262,37 @@ class BaseFairEstimator(BaseEstimator):
                 )
         self.n_groups_ = len(self.groups_)
 
-        X, y_enc, g, sw = canonical_rows(np.asarray(X, dtype=np.float32), y_enc, g, sw)
+        X = np.asarray(X)
+        rows, sw = canonical_index(X, y_enc, g, sw)
         if sw is not None:
             sw = sw / sw.mean()
 
         self.device_ = resolve_device(self.device)
         self._rng, self._gen = make_generators(self.random_state, self.device_)
-        train_idx, val_idx = self._validation_split(len(X), y_enc, g)
+        train_idx, val_idx = self._validation_split(len(rows), y_enc[rows], g[rows])
         y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
 
         def to_data(idx):
-            return TensorData.from_numpy(X[idx], y_enc[idx], g[idx],
+            take = rows[idx]  # the one gather of X during fit
+            return TensorData.from_numpy(X[take].astype(np.float32, copy=False),
+                                         y_enc[take], g[take],
                                          None if sw is None else sw[idx],
                                          n_groups=self.n_groups_, device=self.device_,
                                          y_dtype=y_dtype)
 
         train = to_data(train_idx)
         val = None if val_idx is None else to_data(val_idx)
+        n_model_features = X.shape[1]
+        del X
 
         warm = self.warm_start and hasattr(self, "module_") and \
-            getattr(self, "_n_model_features", None) == X.shape[1]
+            getattr(self, "_n_model_features", None) == n_model_features
         if not warm:
             with torch.random.fork_rng(devices=[]):  # belt and braces: no global RNG use
-                module = self._build_module(X.shape[1], self._n_outputs())
+                module = self._build_module(n_model_features, self._n_outputs())
             self.module_ = module.to(self.device_)
             self.history_ = []
-            self._n_model_features = X.shape[1]
+            self._n_model_features = n_model_features
         else:
             self.module_ = self.module_.to(self.device_)
         self.interrupted_ = False

@@ -10,7 +10,8 @@ FAST_PARAMS = {
     "BADRClassifier": dict(random_state=0),
     "BADRRegressor": dict(random_state=0),
     "FACIMSClassifier": dict(random_state=0),
-    "FairPruningClassifier": dict(random_state=0),
+    "FairPruningClassifier": dict(hidden_layer_sizes=(16,), pretrain_epochs=20, max_epochs=5,
+                                  finetune_epochs=5, lr=1e-2, random_state=0),
     "FairRobustClassifier": dict(random_state=0),
 }
 

@@ -32,6 +32,8 @@ __all__ = [
     "demographic_parity_loss",
     "equal_opportunity_loss",
     "equalized_odds_loss",
+    "accuracy_parity_loss",
+    "classification_margin",
     "fairness_loss",
     "FAIRNESS_LOSSES",
     "cross_entropy_loss",
@@ -125,6 +127,35 @@ def equalized_odds_loss(proba, y, groups, n_groups, weight=None):
         total = total + _deviation_penalty(proba[:, k], groups, n_groups, weight, mask=pos)
         total = total + _deviation_penalty(proba[:, k], groups, n_groups, weight, mask=~pos)
     return total
+
+
+def classification_margin(logits, y):
+    """Margin of the true class: ``(2y - 1) * logit`` for one logit column, else the true
+    class's logit minus the largest other logit. Positive exactly when the row is
+    classified correctly (ties aside)."""
+    if logits.shape[1] == 1:
+        return (2.0 * y.to(logits.dtype) - 1.0) * logits[:, 0]
+    y = y.long()
+    true = logits.gather(1, y[:, None])[:, 0]
+    others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+    return true - others.max(dim=1).values
+
+
+def accuracy_parity_loss(logits, y, groups, n_groups, weight=None, temperature=1.0):
+    """Differentiable accuracy-parity gap (BiFP, after Wu, Zhang & Wu 2019).
+
+    ``max_c acc_c - min_c acc_c`` over the groups present, where the accuracy of a row is
+    smoothed as ``sigmoid(margin / temperature)`` (:func:`classification_margin`); for two
+    groups this is ``|acc_0 - acc_1|``. As ``temperature -> 0`` it tends to the hard gap.
+    Takes logits, not probabilities.
+    """
+    soft_acc = torch.sigmoid(classification_margin(logits, y) / temperature)
+    means, totals = group_means(soft_acc, groups, n_groups, weight)
+    present = totals > 0
+    if int(present.sum()) < 2:
+        return soft_acc.sum() * 0.0
+    m = means[present]
+    return m.max() - m.min()
 
 
 FAIRNESS_LOSSES = {
