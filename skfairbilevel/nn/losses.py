@@ -39,6 +39,7 @@ __all__ = [
     "cross_entropy_loss",
     "squared_loss",
     "proba_from_logits",
+    "vs_loss",
 ]
 
 
@@ -197,3 +198,39 @@ def cross_entropy_loss(logits, y, weight=None):
 def squared_loss(pred, y, weight=None):
     """(Weighted) mean squared error of a one-column prediction."""
     return weighted_mean((pred.reshape(-1) - y) ** 2, weight)
+
+
+def vs_loss(logits, y, *, scale=None, shift=None, class_weight=None, weight=None):
+    """Vector-scaling loss: class-weighted cross-entropy of adjusted logits.
+
+    ``CE(logits * scale + shift, y)`` per row, averaged with row weights
+    ``weight_i * class_weight[y_i]`` (``sum(w l) / sum(w)``, the convention of
+    :func:`torch.nn.functional.cross_entropy` with ``weight=``). ``scale`` and ``shift``
+    are the multiplicative and additive logit adjustments of Kini et al. (2021), used as
+    learnable loss parameters by FACIMS; without them this is the class-weighted
+    ("balanced") cross-entropy.
+
+    Parameters
+    ----------
+    logits : Tensor (..., n, K)
+        Softmax logits; leading dimensions index independent models.
+    y : LongTensor (..., n)
+    scale, shift : Tensor (K,), optional
+    class_weight : Tensor (K,), optional
+    weight : Tensor (..., n), optional
+        Row weights (0 drops a row, e.g. padding).
+
+    Returns
+    -------
+    Tensor of shape ``logits.shape[:-2]`` (a scalar for 2-D logits).
+    """
+    z = logits
+    if scale is not None:
+        z = z * scale
+    if shift is not None:
+        z = z + shift
+    per_row = -torch.log_softmax(z, dim=-1).gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
+    w = torch.ones_like(per_row) if weight is None else weight.to(per_row.dtype)
+    if class_weight is not None:
+        w = w * class_weight[y.long()]
+    return (per_row * w).sum(-1) / w.sum(-1).clamp_min(torch.finfo(per_row.dtype).tiny)
