@@ -231,12 +231,14 @@ class MaskedMLP(nn.Module):
     @torch.no_grad()
     def achieved_sparsity(self):
         """Fraction of prunable weights (unstructured) or hidden units (structured)
-        removed by the stored masks."""
+        removed by the stored masks (exact: a ratio of integer counts)."""
         if self.structured:
-            units = torch.cat([layer.bias_mask for layer in self.prunable])
-            return float(1.0 - units.mean()) if units.numel() else 0.0
-        wm = torch.cat([layer.weight_mask.reshape(-1) for layer in self.layers])
-        return float(1.0 - wm.mean())
+            masks = [layer.bias_mask for layer in self.prunable]
+        else:
+            masks = [layer.weight_mask for layer in self.layers]
+        total = sum(m.numel() for m in masks)
+        kept = sum(int((m > 0.5).sum()) for m in masks)
+        return (total - kept) / total if total else 0.0
 
     # ------------------------------------------------------------------ forward
     def forward(self, x):
