@@ -33,7 +33,7 @@ from ..nn.gaussian import DIVERGENCES, GaussianMLP, divergence, gaussian_forward
 from ..nn.losses import group_means, vs_loss, weighted_mean
 from ..nn.modules import ACTIVATIONS
 
-__all__ = ["FACIMSClassifier"]
+__all__ = ["FACIMSClassifier", "implicit_gradients"]
 
 #: largest radius of the ``sam_rho="inverse_frequency"`` rule (the smallest group's)
 SAM_RHO_MAX = 0.05
@@ -67,6 +67,49 @@ def _sam_rho_rule(value):
         if arr is not None and arr.ndim == 1 and np.all(np.isfinite(arr)) and np.all(arr >= 0):
             return None
     return '"inverse_frequency", "label_order", a float >= 0 or an array of floats >= 0'
+
+
+def implicit_gradients(g_vs, g_div, inner, outer, hyper, b, *, lambda_low, n_terms, alpha,
+                       retain_graph=False):
+    """Implicit-function-theorem terms of the upper gradient through ``inner = Q*``.
+
+    The lower objective is ``L(Q, P, v) = f(Q, v) + lambda_low * D(Q, P)`` with ``D`` a
+    sum of elementwise terms (so its Q-Q Hessian is diagonal). With ``H = d2L/dQ2`` and
+    ``p = H^{-1} b`` (truncated Neumann series; ``b = dF/dQ``), the total derivatives of
+    an upper objective ``F`` are ``dF/dP = dF/dP|direct - mixed_p`` and
+    ``dF/dv = dF/dv|direct - mixed_v`` with
+
+        mixed_p = lambda_low * (d2D / dP dQ) p,    mixed_v = (d2f / dv dQ) p.
+
+    Parameters
+    ----------
+    g_vs : Tensor
+        Flat ``df/dQ`` built with ``create_graph=True`` (its graph reaches ``hyper``).
+    g_div : Tensor
+        Flat ``dD/dQ`` built with ``create_graph=True`` (its graph reaches ``outer``).
+    inner, outer, hyper : lists of Tensor
+        ``Q``, ``P`` and ``v`` (``hyper`` may be empty).
+    b : Tensor
+        Flat ``dF/dQ``.
+    lambda_low : float
+    n_terms, alpha : Neumann series settings (:func:`neumann_inverse_hvp`).
+    retain_graph : bool
+        Keep the graph of ``g_vs`` for later calls.
+
+    Returns
+    -------
+    mixed_p : Tensor (flat over ``outer``)
+    mixed_v : Tensor (flat over ``hyper``) or None when ``hyper`` is empty
+    """
+    h_div = hvp(g_div, inner, torch.ones_like(g_div))  # exact: the Hessian is diagonal
+
+    def matvec(c):
+        return hvp(g_vs, inner, c) + lambda_low * h_div * c
+
+    p = neumann_inverse_hvp(matvec, b, n_terms=n_terms, alpha=alpha)
+    mixed_p = lambda_low * hvp(g_div, outer, p)
+    mixed_v = hvp(g_vs, hyper, p, retain_graph=retain_graph) if hyper else None
+    return mixed_p, mixed_v
 
 
 class _FACIMSNet(nn.Module):
@@ -639,28 +682,21 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                     L_vs = lower_vs(Q, xb, yb, wb, scale, shift, S_h)
                     g_vs = flat_grad(L_vs.sum(), Q, create_graph=True)
                 D = divergence(div_name, Q, Pn)
-                # D is a sum of elementwise terms: its Q-Q Hessian is diagonal, so one
-                # double-backward gives it exactly for every Neumann iteration
                 gD = flat_grad(D.sum(), Q, create_graph=True)
-                h_diag = hvp(gD, Q, torch.ones_like(gD))
                 D_mean = D.mean()
                 u_q = gD.detach() / len(active)
                 u_p = flat_grad(D_mean, prior, retain_graph=True)
                 val_loss = upper_loss(prior)
                 g_val = flat_grad(val_loss, prior)
-
-                def matvec(c, g_vs=g_vs, Q=Q, h_diag=h_diag):
-                    return hvp(g_vs, Q, c) + lam_low * h_diag * c
-
-                p_vec = neumann_inverse_hvp(matvec, u_q, n_terms=self.neumann_terms,
-                                            alpha=self.neumann_lr)
-                mixed_p = lam_low * hvp(gD, prior, p_vec)
+                mixed_p, mixed_v = implicit_gradients(
+                    g_vs, gD, Q, prior, hyper, u_q, lambda_low=lam_low,
+                    n_terms=self.neumann_terms, alpha=self.neumann_lr,
+                    retain_graph=self.stale_graph)
                 g_prior = w_val * g_val + w_dir * u_p - w_ind * mixed_p
                 opt_prior.zero_grad(set_to_none=True)
                 set_grads(prior, g_prior)
                 opt_prior.step()
                 if hyper:
-                    mixed_v = hvp(g_vs, hyper, p_vec, retain_graph=self.stale_graph)
                     opt_hyper.zero_grad(set_to_none=True)
                     set_grads(hyper, -w_v * mixed_v)
                     opt_hyper.step()
