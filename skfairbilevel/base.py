@@ -156,6 +156,8 @@ class BaseFairEstimator(BaseEstimator):
     #: set by subclasses that only handle two classes
     _binary_only = False
     _estimator_kind = "classifier"
+    #: dtype of the feature tensors at predict time (a float64 model overrides it)
+    _predict_dtype = torch.float32
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -412,7 +414,7 @@ class BaseFairEstimator(BaseEstimator):
         outs = []
         for start in range(0, X.shape[0], PREDICT_CHUNK):
             xb = torch.as_tensor(np.ascontiguousarray(X[start:start + PREDICT_CHUNK]),
-                                 dtype=torch.float32, device=self.device_)
+                                 dtype=self._predict_dtype, device=self.device_)
             outs.append(fn(xb).detach().to("cpu", torch.float64))
         if not outs:
             return np.zeros((0,))

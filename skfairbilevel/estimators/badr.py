@@ -225,8 +225,10 @@ def _sample_pairs(g, n_groups, max_pairs, generator):
 
 
 def _entropy(lam):
-    lam = lam.clamp_min(0)
-    return float(-(lam * torch.log(lam.clamp_min(1e-300))).sum())
+    lam = lam.detach().double()
+    terms = torch.where(lam > 0, lam * torch.log(lam.clamp_min(1e-300)),
+                        torch.zeros_like(lam))
+    return float(-terms.sum())
 
 
 # ====================================================================== the bilevel problem
@@ -414,7 +416,7 @@ class _Bilevel:
         iters = int(opt.state[opt._params[0]].get("n_iter", 0))
         return iters + self._polish(lam)
 
-    def _polish(self, lam, max_steps=3):
+    def _polish(self, lam, max_steps=2):
         """Newton-CG steps after L-BFGS, kept while they shrink the gradient: L-BFGS's
         line search works on function values and stalls at a gradient of about
         sqrt(machine epsilon); the implicit hypergradient needs a stationary point."""
@@ -598,6 +600,10 @@ class _BADRBase(BaseFairEstimator):
             net = make_mlp(n_features, hidden, n_outputs, activation=self.activation,
                            generator=gen)
         return _BADRModule(net.to(dtype), self.n_groups_, dtype)
+
+    @property
+    def _predict_dtype(self):
+        return self.module_.lam.dtype
 
     def _forward(self, x):
         mod = self.module_

@@ -1,0 +1,149 @@
+"""Hypergradient tools of skfairbilevel.nn.bilevel against brute force and dense algebra."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from skfairbilevel.nn.bilevel import (
+    conjugate_gradient,
+    flat_grad,
+    flatten,
+    hvp,
+    project_simplex,
+    unflatten_like,
+)
+
+
+# --------------------------------------------------------------------- project_simplex
+def _project_brute_force(v):
+    """Euclidean projection onto the simplex by enumerating supports: on a support T the
+    projection is v_T - theta with theta = (sum v_T - 1) / |T|; keep the feasible
+    candidates and return the closest one."""
+    n = len(v)
+    best, best_dist = None, np.inf
+    for size in range(1, n + 1):
+        for support in itertools.combinations(range(n), size):
+            idx = list(support)
+            theta = (v[idx].sum() - 1.0) / size
+            x = np.zeros(n)
+            x[idx] = v[idx] - theta
+            if np.any(x < -1e-12):
+                continue
+            dist = np.sum((x - v) ** 2)
+            if dist < best_dist:
+                best, best_dist = x, dist
+    return best
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
+def test_project_simplex_matches_brute_force(n):
+    rng = np.random.default_rng(n)
+    for scale in (0.1, 1.0, 10.0):
+        for _ in range(20):
+            v = rng.normal(scale=scale, size=n)
+            got = project_simplex(torch.tensor(v, dtype=torch.float64)).numpy()
+            np.testing.assert_allclose(got, _project_brute_force(v), atol=1e-12)
+            assert got.min() >= 0 and abs(got.sum() - 1) < 1e-12
+
+
+def test_project_simplex_fixed_points_batches_and_ties():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=6)
+    got = project_simplex(torch.tensor(p))
+    np.testing.assert_allclose(got.numpy(), p, atol=1e-14)  # points of the simplex stay
+    # batched over leading dimensions = row by row
+    v = torch.tensor(rng.normal(size=(2, 3, 5)))
+    batched = project_simplex(v)
+    for i, j in itertools.product(range(2), range(3)):
+        np.testing.assert_allclose(batched[i, j].numpy(),
+                                   _project_brute_force(v[i, j].numpy()), atol=1e-12)
+    # ties and a shift along the all-ones direction (the simplex's normal)
+    tie = torch.tensor([0.3, 0.3, 0.3], dtype=torch.float64)
+    np.testing.assert_allclose(project_simplex(tie).numpy(), [1 / 3] * 3)
+    np.testing.assert_allclose(project_simplex(tie + 5.0).numpy(), [1 / 3] * 3)
+    np.testing.assert_allclose(project_simplex(torch.tensor([5.0, -2.0])).numpy(), [1, 0])
+
+
+# --------------------------------------------------------------------- conjugate gradient
+def _spd(n, cond, seed):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    eig = np.geomspace(1.0, cond, n)
+    return torch.tensor(Q @ np.diag(eig) @ Q.T), torch.tensor(rng.normal(size=n))
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e2, 1e4])
+def test_conjugate_gradient_matches_dense_solve(cond):
+    A, b = _spd(20, cond, seed=int(cond))
+    x = conjugate_gradient(lambda u: A @ u, b, max_iter=200, tol=1e-14)
+    expected = torch.linalg.solve(A, b)
+    np.testing.assert_allclose(x.numpy(), expected.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_conjugate_gradient_warm_start_and_iteration_budget():
+    A, b = _spd(10, 50.0, seed=3)
+    exact = torch.linalg.solve(A, b)
+    # starting at the solution: no work, same answer
+    calls = []
+
+    def matvec(u):
+        calls.append(1)
+        return A @ u
+
+    x = conjugate_gradient(matvec, b, x0=exact, max_iter=50, tol=1e-10)
+    np.testing.assert_allclose(x.numpy(), exact.numpy(), atol=1e-10)
+    assert len(calls) == 1  # the initial residual only
+    # in exact arithmetic CG terminates in n steps; with one step it is the
+    # steepest-descent step from 0: x = (b.b / b.A b) b
+    x1 = conjugate_gradient(lambda u: A @ u, b, max_iter=1, tol=0.0)
+    np.testing.assert_allclose(x1.numpy(), (b @ b / (b @ A @ b) * b).numpy(), rtol=1e-12)
+
+
+# --------------------------------------------------------------------- grad / HVP
+def _loss_and_params(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    W1 = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    b1 = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+    unused = torch.randn(2, generator=gen, dtype=torch.float64, requires_grad=True)
+    X = torch.randn(30, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, generator=gen, dtype=torch.float64)
+    params = [W1, b1, w2, unused]
+
+    def loss_of(W1, b1, w2, unused):
+        return ((torch.tanh(X @ W1.T + b1) @ w2 - y) ** 2).mean() + 0.1 * (W1 ** 2).sum()
+
+    return loss_of, params
+
+
+def test_flat_grad_and_hvp_match_dense_autograd_hessian():
+    loss_of, params = _loss_and_params()
+    loss = loss_of(*params)
+    g = flat_grad(loss, params, create_graph=True)
+    sizes = [p.numel() for p in params]
+    assert g.shape == (sum(sizes),)
+    assert torch.all(g[-2:] == 0)  # a parameter the loss does not use gets zeros
+
+    def flat_loss(z):
+        return loss_of(*unflatten_like(z, params))
+
+    z0 = flatten([p.detach() for p in params])
+    H = torch.autograd.functional.hessian(flat_loss, z0)
+    dense_grad = torch.autograd.functional.jacobian(flat_loss, z0)
+    np.testing.assert_allclose(g.detach().numpy(), dense_grad.numpy(), rtol=1e-12,
+                               atol=1e-14)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        v = torch.tensor(rng.normal(size=z0.shape[0]))
+        np.testing.assert_allclose(hvp(g, params, v).numpy(), (H @ v).numpy(),
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_unflatten_round_trip():
+    _, params = _loss_and_params()
+    z = flatten([p.detach() for p in params])
+    back = unflatten_like(z, params)
+    for p, q in zip(params, back, strict=True):
+        assert q.shape == p.shape and torch.equal(q, p.detach())
