@@ -14,7 +14,7 @@ FAST_PARAMS = {
                              prior_lr_decay=1.0, random_state=0),
     "FairPruningClassifier": dict(hidden_layer_sizes=(16,), pretrain_epochs=20, max_epochs=5,
                                   finetune_epochs=5, lr=1e-2, random_state=0),
-    "FairRobustClassifier": dict(random_state=0),
+    "FairRobustClassifier": dict(batch_size=16, max_epochs=20, lr=5e-2, random_state=0),
 }
 
 

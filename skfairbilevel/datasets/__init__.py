@@ -31,6 +31,7 @@ from ._german_credit import load_german_credit
 from ._merge import merge_smallest_groups
 from ._preprocess import make_preprocessor
 from ._synthetic import make_biased_classification
+from ._unfair2d import make_unfair_2d
 
 __all__ = [
     "load_adult",
@@ -40,5 +41,6 @@ __all__ = [
     "load_german_credit",
     "make_biased_classification",
     "make_preprocessor",
+    "make_unfair_2d",
     "merge_smallest_groups",
 ]
