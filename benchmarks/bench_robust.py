@@ -1,0 +1,380 @@
+"""FairRobustClassifier (Fast & Fair): inner-solver speed and the fairness of robust
+training over the radius grid.
+
+Two parts (``--part``):
+
+``speed``
+    Mean epoch time of PGD / TRS (the paper's speed-up), on the paper's two settings:
+    Unfair2D (the reference example: 200 training rows of ``make_unfair_2d(250)``,
+    batch 5) at radii 0.10, 0.11, ..., 0.20 and Adult (the first 10,000 rows of the
+    official training file, the 5 continuous features z-scored, batch 100) at radii
+    0.10, 0.12, ..., 0.20. Affine model, Adam lr 1e-2. Three inner solvers per radius,
+    fitted one after the other in the same process: "trs" (the estimator's default: the
+    subproblem's closed-form solution for the affine model), "trs-general" (the general
+    batched solver in the model's eigenbasis, ``_affine_closed_form=False``) and "pgd"
+    (reference settings). Epoch times are the engine's ``history_[i]["seconds"]``
+    (``time.perf_counter`` around each epoch; no fairness logging). Then, on the
+    weights of the TRS fit, the mean loss at the TRS and at the PGD perturbation of
+    the training rows (PGD on batches of the training batch size): the inner objective
+    each solver reaches on the same problem.
+``fairness``
+    Test accuracy and the signed gaps (group 1 minus group 0; Unfair2D s = 1 minus
+    s = 0, Adult Male minus Female) of none / random / pgd / trs on Unfair2D (fresh test
+    draw of 50 per class) and Adult (official test file), over the radius grids above,
+    5 seeds, 10 epochs, the same batch sizes.
+
+Usage::
+
+    python benchmarks/bench_robust.py --quick            # about a minute
+    python benchmarks/bench_robust.py --part speed       # ~15 min on a loaded 2-core box
+    python benchmarks/bench_robust.py --part fairness    # ~1 h (PGD on Adult dominates)
+    python benchmarks/bench_robust.py --report-only      # tables and plots from the CSVs
+
+Torch runs on one thread (``torch.set_num_threads(1)``): on a shared machine two
+threads oversubscribe the cores and make every small op orders of magnitude slower.
+Rows are appended to ``robust_{speed,fairness}.csv`` as they finish, so an interrupted
+run resumes; ``--fresh`` starts over. Results go to ``benchmarks/results/robust_*``
+(``robust_quick_*`` with ``--quick``; another folder with ``--out``).
+"""
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skfairbilevel import FairRobustClassifier
+from skfairbilevel.datasets import load_adult, make_unfair_2d
+from skfairbilevel.exceptions import FairnessWarning
+from skfairbilevel.metrics import independence_gap, predictive_parity_gap, separation_gap
+
+ADULT_FEATURES = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+GAPS = ("independence", "separation_y0", "separation_y1", "sufficiency_yhat1",
+        "sufficiency_yhat0")
+SOLVERS = ("none", "random", "pgd", "trs")
+PREFIX = "robust"  # file prefix of the results; "robust_quick" with --quick
+
+FULL = dict(
+    unfair2d=dict(radii=np.round(np.arange(0.10, 0.2001, 0.01), 2), batch_size=5,
+                  speed_epochs=5, n_train=200),
+    adult=dict(radii=np.round(np.arange(0.10, 0.2001, 0.02), 2), batch_size=100,
+               speed_epochs=2, n_train=10_000, n_objective=2_000),
+    seeds=(0, 1, 2, 3, 4), epochs=10,
+)
+QUICK = dict(
+    unfair2d=dict(radii=np.array([0.10, 0.20]), batch_size=5, speed_epochs=2, n_train=200),
+    adult=dict(radii=np.array([0.10, 0.20]), batch_size=100, speed_epochs=1, n_train=1_000,
+               n_objective=300),
+    seeds=(0,), epochs=2,
+)
+
+
+# ---------------------------------------------------------------------- data
+def unfair2d_data(seed, n_train=200):
+    """The reference example: 500 points, the first 200 train; a fresh 100-point test."""
+    X, y, s = make_unfair_2d(250, random_state=seed)
+    Xt, yt, st = make_unfair_2d(50, random_state=10_000 + seed)
+    return (X[:n_train], y[:n_train], s[:n_train]), (Xt, yt, st)
+
+
+def adult_data(n_train=10_000):
+    """5 continuous features, z-scored with the training mean and std; y = 1 for >50K;
+    s = sex (Female < Male, so the signed gaps are Male minus Female)."""
+    train, test = load_adult(split="train"), load_adult(split="test")
+    X = train.data[ADULT_FEATURES].to_numpy(np.float64)[:n_train]
+    mean, std = X.mean(0), X.std(0)
+    out = []
+    for bunch, rows in ((train, slice(0, n_train)), (test, slice(None))):
+        Xb = (bunch.data[ADULT_FEATURES].to_numpy(np.float64)[rows] - mean) / std
+        out.append((Xb, bunch.target.to_numpy()[rows],
+                    bunch.data["sex"].astype(str).to_numpy()[rows]))
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------- helpers
+def append_row(path, row):
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_rows(path):
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def load_note():
+    la = os.getloadavg()
+    return f"{la[0]:.1f}/{la[1]:.1f}/{la[2]:.1f}"
+
+
+def signed_gaps(y, pred, s):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessWarning)
+        return {
+            "independence": independence_gap(y, pred, sensitive_features=s),
+            "separation_y0": separation_gap(y, pred, sensitive_features=s, k=0),
+            "separation_y1": separation_gap(y, pred, sensitive_features=s, k=1),
+            "sufficiency_yhat1": predictive_parity_gap(y, pred, sensitive_features=s, k=1),
+            "sufficiency_yhat0": predictive_parity_gap(y, pred, sensitive_features=s, k=0),
+        }
+
+
+def make_clf(solver, radius, batch_size, epochs, seed):
+    clf = FairRobustClassifier(radius=float(radius),
+                               inner_solver="trs" if solver == "trs-general" else solver,
+                               batch_size=batch_size, max_epochs=epochs, lr=1e-2,
+                               random_state=seed)
+    if solver == "trs-general":
+        clf._affine_closed_form = False
+    return clf
+
+
+# ---------------------------------------------------------------------- speed
+def run_speed(cfg, out):
+    path = out / f"{PREFIX}_speed.csv"
+    done = {(r["dataset"], r["radius"]) for r in read_rows(path)}
+    data = {"unfair2d": unfair2d_data(42, cfg["unfair2d"]["n_train"])[0],
+            "adult": adult_data(cfg["adult"]["n_train"])[0]}
+    # warm-up (first-call overheads) on a small problem
+    Xw, yw, _ = data["unfair2d"]
+    for solver in ("trs", "trs-general", "pgd"):
+        make_clf(solver, 0.1, 50, 1, 0).fit(Xw, yw)
+    for name in ("unfair2d", "adult"):
+        c = cfg[name]
+        X, y, _ = data[name]
+        for i, r in enumerate(c["radii"]):
+            if (name, f"{r:.2f}") in done:
+                continue
+            order = ("trs", "trs-general", "pgd") if i % 2 == 0 else ("pgd", "trs-general",
+                                                                      "trs")
+            fits, secs, iters = {}, {}, {}
+            load_before = load_note()
+            for solver in order:
+                clf = make_clf(solver, r, c["batch_size"], c["speed_epochs"], 0).fit(X, y)
+                fits[solver] = clf
+                secs[solver] = float(np.mean([h["seconds"] for h in clf.history_]))
+                iters[solver] = float(np.mean([h["inner_iter"] for h in clf.history_]))
+            model = fits["trs"]
+            n_obj = c.get("n_objective", len(X))
+            lt = model.robust_loss(X[:n_obj], y[:n_obj], inner_solver="trs", per_sample=True)
+            lp = model.robust_loss(X[:n_obj], y[:n_obj], inner_solver="pgd", per_sample=True)
+            row = dict(
+                dataset=name, radius=f"{r:.2f}", batch_size=c["batch_size"],
+                n_train=len(X), epochs=c["speed_epochs"],
+                trs_s=secs["trs"], trs_general_s=secs["trs-general"], pgd_s=secs["pgd"],
+                ratio=secs["pgd"] / secs["trs"],
+                ratio_general=secs["pgd"] / secs["trs-general"],
+                pgd_iter=iters["pgd"], trs_general_iter=iters["trs-general"],
+                obj_rows=n_obj, obj_trs=float(lt.mean()), obj_pgd=float(lp.mean()),
+                frac_trs_ge_pgd=float(np.mean(lt >= lp * (1 - 1e-6))),
+                load=f"{load_before} -> {load_note()}",
+            )
+            append_row(path, row)
+            print(f"speed {name} r={r:.2f}: pgd/trs {row['ratio']:.1f}x, pgd/trs-general "
+                  f"{row['ratio_general']:.1f}x, objective trs {row['obj_trs']:.5f} vs pgd "
+                  f"{row['obj_pgd']:.5f}", flush=True)
+
+
+# ---------------------------------------------------------------------- fairness
+def run_fairness(cfg, out):
+    path = out / f"{PREFIX}_fairness.csv"
+    done = {(r["dataset"], r["solver"], r["radius"], r["seed"]) for r in read_rows(path)}
+    adult = adult_data(cfg["adult"]["n_train"])
+    for name in ("unfair2d", "adult"):
+        c = cfg[name]
+        for seed in cfg["seeds"]:
+            train, test = unfair2d_data(seed, c["n_train"]) if name == "unfair2d" else adult
+            jobs = [("none", 0.0)] + [(solver, r) for r in c["radii"]
+                                      for solver in ("random", "pgd", "trs")]
+            for solver, r in jobs:
+                key = (name, solver, f"{r:.2f}", str(seed))
+                if key in done:
+                    continue
+                clf = make_clf(solver, r, c["batch_size"], cfg["epochs"], seed)
+                t0 = time.perf_counter()
+                clf.fit(train[0], train[1])
+                fit_s = time.perf_counter() - t0
+                pred = clf.predict(test[0])
+                row = dict(dataset=name, solver=solver, radius=f"{r:.2f}", seed=seed,
+                           accuracy=float(np.mean(pred == test[1])), fit_s=fit_s,
+                           **signed_gaps(test[1], pred, test[2]))
+                append_row(path, row)
+                print(f"fairness {name} {solver} r={r:.2f} seed={seed}: acc "
+                      f"{row['accuracy']:.3f} ind {row['independence']:+.3f} "
+                      f"({fit_s:.1f}s)", flush=True)
+
+
+# ---------------------------------------------------------------------- report
+def _ms(values):
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "nan"
+    return f"{v.mean():+.3f} ± {v.std():.3f}" if v.size > 1 else f"{v.mean():+.3f}"
+
+
+def report(out):
+    lines = []
+    speed = read_rows(out / f"{PREFIX}_speed.csv")
+    if speed:
+        lines += ["## Speed: mean epoch time, PGD / TRS", "",
+                  "| dataset | radius | TRS s/epoch | TRS-general s/epoch | PGD s/epoch | "
+                  "PGD/TRS | PGD/TRS-general | PGD iters/batch | inner objective TRS | "
+                  "inner objective PGD | rows TRS >= PGD | load (1/5/15 min) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in speed:
+            lines.append(
+                f"| {r['dataset']} | {r['radius']} | {float(r['trs_s']):.4f} | "
+                f"{float(r['trs_general_s']):.4f} | {float(r['pgd_s']):.3f} | "
+                f"{float(r['ratio']):.1f}x | {float(r['ratio_general']):.1f}x | "
+                f"{float(r['pgd_iter']):.0f} | {float(r['obj_trs']):.6f} | "
+                f"{float(r['obj_pgd']):.6f} | {100 * float(r['frac_trs_ge_pgd']):.1f}% | "
+                f"{r['load']} |")
+        for name in sorted({r["dataset"] for r in speed}):
+            ratios = [float(r["ratio"]) for r in speed if r["dataset"] == name]
+            gen = [float(r["ratio_general"]) for r in speed if r["dataset"] == name]
+            lines.append(f"\n{name}: PGD/TRS min {min(ratios):.1f}x, max {max(ratios):.1f}x; "
+                         f"PGD/TRS-general min {min(gen):.1f}x, max {max(gen):.1f}x.")
+        lines.append("")
+        plot_speed(speed, out)
+    fair = read_rows(out / f"{PREFIX}_fairness.csv")
+    if fair:
+        lines += ["## Fairness on the test set (mean ± std over seeds)", "",
+                  "Signed gaps, group 1 minus group 0 (Unfair2D: s=1 - s=0; Adult: "
+                  "Male - Female).", "",
+                  "| dataset | solver | radius | seeds | accuracy | independence | "
+                  "separation y=0 (FPR) | separation y=1 (TPR) | sufficiency yhat=1 (PPV) "
+                  "| sufficiency yhat=0 (FOR) | mean abs gap |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        groups = {}
+        for r in fair:
+            groups.setdefault((r["dataset"], r["solver"], r["radius"]), []).append(r)
+        order = {s: i for i, s in enumerate(SOLVERS)}
+        for (name, solver, radius), rows in sorted(
+                groups.items(), key=lambda kv: (kv[0][0] != "unfair2d", order[kv[0][1]],
+                                                kv[0][2])):
+            absmean = [np.nanmean([abs(float(r[g])) for g in GAPS]) for r in rows]
+            acc = [float(r["accuracy"]) for r in rows]
+            lines.append(
+                f"| {name} | {solver} | {radius} | {len(rows)} | "
+                f"{np.mean(acc):.3f} ± {np.std(acc):.3f} | "
+                + " | ".join(_ms([float(r[g]) for r in rows]) for g in GAPS)
+                + f" | {np.mean(absmean):.3f} |")
+        lines.append("")
+        plot_fairness(fair, out)
+    text = "\n".join(lines)
+    (out / f"{PREFIX}_tables.md").write_text(text + "\n")
+    print(text)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_speed(rows, out):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for name, marker in (("unfair2d", "o"), ("adult", "s")):
+        sub = [r for r in rows if r["dataset"] == name]
+        if not sub:
+            continue
+        rad = [float(r["radius"]) for r in sub]
+        ax.plot(rad, [float(r["ratio"]) for r in sub], marker=marker, label=f"{name}: PGD/TRS")
+        ax.plot(rad, [float(r["ratio_general"]) for r in sub], marker=marker, ls="--",
+                label=f"{name}: PGD/TRS-general")
+    ax.axhline(10, color="grey", lw=0.8, ls=":", label="target 10x")
+    ax.set_yscale("log")
+    ax.set_xlabel("radius")
+    ax.set_ylabel("epoch time ratio")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{PREFIX}_speed.png", dpi=120)
+    plt.close(fig)
+
+
+def plot_fairness(rows, out):
+    plt = _plt()
+    names = [n for n in ("unfair2d", "adult") if any(r["dataset"] == n for r in rows)]
+    metrics = ("accuracy", "independence", "separation_y0", "separation_y1",
+               "sufficiency_yhat1")
+    fig, axes = plt.subplots(len(names), len(metrics), figsize=(3.2 * len(metrics),
+                                                                2.8 * len(names)),
+                             squeeze=False)
+    for i, name in enumerate(names):
+        sub = [r for r in rows if r["dataset"] == name]
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            base = [float(r[metric]) for r in sub if r["solver"] == "none"]
+            if base:
+                m = np.nanmean(base)
+                ax.axhline(m, color="k", lw=1, label="none (r=0)")
+            for solver, color in (("random", "tab:green"), ("pgd", "tab:orange"),
+                                  ("trs", "tab:blue")):
+                radii = sorted({r["radius"] for r in sub if r["solver"] == solver})
+                if not radii:
+                    continue
+                vals = [[float(r[metric]) for r in sub
+                         if r["solver"] == solver and r["radius"] == rad] for rad in radii]
+                ax.errorbar([float(x) for x in radii], [np.nanmean(v) for v in vals],
+                            yerr=[np.nanstd(v) for v in vals], color=color, marker=".",
+                            capsize=2, label=solver, alpha=0.85)
+            ax.set_title(f"{name}: {metric}", fontsize=9)
+            ax.set_xlabel("radius", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle("Fast & Fair: test accuracy and signed gaps (group 1 - group 0), "
+                 "mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / f"{PREFIX}_fairness.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings (~1 min)")
+    parser.add_argument("--part", choices=("speed", "fairness", "all"), default="all")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="discard existing CSV rows")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    global PREFIX
+    torch.set_num_threads(1)
+    out = args.out or Path(__file__).parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = QUICK if args.quick else FULL
+    PREFIX = "robust_quick" if args.quick else "robust"
+    if (args.fresh or args.quick) and not args.report_only:
+        for part in ("speed", "fairness"):
+            if args.part in (part, "all"):
+                (out / f"{PREFIX}_{part}.csv").unlink(missing_ok=True)
+    print(f"# bench_robust {datetime.datetime.now().isoformat(timespec='seconds')} on "
+          f"{platform.node()} ({os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread),"
+          f" load {load_note()}", flush=True)
+    if not args.report_only:
+        if args.part in ("speed", "all"):
+            run_speed(cfg, out)
+        if args.part in ("fairness", "all"):
+            run_fairness(cfg, out)
+    report(out)
+
+
+if __name__ == "__main__":
+    main()
