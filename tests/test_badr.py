@@ -265,6 +265,10 @@ def test_exact_solver_lands_on_the_grid_optimum(fairness):
 def test_exact_solver_three_groups_beats_every_vertex_and_uniform():
     X, y, g = classification_data(900, n_groups=3, seed=2)
     clf = BADRClassifier("demographic_parity").fit(X, y, sensitive_features=g)
+    uni = BADRClassifier("demographic_parity", init="uniform", max_iter=1).fit(
+        X, y, sensitive_features=g)
+    np.testing.assert_allclose([uni.history_[0][f"lambda_{a}"] for a in range(3)],
+                               [1 / 3] * 3)
     assert clf.group_weights_.shape == (3,) and abs(clf.group_weights_.sum() - 1) < 1e-12
     for lam in ([1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]):
         other = BADRClassifier(group_weights=lam).fit(X, y, sensitive_features=g)
@@ -427,6 +431,8 @@ def test_mlp_exact_and_sgd_improve_on_uniform():
     assert ex.fairness_objective_ < uni.fairness_objective_
     assert sgd.fairness_objective_ < uni.fairness_objective_
     assert not hasattr(ex, "coef_")
+    one = BADRClassifier(group_weights="one_group", **kw).fit(X, y, sensitive_features=g)
+    assert one.group_weights_.max() == 1.0
     assert ex.predict_proba(X).shape == (400, 2)
 
 
@@ -482,7 +488,8 @@ def test_divergence_raises_non_finite_error_naming_the_steps():
     ("group_weights", [-1, 2]), ("group_weights", [0, 0]), ("solver", "adam"),
     ("max_iter", 0), ("batch_size", 0), ("step_w", 0.0), ("step_v", -1.0),
     ("step_lambda", -0.1), ("clip", 0.0), ("fairness_gradient", "half"),
-    ("average_lambda", "yes"), ("lower_max_iter", 0), ("tol", -1e-3),
+    ("average_lambda", "yes"), ("init", "random"), ("lower_max_iter", 0),
+    ("tol", -1e-3),
     ("device", None), ("random_state", "seed"),
 ])
 def test_bad_hyper_parameters_name_themselves(param, value):

@@ -554,6 +554,7 @@ class _BADRBase(BaseFairEstimator):
         "clip": number(0, low_open=True, none=True),
         "fairness_gradient": one_of("full", "batch"),
         "average_lambda": one_of(True, False),
+        "init": one_of("best", "uniform"),
         "lower_max_iter": number(1, integer=True),
         "tol": number(0),
         "max_pairs": number(1, integer=True),
@@ -664,6 +665,12 @@ class _BADRBase(BaseFairEstimator):
         with torch.no_grad():
             mod.lam.copy_(lam)
         if self.fairness_aware_ and self.group_weights is None:
+            resumed = self.warm_start and getattr(self, "group_weights_", None) is not None \
+                and len(self.group_weights_) == S
+            if self.init == "best" and not resumed:
+                start = self._best_start(prob, S, dtype)  # lower solves need autograd
+                with torch.no_grad():
+                    mod.lam.copy_(start)
             prob.solve(mod.lam)
             if self.solver == "exact":
                 self._run_exact(prob, _BADROracle(prob), data)
@@ -675,8 +682,9 @@ class _BADRBase(BaseFairEstimator):
                 prob.solve(mod.lam)
                 self._run_exact(prob, _MinimaxOracle(prob), data)
             else:
+                vertex = self._one_group(prob, S, dtype)
                 with torch.no_grad():
-                    mod.lam.copy_(self._one_group(prob, S, dtype))
+                    mod.lam.copy_(vertex)
         self._refit_iter = 0
         if not self.interrupted_:
             # the final refit at the learned / fixed weights
@@ -859,16 +867,25 @@ class _BADRBase(BaseFairEstimator):
 
     def _one_group(self, prob, S, dtype):
         """The vertex e_a whose model has the smallest training metric."""
+        return self._best_of(prob, list(torch.eye(S, dtype=dtype, device=self.device_)))
+
+    def _best_start(self, prob, S, dtype):
+        """``init="best"``: uniform weights or the best vertex, whichever model has the
+        smaller training metric (the upper objective is not convex in lambda)."""
+        uniform = torch.full((S,), 1.0 / S, dtype=dtype, device=self.device_)
+        vertices = list(torch.eye(S, dtype=dtype, device=self.device_))
+        return self._best_of(prob, [uniform] + vertices)
+
+    @staticmethod
+    def _best_of(prob, candidates):
         best, best_value = None, math.inf
         start = [p.detach().clone() for p in prob.params]
-        for a in range(S):
-            lam = torch.zeros(S, dtype=dtype, device=self.device_)
-            lam[a] = 1.0
+        for lam in candidates:
             _copy_params(prob.params, start)
             prob.solve(lam)
             value = prob.fair_value()
             if value < best_value:
-                best, best_value = lam, value
+                best, best_value = lam.clone(), value
         return best
 
     # ---------------------------------------------------------------- evaluation
@@ -1044,6 +1061,12 @@ _COMMON_DOC = """
         How lambda is learned (see the module notes): implicit hypergradient with exact
         lower solves and projected gradient with line search, BADR-GD (full-batch
         single loop) or BADR-SGD (balanced mini-batches).
+    init : {"best", "uniform"}, default="best"
+        Starting lambda of the learned weights (all solvers): "uniform" (1/S, the
+        toolbox), or "best": whichever of the uniform weights and the S vertices gives
+        the smaller training metric (S + 1 extra lower-level solves). The upper
+        objective is not convex in lambda; on Adult, individual fairness has minima at
+        both vertices and descent from uniform can end in the worse one.
     max_iter : int, default=200
         Outer iterations (exact, minimax) or iterations of the GD/SGD recursion. One
         engine epoch is one iteration.
@@ -1145,6 +1168,8 @@ _NOTES_DOC = """
       ``step_w``; BADR-SGD averages lambda over the second half of the run
       (``average_lambda``); BADR-GD, the exact projected-gradient solver and the MLP
       lower level are not in the toolbox;
+    * ``init="best"`` starts from the best of the uniform weights and the vertices (the
+      toolbox starts at uniform);
     * the minimax baseline is found by projected dual ascent (no CVXPY).
 """
 
@@ -1200,7 +1225,8 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):
 
     def __init__(self, fairness="demographic_parity", *, model="linear",
                  hidden_layer_sizes=(32,), activation="tanh", alpha=1e-2, rho=10.0,
-                 group_weights=None, solver="exact", max_iter=200, batch_size=256,
+                 group_weights=None, solver="exact", init="best", max_iter=200,
+                 batch_size=256,
                  step_w=0.1, step_v=None, step_lambda=1.0, clip=1.0,
                  fairness_gradient="full", average_lambda=True, lower_max_iter=100,
                  tol=1e-6, sensitive_feature_ids=None, drop_sensitive=True, warm_start=False,
@@ -1213,6 +1239,7 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):
         self.rho = rho
         self.group_weights = group_weights
         self.solver = solver
+        self.init = init
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.step_w = step_w
@@ -1283,7 +1310,8 @@ class BADRRegressor(FairRegressorMixin, _BADRBase):
 
     def __init__(self, fairness="demographic_parity", *, model="linear",
                  hidden_layer_sizes=(32,), activation="tanh", alpha=1e-2, rho=10.0,
-                 group_weights=None, solver="exact", max_iter=200, batch_size=256,
+                 group_weights=None, solver="exact", init="best", max_iter=200,
+                 batch_size=256,
                  step_w=0.1, step_v=None, step_lambda=1.0, clip=1.0,
                  fairness_gradient="full", average_lambda=True, lower_max_iter=100,
                  tol=1e-6, max_pairs=100_000, sensitive_feature_ids=None,
@@ -1297,6 +1325,7 @@ class BADRRegressor(FairRegressorMixin, _BADRBase):
         self.rho = rho
         self.group_weights = group_weights
         self.solver = solver
+        self.init = init
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.step_w = step_w
