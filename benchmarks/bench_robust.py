@@ -62,7 +62,7 @@ PREFIX = "robust"  # file prefix of the results; "robust_quick" with --quick
 
 FULL = dict(
     unfair2d=dict(radii=np.round(np.arange(0.10, 0.2001, 0.01), 2), batch_size=5,
-                  speed_epochs=5, n_train=200),
+                  speed_epochs=10, n_train=200),
     adult=dict(radii=np.round(np.arange(0.10, 0.2001, 0.02), 2), batch_size=100,
                speed_epochs=2, n_train=10_000, n_objective=2_000),
     seeds=(0, 1, 2, 3, 4), epochs=10,
@@ -142,6 +142,28 @@ def make_clf(solver, radius, batch_size, epochs, seed):
 
 
 # ---------------------------------------------------------------------- speed
+def inner_seconds(clf, X, y, batch_size, reps=3):
+    """Milliseconds per batch spent in each inner solver alone (the perturbations of
+    consecutive batches of ``X`` for the weights of ``clf``), median of ``reps``
+    interleaved repetitions."""
+    x = torch.as_tensor(X, dtype=torch.float32)
+    yt = torch.as_tensor(np.searchsorted(clf.classes_, y))
+    gen = torch.Generator().manual_seed(0)
+    starts = range(0, len(x), batch_size)
+    times = {"trs": [], "trs-general": [], "pgd": []}
+    for _ in range(reps):
+        for solver in times:
+            clf._affine_closed_form = solver != "trs-general"
+            name = "pgd" if solver == "pgd" else "trs"
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for i in starts:
+                    clf._perturbation(x[i:i + batch_size], yt[i:i + batch_size], name, gen)
+            times[solver].append(1e3 * (time.perf_counter() - t0) / len(starts))
+    del clf._affine_closed_form
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def run_speed(cfg, out):
     path = out / f"{PREFIX}_speed.csv"
     done = {(r["dataset"], r["radius"]) for r in read_rows(path)}
@@ -170,6 +192,7 @@ def run_speed(cfg, out):
             n_obj = c.get("n_objective", len(X))
             lt = model.robust_loss(X[:n_obj], y[:n_obj], inner_solver="trs", per_sample=True)
             lp = model.robust_loss(X[:n_obj], y[:n_obj], inner_solver="pgd", per_sample=True)
+            inner = inner_seconds(model, X[:n_obj], y[:n_obj], c["batch_size"])
             row = dict(
                 dataset=name, radius=f"{r:.2f}", batch_size=c["batch_size"],
                 n_train=len(X), epochs=c["speed_epochs"],
@@ -177,6 +200,9 @@ def run_speed(cfg, out):
                 ratio=secs["pgd"] / secs["trs"],
                 ratio_general=secs["pgd"] / secs["trs-general"],
                 pgd_iter=iters["pgd"], trs_general_iter=iters["trs-general"],
+                inner_trs_ms=inner["trs"], inner_trs_general_ms=inner["trs-general"],
+                inner_pgd_ms=inner["pgd"], inner_ratio=inner["pgd"] / inner["trs"],
+                inner_ratio_general=inner["pgd"] / inner["trs-general"],
                 obj_rows=n_obj, obj_trs=float(lt.mean()), obj_pgd=float(lp.mean()),
                 frac_trs_ge_pgd=float(np.mean(lt >= lp * (1 - 1e-6))),
                 load=f"{load_before} -> {load_note()}",
@@ -231,15 +257,19 @@ def report(out):
     if speed:
         lines += ["## Speed: mean epoch time, PGD / TRS", "",
                   "| dataset | radius | TRS s/epoch | TRS-general s/epoch | PGD s/epoch | "
-                  "PGD/TRS | PGD/TRS-general | PGD iters/batch | inner objective TRS | "
-                  "inner objective PGD | rows TRS >= PGD | load (1/5/15 min) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "PGD/TRS | PGD/TRS-general | PGD iters/batch | inner solver alone: "
+                  "TRS / TRS-general / PGD ms per batch | inner-only PGD/TRS | "
+                  "inner objective TRS | inner objective PGD | rows TRS >= PGD | "
+                  "load (1/5/15 min) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in speed:
             lines.append(
                 f"| {r['dataset']} | {r['radius']} | {float(r['trs_s']):.4f} | "
                 f"{float(r['trs_general_s']):.4f} | {float(r['pgd_s']):.3f} | "
                 f"{float(r['ratio']):.1f}x | {float(r['ratio_general']):.1f}x | "
-                f"{float(r['pgd_iter']):.0f} | {float(r['obj_trs']):.6f} | "
+                f"{float(r['pgd_iter']):.0f} | {float(r['inner_trs_ms']):.3f} / "
+                f"{float(r['inner_trs_general_ms']):.3f} / {float(r['inner_pgd_ms']):.1f} | "
+                f"{float(r['inner_ratio']):.0f}x | {float(r['obj_trs']):.6f} | "
                 f"{float(r['obj_pgd']):.6f} | {100 * float(r['frac_trs_ge_pgd']):.1f}% | "
                 f"{r['load']} |")
         for name in sorted({r["dataset"] for r in speed}):

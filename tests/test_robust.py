@@ -389,3 +389,16 @@ def test_make_unfair_2d_geometry_and_counts():
 def test_make_unfair_2d_bad_input(kwargs, err):
     with pytest.raises(err, match=next(iter(kwargs))):
         make_unfair_2d(**kwargs)
+
+
+def test_gap_metrics_with_one_group_present_are_nan():
+    from skfairbilevel.nn.engine import TensorData
+
+    X, y, s = make_unfair_2d(30, random_state=0)
+    clf = FairRobustClassifier(batch_size=20, max_epochs=2, random_state=0)
+    clf.fit(X, y, sensitive_features=s)
+    data = TensorData.from_numpy(X, y, np.zeros(60, dtype=int), None, n_groups=2,
+                                 device="cpu", y_dtype=torch.long)
+    out = clf._gap_metrics(data, "val_")
+    assert out["val_accuracy"] == pytest.approx(np.mean(clf.predict(X) == y))
+    assert np.isnan(out["val_independence"]) and np.isnan(out["val_abs_separation_y1"])

@@ -38,6 +38,10 @@ PGD_BACKTRACKS = 40
 PGD_TOL = 1e-4
 PGD_MAX_ITER = 5000
 
+# the signed gaps logged in history_
+_GAP_KEYS = ("independence", "separation_y0", "separation_y1", "sufficiency_yhat1",
+             "sufficiency_yhat0")
+
 # trust-region solver: relative eigenvalue cut (which eigenvalues count as equal to the
 # smallest one), relative size of the gradient below which the hard case is taken, and
 # the relative accuracy of ||p|| = radius on the boundary
@@ -257,7 +261,8 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
     history_ : list of dict
         One dict per epoch: ``loss`` (mean robust training loss over the batches),
         ``inner_iter`` (mean iterations of the inner solver per batch: multiplier
-        iterations for "trs", ascent iterations for "pgd"), ``seconds``. With two
+        iterations for "trs" on an MLP, ascent iterations for "pgd", 0 for the closed
+        forms), ``seconds``. With two
         groups, also the signed gaps of the predictions ``1[logit > 0]`` between group
         1 and group 0 (``groups_[1]`` minus ``groups_[0]``), on the training rows
         (prefix ``train_``) or, with early stopping, on the validation rows (prefix
@@ -450,6 +455,17 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
         g = data.g.detach().cpu().numpy()
         w = None if data.w is None else data.w.detach().cpu().numpy().astype(np.float64)
         out = {"accuracy": float(np.average(pred == y, weights=w))}
+        if len(np.unique(g)) < 2:  # e.g. a validation split holding one group
+            out.update(dict.fromkeys(_GAP_KEYS, float("nan")))
+        else:
+            out.update(self._signed_gaps(y, pred, g, w))
+        for key in _GAP_KEYS:
+            out["abs_" + key] = abs(out[key])
+        return {prefix + k: float(v) for k, v in out.items()}
+
+    @staticmethod
+    def _signed_gaps(y, pred, g, w):
+        out = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FairnessWarning)  # empty cell -> nan
             kw = {"sensitive_features": g, "sample_weight": w}
@@ -458,9 +474,7 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
             out["separation_y1"] = separation_gap(y, pred, k=1, **kw)
             out["sufficiency_yhat1"] = predictive_parity_gap(y, pred, k=1, **kw)
             out["sufficiency_yhat0"] = predictive_parity_gap(y, pred, k=0, **kw)
-        for key in list(out)[1:]:
-            out["abs_" + key] = abs(out[key])
-        return {prefix + k: float(v) for k, v in out.items()}
+        return out
 
     def _release_fit_state(self):
         super()._release_fit_state()
