@@ -12,10 +12,11 @@ from scipy import integrate, stats
 from skfairbilevel import FACIMSClassifier
 from skfairbilevel.datasets import make_biased_classification
 from skfairbilevel.estimators.facims import implicit_gradients
-from skfairbilevel.nn.bilevel import flat_grad
+from skfairbilevel.nn.bilevel import flat_grad, flatten, hvp, unflatten_like
 from skfairbilevel.nn.gaussian import (
     GaussianMLP,
     divergence,
+    divergence_derivatives,
     gaussian_forward,
     kl_divergence,
     sampled_forward,
@@ -101,17 +102,26 @@ def test_divergence_per_model_and_broadcast(name):
 
 
 @pytest.mark.parametrize("name", ["kl", "w2"])
-def test_divergence_hessian_in_q_is_diagonal(name):
-    """implicit_gradients relies on d2D/dQ2 being diagonal: H v == diag(H) * v."""
+def test_divergence_derivatives_match_autograd(name):
+    """Closed-form value, gradients, diagonal Hessian and mixed derivative vs autograd;
+    the Q-Q Hessian is diagonal (H v == diag(H) * v)."""
     gen = torch.Generator().manual_seed(3)
-    p = GaussianMLP(3, (4,), 2, n_models=1, generator=gen).parameter_list()
-    q = [t.detach().clone().expand(2, *t.shape[1:]).clone().requires_grad_(True)
-         for t in GaussianMLP(3, (4,), 2, n_models=1, generator=gen).parameter_list()]
-    g = flat_grad(divergence(name, q, [t.detach() for t in p]).sum(), q, create_graph=True)
-    v = torch.randn(g.shape, generator=gen)
-    full = flat_grad((g * v).sum(), q, retain_graph=True)
-    diag = flat_grad(g.sum(), q)
-    torch.testing.assert_close(full, diag * v, rtol=1e-5, atol=1e-6)
+    base = GaussianMLP(3, (4,), 2, n_models=1, logvar_init=(0.1, 0.5), generator=gen)
+    p = [t.detach().double().requires_grad_(True) for t in base.parameter_list()]
+    q = [(t.detach().expand(3, *t.shape[1:])
+          + 0.3 * torch.randn((3,) + tuple(t.shape[1:]), generator=gen, dtype=torch.float64)
+          ).requires_grad_(True) for t in p]
+    D = divergence(name, q, p)
+    value, gq, gp, hq, mixed = divergence_derivatives(name, q, p)
+    torch.testing.assert_close(value, D.detach(), rtol=1e-12, atol=1e-12)
+    g = flat_grad(D.sum(), q, create_graph=True)
+    torch.testing.assert_close(flatten(gq), g.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(flatten(gp), flat_grad(D.sum(), p, retain_graph=True),
+                               rtol=1e-12, atol=1e-12)
+    v = torch.randn(g.shape, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(hvp(g, q, v), flatten(hq) * v, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(hvp(g, p, v), flatten(mixed(unflatten_like(v, q))),
+                               rtol=1e-10, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- VS loss
@@ -146,8 +156,8 @@ def test_local_reparameterisation_moments():
     x = torch.tensor([[1.0, -2.0, 0.5]])
     params = [p.detach() for p in net.parameter_list()]
     w_mu, w_lv, b_mu, b_lv = params
-    mean = x @ w_mu[0].T + b_mu[0]
-    var = 0.25 * ((x ** 2) @ w_lv[0].exp().T + b_lv[0].exp())
+    mean = x @ w_mu[0] + b_mu[0]  # weights are stored (in, out)
+    var = 0.25 * ((x ** 2) @ w_lv[0].exp() + b_lv[0].exp())
     xr = x.expand(20000, 3)
     out = gaussian_forward(xr, params, act=net.act, eps_std=0.5, generator=gen)[0]
     torch.testing.assert_close(out.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 141,
@@ -178,18 +188,19 @@ def _quadratic_problem(seed=0, n=4, m=3, lam=0.7):
     Q_star = torch.linalg.solve(H, B @ v.detach() + 2 * lam * P.detach())
     Q = Q_star.clone().requires_grad_(True)
     g_vs = flat_grad(0.5 * Q @ A @ Q - Q @ (B @ v), [Q], create_graph=True)
-    g_div = flat_grad(((Q - P) ** 2).sum(), [Q], create_graph=True)
+    # D = sum (Q - P)^2: d2D/dQ2 = 2 I, d2D/dP dQ = -2 I
+    div = dict(div_hess=torch.full((n,), 2.0, dtype=torch.float64),
+               div_mixed=lambda c: -2.0 * c)
     b = (Q_star - t)  # dF/dQ for F = 1/2 ||Q* - t||^2
-    return dict(A=A, B=B, H=H, P=P, v=v, Q=Q, b=b, g_vs=g_vs, g_div=g_div, lam=lam)
+    return dict(A=A, B=B, H=H, P=P, v=v, Q=Q, b=b, g_vs=g_vs, div=div, lam=lam)
 
 
 def test_neumann_hypergradient_matches_exact_inverse():
     pb = _quadratic_problem()
     H, B, b, lam = pb["H"], pb["B"], pb["b"], pb["lam"]
     alpha = 0.9 / float(torch.linalg.eigvalsh(H).max())
-    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], pb["g_div"], [pb["Q"]], [pb["P"]],
-                                          [pb["v"]], b, lambda_low=lam, n_terms=400,
-                                          alpha=alpha)
+    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"],
+                                          lambda_low=lam, n_terms=400, alpha=alpha)
     p_exact = torch.linalg.solve(H, b)
     # exact total derivatives of F(P, v) = 1/2 ||Q*(P, v) - t||^2
     dF_dP = 2 * lam * p_exact
@@ -202,9 +213,8 @@ def test_neumann_truncation_closed_form():
     """With K terms: p = alpha sum_{j<=K} (I - alpha H)^j b exactly (reference settings)."""
     pb = _quadratic_problem(seed=1)
     H, B, b, lam = pb["H"], pb["B"], pb["b"], pb["lam"]
-    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], pb["g_div"], [pb["Q"]], [pb["P"]],
-                                          [pb["v"]], b, lambda_low=lam, n_terms=10,
-                                          alpha=0.1)
+    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"],
+                                          lambda_low=lam, n_terms=10, alpha=0.1)
     I = torch.eye(len(b), dtype=torch.float64)
     p = 0.1 * sum(torch.linalg.matrix_power(I - 0.1 * H, j) @ b for j in range(11))
     torch.testing.assert_close(-mixed_p, 2 * lam * p, rtol=1e-10, atol=1e-12)
@@ -229,8 +239,9 @@ def test_implicit_gradient_matches_finite_differences():
     fd = torch.stack([torch.tensor((F_of(P0 + 1e-6 * e) - F_of(P0 - 1e-6 * e)) / 2e-6)
                       for e in torch.eye(len(P0), dtype=torch.float64)])
     alpha = 0.9 / float(torch.linalg.eigvalsh(H).max())
-    mixed_p, _ = implicit_gradients(pb["g_vs"], pb["g_div"], [pb["Q"]], [pb["P"]], [],
-                                    pb["b"], lambda_low=lam, n_terms=400, alpha=alpha)
+    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [], pb["b"], **pb["div"],
+                                          lambda_low=lam, n_terms=400, alpha=alpha)
+    assert mixed_v is None
     torch.testing.assert_close(-mixed_p, fd.to(torch.float64), rtol=1e-6, atol=1e-8)
     del A
 
@@ -384,7 +395,7 @@ def test_sample_weight_is_repetition(data3):
 
 @pytest.mark.parametrize("param, value, match", [
     ("n_mc", 0, "'n_mc'"),
-    ("n_mc_hyper", 0, "'n_mc_hyper'"),
+    ("n_mc_hyper", -1, "'n_mc_hyper'"),
     ("eps_std", -0.1, "'eps_std'"),
     ("eps_std_predict", -1.0, "'eps_std_predict'"),
     ("logvar_init", (0.0, -1.0), "'logvar_init'"),

@@ -1,0 +1,224 @@
+"""FACIMS on credit default and drug consumption, next to ERM, balanced ERM and ablations.
+
+Protocol (the paper's, see ``/work/shared/methods/facims.md`` section 5, with the
+recommended fixes of its quirks 11 and 14):
+
+* **Credit default** (``load_credit_default``): 22 features (all but ``EDUCATION``),
+  sensitive feature ``EDUCATION`` (7 groups, codes 0-6). Per seed: 30 % stratified test
+  split; the other 70 % resampled to 400 rows per group (without replacement for groups
+  with 400 rows or more, with replacement otherwise): 2,800 training rows.
+* **Drug consumption** (``load_drug_consumption(n_classes=4)``): 4-class alcohol use from
+  age, gender and the 7 personality scores (9 features); sensitive feature education in
+  the reference's 7 levels ("left at 16 or before", "left at 17 or 18", then the five
+  other levels). Per seed: 30 % stratified test split, no resampling.
+* Standard scaling fitted on the training rows only; the split changes with the seed.
+* Every method gets the same training rows. FACIMS holds out its own stratified 30 %
+  validation split inside ``fit`` (``validation_fraction=0.3``); ERM / BERM train on all
+  of them.
+* Methods: ``FACIMS`` (defaults), ``FACIMS-I`` (``sam=False``), ``FACIMS-II``
+  (``learn_loss_params=False``), ``ERM`` / ``BERM`` = ``FairMLPClassifier`` with the same
+  architecture (400, 200, 100, ELU), Adam lr 1e-3, batch 50, 50 epochs, with
+  ``class_weight=None`` / ``"balanced"``.
+* Test metrics: balanced accuracy, accuracy, fairlearn's demographic-parity and
+  equalized-odds differences (max gap between groups; one-vs-rest maximum for 4
+  classes), the sufficiency gap (``skfairbilevel.metrics.sufficiency_gap``, 5 uniform
+  bins, no zero-filling), and, to compare with the paper's table, the reference code's
+  definitions: ``dp_ref`` = mean over groups of ``|P(yhat=1) - P(yhat=1 | g)|`` and
+  ``eop_ref`` = mean over groups of ``|TPR - TPR_g|`` (binary only).
+* Seeds 0, 42, 666, 777, 1009 (the paper's); mean +- population std.
+
+Timing: wall-clock and process CPU seconds of each ``fit``, with ``torch`` limited to
+``--threads`` threads. The machine is shared, so wall time depends on the load; CPU
+time is the less noisy of the two.
+
+Usage::
+
+    python benchmarks/bench_facims.py --quick          # credit, 1 seed, 5 epochs (~1 min)
+    python benchmarks/bench_facims.py                  # both datasets, 5 seeds, all methods
+    python benchmarks/bench_facims.py --datasets credit --seeds 0 42 --methods FACIMS BERM
+"""
+
+import argparse
+import json
+import os
+import time
+from datetime import datetime
+
+import numpy as np
+
+SEEDS = (0, 42, 666, 777, 1009)
+METHODS = ("ERM", "BERM", "FACIMS", "FACIMS-I", "FACIMS-II")
+DRUG_EDUCATION = {
+    "left school before 16": "<=16", "left at 16": "<=16",
+    "left at 17": "17-18", "left at 18": "17-18",
+}  # fmt: skip
+
+
+def load(name):
+    """(X DataFrame, y ndarray, A ndarray) of a dataset."""
+    if name == "credit":
+        from skfairbilevel.datasets import load_credit_default
+
+        b = load_credit_default(sensitive="EDUCATION")
+        X = b.data.drop(columns=["EDUCATION"]).astype(np.float64)
+        return X, b.target.to_numpy(), b.sensitive_features.to_numpy()
+    if name == "drug":
+        from skfairbilevel.datasets import load_drug_consumption
+
+        b = load_drug_consumption(target="Alcohol", sensitive="Education", n_classes=4,
+                                  decode=False)
+        cols = ["Age", "Gender", "Nscore", "Escore", "Oscore", "Ascore", "Cscore",
+                "Impulsive", "SS"]
+        X = b.data[cols].astype(np.float64)
+        labels = load_drug_consumption(n_classes=4).data["Education"].astype(str)
+        A = labels.map(lambda v: DRUG_EDUCATION.get(v, v)).to_numpy()
+        return X, b.target.to_numpy(), A
+    raise ValueError(f"unknown dataset {name!r}")
+
+
+def split(name, X, y, A, seed):
+    """Train / test arrays for one seed (scaled on train)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    idx = np.arange(len(y))
+    tr, te = train_test_split(idx, test_size=0.3, stratify=y, random_state=seed)
+    if name == "credit":
+        rng = np.random.default_rng(seed)
+        parts = []
+        for g in np.unique(A[tr]):
+            rows = tr[A[tr] == g]
+            parts.append(rng.choice(rows, 400, replace=len(rows) < 400))
+        tr = np.concatenate(parts)
+    scaler = StandardScaler().fit(X.iloc[tr])
+    Xtr = scaler.transform(X.iloc[tr]).astype(np.float32)
+    Xte = scaler.transform(X.iloc[te]).astype(np.float32)
+    return Xtr, y[tr], A[tr], Xte, y[te], A[te]
+
+
+def make(method, seed, epochs, facims_kw):
+    from skfairbilevel import FACIMSClassifier, FairMLPClassifier
+
+    if method in ("ERM", "BERM"):
+        return FairMLPClassifier(
+            hidden_layer_sizes=(400, 200, 100), activation="elu",
+            class_weight="balanced" if method == "BERM" else None, lr=1e-3,
+            batch_size=50, max_epochs=epochs, random_state=seed)
+    kw = dict(facims_kw)
+    if method == "FACIMS-I":
+        kw["sam"] = False
+    elif method == "FACIMS-II":
+        kw["learn_loss_params"] = False
+    return FACIMSClassifier(max_epochs=epochs, random_state=seed, **kw)
+
+
+def ref_gaps(y, pred, A):
+    """The reference code's DP and 'EO' (TPR) gaps: mean-abs deviation from overall."""
+    groups = np.unique(A)
+    dp = np.mean([abs(np.mean(pred == 1) - np.mean(pred[A == g] == 1)) for g in groups])
+    tpr = np.mean(pred[y == 1] == 1)
+    eop = np.mean([abs(tpr - np.mean(pred[(A == g) & (y == 1)] == 1))
+                   for g in groups if np.any((A == g) & (y == 1))])
+    return float(dp), float(eop)
+
+
+def evaluate(est, Xte, yte, Ate):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score
+
+    from skfairbilevel.metrics import (
+        demographic_parity_difference,
+        equalized_odds_difference,
+        sufficiency_gap,
+    )
+
+    proba = est.predict_proba(Xte)
+    pred = est.classes_[np.argmax(proba, axis=1)]
+    out = {
+        "balanced_accuracy": balanced_accuracy_score(yte, pred),
+        "accuracy": accuracy_score(yte, pred),
+        "dp": demographic_parity_difference(yte, pred, sensitive_features=Ate),
+        "eo": equalized_odds_difference(yte, pred, sensitive_features=Ate),
+        "sg": sufficiency_gap(yte, proba, sensitive_features=Ate, n_bins=5),
+    }
+    for k, r in enumerate(recall_score(yte, pred, average=None)):
+        out[f"recall_{k}"] = float(r)
+    if len(est.classes_) == 2:
+        out["dp_ref"], out["eop_ref"] = ref_gaps(yte, pred, Ate)
+    return {k: float(v) for k, v in out.items()}
+
+
+def run(datasets, methods, seeds, epochs, facims_kw, out_json):
+    import torch
+
+    records = []
+    for name in datasets:
+        X, y, A = load(name)
+        for seed in seeds:
+            Xtr, ytr, Atr, Xte, yte, Ate = split(name, X, y, A, seed)
+            for method in methods:
+                est = make(method, seed, epochs, facims_kw)
+                t0, c0 = time.perf_counter(), time.process_time()
+                est.fit(Xtr, ytr, sensitive_features=Atr)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                rec = {"dataset": name, "method": method, "seed": seed,
+                       "fit_wall_s": wall, "fit_cpu_s": cpu, "threads":
+                       torch.get_num_threads(), **evaluate(est, Xte, yte, Ate)}
+                records.append(rec)
+                print(json.dumps(rec), flush=True)
+                if out_json:
+                    with open(out_json, "w") as fh:
+                        json.dump(records, fh, indent=1)
+    return records
+
+
+def summary(records):
+    """Markdown table: mean +- population std per dataset and method."""
+    keys = ["balanced_accuracy", "dp", "eo", "sg", "dp_ref", "eop_ref", "accuracy",
+            "fit_wall_s", "fit_cpu_s"]
+    lines = []
+    for name in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == name]
+        present = [k for k in keys if k in rows[0]]
+        n_seeds = len({r["seed"] for r in rows})
+        lines.append(f"\n### {name} ({n_seeds} seed(s))\n")
+        lines.append("| method | " + " | ".join(present) + " |")
+        lines.append("|---|" + "---|" * len(present))
+        for method in dict.fromkeys(r["method"] for r in rows):
+            rs = [r for r in rows if r["method"] == method]
+            cells = []
+            for k in present:
+                v = np.array([r[k] for r in rs])
+                cells.append(f"{v.mean():.1f}" if k.startswith("fit") else
+                             f"{v.mean():.4f} ± {v.std():.4f}")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="credit only, seed 0, FACIMS and BERM, 5 epochs")
+    p.add_argument("--datasets", nargs="+", default=["credit", "drug"])
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--threads", type=int, default=int(os.environ.get("SKFB_THREADS", "2")))
+    p.add_argument("--facims", default="{}",
+                   help="JSON dict of extra FACIMSClassifier parameters")
+    p.add_argument("--out", default=None, help="JSON file for the per-run records")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.datasets, args.seeds, args.epochs = ["credit"], [0], 5
+        args.methods = ["BERM", "FACIMS"]
+    started = datetime.now().isoformat(timespec="seconds")
+    records = run(args.datasets, args.methods, args.seeds, args.epochs,
+                  json.loads(args.facims), args.out)
+    print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
+    print(summary(records))
+
+
+if __name__ == "__main__":
+    main()
