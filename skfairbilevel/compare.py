@@ -68,6 +68,8 @@ __all__ = [
     "run_comparison",
     "resolve_methods",
     "format_table",
+    "draw_pareto",
+    "plot_pareto",
 ]
 
 
@@ -209,7 +211,8 @@ def _epochs(s, full, quick):
 
 def _fair_mlp(s):
     return dict(hidden_layer_sizes=(64,), fairness=s.fairness, fairness_weight=5.0,
-                max_epochs=_epochs(s, 20, 5), batch_size=256, lr=1e-3, random_state=s.seed)
+                max_epochs=_epochs(s, 20, 5), batch_size=256, lr=_epochs(s, 1e-3, 1e-2),
+                random_state=s.seed)
 
 
 def _fairbinn(s):
@@ -705,20 +708,31 @@ def format_table(table, metric="demographic_parity"):
     return "\n".join(lines)
 
 
-def plot_pareto(table, metric, path, title=""):
-    """Accuracy against the chosen fairness metric, the Pareto front drawn; saves PNG."""
-    import matplotlib
+def draw_pareto(table, metric="demographic_parity", ax=None, title=""):
+    """Draw accuracy against the chosen fairness metric, with the Pareto front.
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps") and \
-            "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``ComparisonResult.table``.
+    metric : str, default="demographic_parity"
+        ``"demographic_parity"``, ``"equalized_odds"`` or ``"sufficiency"``.
+    ax : matplotlib Axes, default=None
+        Where to draw; None creates a figure.
+    title : str, default=""
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
     import matplotlib.pyplot as plt
 
     from ._pareto import pareto_front
 
-    col = METRICS[metric][0]
+    col = METRICS[resolve_metric(metric)][0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5.0))
     pts = table.dropna(subset=[col, "accuracy"]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
     colors = {"skfairbilevel": "tab:blue", "fairlearn": "tab:orange",
               "scikit-learn": "tab:gray"}
     uses_a = pts["note"].fillna("").str.contains("uses A at predict") if "note" in pts \
@@ -748,9 +762,19 @@ def plot_pareto(table, metric, path, title=""):
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_pareto(table, metric, path, title=""):
+    """:func:`draw_pareto` into a new figure saved as PNG at ``path`` (Agg backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 5.0))
+    FigureCanvasAgg(fig)
+    draw_pareto(table, metric, ax=fig.add_subplot(), title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
