@@ -21,6 +21,9 @@ Three parts (``--part``):
     ("iterations", pre-training included) and of forward-backward passes until the pruned
     model first reaches a common target quality ``(accuracy >= a*, gap <= g*)``, where
     ``a*``/``g*`` are the lower final accuracy and larger final gap of the pair.
+``structured``
+    The same four strategies with ``structured=True`` (whole hidden units removed) at a
+    few sparsities, every seed of the sweep.
 ``speed``
     ``predict_proba`` on 100,000 rows: structured pruning at 70% sparsity vs the dense
     network of the same architecture, and vs unstructured pruning (masked dense
@@ -30,7 +33,7 @@ Usage::
 
     python benchmarks/bench_pruning.py --quick           # about a minute
     python benchmarks/bench_pruning.py                   # everything (hours on 2 cores)
-    python benchmarks/bench_pruning.py --part speed
+    python benchmarks/bench_pruning.py --part speed      # or sweep, iterations, structured
     python benchmarks/bench_pruning.py --report-only     # tables and plot from the CSVs
 
 Results go to ``benchmarks/results/pruning*.{csv,md,png}`` (``--out``).
@@ -61,6 +64,7 @@ FULL = dict(
     est=dict(hidden_layer_sizes=(64, 64), batch_size=512, lr=2e-3, pretrain_epochs=20,
              max_epochs=6, finetune_epochs=3),
     iter_est=dict(max_epochs=10, finetune_epochs=10),
+    structured_sparsities=(0.5, 0.7, 0.9),
     speed=dict(rows=100_000, hidden=((64, 64), (256, 256)), repeats=7),
 )
 QUICK = dict(
@@ -69,6 +73,7 @@ QUICK = dict(
     est=dict(hidden_layer_sizes=(32, 32), batch_size=1024, lr=3e-3, pretrain_epochs=4,
              max_epochs=2, finetune_epochs=1),
     iter_est=dict(max_epochs=3, finetune_epochs=2),
+    structured_sparsities=(0.7,),
     speed=dict(rows=100_000, hidden=((64, 64),), repeats=3),
 )
 SWEEP_FIELDS = ["dataset", "seed", "strategy", "sparsity", "achieved_sparsity",
@@ -200,6 +205,35 @@ def run_sweep(cfg, out, log, quick):
                             f"acc {row['accuracy']:.4f} gap {row['accuracy_gap']:.4f} "
                             f"({secs:.1f}s)")
     return path, lambdas
+
+
+# ---------------------------------------------------------------------- structured
+def run_structured(cfg, out, lambdas, log, quick):
+    rows = []
+    for name in cfg["datasets"]:
+        Xtr, ytr, Atr, Xte, yte, Ate = load(name, quick=quick)
+        lam = lambdas[name]
+        for seed in cfg["seeds"]:
+            plain = FairPruningClassifier(**cfg["est"], fairness_weight=lam, structured=True,
+                                          warm_start=True, random_state=seed)
+            fair = FairPruningClassifier(**cfg["est"], fairness_weight=lam, structured=True,
+                                         warm_start=True, random_state=seed)
+            for sparsity in cfg["structured_sparsities"]:
+                for strategy in STRATEGIES:
+                    clf = fair if strategy == "fair_then_prune" else plain
+                    clf.set_params(pruning=strategy, sparsity=sparsity)
+                    clf.fit(Xtr, ytr, sensitive_features=Atr)
+                    row = dict(dataset=name, seed=seed, strategy=strategy, sparsity=sparsity,
+                               achieved_sparsity=clf.sparsity_, **evaluate(clf, Xte, yte, Ate))
+                    rows.append(row)
+                    log(f"[structured {name} seed {seed}] {strategy:16s} sparsity "
+                        f"{sparsity}: acc {row['accuracy']:.4f} gap {row['accuracy_gap']:.4f}")
+    path = out / ("pruning_structured_quick.csv" if quick else "pruning_structured.csv")
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 # ---------------------------------------------------------------------- iterations
@@ -352,8 +386,11 @@ def plot_sweep(table, datasets, png):
 
 def report(out, quick, lambdas, speed, iter_path, command, load_note):
     sfx = "_quick" if quick else ""
+    cmd_path = out / f"pruning_commands{sfx}.txt"
+    commands = cmd_path.read_text().splitlines() if cmd_path.exists() else [command]
     lines = [f"# FairPruningClassifier (BiFP) results{' (quick run)' if quick else ''}", "",
-             f"Command: `{command}`  ", f"Date: {datetime.date.today()}  ",
+             "Commands (in order):", "", *[f"    {c}" for c in commands], "",
+             f"Report date: {datetime.date.today()}  ",
              f"Machine: {platform.processor() or platform.machine()}, "
              f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s). "
              f"{load_note}", ""]
@@ -404,6 +441,20 @@ def report(out, quick, lambdas, speed, iter_path, command, load_note):
                 lines.append(f"| {name} | {s} | {ba:.4f} | {ma:.4f} | {bg:.4f} | {mg:.4f} "
                              f"| {'met' if met else 'NOT met'} |")
         lines.append("")
+    st_path = out / f"pruning_structured{sfx}.csv"
+    if st_path.exists():
+        _, st = summarise_sweep(st_path)
+        lines += ["## Structured pruning (hidden units removed), mean ± sd over seeds", "",
+                  "| dataset | sparsity | strategy | accuracy | accuracy gap | "
+                  "degradation fairness |", "|---|---|---|---|---|---|"]
+        for (name, strategy, s), rs in sorted(st.items(), key=lambda kv: (
+                kv[0][0], kv[0][2], STRATEGIES.index(kv[0][1]))):
+            a, asd = mean_sd([float(r["accuracy"]) for r in rs])
+            g, gsd = mean_sd([float(r["accuracy_gap"]) for r in rs])
+            d, dsd = mean_sd([float(r["degradation_fairness"]) for r in rs])
+            lines.append(f"| {name} | {s} | {strategy} | {a:.4f} ± {asd:.4f} | "
+                         f"{g:.4f} ± {gsd:.4f} | {d:.4f} ± {dsd:.4f} |")
+        lines.append("")
     if iter_path is not None and iter_path.exists():
         with iter_path.open() as f:
             it = list(csv.DictReader(f))
@@ -444,7 +495,8 @@ def report(out, quick, lambdas, speed, iter_path, command, load_note):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--part", choices=["all", "sweep", "iterations", "speed"],
+    parser.add_argument("--part", choices=["all", "sweep", "iterations", "structured",
+                                           "speed"],
                         default="all")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
@@ -467,6 +519,9 @@ def main(argv=None):
     command = "python benchmarks/bench_pruning.py " + " ".join(argv if argv is not None
                                                               else os.sys.argv[1:])
     load_note = args.load_note or f"Load average at start: {os.getloadavg()[0]:.1f}."
+    if not args.report_only:
+        with (out / f"pruning_commands{sfx}.txt").open("a") as f:
+            f.write(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  {command}\n")
     lambdas = {}
     lam_path = out / f"pruning_lambda{sfx}.txt"
     speed = None
@@ -474,7 +529,7 @@ def main(argv=None):
     if not args.report_only:
         if args.part in ("all", "sweep"):
             _, lambdas = run_sweep(cfg, out, log, args.quick)
-        if args.part in ("all", "iterations"):
+        if args.part in ("all", "iterations", "structured"):
             if not lambdas and lam_path.exists():
                 lambdas = dict((k, float(v)) for k, v in
                                (ln.split("=") for ln in lam_path.read_text().splitlines()))
@@ -482,7 +537,10 @@ def main(argv=None):
                 if name not in lambdas:
                     lambdas[name] = choose_lambda(name, load(name, quick=args.quick), cfg,
                                                   log)[0]
+        if args.part in ("all", "iterations"):
             iter_path = run_iterations(cfg, out, lambdas, log, args.quick)
+        if args.part in ("all", "structured"):
+            run_structured(cfg, out, lambdas, log, args.quick)
         if args.part in ("all", "speed"):
             speed = run_speed(cfg, log)
             with (out / f"pruning_speed{sfx}.csv").open("w", newline="") as f:

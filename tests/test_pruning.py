@@ -73,56 +73,75 @@ def test_masks_in_forward_are_binary_and_exact(structured):
     net = _net(structured=structured, sparsity=0.5)
     net.mode = "scores"
     masks = net.score_masks()
-    for wm, bm in masks:
-        assert set(torch.unique(wm).tolist()) <= {0.0, 1.0}
-        assert set(torch.unique(bm).tolist()) <= {0.0, 1.0}
+    for pair in masks:
+        for m in pair:
+            if m is not None:
+                assert set(torch.unique(m).tolist()) <= {0.0, 1.0}
     x = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
     out_scores = net(x)
     net.freeze_()
     assert torch.equal(out_scores, net(x))  # the same binary masks in both modes
     if structured:
         # 8 -> 4 and 6 -> 3 hidden units kept, output layer intact
-        assert [int(layer.bias_mask.sum()) for layer in net.layers] == [4, 3, 2]
-        assert net.achieved_sparsity() == pytest.approx(7 / 14)
+        assert [int(layer.unit_mask.sum()) for layer in net.layers] == [4, 3, 2]
+        assert net.achieved_sparsity() == 7 / 14
+        # a removed unit's row is marked in weight_mask and its gated output is 0
+        first = net.layers[0]
+        assert torch.equal(first.weight_mask, first.unit_mask[:, None].expand(8, 5))
+        h = net.net[1](first(x)) * first.unit_mask
+        assert not h[:, first.unit_mask == 0].any()
     else:
         n = sum(layer.weight.numel() for layer in net.layers)
         kept = sum(int(layer.weight_mask.sum()) for layer in net.layers)
         assert kept == n - round(0.5 * n)
 
 
-def test_gradients_reach_the_scores_as_the_mask_gradient():
-    """Straight-through: d loss / d score = d loss / d m at the binary mask, which is
-    checked against central finite differences of the loss in a continuous mask."""
-    net = _net(sparsity=0.6).double()
+def _loss_with_masks(net, x, y, masks):
+    """Cross-entropy of ``net`` run with explicit (possibly continuous) masks."""
+    h, i, gate = x, 0, None
+    for module in net.net:
+        if isinstance(module, masked_mod.MaskedLinear):
+            wm, gate = masks[i]
+            h = module.masked_forward(h, wm)
+            i += 1
+        else:
+            h = module(h)
+            if gate is not None:
+                h = h * gate
+    return nn.functional.cross_entropy(h, y)
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_gradients_reach_the_scores_as_the_mask_gradient(structured):
+    """Straight-through: d loss / d score = d loss / d m at the binary mask, checked
+    against central finite differences of the loss in a continuous mask. Removed
+    entries get a gradient too (they can come back)."""
+    net = _net(sparsity=0.6, structured=structured).double()
     net.mode = "scores"
     x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     y = torch.tensor([0, 1, 1, 0, 1, 0, 1])
-    loss = nn.functional.cross_entropy(net(x), y)
-    loss.backward()
-    hard = [wm for wm, _ in net.hard_masks()]
-    layer = net.layers[1]
-    assert layer.scores.grad is not None and layer.scores.grad.abs().sum() > 0
+    nn.functional.cross_entropy(net(x), y).backward()
+    hard = net.hard_masks()
+    layer = net.layers[1] if not structured else net.layers[0]
+    which = 0 if structured else 1
+    grad = layer.unit_scores.grad if structured else layer.scores.grad
+    mask = hard[which][1] if structured else hard[which][0]
+    assert grad is not None
+    assert grad[mask == 0].abs().sum() > 0 and grad[mask == 1].abs().sum() > 0
 
-    def loss_at(mask_1):
-        masks = [(m, None) for m in hard]
-        masks[1] = (mask_1, None)
-        h = x
-        i = 0
-        for module in net.net:
-            if isinstance(module, masked_mod.MaskedLinear):
-                h = module.masked_forward(h, *masks[i])
-                i += 1
-            else:
-                h = module(h)
-        return nn.functional.cross_entropy(h, y)
+    def loss_at(m):
+        masks = list(hard)
+        masks[which] = (None, m) if structured else (m, None)
+        return _loss_with_masks(net, x, y, masks).detach()
 
     eps = 1e-6
-    for (r, c) in [(0, 0), (3, 2), (5, 7)]:
-        up, down = hard[1].clone(), hard[1].clone()
-        up[r, c] += eps
-        down[r, c] -= eps
-        fd = float((loss_at(up) - loss_at(down)).detach() / (2 * eps))
-        assert layer.scores.grad[r, c].item() == pytest.approx(fd, rel=1e-5, abs=1e-9)
+    entries = [(0,), (3,), (5,), (7,)] if structured else [(0, 0), (3, 2), (5, 7)]
+    for e in entries:
+        up, down = mask.clone(), mask.clone()
+        up[e] += eps
+        down[e] -= eps
+        fd = float((loss_at(up) - loss_at(down)) / (2 * eps))
+        assert grad[e].item() == pytest.approx(fd, rel=1e-5, abs=1e-9)
 
 
 def test_implicit_score_gradient_uses_the_weight_gradient():
@@ -131,6 +150,12 @@ def test_implicit_score_gradient_uses_the_weight_gradient():
     out = implicit_score_gradient(gs, gt, 0.1)
     assert torch.allclose(out, torch.tensor([1.0 - 0.1 * 3.0, -2.0, 0.5 - 0.1 * 0.5 * -4.0]))
     assert implicit_score_gradient(gs, gt, 0) is gs
+    # structured: one score per unit, the term summed over the unit's incoming weights
+    gu = torch.tensor([1.0, 2.0])
+    w = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    gw = torch.tensor([[2.0, 1.0], [0.0, 0.0]])  # second unit removed: zero gradient
+    out = implicit_score_gradient(gu, gw, 0.1, weight=w)
+    assert torch.allclose(out, torch.tensor([1.0 - 0.1 * (1.0 * 4.0 - 2.0 * 1.0), 2.0]))
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "softplus", "tanh"])
@@ -138,7 +163,7 @@ def test_structured_compaction_is_exact_and_smaller(activation):
     net = _net(structured=True, sparsity=0.5, activation=activation)
     with torch.no_grad():  # scores unlike the magnitudes, so the kept units are mixed
         for layer in net.layers:
-            layer.scores.uniform_(generator=torch.Generator().manual_seed(3))
+            layer.unit_scores.uniform_(generator=torch.Generator().manual_seed(3))
     net.freeze_()
     small = compact_mlp(net)
     widths = [m.out_features for m in small if isinstance(m, nn.Linear)]

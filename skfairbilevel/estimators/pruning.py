@@ -64,8 +64,8 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         with ``structured=True``, of the hidden units of each hidden layer. The fitted
         model removes exactly ``round(sparsity * n)`` of them (``sparsity_``).
     structured : bool, default=False
-        Prune whole hidden units (the unit's row of weights and its bias) instead of
-        single weights. The fitted network is then physically smaller (``model_``), so
+        Prune whole hidden units (a unit's incoming weights, bias and outgoing weights)
+        instead of single weights. The fitted network is then physically smaller (``model_``), so
         prediction is faster.
     pruning : {"bilevel", "magnitude", "prune_then_fair", "fair_then_prune"}, default="bilevel"
         - "bilevel": BiFP, masks and weights trained jointly with the fairness penalty
@@ -174,9 +174,11 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
       the weight magnitudes, so the first bilevel mask is the magnitude mask.
     - The implicit-gradient term uses the gradient of the upper loss with respect to the
       weights, at the masked weights, instead of the score gradient (BiP issue #3).
-    - Structured pruning removes a fixed fraction of each hidden layer's units, ranked
-      by the row-sum of their scores (BiP: norm of the filter's scores); a removed unit's
-      bias is masked too, and the compacted network folds ``act(0)`` into the next bias.
+    - Structured pruning removes a fixed fraction of each hidden layer's units. Each unit
+      has one score (initialised to the mean magnitude of its incoming weights) and a
+      binary gate after its activation, so a removed unit outputs 0 and still gets a
+      gradient (BiP scores every weight of a filter and ranks filters by the norm of
+      their scores; with ReLU, masking a unit's weights kills its gradient).
     - The fairness penalty is ``max_c acc_c - min_c acc_c`` of the smooth accuracy
       ``sigmoid(margin / T)`` (the paper's Eq. 8 leaves the surrogate unspecified).
     - The upper-level batch is a second, independent batch of the training rows (the
@@ -364,8 +366,8 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
             loss_s, parts = objective(b.x[m:], b.y[m:], b.g[m:], w)
             grads = torch.autograd.grad(loss_s, scores + implicit_weights)
             g_s, g_theta = grads[:len(scores)], grads[len(scores):]
-            for s, gs, gt in zip(scores, g_s, g_theta, strict=True):
-                s.grad = implicit_score_gradient(gs, gt, lr2)
+            for s, gs, gt, w in zip(scores, g_s, g_theta, implicit_weights, strict=True):
+                s.grad = implicit_score_gradient(gs, gt, lr2, weight=w.detach())
             opt_s.step()
             opt_s.zero_grad(set_to_none=True)
             return {"loss": loss_w, "upper_loss": loss_s, **parts}
@@ -431,7 +433,7 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         self.sparsity_ = net.achieved_sparsity()
         self.masks_ = [layer.weight_mask.detach().cpu().numpy() > 0.5 for layer in net.layers]
         self.units_kept_ = (
-            [np.flatnonzero(layer.bias_mask.detach().cpu().numpy() > 0.5)
+            [np.flatnonzero(layer.unit_mask.detach().cpu().numpy() > 0.5)
              for layer in net.prunable] if net.structured else None
         )
         self.model_ = compact_mlp(net)

@@ -1,28 +1,32 @@
 """Maskable MLPs for pruning: score-based binary masks with straight-through gradients.
 
-* :class:`MaskedLinear` - an ``nn.Linear`` that also carries a tensor of pruning
-  ``scores`` (same shape as its weight) and the binary ``weight_mask`` / ``bias_mask``
-  buffers that the fitted model uses.
+* :class:`MaskedLinear` - an ``nn.Linear`` that also carries pruning scores (``scores``,
+  one per weight; ``unit_scores``, one per output unit) and the binary masks the fitted
+  model uses (buffers ``weight_mask`` and ``unit_mask``).
 * :class:`MaskedMLP` - a fully connected network of such layers (built with
   :func:`~skfairbilevel.nn.modules.make_mlp`) and the masking rule:
 
   - **unstructured**: one *global* top-k over the scores of every weight of every layer;
     exactly ``round(sparsity * n_weights)`` weights are removed. Biases are not pruned.
-  - **structured**: per hidden layer, the units (rows of the weight and the matching
-    bias) whose row-sum of scores is smallest are removed, ``round(sparsity * width)``
-    of each hidden layer (at least one unit is kept). The output layer is never pruned.
+  - **structured**: per hidden layer, the ``round(sparsity * width)`` units with the
+    smallest unit scores are removed (at least one unit is kept). A unit is removed by
+    a gate after its activation, ``h_j = u_j * act(z_j)``, so it outputs exactly 0
+    whatever the activation, and a removed unit still receives a gradient
+    ``d loss / d u_j = (d loss / d h_j) act(z_j)`` and can come back. The output layer
+    is never pruned.
 
-  In ``mode="scores"`` the forward pass recomputes the binary mask from the scores and
+  In ``mode="scores"`` the forward pass recomputes the binary masks from the scores and
   lets the gradient through unchanged to the scores (straight-through estimator); in
   ``mode="fixed"`` it uses the stored binary masks; ``mode="dense"`` ignores the masks.
 * :func:`compact_mlp` - the physical compaction: a plain ``nn.Sequential`` whose layers
   hold the masked weights; with structured masks the removed units are dropped (the
   layers are narrower), so prediction is cheaper. The output equals the masked network's
-  exactly (up to float rounding of the matrix products).
+  (up to float rounding of the matrix products).
 
-The scores rank by their value (initialised to weight magnitudes, so the first mask is
-the magnitude-pruning mask); gradient descent on the scores lowers the score of a weight
-whose presence raises the loss.
+The scores rank by their value. They are initialised to weight magnitudes: ``|w|`` per
+weight, the mean ``|w|`` of a unit's incoming weights per unit, so the first mask is the
+magnitude-pruning mask. Gradient descent on the scores lowers the score of a weight (or
+unit) whose presence raises the loss.
 """
 
 import torch
@@ -54,19 +58,27 @@ def straight_through(scores, hard):
     return _StraightThrough.apply(scores, hard.to(scores.dtype))
 
 
-def implicit_score_gradient(score_grad, weight_grad, implicit_lr):
+def implicit_score_gradient(score_grad, weight_grad, implicit_lr, weight=None):
     """BiP's first-order implicit-gradient score update direction.
 
-    ``g_s - implicit_lr * g_s * g_theta``: ``g_s`` the (straight-through) gradient of the
-    upper loss with respect to the scores and ``g_theta`` its gradient with respect to
-    the weights at the masked weights (zero where the mask is 0). The product term is
-    the Hessian-free approximation of ``(d theta*/d m)^T grad_theta`` that exploits the
-    bilinear ``m * theta`` structure. BiP's code multiplies ``g_s`` by itself instead
-    (BiP issue #3); here the weight gradient is used, as in BiP's Algorithm A1.
+    Unstructured (``score_grad`` shaped like the weight): ``g_s - implicit_lr * g_s *
+    g_theta``, with ``g_s`` the straight-through gradient of the upper loss with respect
+    to the scores and ``g_theta`` its gradient with respect to the weights at the masked
+    weights (zero where the mask is 0). The product term is the Hessian-free
+    approximation of ``(d theta*/d m)^T grad_theta`` that exploits the bilinear
+    ``m * theta`` structure. BiP's code multiplies ``g_s`` by itself instead (BiP issue
+    #3); here the weight gradient is used.
+
+    Structured (``score_grad`` of shape ``(out,)``, ``weight`` the layer's weight): a
+    kept unit's gate acts like a scale of its row of weights, whose per-weight score
+    gradient is ``weight * g_theta``; the term is summed over the row:
+    ``g_s - implicit_lr * sum_i weight_i * g_theta_i ** 2``.
     """
     if implicit_lr == 0:
         return score_grad
-    return score_grad - implicit_lr * score_grad * weight_grad
+    if score_grad.shape == weight_grad.shape:
+        return score_grad - implicit_lr * score_grad * weight_grad
+    return score_grad - implicit_lr * (weight * weight_grad * weight_grad).sum(dim=1)
 
 
 def n_pruned(n, sparsity):
@@ -95,28 +107,27 @@ def global_topk_mask(tensors, sparsity):
 
 
 class MaskedLinear(nn.Linear):
-    """``nn.Linear`` with pruning ``scores`` and binary ``weight_mask``/``bias_mask``.
+    """``nn.Linear`` with pruning scores and binary masks.
 
-    Called on its own it applies the stored masks; :class:`MaskedMLP` passes the masks
-    of the current mode explicitly through :meth:`masked_forward`.
+    ``scores`` / ``weight_mask`` have the weight's shape, ``unit_scores`` / ``unit_mask``
+    one entry per output unit. Called on its own the layer applies ``weight_mask``; the
+    unit gate acts after the activation and is applied by :class:`MaskedMLP`.
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.scores = nn.Parameter(torch.zeros_like(self.weight))
+        self.unit_scores = nn.Parameter(torch.zeros(out_features, device=self.weight.device,
+                                                    dtype=self.weight.dtype))
         self.register_buffer("weight_mask", torch.ones_like(self.weight))
-        self.register_buffer("bias_mask", torch.ones(out_features, device=self.weight.device,
-                                                     dtype=self.weight.dtype))
+        self.register_buffer("unit_mask", torch.ones_like(self.unit_scores))
 
-    def masked_forward(self, x, weight_mask=None, bias_mask=None):
+    def masked_forward(self, x, weight_mask=None):
         w = self.weight if weight_mask is None else self.weight * weight_mask
-        b = self.bias
-        if b is not None and bias_mask is not None:
-            b = b * bias_mask
-        return F.linear(x, w, b)
+        return F.linear(x, w, self.bias)
 
     def forward(self, x):
-        return self.masked_forward(x, self.weight_mask, self.bias_mask)
+        return self.masked_forward(x, self.weight_mask)
 
 
 class MaskedMLP(nn.Module):
@@ -130,7 +141,7 @@ class MaskedMLP(nn.Module):
         Fraction of the prunable weights (unstructured) or of the hidden units of each
         hidden layer (structured) that the masks remove.
     structured : bool
-        Unit (row) masks on the hidden layers instead of a global weight mask.
+        Unit gates on the hidden layers instead of a global weight mask.
     activation : str
     generator : torch.Generator, optional
         Source of the initial weights.
@@ -164,8 +175,11 @@ class MaskedMLP(nn.Module):
         return layers[:-1] if self.structured else layers
 
     def scores(self):
-        """The score parameters of the prunable layers."""
-        return [layer.scores for layer in self.prunable]
+        """The score parameters in use: weight scores of every layer (unstructured) or
+        unit scores of the hidden layers (structured)."""
+        if self.structured:
+            return [layer.unit_scores for layer in self.prunable]
+        return [layer.scores for layer in self.layers]
 
     def weights(self):
         """Every weight and bias (the lower-level variables)."""
@@ -175,48 +189,50 @@ class MaskedMLP(nn.Module):
     # ------------------------------------------------------------------ masks
     @torch.no_grad()
     def init_scores_(self):
-        """Scores = weight magnitudes |w| (BiP's initialisation); the resulting mask is
-        the magnitude-pruning mask."""
+        """Magnitude initialisation (BiP): ``|w|`` per weight and the mean ``|w|`` of the
+        incoming weights per unit; the resulting mask is the magnitude-pruning mask."""
         for layer in self.layers:
             layer.scores.copy_(layer.weight.abs())
-
-    @torch.no_grad()
-    def unit_importance(self):
-        """Structured: one importance per hidden unit, the row-sum of its scores."""
-        return [layer.scores.sum(dim=1) for layer in self.prunable]
+            layer.unit_scores.copy_(layer.weight.abs().mean(dim=1))
 
     @torch.no_grad()
     def hard_masks(self):
-        """Binary ``(weight_mask, bias_mask)`` per layer from the current scores."""
+        """Binary masks from the current scores: per layer a pair ``(weight_mask,
+        unit_mask)``, either of which may be None (not masked)."""
         layers = self.layers
-        out = []
-        if self.structured:
-            for layer in layers[:-1]:
-                imp = layer.scores.sum(dim=1)
-                width = imp.numel()
-                keep = width - n_pruned(width, self.sparsity)
-                unit = torch.zeros_like(imp)
-                unit[torch.topk(imp, keep, sorted=False).indices] = 1.0
-                out.append((unit[:, None].expand_as(layer.weight).clone(), unit))
-            last = layers[-1]
-            out.append((torch.ones_like(last.weight), torch.ones_like(last.bias_mask)))
-        else:
+        if not self.structured:
             masks = global_topk_mask([layer.scores for layer in layers], self.sparsity)
-            out = [(m, torch.ones_like(layer.bias_mask))
-                   for m, layer in zip(masks, layers, strict=True)]
+            return [(m, None) for m in masks]
+        out = []
+        for layer in layers[:-1]:
+            imp = layer.unit_scores
+            keep = imp.numel() - n_pruned(imp.numel(), self.sparsity)
+            unit = torch.zeros_like(imp)
+            unit[torch.topk(imp, keep, sorted=False).indices] = 1.0
+            out.append((None, unit))
+        out.append((None, None))
         return out
 
     def score_masks(self):
         """The hard masks with a straight-through path to the scores (``mode="scores"``)."""
-        return [(straight_through(layer.scores, wm) if layer in self.prunable else wm, bm)
-                for layer, (wm, bm) in zip(self.layers, self.hard_masks(), strict=True)]
+        out = []
+        for layer, (wm, um) in zip(self.layers, self.hard_masks(), strict=True):
+            if wm is not None:
+                wm = straight_through(layer.scores, wm)
+            if um is not None:
+                um = straight_through(layer.unit_scores, um)
+            out.append((wm, um))
+        return out
 
     @torch.no_grad()
     def set_masks_(self, masks):
-        """Store binary masks (a list of ``(weight_mask, bias_mask)``) in the buffers."""
-        for layer, (wm, bm) in zip(self.layers, masks, strict=True):
+        """Store binary masks (as returned by :meth:`hard_masks`) in the buffers; the
+        ``weight_mask`` of a structured layer marks the rows of its removed units."""
+        for layer, (wm, um) in zip(self.layers, masks, strict=True):
+            layer.unit_mask.copy_(torch.ones_like(layer.unit_mask) if um is None else um)
+            if wm is None:
+                wm = layer.unit_mask[:, None].expand_as(layer.weight)
             layer.weight_mask.copy_(wm)
-            layer.bias_mask.copy_(bm)
 
     def freeze_(self):
         """Store the masks of the current scores and switch to ``mode="fixed"``."""
@@ -225,15 +241,18 @@ class MaskedMLP(nn.Module):
         return self
 
     def stored_masks(self):
-        """The stored binary masks as a list of ``(weight_mask, bias_mask)``."""
-        return [(layer.weight_mask, layer.bias_mask) for layer in self.layers]
+        """The stored binary masks in the form of :meth:`hard_masks`."""
+        layers = self.layers
+        if not self.structured:
+            return [(layer.weight_mask, None) for layer in layers]
+        return [(None, layer.unit_mask) for layer in layers[:-1]] + [(None, None)]
 
     @torch.no_grad()
     def achieved_sparsity(self):
         """Fraction of prunable weights (unstructured) or hidden units (structured)
         removed by the stored masks (exact: a ratio of integer counts)."""
         if self.structured:
-            masks = [layer.bias_mask for layer in self.prunable]
+            masks = [layer.unit_mask for layer in self.prunable]
         else:
             masks = [layer.weight_mask for layer in self.layers]
         total = sum(m.numel() for m in masks)
@@ -243,20 +262,24 @@ class MaskedMLP(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x):
         if self.mode == "dense":
-            masks = None
+            masks = [(None, None)] * len(self.layers)
         elif self.mode == "scores":
             masks = self.score_masks()
         elif self.mode == "fixed":
             masks = self.stored_masks()
         else:
             raise ValueError(f"MaskedMLP.mode must be one of {MODES}; got {self.mode!r}.")
-        i = 0
+        i, gate = 0, None
         for module in self.net:
             if isinstance(module, MaskedLinear):
-                x = module.masked_forward(x, *(masks[i] if masks is not None else (None, None)))
+                wm, gate = masks[i]
+                x = module.masked_forward(x, wm)
                 i += 1
-            else:
+            else:  # the activation; the unit gate acts on its output
                 x = module(x)
+                if gate is not None:
+                    x = x * gate
+                    gate = None
         return x
 
 
@@ -277,35 +300,27 @@ def compact_mlp(masked, *, dense=False):
     """A plain ``nn.Sequential`` computing what ``masked`` computes with its stored masks.
 
     Masked weights are baked in (set to 0). With structured masks the removed hidden
-    units are physically dropped: their rows leave the layer and their columns leave the
-    next one. A removed unit has pre-activation 0 and so outputs ``act(0)`` (0 for relu,
-    tanh, ...; 0.5 for sigmoid, log 2 for softplus); that constant's contribution is
-    folded into the next layer's bias, so the compact network is exact for every
-    activation. ``dense=True`` ignores the masks: a plain copy of the dense network.
+    units are physically dropped: their rows (and biases) leave the layer and their
+    columns leave the next one; a removed unit's gated output is exactly 0, so nothing
+    else changes. ``dense=True`` ignores the masks: a plain copy of the dense network.
     """
     layers = masked.layers
     param = layers[0].weight
     out = []
     keep_in = None  # indices of the input units of the current layer that survive
-    carry = None    # constant added to the current layer's bias by removed inputs
-    act0 = float(make_activation(masked.activation)(torch.zeros(1)).item())
     for i, layer in enumerate(layers):
-        w = layer.weight if dense else layer.weight * layer.weight_mask
-        b = layer.bias if (dense or layer.bias is None) else layer.bias * layer.bias_mask
-        if keep_in is not None:
-            removed = torch.ones(w.shape[1], dtype=torch.bool, device=w.device)
-            removed[keep_in] = False
-            carry = (w[:, removed].sum(dim=1) * act0) if act0 != 0.0 else None
-            w = w[:, keep_in]
-            if carry is not None:
-                b = carry if b is None else b + carry
         is_hidden = i < len(layers) - 1
+        w = layer.weight
+        if not dense and not masked.structured:
+            w = w * layer.weight_mask
+        b = layer.bias
+        if keep_in is not None:
+            w = w[:, keep_in]
+        keep_out = None
         if masked.structured and is_hidden and not dense:
-            keep_out = torch.nonzero(layer.bias_mask > 0.5).reshape(-1)
+            keep_out = torch.nonzero(layer.unit_mask > 0.5).reshape(-1)
             w = w[keep_out]
             b = None if b is None else b[keep_out]
-        else:
-            keep_out = None
         lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=param.device,
                         dtype=param.dtype)
         lin.weight.copy_(w)
