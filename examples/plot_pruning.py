@@ -19,7 +19,7 @@ import time
 
 import matplotlib
 
-if not os.environ.get("DISPLAY"):
+if not os.environ.get("DISPLAY") and "inline" not in matplotlib.get_backend():
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
@@ -101,7 +101,7 @@ for ax, value, label in zip(axes, dense, ("test accuracy", "accuracy-parity diff
 axes[0].legend()
 fig.suptitle("Adult (sex): bilevel fair pruning vs magnitude pruning")
 fig.tight_layout()
-if matplotlib.get_backend().lower() == "agg":
-    fig.savefig(os.environ.get("SKFB_EXAMPLE_OUT", "plot_pruning.png"))
+if matplotlib.get_backend().lower() == "agg":  # not interactive: save the figure
+    fig.savefig(os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."), "plot_pruning.png"))
 else:
     plt.show()
