@@ -395,6 +395,9 @@ def report(out, quick, lambdas, speed, iter_path, command, load_note):
              f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s). "
              f"{load_note}", ""]
     cfg = QUICK if quick else FULL
+    notes = out / f"pruning_notes{sfx}.md"
+    if notes.exists():  # hand-written findings, kept across --report-only runs
+        lines += [notes.read_text().rstrip(), ""]
     lines += ["Estimator settings: `" + ", ".join(f"{k}={v}" for k, v in cfg["est"].items())
               + "`; baselines fine-tune for `max_epochs + finetune_epochs` epochs.", ""]
     sweep_path = out / f"pruning_sweep{sfx}.csv"

@@ -288,7 +288,8 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
 
     # ------------------------------------------------------------------ training
     def _objective(self, fair):
-        """``b, logits -> (loss, parts)``: CE plus, when ``fair``, lambda times the gap."""
+        """``(x, y, g, w) -> (loss, parts)``: the network's CE on the rows plus, when
+        ``fair`` (and groups are known), lambda times the smooth accuracy gap."""
         penalised = fair and self.fairness_aware_ and self.fairness_weight > 0
         lam, temp, n_groups = float(self.fairness_weight), float(self.temperature), \
             self.n_groups_
@@ -366,8 +367,8 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
             loss_s, parts = objective(b.x[m:], b.y[m:], b.g[m:], w)
             grads = torch.autograd.grad(loss_s, scores + implicit_weights)
             g_s, g_theta = grads[:len(scores)], grads[len(scores):]
-            for s, gs, gt, w in zip(scores, g_s, g_theta, implicit_weights, strict=True):
-                s.grad = implicit_score_gradient(gs, gt, lr2, weight=w.detach())
+            for s, gs, gt, theta in zip(scores, g_s, g_theta, implicit_weights, strict=True):
+                s.grad = implicit_score_gradient(gs, gt, lr2, weight=theta.detach())
             opt_s.step()
             opt_s.zero_grad(set_to_none=True)
             return {"loss": loss_w, "upper_loss": loss_s, **parts}
