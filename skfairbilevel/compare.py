@@ -209,15 +209,20 @@ def _epochs(s, full, quick):
     return quick if s.quick else full
 
 
+# Settings of our estimators: full / quick. Chosen so that the default run (all methods,
+# the full Adult split) stays under 10 minutes on 2 CPU cores: batches of 512 and few
+# epochs (see benchmarks/results/compare.md for the measured times).
+
+
 def _fair_mlp(s):
     return dict(hidden_layer_sizes=(64,), fairness=s.fairness, fairness_weight=5.0,
-                max_epochs=_epochs(s, 20, 5), batch_size=256, lr=_epochs(s, 1e-3, 1e-2),
+                max_epochs=_epochs(s, 10, 5), batch_size=512, lr=_epochs(s, 2e-3, 1e-2),
                 random_state=s.seed)
 
 
 def _fairbinn(s):
-    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness, eta=100.0,
-                max_epochs=_epochs(s, 20, 5), batch_size=256, random_state=s.seed)
+    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness, eta=1000.0,
+                max_epochs=_epochs(s, 10, 5), batch_size=512, random_state=s.seed)
 
 
 def _badr(s):
@@ -226,14 +231,14 @@ def _badr(s):
 
 
 def _facims(s):
-    return dict(hidden_layer_sizes=(64, 32), max_epochs=_epochs(s, 10, 3),
+    return dict(hidden_layer_sizes=(64, 32), max_epochs=_epochs(s, 6, 3),
                 random_state=s.seed)
 
 
 def _pruning(s):
     return dict(hidden_layer_sizes=(64, 64), sparsity=0.7, fairness_weight=1.0,
-                pretrain_epochs=_epochs(s, 8, 2), max_epochs=_epochs(s, 5, 2),
-                finetune_epochs=_epochs(s, 3, 1), random_state=s.seed)
+                pretrain_epochs=_epochs(s, 4, 2), max_epochs=_epochs(s, 3, 2),
+                finetune_epochs=_epochs(s, 2, 1), batch_size=512, random_state=s.seed)
 
 
 def _robust(s):
@@ -317,7 +322,7 @@ METHODS = {m.name: m for m in [
            description="FairMLPClassifier: MLP + soft fairness penalty (weight 5)"),
     Method("fairbinn", "skfairbilevel",
            _ours(_EST + "fairbinn", "FairBiNNClassifier", _fairbinn), requires=_EST + "fairbinn",
-           description="FairBiNNClassifier: leader/follower bilevel network (eta 100)"),
+           description="FairBiNNClassifier: leader/follower bilevel network (eta 1000)"),
     Method("badr", "skfairbilevel", _ours(_EST + "badr", "BADRClassifier", _badr),
            requires=_EST + "badr",
            description="BADRClassifier: bilevel group-weight rescalarisation (linear, exact)"),
