@@ -24,7 +24,6 @@ from torch import nn
 from .._params import layer_sizes, number, one_of
 from .._pareto import pareto_front
 from ..base import BaseFairEstimator, FairClassifierMixin
-from ..nn.engine import descend
 from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
 from ..nn.modules import ACTIVATIONS, make_mlp
 
@@ -70,6 +69,16 @@ def repo_compat_dp_loss(logits, groups, weight=None):
     mean0 = (o * w0).sum() / total0.clamp_min(torch.finfo(o.dtype).tiny)
     d = (mean0 - overall) * (total0 > 0).to(o.dtype)
     return d * d / 2.0
+
+
+def _grad_step(loss, params, opt, *, retain_graph=False, step=True):
+    """Set ``p.grad`` to d loss / d p for ``params`` only (nothing else accumulates) and
+    step ``opt``."""
+    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    if step:
+        opt.step()
 
 
 class FairBiNNNet(nn.Module):
@@ -401,7 +410,11 @@ default="leader_first"
     def _make_optimizer(self, params, lr):
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
-        return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
+        try:  # one fused kernel per step where torch supports it (CPU and CUDA float32)
+            return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay,
+                                    fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
 
     def _schedulers(self, pairs):
         return [torch.optim.lr_scheduler.StepLR(opt, step_size=int(self.lr_step_size),
@@ -434,16 +447,17 @@ default="leader_first"
 
     def _lagrangian_step(self, opt, penalised):
         net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
+        params = list(net.parameters())
 
         def step(b):
             logits = net(b.x)
             ce = cross_entropy_loss(logits, b.y, b.w)
             if not penalised:
-                descend(ce, opt)
+                _grad_step(ce, params, opt)
                 return {"loss": ce, "ce": ce}
             fair = fair_fn(logits, b)
             loss = ce + eta * fair
-            descend(loss, opt)
+            _grad_step(loss, params, opt)
             return {"loss": loss, "ce": ce, "fairness": fair}
 
         return step
@@ -455,53 +469,55 @@ default="leader_first"
 
         def leader_only(b):
             ce = cross_entropy_loss(net(b.x), b.y, b.w)
-            descend(ce, opt_a, theta_a)
+            _grad_step(ce, theta_a, opt_a)
             return {"loss": ce, "ce": ce}
 
-        def leader_first(b):
-            # leader: one step on CE at (theta_a, theta_f)
-            logits = net(b.x)
+        def leader_loss(logits, b):
             ce = cross_entropy_loss(logits, b.y, b.w)
-            descend(ce + eta * fair_fn(logits, b) if carry else ce, opt_a, theta_a)
-            # follower: one step on eta * Fair at (theta_a_new, theta_f); theta_a is
-            # constant here, so the layers before the block run without a graph
+            return ce, (ce + eta * fair_fn(logits, b) if carry else ce)
+
+        def follower(h, b):
+            """One follower step from prefix features ``h`` (no graph to theta_a)."""
+            fair = fair_fn(net.head(h), b)
+            _grad_step(eta * fair, theta_f, opt_f)
+            return fair
+
+        def leader_first(b):
+            # L: one step on CE at (theta_a, theta_f)
+            ce, lead = leader_loss(net(b.x), b)
+            _grad_step(lead, theta_a, opt_a)
+            # F: one step on eta * Fair at (theta_a_new, theta_f); theta_a is constant
+            # for the follower, so the layers before the block run without a graph
             with torch.no_grad():
                 h = net.prefix(b.x)
-            fair = fair_fn(net.head(h), b)
-            descend(eta * fair, opt_f, theta_f)
+            fair = follower(h, b)
             return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
 
         def follower_first(b):
             # the prefix depends on theta_a only, which the follower does not change:
             # its forward pass (and graph) is shared by both steps
             h = net.prefix(b.x)
-            if carry:  # the reference: grads of eta * Fair stay on theta_a
+            if carry:  # the reference: the gradient of eta * Fair stays on theta_a
                 opt_a.zero_grad(set_to_none=True)
                 opt_f.zero_grad(set_to_none=True)
                 fair = fair_fn(net.head(h), b)
                 (eta * fair).backward(retain_graph=True)
                 opt_f.step()
-            else:
-                fair = fair_fn(net.head(h.detach()), b)
-                descend(eta * fair, opt_f, theta_f)
-            logits = net.head(h)  # at theta_f_new
-            ce = cross_entropy_loss(logits, b.y, b.w)
-            if carry:
+                ce = cross_entropy_loss(net.head(h), b.y, b.w)  # at theta_f_new
                 ce.backward(inputs=theta_a)  # adds to the carried fairness gradient
                 opt_a.step()
             else:
-                descend(ce, opt_a, theta_a)
+                fair = follower(h.detach(), b)
+                ce = cross_entropy_loss(net.head(h), b.y, b.w)  # at theta_f_new
+                _grad_step(ce, theta_a, opt_a)
             return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
 
         def simultaneous(b):
             logits = net(b.x)
             ce = cross_entropy_loss(logits, b.y, b.w)
             fair = fair_fn(logits, b)
-            opt_a.zero_grad(set_to_none=True)
-            opt_f.zero_grad(set_to_none=True)
-            (eta * fair).backward(inputs=theta_a + theta_f if carry else theta_f,
-                                  retain_graph=True)
-            ce.backward(inputs=theta_a)
+            _grad_step(eta * fair, theta_f, opt_f, retain_graph=True, step=False)
+            _grad_step(ce + eta * fair if carry else ce, theta_a, opt_a, step=False)
             opt_f.step()
             opt_a.step()
             return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
