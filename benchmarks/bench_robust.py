@@ -1,8 +1,12 @@
 """FairRobustClassifier (Fast & Fair): inner-solver speed and the fairness of robust
 training over the radius grid.
 
-Two parts (``--part``):
+Three parts (``--part``):
 
+``correctness``
+    The affine model's "trs" against the closed form (radii 0.05 to 1.0, random data,
+    both labels) and, on a small tanh / softplus MLP, the share of samples whose TRS
+    loss is at least the PGD loss.
 ``speed``
     Mean epoch time of PGD / TRS (the paper's speed-up), on the paper's two settings:
     Unfair2D (the reference example: 200 training rows of ``make_unfair_2d(250)``,
@@ -66,12 +70,14 @@ FULL = dict(
     adult=dict(radii=np.round(np.arange(0.10, 0.2001, 0.02), 2), batch_size=100,
                speed_epochs=2, n_train=10_000, n_objective=2_000),
     seeds=(0, 1, 2, 3, 4), epochs=10,
+    correct_n=1000, mlp_n=256, mlp_epochs=20, mlp_radii=(0.1, 0.3, 0.6, 1.0),
 )
 QUICK = dict(
     unfair2d=dict(radii=np.array([0.10, 0.20]), batch_size=5, speed_epochs=2, n_train=200),
     adult=dict(radii=np.array([0.10, 0.20]), batch_size=100, speed_epochs=1, n_train=1_000,
                n_objective=300),
     seeds=(0,), epochs=2,
+    correct_n=200, mlp_n=32, mlp_epochs=3, mlp_radii=(0.3,),
 )
 
 
@@ -139,6 +145,67 @@ def make_clf(solver, radius, batch_size, epochs, seed):
     if solver == "trs-general":
         clf._affine_closed_form = False
     return clf
+
+
+# ---------------------------------------------------------------------- correctness
+def run_correctness(cfg, out):
+    """Affine: trs (general solver, per-sample eigen-decompositions of the torch.func
+    Hessians, and the shared-eigenbasis path) vs the closed form, radii 0.05..1.0, both
+    labels. MLP: fraction of samples whose TRS loss is >= the PGD loss (relative 1e-6
+    for the float32 inputs), for trs_steps=1 (the paper's single subproblem) and 3."""
+    from skfairbilevel.estimators.robust import trust_region_step
+
+    path = out / f"{PREFIX}_correctness.csv"
+    path.unlink(missing_ok=True)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(cfg["correct_n"], 5))
+    y = (X @ rng.normal(size=5) + rng.normal(size=len(X)) > 0).astype(int)
+    affine = FairRobustClassifier(radius=0.1, batch_size=50, max_epochs=3,
+                                  random_state=0).fit(X, y)
+    lin = affine.module_[-1]
+    w = lin.weight.detach().double().numpy()[0]
+    z = X.astype(np.float32).astype(np.float64) @ w + float(lin.bias.detach()[0])
+    sgn = 2.0 * y - 1.0
+    x = torch.as_tensor(X, dtype=torch.float32)
+    yt = torch.as_tensor(y)
+    _, g, H = affine._loss_input_derivatives(x, yt, autodiff=True)
+    for r in (0.05, 0.1, 0.25, 0.5, 1.0):
+        affine.set_params(radius=r)
+        d_star = -r * sgn[:, None] * w / np.linalg.norm(w)
+        l_star = np.logaddexp(0.0, -sgn * z + r * np.linalg.norm(w))
+        p_eig, _ = trust_region_step(-g, -H, r)
+        p_shared, _ = affine._trs_affine(x, yt, r)
+        affine._affine_closed_form = False
+        l_shared = affine.robust_loss(X, y, inner_solver="trs", per_sample=True)
+        del affine._affine_closed_form
+        append_row(path, dict(
+            model="affine", activation="", radius=r, rows=len(X),
+            max_delta_err_per_sample_eigh=float(np.abs(p_eig.numpy() - d_star).max()),
+            max_delta_err_shared_eigenbasis=float(np.abs(p_shared.double().numpy()
+                                                         - d_star).max()),
+            max_loss_err=float(np.abs(l_shared - l_star).max()),
+            frac_ge_pgd_steps1="", frac_ge_pgd_steps3="", mean_trs1="", mean_trs3="",
+            mean_pgd=""))
+    Xm, ym = X[: cfg["mlp_n"], :4], y[: cfg["mlp_n"]]
+    for activation in ("tanh", "softplus"):
+        mlp = FairRobustClassifier(radius=0.3, hidden_layer_sizes=(16,),
+                                   activation=activation, batch_size=32,
+                                   max_epochs=cfg["mlp_epochs"], random_state=0).fit(Xm, ym)
+        for r in cfg["mlp_radii"]:
+            mlp.set_params(radius=r)
+            lp = mlp.robust_loss(Xm, ym, inner_solver="pgd", per_sample=True)
+            l1 = mlp.set_params(trs_steps=1).robust_loss(Xm, ym, per_sample=True)
+            l3 = mlp.set_params(trs_steps=3).robust_loss(Xm, ym, per_sample=True)
+            append_row(path, dict(
+                model="mlp (16,)", activation=activation, radius=r, rows=len(Xm),
+                max_delta_err_per_sample_eigh="", max_delta_err_shared_eigenbasis="",
+                max_loss_err="",
+                frac_ge_pgd_steps1=float(np.mean(l1 >= lp * (1 - 1e-6))),
+                frac_ge_pgd_steps3=float(np.mean(l3 >= lp * (1 - 1e-6))),
+                mean_trs1=float(l1.mean()), mean_trs3=float(l3.mean()),
+                mean_pgd=float(lp.mean())))
+            print(f"correctness mlp {activation} r={r}: TRS>=PGD {np.mean(l1 >= lp*(1-1e-6)):.3f}"
+                  f" (steps=1), {np.mean(l3 >= lp*(1-1e-6)):.3f} (steps=3)", flush=True)
 
 
 # ---------------------------------------------------------------------- speed
@@ -253,6 +320,30 @@ def _ms(values):
 
 def report(out):
     lines = []
+    corr = read_rows(out / f"{PREFIX}_correctness.csv")
+    if corr:
+        lines += ["## Correctness", "", "Affine model: trs vs the closed form "
+                  "(perturbation max abs error; loss max abs error).", "",
+                  "| radius | rows | per-sample eigh solver | shared-eigenbasis solver | "
+                  "loss |", "|---|---|---|---|---|"]
+        for r in corr:
+            if r["model"] == "affine":
+                lines.append(f"| {r['radius']} | {r['rows']} | "
+                             f"{float(r['max_delta_err_per_sample_eigh']):.1e} | "
+                             f"{float(r['max_delta_err_shared_eigenbasis']):.1e} | "
+                             f"{float(r['max_loss_err']):.1e} |")
+        lines += ["", "MLP: share of samples with TRS loss >= PGD loss (relative 1e-6), "
+                  "mean robust losses.", "",
+                  "| activation | radius | rows | trs_steps=1 | trs_steps=3 | mean TRS (1) | "
+                  "mean TRS (3) | mean PGD |", "|---|---|---|---|---|---|---|---|"]
+        for r in corr:
+            if r["model"] != "affine":
+                lines.append(f"| {r['activation']} | {r['radius']} | {r['rows']} | "
+                             f"{100 * float(r['frac_ge_pgd_steps1']):.1f}% | "
+                             f"{100 * float(r['frac_ge_pgd_steps3']):.1f}% | "
+                             f"{float(r['mean_trs1']):.6f} | {float(r['mean_trs3']):.6f} | "
+                             f"{float(r['mean_pgd']):.6f} |")
+        lines.append("")
     speed = read_rows(out / f"{PREFIX}_speed.csv")
     if speed:
         lines += ["## Speed: mean epoch time, PGD / TRS", "",
@@ -340,6 +431,7 @@ def plot_speed(rows, out):
 
 
 def plot_fairness(rows, out):
+    warnings.simplefilter("ignore", RuntimeWarning)  # all-nan cells (undefined gaps)
     plt = _plt()
     names = [n for n in ("unfair2d", "adult") if any(r["dataset"] == n for r in rows)]
     metrics = ("accuracy", "independence", "separation_y0", "separation_y1",
@@ -380,7 +472,8 @@ def plot_fairness(rows, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (~1 min)")
-    parser.add_argument("--part", choices=("speed", "fairness", "all"), default="all")
+    parser.add_argument("--part", choices=("correctness", "speed", "fairness", "all"),
+                        default="all")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="discard existing CSV rows")
     parser.add_argument("--out", type=Path, default=None)
@@ -399,6 +492,8 @@ def main(argv=None):
           f"{platform.node()} ({os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread),"
           f" load {load_note()}", flush=True)
     if not args.report_only:
+        if args.part in ("correctness", "all"):
+            run_correctness(cfg, out)
         if args.part in ("speed", "all"):
             run_speed(cfg, out)
         if args.part in ("fairness", "all"):
