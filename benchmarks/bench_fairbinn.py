@@ -1,0 +1,380 @@
+"""FairBiNNClassifier on Adult: epoch-time ratio, 50-epoch fit time, eta sweep.
+
+Data: the bundled Adult data, official train/test split (30,162 / 15,060 rows after
+dropping rows with "?"), sensitive feature ``sex`` (kept as an input, as in the
+reference code), :func:`~skfairbilevel.datasets.make_preprocessor` fitted on the
+training split only.
+
+Parts
+-----
+``timing``
+    * Mean epoch time of each bilevel ``update_order`` over ``mode="lagrangian"``: same
+      network, data and process, runs interleaved round by round so that machine load
+      hits all alike; the first epoch of every fit is a warm-up and is not counted. One
+      torch thread. Reported: the median over rounds of the per-round ratio (wall
+      clock), and the same ratio of process CPU time per epoch.
+    * One fit with the paper's settings (50 epochs, batch 100), with one torch thread
+      and with all cores: wall-clock and process CPU time.
+``sweep``
+    Each configuration is fitted on the official training split with
+    ``record_validation=True`` (20% held out, stratified), so every epoch records
+    validation accuracy and hard/soft demographic parity. Test metrics of every epoch
+    are recorded next to them for reporting only: every choice (the Pareto front, the
+    model claimed for DP <= 0.02) is made on the validation numbers. Configurations:
+    the Lagrangian baseline and FairBiNN (Algorithm 1) at equal eta values, the
+    reference code's update (follower first, fairness gradient carried to the leader)
+    at the same eta values, and a ``fairness_lr`` sweep of FairBiNN. fairlearn's
+    reductions on the same split and features are computed too (full mode).
+
+Usage::
+
+    python benchmarks/bench_fairbinn.py                 # both parts, full settings
+    python benchmarks/bench_fairbinn.py --part timing
+    python benchmarks/bench_fairbinn.py --quick         # small settings, about a minute
+
+Results go to ``benchmarks/results/fairbinn_*.{json,md,png}`` (``--out`` to change).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skfairbilevel import FairBiNNClassifier
+from skfairbilevel._pareto import pareto_front
+from skfairbilevel.datasets import load_adult, make_preprocessor
+from skfairbilevel.metrics import demographic_parity_difference
+
+ORDERS = ("leader_first", "follower_first", "simultaneous")
+# fairlearn 0.15 + LogisticRegression on Adult, as given in the issue (test accuracy, DP)
+FAIRLEARN_ISSUE = {
+    "ExponentiatedGradient(DP, eps 0.01)": (0.829, 0.015),
+    "GridSearch(DP, 20)": (0.831, 0.020),
+    "ThresholdOptimizer(DP)": (0.826, 0.002),
+    "LogisticRegression": (0.847, 0.184),
+}
+TARGET_ACC, TARGET_DP = 0.835, 0.02
+
+
+def load_data(quick):
+    tr = load_adult(split="train", sensitive="sex")
+    te = load_adult(split="test", sensitive="sex")
+    pre = make_preprocessor(tr.data, sensitive="sex").fit(tr.data)
+    Xtr = pre.transform(tr.data)
+    Xte = pre.transform(te.data)
+    ytr, yte = tr.target.to_numpy(), te.target.to_numpy()
+    if quick:
+        rng = np.random.default_rng(0)
+        keep = np.sort(rng.choice(len(ytr), 6000, replace=False))
+        Xtr, ytr = Xtr.iloc[keep], ytr[keep]
+    return Xtr, ytr, Xte, yte
+
+
+def load_note():
+    try:
+        return "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    except OSError:
+        return "load average n/a"
+
+
+# ------------------------------------------------------------------------------ timing
+def timing(Xtr, ytr, *, quick, out):
+    torch.set_num_threads(1)
+    variants = {"lagrangian": dict(mode="lagrangian")}
+    variants.update({o: dict(update_order=o) for o in ORDERS})
+    common = dict(sensitive_feature_ids="sex", drop_sensitive=False, batch_size=100,
+                  max_epochs=2 if quick else 3)
+    rounds = 2 if quick else 5
+    epoch_s = {k: [] for k in variants}
+    cpu_s = {k: [] for k in variants}
+    start_load = load_note()
+    for r in range(rounds):
+        for name, params in variants.items():
+            est = FairBiNNClassifier(random_state=r, **common, **params)
+            c0 = time.process_time()
+            est.fit(Xtr, ytr)
+            cpu_s[name].append((time.process_time() - c0) / est.n_iter_)
+            epoch_s[name].append(float(np.mean([h["seconds"] for h in est.history_[1:]])))
+    base = np.array(epoch_s["lagrangian"])
+    base_cpu = np.array(cpu_s["lagrangian"])
+    ratios = {}
+    for name in variants:
+        r = np.array(epoch_s[name]) / base
+        rc = np.array(cpu_s[name]) / base_cpu
+        ratios[name] = dict(
+            mean_epoch_s=float(np.median(epoch_s[name])),
+            ratio_median=float(np.median(r)), ratio_min=float(r.min()),
+            ratio_max=float(r.max()), cpu_ratio_median=float(np.median(rc)),
+            cpu_per_epoch_s=float(np.median(cpu_s[name])))
+        print(f"{name:15s} epoch {ratios[name]['mean_epoch_s']:.3f}s  ratio vs lagrangian "
+              f"median {ratios[name]['ratio_median']:.3f} (min {r.min():.3f}, max "
+              f"{r.max():.3f}); cpu ratio {ratios[name]['cpu_ratio_median']:.3f}",
+              flush=True)
+
+    # one fit with the paper's settings, with one torch thread and with every core
+    epochs = 3 if quick else 50
+    full = []
+    for threads in (1,) if quick else (1, os.cpu_count() or 1):
+        torch.set_num_threads(threads)
+        est = FairBiNNClassifier(max_epochs=epochs, batch_size=100, random_state=0,
+                                 sensitive_feature_ids="sex", drop_sensitive=False)
+        w0, c0 = time.perf_counter(), time.process_time()
+        est.fit(Xtr, ytr)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        full.append(dict(epochs=epochs, rows=len(ytr), wall_s=wall, cpu_s=cpu,
+                         threads=threads, load_after=load_note()))
+        print(f"{epochs}-epoch fit ({len(ytr)} rows, batch 100, {threads} thread(s)): wall "
+              f"{wall:.1f}s, process CPU {cpu:.1f}s; {load_note()}", flush=True)
+    res = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
+               machine=f"{platform.processor() or platform.machine()}, "
+                       f"{os.cpu_count()} cores", torch=torch.__version__,
+               quick=quick, rounds=rounds, epochs_per_fit=common["max_epochs"],
+               load_before=start_load, ratios=ratios, full_fits=full)
+    (out / f"fairbinn_timing{'_quick' if quick else ''}.json").write_text(
+        json.dumps(res, indent=2))
+    return res
+
+
+# ------------------------------------------------------------------------------ sweep
+class _WithTest(FairBiNNClassifier):
+    """Also records test metrics every epoch -- for reporting only, never for choosing."""
+
+    def _validation_metrics(self, val):
+        out = super()._validation_metrics(val)
+        X, y, g = self._bench_test
+        with torch.no_grad():
+            was = self.module_.training
+            self.module_.eval()
+            p = self._proba_tensor(torch.as_tensor(X, device=self.device_))
+            self.module_.train(was)
+        p = p.detach().cpu().numpy().astype(np.float64)
+        pred = (p > 0.5).astype(int)
+        rates = [pred[g == k].mean() for k in np.unique(g)]
+        soft = [p[g == k].mean() for k in np.unique(g)]
+        out.update(test_accuracy=float((pred == y).mean()),
+                   test_dp=float(max(rates) - min(rates)),
+                   test_soft_dp=float(max(soft) - min(soft)))
+        return out
+
+
+def sweep_configs(quick):
+    etas = [0.0, 10.0, 1000.0] if quick else [0.0, 1.0, 10.0, 30.0, 100.0, 300.0, 1000.0,
+                                              3000.0]
+    flrs = [1e-4, 1e-3] if quick else [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
+    out = []
+    for eta in etas:
+        out.append(("lagrangian", dict(mode="lagrangian", eta=eta)))
+        out.append(("fairbinn", dict(eta=eta)))
+        out.append(("fairbinn_reference_update",
+                    dict(eta=eta, update_order="follower_first",
+                         leader_includes_fairness_grad=True)))
+    for flr in flrs:
+        out.append(("fairbinn_fairness_lr", dict(eta=100.0, fairness_lr=flr)))
+    return out
+
+
+def fairlearn_points(Xtr, ytr, Xte, yte):
+    from fairlearn.postprocessing import ThresholdOptimizer
+    from fairlearn.reductions import DemographicParity, ExponentiatedGradient, GridSearch
+    from sklearn.linear_model import LogisticRegression
+
+    Atr, Ate = Xtr["sex"].to_numpy(), Xte["sex"].to_numpy()
+    res = {}
+
+    def record(name, pred):
+        res[name] = (float((pred == yte).mean()),
+                     float(demographic_parity_difference(yte, pred, sensitive_features=Ate)))
+        print(f"  fairlearn {name}: accuracy {res[name][0]:.4f}, DP {res[name][1]:.4f}",
+              flush=True)
+
+    lr = LogisticRegression(max_iter=2000)
+    record("LogisticRegression", lr.fit(Xtr, ytr).predict(Xte))
+    eg = ExponentiatedGradient(LogisticRegression(max_iter=2000), DemographicParity(),
+                               eps=0.01)
+    eg.fit(Xtr, ytr, sensitive_features=Atr)
+    record("ExponentiatedGradient(DP, eps 0.01)", eg.predict(Xte, random_state=0))
+    gs = GridSearch(LogisticRegression(max_iter=2000), DemographicParity(), grid_size=20)
+    gs.fit(Xtr, ytr, sensitive_features=Atr)
+    record("GridSearch(DP, 20)", gs.predict(Xte))
+    to = ThresholdOptimizer(estimator=LogisticRegression(max_iter=2000),
+                            constraints="demographic_parity",
+                            predict_method="predict_proba")
+    to.fit(Xtr, ytr, sensitive_features=Atr)
+    record("ThresholdOptimizer(DP)", to.predict(Xte, sensitive_features=Ate, random_state=0))
+    return res
+
+
+def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs):
+    torch.set_num_threads(1)
+    test = (Xte.to_numpy(np.float32), yte, Xte["sex"].to_numpy())
+    rows = []
+    for family, params in sweep_configs(quick):
+        est = _WithTest(max_epochs=epochs, batch_size=100, record_validation=True,
+                        validation_fraction=0.2, sensitive_feature_ids="sex",
+                        drop_sensitive=False, random_state=0, **params)
+        est._bench_test = test
+        t0 = time.perf_counter()
+        est.fit(Xtr, ytr)
+        last = est.history_[-1]
+        print(f"{family:26s} {params}  last epoch: val acc {last['val_accuracy']:.4f} "
+              f"val DP {last['val_dp']:.4f} | test acc {last['test_accuracy']:.4f} "
+              f"test DP {last['test_dp']:.4f}  ({time.perf_counter() - t0:.0f}s)",
+              flush=True)
+        for rec in est.history_:
+            rows.append(dict(family=family, **{k: v for k, v in params.items()
+                                               if k in ("eta", "fairness_lr", "mode")},
+                             **{k: v for k, v in rec.items()}))
+    return rows
+
+
+def summarise(rows, fairlearn):
+    """Choices on validation only; test numbers reported for the chosen models."""
+    summary = {}
+    families = sorted({r["family"] for r in rows})
+    for fam in families + ["all_fairbinn", "all"]:
+        if fam == "all":
+            cand = rows
+        elif fam == "all_fairbinn":
+            cand = [r for r in rows if r["family"].startswith("fairbinn")]
+        else:
+            cand = [r for r in rows if r["family"] == fam]
+        front = pareto_front(cand, x="val_dp", y="val_accuracy")
+        ok = [r for r in cand if r["val_dp"] <= TARGET_DP]
+        chosen = max(ok, key=lambda r: (r["val_accuracy"], -r["val_dp"])) if ok else None
+        oracle = [r for r in cand if r["test_dp"] <= TARGET_DP]
+        best_test = max(oracle, key=lambda r: r["test_accuracy"]) if oracle else None
+        summary[fam] = dict(front=front, chosen=chosen, oracle=best_test)
+    return summary
+
+
+def equal_eta_table(rows):
+    """Per eta: the final epoch of the Lagrangian and FairBiNN fits (no selection)."""
+    last = {}
+    for r in rows:
+        key = (r["family"], r.get("eta"), r.get("fairness_lr"))
+        if key not in last or r["epoch"] > last[key]["epoch"]:
+            last[key] = r
+    etas = sorted({r["eta"] for r in rows if r["family"] == "lagrangian"})
+    table = []
+    for eta in etas:
+        row = {"eta": eta}
+        for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
+            r = last.get((fam, eta, None))
+            if r is not None:
+                row[fam] = {k: r[k] for k in ("test_accuracy", "test_dp", "test_soft_dp",
+                                              "val_accuracy", "val_dp", "ce")}
+        table.append(row)
+    return table
+
+
+def plot(rows, summary, fairlearn, table, out, suffix):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"lagrangian": "tab:orange", "fairbinn": "tab:blue",
+              "fairbinn_reference_update": "tab:green", "fairbinn_fairness_lr": "tab:purple"}
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for fam, col in colors.items():
+        front = summary.get(fam, {}).get("front", [])
+        if not front:
+            continue
+        xs = [r["test_dp"] for r in front]
+        ys = [r["test_accuracy"] for r in front]
+        ax.plot(xs, ys, "o-", color=col, ms=4, lw=1, alpha=0.85,
+                label=f"{fam} (epochs on the validation front)")
+    for name, (acc, dp) in FAIRLEARN_ISSUE.items():
+        ax.plot(dp, acc, "k^", ms=7)
+        ax.annotate(name + " [issue]", (dp, acc), fontsize=6, xytext=(3, -8),
+                    textcoords="offset points")
+    for name, (acc, dp) in (fairlearn or {}).items():
+        ax.plot(dp, acc, "rv", ms=7)
+        ax.annotate(name + " [here]", (dp, acc), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points", color="r")
+    ax.axhspan(TARGET_ACC, 0.87, xmin=0, xmax=TARGET_DP / 0.22, color="g", alpha=0.08,
+               label="target: acc >= 0.835 at DP <= 0.02")
+    ch = summary["all_fairbinn"]["chosen"]
+    if ch is not None:
+        ax.plot(ch["test_dp"], ch["test_accuracy"], "*", color="gold", ms=16, mec="k",
+                label="FairBiNN chosen on validation for DP <= 0.02")
+    ax.set_xlim(-0.005, 0.22)
+    ax.set_ylim(0.74, 0.86)
+    ax.set_xlabel("test demographic parity difference (hard predictions)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Adult (official split), sex: accuracy vs demographic parity")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / f"fairbinn_front{suffix}.png", dpi=130)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
+        pts = [(row["eta"], row[fam]) for row in table if fam in row]
+        ax.plot([p["test_dp"] for _, p in pts], [p["test_accuracy"] for _, p in pts], "o-",
+                color=colors[fam], label=fam)
+        for eta, p in pts:
+            ax.annotate(f"{eta:g}", (p["test_dp"], p["test_accuracy"]), fontsize=6,
+                        color=colors[fam], xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel("test demographic parity difference")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Equal eta (labels), final epoch: Lagrangian vs FairBiNN")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / f"fairbinn_bilevel_vs_lagrangian{suffix}.png", dpi=130)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small settings (~1 minute)")
+    ap.add_argument("--part", choices=("timing", "sweep", "all"), default="all")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs per sweep fit (default 30; quick 4)")
+    ap.add_argument("--no-fairlearn", action="store_true",
+                    help="skip computing fairlearn's points on this split")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}",
+          flush=True)
+    Xtr, ytr, Xte, yte = load_data(args.quick)
+    if args.part in ("timing", "all"):
+        timing(Xtr, ytr, quick=args.quick, out=out)
+    if args.part in ("sweep", "all"):
+        epochs = args.epochs or (4 if args.quick else 30)
+        fl = None if (args.quick or args.no_fairlearn) else fairlearn_points(
+            Xtr, ytr, Xte, yte)
+        rows = sweep(Xtr, ytr, Xte, yte, quick=args.quick, out=out, epochs=epochs)
+        summary = summarise(rows, fl)
+        table = equal_eta_table(rows)
+        for fam, s in summary.items():
+            for what in ("chosen", "oracle"):
+                r = s[what]
+                if r is None:
+                    print(f"{fam:26s} {what}: no epoch with DP <= {TARGET_DP}")
+                    continue
+                print(f"{fam:26s} {what:6s} ({r.get('eta')}, {r.get('fairness_lr')}, epoch "
+                      f"{r['epoch']}): val acc {r['val_accuracy']:.4f} val DP "
+                      f"{r['val_dp']:.4f} | test acc {r['test_accuracy']:.4f} test DP "
+                      f"{r['test_dp']:.4f}")
+        (out / f"fairbinn_sweep{suffix}.json").write_text(json.dumps(dict(
+            date=datetime.datetime.now().isoformat(timespec="seconds"), epochs=epochs,
+            quick=args.quick, fairlearn_here=fl, fairlearn_issue=FAIRLEARN_ISSUE,
+            summary=summary, equal_eta=table, rows=rows), indent=1))
+        plot(rows, summary, fl, table, out, suffix)
+    print(f"done {datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}")
+
+
+if __name__ == "__main__":
+    main()
