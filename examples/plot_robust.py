@@ -19,8 +19,8 @@ paper's signed gaps (group 1 minus group 0): independence (positive rate), separ
 (false / true positive rates) and sufficiency (positive predictive value). The robust
 fit also shows, as arrows, the perturbations the inner solver picks for a few points.
 
-Set the environment variable ``SKFB_EXAMPLE_QUICK=1`` for a tiny run (fewer epochs),
-as the test-suite does.
+Set the environment variable ``SKFB_EXAMPLE_QUICK=1`` for a tiny run (fewer epochs,
+larger batches), as the test-suite does.
 """
 
 # %%
@@ -51,7 +51,7 @@ X_test, y_test, s_test = make_unfair_2d(50, random_state=1)
 # sensitive features only feed the per-epoch gaps of ``history_``.
 epochs = 3 if QUICK else 20
 radius = 0.15
-common = dict(batch_size=5, max_epochs=epochs, random_state=0)
+common = dict(batch_size=25 if QUICK else 5, max_epochs=epochs, random_state=0)
 models = {
     "plain (r = 0)": FairRobustClassifier(radius=0.0, **common),
     f"robust, trs (r = {radius})": FairRobustClassifier(radius=radius, **common),
