@@ -164,9 +164,9 @@ class _WithTest(FairBiNNClassifier):
 
 
 def sweep_configs(quick):
-    etas = [0.0, 10.0, 1000.0] if quick else [0.0, 1.0, 10.0, 30.0, 100.0, 300.0, 1000.0,
-                                              3000.0]
-    flrs = [1e-4, 1e-3] if quick else [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
+    etas = [0.0, 10.0, 1000.0] if quick else [0.0, 1.0, 3.0, 10.0, 20.0, 30.0, 50.0, 100.0,
+                                              300.0, 1000.0]
+    flrs = [1e-4, 1e-3] if quick else [3e-5, 1e-4, 2e-4, 5e-4, 1e-3]
     out = []
     for eta in etas:
         out.append(("lagrangian", dict(mode="lagrangian", eta=eta)))
