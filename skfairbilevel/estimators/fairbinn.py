@@ -146,6 +146,11 @@ default="demographic_parity"
         number of groups. Multi-class targets: summed one-vs-rest over classes.
     eta : float, default=100.0
         Weight of the fairness loss (the paper's eta). 0 switches the follower off.
+        Note that Adam's steps do not depend on the scale of the loss (up to its
+        ``eps``) and the follower's only loss is ``eta * fairness``: with the default
+        optimiser and update, eta barely changes the model and ``fairness_lr`` sets the
+        follower's strength. eta acts as a weight with ``optimizer="sgd"``, with
+        ``leader_includes_fairness_grad=True`` and in "lagrangian" mode.
     mode : {"bilevel", "lagrangian"}, default="bilevel"
         "bilevel": two optimisers, alternating leader and follower steps. "lagrangian":
         the same network (same parameter count) trained by one optimiser with learning
@@ -168,9 +173,10 @@ default="leader_first"
         at the leader's own forward pass.
     repo_compat_dp_loss : bool, default=False
         Use the reference code's demographic-parity loss instead of ``fairness``: double
-        sigmoid and only group 0 compared with the overall mean
-        (:func:`repo_compat_dp_loss`), to reproduce the repository's numbers. Needs
-        ``fairness="demographic_parity"`` and a binary target.
+        sigmoid and only group 0 (the first of ``groups_``, in sorted order) compared
+        with the overall mean (:func:`repo_compat_dp_loss`), to reproduce the
+        repository's numbers. Needs ``fairness="demographic_parity"`` and a binary
+        target.
     lr : float, default=1e-3
         Learning rate of the leader (and of the single optimiser in "lagrangian" mode).
     fairness_lr : float, default=1e-5
@@ -268,7 +274,13 @@ default="leader_first"
     * Only the per-step cost is optimised, not the update: the follower back-propagates
       through the fairness block and the layers after it only, and where the layers
       before the block are unchanged between the two steps ("follower_first") their
-      forward pass is shared.
+      forward pass is shared. "leader_first" must run the layers before the block a
+      second time (without a graph) after the leader's step, so it costs more per
+      epoch than "follower_first", which costs more than "simultaneous" (one forward
+      pass, like the Lagrangian); see ``benchmarks/bench_fairbinn.py``.
+    * With Adam the follower's update is invariant to ``eta`` (see ``eta``); the
+      paper's eta sweeps change the model through the reference code's carried
+      fairness gradient (``leader_includes_fairness_grad=True``).
     * Checkpoint selection over epochs is done on a validation split
       (``record_validation``), never on the test set as in the reference script.
     * Multi-class targets are supported (softmax output, one-vs-rest fairness losses);
