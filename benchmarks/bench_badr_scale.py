@@ -83,13 +83,58 @@ def run_one(n, d, seed):
     return out
 
 
+def report(rows, png):
+    """Markdown table (means over seeds) and a log-log plot of time against n."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["ratio"] = df.t_exact / df.t_sgd
+    df["V_gap"] = df.V_sgd - df.V_exact
+    agg = df.groupby(["d", "n"]).mean(numeric_only=True).reset_index()
+    lines = ["| d | n | SGD to target (s) | SGD fit (s) | exact to target (s) | exact fit (s)"
+             " | exact / SGD | V_sgd - V_exact | seeds |", "|---" * 9 + "|"]
+    for _, r in agg.iterrows():
+        k = int(((df.d == r.d) & (df.n == r.n)).sum())
+        lines.append(f"| {int(r.d)} | {int(r.n)} | {r.t_sgd:.2f} | {r.t_sgd_fit:.2f} | "
+                     f"{r.t_exact:.2f} | {r.t_exact_fit:.2f} | {r.ratio:.2f} | "
+                     f"{r.V_gap:.1e} | {k} |")
+    fig, axes = plt.subplots(1, df.d.nunique(), figsize=(5.5 * df.d.nunique(), 4),
+                             squeeze=False)
+    for ax, (d, part) in zip(axes[0], agg.groupby("d"), strict=True):
+        ax.loglog(part.n, part.t_sgd, "o-", label="BADR-SGD: to within 1e-3 of its best")
+        ax.loglog(part.n, part.t_sgd_fit, "o:", label="BADR-SGD: whole fit")
+        ax.loglog(part.n, part.t_exact, "s-", label="exact: to within 1e-3 of its best")
+        ax.loglog(part.n, part.t_exact_fit, "s:", label="exact: whole fit")
+        ref = part.n / part.n.iloc[0] * part.t_sgd_fit.iloc[0]
+        ax.loglog(part.n, ref, color="0.7", lw=1, label="linear in n")
+        ax.set_xlabel("training rows n")
+        ax.set_ylabel("seconds (1 thread, shared machine)")
+        ax.set_title(f"d = {d} features, individual fairness")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5k..20k rows, d=20, 1 seed")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--d", type=int, default=None, help="only this dimension")
     parser.add_argument("--out", default=os.path.join(RESULTS, "badr_scale.json"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="only redo the table and plot from --out")
     args = parser.parse_args(argv)
+    png = os.path.splitext(args.out)[0] + ".png"
+    if args.report_only:
+        with open(args.out) as fh:
+            print(report(json.load(fh)["rows"], png))
+        return None
     torch.set_num_threads(1)
     if args.quick:
         sizes, dims, seeds = [5_000, 10_000, 20_000], [20], [0]
@@ -115,7 +160,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "rows": rows}, fh, indent=1, default=float)
-    print(f"wrote {args.out}")
+    print(report(rows, png))
+    print(f"wrote {args.out} and {png}")
     return rows
 
 

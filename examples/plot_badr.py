@@ -57,8 +57,11 @@ scan = [BADRClassifier(group_weights=[t, 1 - t], **common).fit(
     Z_train, y[tr], sensitive_features=A[tr]).fairness_objective_ for t in grid]
 
 exact = BADRClassifier(**common).fit(Z_train, y[tr], sensitive_features=A[tr])
-sgd = BADRClassifier(solver="sgd", max_iter=60 if QUICK else 400, batch_size=512,
-                     step_w=0.5, step_lambda=0.2, random_state=0, **common)
+# BADR-SGD starts at uniform weights here (``init="uniform"``) to show its path; its
+# lambda direction is a noisy estimate, hence large batches and small lambda steps.
+sgd = BADRClassifier(solver="sgd", init="uniform", max_iter=60 if QUICK else 300,
+                     batch_size=4096, step_w=0.5, step_lambda=0.1, random_state=0,
+                     **common)
 sgd.fit(Z_train, y[tr], sensitive_features=A[tr])
 baselines = {name: BADRClassifier(group_weights=name, **common).fit(
     Z_train, y[tr], sensitive_features=A[tr])

@@ -372,6 +372,9 @@ class _Bilevel:
 
     @torch.no_grad()
     def _newton(self, lam):
+        """Damped Newton (Armijo backtracking). Once the Newton decrement is below what
+        the objective's rounding can resolve, a last full step is taken without a line
+        search (quadratic convergence) and the loop ends."""
         theta = self._theta()
         iters = 0
         while iters < self.lower_max_iter:
@@ -379,19 +382,21 @@ class _Bilevel:
             f, G, H = self._pieces(theta, lam)
             step = self._solve_spd(H, G.reshape(-1)).reshape(theta.shape)
             dec = float((G * step).sum())
-            if not math.isfinite(dec):
+            if not math.isfinite(dec) or dec <= 0:
                 break
-            if dec <= 1e-24 * max(1.0, abs(float(f))) or float(G.abs().max()) <= 1e-14:
+            if dec <= 1e-13 * max(1.0, abs(float(f))):
+                theta = theta - step
                 break
-            t = 1.0
+            t, accepted = 1.0, False
             for _ in range(_MAX_BACKTRACK):
                 f_new, _, _ = self._pieces(theta - t * step, lam, hessian=False)
                 if float(f_new) <= float(f) - _ARMIJO * t * dec:
+                    accepted = True
                     break
                 t *= 0.5
-            theta = theta - t * step
-            if dec <= 1e-18 * max(1.0, abs(float(f))):  # quadratic convergence: done
+            if not accepted:
                 break
+            theta = theta - t * step
         self._set_theta(theta)
         return iters
 
