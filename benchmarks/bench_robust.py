@@ -287,26 +287,27 @@ def run_fairness(cfg, out):
     adult = adult_data(cfg["adult"]["n_train"])
     for name in ("unfair2d", "adult"):
         c = cfg[name]
-        for seed in cfg["seeds"]:
+        # the cheap solvers for every seed first, then PGD (hours on Adult)
+        jobs = [(seed, "none", 0.0) for seed in cfg["seeds"]]
+        jobs += [(seed, solver, r) for seed in cfg["seeds"] for r in c["radii"]
+                 for solver in ("random", "trs")]
+        jobs += [(seed, "pgd", r) for seed in cfg["seeds"] for r in c["radii"]]
+        for seed, solver, r in jobs:
+            if (name, solver, f"{r:.2f}", str(seed)) in done:
+                continue
             train, test = unfair2d_data(seed, c["n_train"]) if name == "unfair2d" else adult
-            jobs = [("none", 0.0)] + [(solver, r) for r in c["radii"]
-                                      for solver in ("random", "pgd", "trs")]
-            for solver, r in jobs:
-                key = (name, solver, f"{r:.2f}", str(seed))
-                if key in done:
-                    continue
-                clf = make_clf(solver, r, c["batch_size"], cfg["epochs"], seed)
-                t0 = time.perf_counter()
-                clf.fit(train[0], train[1])
-                fit_s = time.perf_counter() - t0
-                pred = clf.predict(test[0])
-                row = dict(dataset=name, solver=solver, radius=f"{r:.2f}", seed=seed,
-                           accuracy=float(np.mean(pred == test[1])), fit_s=fit_s,
-                           **signed_gaps(test[1], pred, test[2]))
-                append_row(path, row)
-                print(f"fairness {name} {solver} r={r:.2f} seed={seed}: acc "
-                      f"{row['accuracy']:.3f} ind {row['independence']:+.3f} "
-                      f"({fit_s:.1f}s)", flush=True)
+            clf = make_clf(solver, r, c["batch_size"], cfg["epochs"], seed)
+            t0 = time.perf_counter()
+            clf.fit(train[0], train[1])
+            fit_s = time.perf_counter() - t0
+            pred = clf.predict(test[0])
+            row = dict(dataset=name, solver=solver, radius=f"{r:.2f}", seed=seed,
+                       accuracy=float(np.mean(pred == test[1])), fit_s=fit_s,
+                       **signed_gaps(test[1], pred, test[2]))
+            append_row(path, row)
+            print(f"fairness {name} {solver} r={r:.2f} seed={seed}: acc "
+                  f"{row['accuracy']:.3f} ind {row['independence']:+.3f} ({fit_s:.1f}s)",
+                  flush=True)
 
 
 # ---------------------------------------------------------------------- report
