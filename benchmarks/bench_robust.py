@@ -448,16 +448,19 @@ def plot_fairness(rows, out):
             if base:
                 m = np.nanmean(base)
                 ax.axhline(m, color="k", lw=1, label="none (r=0)")
-            for solver, color in (("random", "tab:green"), ("pgd", "tab:orange"),
-                                  ("trs", "tab:blue")):
+            # small horizontal offsets: pgd and trs coincide on the affine model
+            for solver, color, dx, marker in (("random", "tab:green", -0.0015, "."),
+                                              ("trs", "tab:blue", 0.0, "."),
+                                              ("pgd", "tab:orange", 0.0015, "x")):
                 radii = sorted({r["radius"] for r in sub if r["solver"] == solver})
                 if not radii:
                     continue
                 vals = [[float(r[metric]) for r in sub
                          if r["solver"] == solver and r["radius"] == rad] for rad in radii]
-                ax.errorbar([float(x) for x in radii], [np.nanmean(v) for v in vals],
-                            yerr=[np.nanstd(v) for v in vals], color=color, marker=".",
-                            capsize=2, label=solver, alpha=0.85)
+                ax.errorbar([float(x) + dx for x in radii], [np.nanmean(v) for v in vals],
+                            yerr=[np.nanstd(v) for v in vals], color=color, marker=marker,
+                            capsize=2, label=solver, alpha=0.85,
+                            ls="--" if solver == "pgd" else "-")
             ax.set_title(f"{name}: {metric}", fontsize=9)
             ax.set_xlabel("radius", fontsize=8)
             ax.tick_params(labelsize=7)
