@@ -37,10 +37,15 @@ def test_example_runs_in_quick_mode(path, tmp_path):
     # the docstring is a sphinx-gallery header: a title underlined with '='
     text = path.read_text()
     assert text.lstrip().startswith('"""'), f"{path.name} must start with a docstring"
-    header = [line.strip() for line in text.lstrip()[3:].strip().splitlines()]
-    if header and set(header[0]) == {"="}:  # optional overline
-        header = header[1:]
-    assert len(header) >= 2 and header[0] and set(header[1]) == {"="}, \
+    header = [line.rstrip() for line in text.lstrip()[3:].strip("\n").splitlines()]
+    overline = header.pop(0) if header and set(header[0].strip()) == {"="} else None
+    assert len(header) >= 2 and header[0].strip() and set(header[1].strip()) == {"="}, \
         f"{path.name}: the docstring must begin with a title underlined by '='"
+    # docutils (and so the documentation build) rejects adornments shorter than the title
+    title = header[0]
+    for adornment in filter(None, (overline, header[1])):
+        assert len(adornment) >= len(title), (
+            f"{path.name}: the '=' line under/over the title is shorter than the title "
+            f"({len(adornment)} < {len(title)} characters); the Sphinx build fails on it")
     # it made its figure
     assert list(tmp_path.glob("*.png")), f"{path.name} saved no figure"
