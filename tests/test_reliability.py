@@ -46,6 +46,13 @@ def data(cls, n=120, seed=0, n_features=4):
     return X, y, A
 
 
+# Settings under which training is long and random enough to interrupt and to reseed:
+# BADR's default exact solver is deterministic (a convex problem, no sampling) and may
+# converge in a couple of outer steps, so these tests use BADR-SGD.
+STOCHASTIC = {"BADRClassifier": dict(solver="sgd", max_iter=20, batch_size=16),
+              "BADRRegressor": dict(solver="sgd", max_iter=20, batch_size=16)}
+
+
 def make(name, cls, **kw):
     return fast_instance(name, cls, **kw)
 
@@ -246,7 +253,7 @@ def test_keyboard_interrupt_mid_fit_leaves_a_fitted_model(name, cls, monkeypatch
 
     monkeypatch.setattr(engine.Trainer, "run", run)
     X, y, A = data(cls)
-    est = make(name, cls)
+    est = make(name, cls, **STOCHASTIC.get(name, {}))
     with pytest.warns(TrainingInterruptedWarning):
         est.fit(X, y, sensitive_features=A)
     monkeypatch.undo()
@@ -288,8 +295,9 @@ def test_pickle_round_trip_and_only_expected_globals(name, cls):
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
 def test_same_seed_bit_identical_different_seed_differs(name, cls):
     method = "predict_proba" if is_classifier(cls) else "predict"
-    a, X, _, _ = fitted(name, cls, random_state=0)
-    b, _, _, _ = fitted(name, cls, random_state=0)
-    c, _, _, _ = fitted(name, cls, random_state=1)
+    extra = STOCHASTIC.get(name, {})
+    a, X, _, _ = fitted(name, cls, random_state=0, **extra)
+    b, _, _, _ = fitted(name, cls, random_state=0, **extra)
+    c, _, _, _ = fitted(name, cls, random_state=1, **extra)
     assert np.array_equal(getattr(a, method)(X), getattr(b, method)(X))
     assert not np.array_equal(getattr(a, method)(X), getattr(c, method)(X))
