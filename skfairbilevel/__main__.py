@@ -130,7 +130,7 @@ def _compare(args, parser):
           "equalized odds difference, suff gap = sufficiency gap (needs probabilities; "
           "'-' without), fit s = fit seconds" + (" (mean per fold, ± std over folds)"
                                                  if info["evaluation"] != "test split"
-                                                 else "") + ".")
+                                                 else "") + "; * = see the notes.")
     if result.notes:
         print("Notes:")
         for note in result.notes:
