@@ -1,5 +1,12 @@
 """Shared test configuration."""
 
+import os
+
+# One BLAS/OpenMP thread per test process (inherited by pytest-xdist workers): small
+# float64 matrix products are far slower multithreaded on a busy 2-core machine.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import matplotlib
 import pytest
 
