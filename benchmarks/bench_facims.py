@@ -36,6 +36,7 @@ Usage::
     python benchmarks/bench_facims.py --quick          # credit, 1 seed, 5 epochs (~1 min)
     python benchmarks/bench_facims.py                  # both datasets, 5 seeds, all methods
     python benchmarks/bench_facims.py --datasets credit --seeds 0 42 --methods FACIMS BERM
+    python benchmarks/bench_facims.py --summarize a.json b.json   # tables of saved runs
 """
 
 import argparse
@@ -206,7 +207,16 @@ def main(argv=None):
     p.add_argument("--facims", default="{}",
                    help="JSON dict of extra FACIMSClassifier parameters")
     p.add_argument("--out", default=None, help="JSON file for the per-run records")
+    p.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
+                   help="only print the tables of earlier --out files")
     args = p.parse_args(argv)
+    if args.summarize:
+        records = []
+        for path in args.summarize:
+            with open(path) as fh:
+                records += json.load(fh)
+        print(summary(records))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
