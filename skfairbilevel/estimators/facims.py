@@ -340,10 +340,27 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
     * A group with fewer than ``group_batch_size`` training rows uses all its rows
       (with their weights) in each batch; the reference resamples it with replacement.
     * The validation split is internal (stratified by group and class) and varies with
-      ``random_state``; the upper loss averages ``n_mc`` passes over at most
-      ``val_batch_size`` validation rows (the reference: one pass per batch of 50 over
-      the whole validation set).
+      ``random_state``; the upper loss is one Monte Carlo pass (``max(1, n_mc_hyper)``)
+      over at most ``val_batch_size`` validation rows (the reference: one pass per
+      batch of 50 over the whole validation set).
+    * The Hessian-vector products of the implicit gradient use the mean network by
+      default (``n_mc_hyper=0``), the reference ``n_mc`` noisy passes; the divergence's
+      part of the Hessian and its mixed derivative with the global distribution are
+      computed in closed form (both divergences are elementwise, so the part is
+      diagonal). Only the mean network's part goes through double back-propagation.
+    * The SAM ascent and descent evaluations of an inner step share one draw of the
+      local-reparameterisation noise (the reference draws twice).
     * The posterior (group) distributions start as copies of the initial global one.
+    * ``lambda_up`` and ``lambda_low`` default to 0.7 as in the shipped configs; the
+      hyper-optimiser (SGD, momentum 0.9, weight decay 5e-4), the local models'
+      learning-rate drop (x0.2 at half of ``max_epochs``) and the largest
+      ``"inverse_frequency"`` radius (0.05) are fixed.
+
+    Cost. An epoch runs ``inner_steps`` SAM steps (two forward/backward passes of
+    ``n_mc`` copies of every group batch) and ``outer_steps`` upper steps with
+    ``neumann_terms`` Hessian-vector products each, for all groups at once (the group
+    networks are stacked and run as batched matrix products). With the defaults, 7
+    groups and 22 features an epoch takes about 3 CPU seconds (one thread).
 
     References
     ----------
