@@ -39,8 +39,9 @@ def build_parser():
     """The argument parser of the command line."""
     from .compare import _METRIC_ALIASES, DATASETS, METRICS
 
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
     parser = _Parser(
-        prog="python -m skfairbilevel",
+        prog="skfairbilevel" if script == "skfairbilevel" else "python -m skfairbilevel",
         description="skfairbilevel command line. The main job is 'compare'.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -104,7 +105,7 @@ def _compare(args, parser):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         parser.error(f"--out {args.out!r} exists and is not a directory")
-    command = "python -m skfairbilevel " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = " ".join([parser.prog] + [shlex.quote(a) for a in args.argv[1:]])
     try:
         result = run_comparison(
             dataset=args.dataset, sensitive=args.sensitive, methods=args.methods,
@@ -146,7 +147,9 @@ def _compare(args, parser):
 def main(argv=None):
     """Entry point of ``python -m skfairbilevel`` and the ``skfairbilevel`` script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help(sys.stderr)
         print("\nerror: give a command, e.g. 'python -m skfairbilevel compare'",
