@@ -426,8 +426,6 @@ class BaseFairEstimator(BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False
         tags.non_deterministic = False
-        if tags.classifier_tags is not None:
-            tags.classifier_tags.multi_class = not self._binary_only
         return tags
 
     def __getstate__(self):
@@ -483,6 +481,12 @@ class FairClassifierMixin(ClassifierMixin):
     """Classifier side of the contract: targets, class weights, predict/predict_proba."""
 
     _estimator_kind = "classifier"
+
+    def __sklearn_tags__(self):
+        # first in the MRO, so it runs after ClassifierMixin has (re)set classifier_tags
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = not self._binary_only
+        return tags
 
     def _encode_targets(self, y):
         check_classification_targets(y)
