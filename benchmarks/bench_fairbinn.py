@@ -333,6 +333,92 @@ def plot(rows, summary, fairlearn, table, out, suffix):
     plt.close(fig)
 
 
+# ------------------------------------------------------------------------------ tables
+def _fmt(r, keys=("val_accuracy", "val_dp", "test_accuracy", "test_dp", "test_soft_dp")):
+    return " | ".join(f"{r[k]:.4f}" for k in keys)
+
+
+def render_markdown(out, suffix):
+    """Markdown tables from the JSON results in ``out`` (no training)."""
+    lines = []
+    tpath = out / f"fairbinn_timing{suffix}.json"
+    if tpath.exists():
+        t = json.loads(tpath.read_text())
+        lines += [f"### Epoch time ({t['date']}, {t['machine']}, torch {t['torch']})", "",
+                  f"{t['rounds']} interleaved rounds x {t['epochs_per_fit']} epochs per "
+                  f"fit, first epoch of each fit not counted, 1 torch thread; "
+                  f"{t['load_before']} at the start.", "",
+                  "| variant | median epoch (s) | wall ratio median (min-max) "
+                  "| CPU ratio median |", "|---|---|---|---|"]
+        for name, r in t["ratios"].items():
+            lines.append(f"| {name} | {r['mean_epoch_s']:.3f} | {r['ratio_median']:.3f} "
+                         f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
+                         f"{r['cpu_ratio_median']:.3f} |")
+        lines += ["", "| full fit | epochs | rows | threads | wall (s) | process CPU (s) "
+                  "| load after |", "|---|---|---|---|---|---|---|"]
+        for f in t["full_fits"]:
+            lines.append(f"| FairBiNN (defaults, batch 100) | {f['epochs']} | {f['rows']} | "
+                         f"{f['threads']} | {f['wall_s']:.1f} | {f['cpu_s']:.1f} | "
+                         f"{f['load_after']} |")
+        lines.append("")
+    spath = out / f"fairbinn_sweep{suffix}.json"
+    if spath.exists():
+        sw = json.loads(spath.read_text())
+        lines += [f"### Accuracy vs demographic parity ({sw['date']}, {sw['epochs']} "
+                  f"epochs per fit)", "",
+                  "Chosen on validation = the epoch (of any fit of the family) with the "
+                  "best validation accuracy among those with validation DP <= 0.02. "
+                  "Test-chosen = the same on the test numbers: shown for information, "
+                  "not a valid claim.", "",
+                  "| family | rule | eta | fairness_lr | epoch | val acc | val DP | test acc "
+                  "| test DP | test soft DP |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for fam, summ in sw["summary"].items():
+            for rule, key in (("chosen on validation", "chosen"), ("test-chosen", "oracle")):
+                r = summ[key]
+                if r is None:
+                    lines.append(f"| {fam} | {rule} | - | - | - | none with DP <= 0.02 "
+                                 f"| | | | |")
+                    continue
+                lines.append(f"| {fam} | {rule} | {r.get('eta')} | "
+                             f"{r.get('fairness_lr') or '1e-05'} | {r['epoch']} | "
+                             f"{_fmt(r)} |")
+        lines += ["", "| fairlearn + LogisticRegression | test acc | test DP | issue acc "
+                  "| issue DP |", "|---|---|---|---|---|"]
+        here = sw.get("fairlearn_here") or {}
+        for name, (acc, dp) in sw["fairlearn_issue"].items():
+            h = here.get(name)
+            lines.append(f"| {name} | {h[0]:.4f} | {h[1]:.4f} | {acc} | {dp} |" if h else
+                         f"| {name} | - | - | {acc} | {dp} |")
+        lines += ["", "#### Equal eta, final epoch (no selection)", "",
+                  "| eta | Lagrangian test acc | test DP | soft DP | train CE "
+                  "| FairBiNN (Alg. 1) test acc | test DP | soft DP | train CE "
+                  "| reference update test acc | test DP | soft DP | train CE |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in sw["equal_eta"]:
+            cells = [f"{row['eta']:g}"]
+            for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
+                r = row.get(fam)
+                cells += ([f"{r['test_accuracy']:.4f}", f"{r['test_dp']:.4f}",
+                           f"{r['test_soft_dp']:.4f}", f"{r['ce']:.4f}"] if r
+                          else ["-"] * 4)
+            lines.append("| " + " | ".join(cells) + " |")
+        flr = sorted((r for r in sw["rows"] if r["family"] == "fairbinn_fairness_lr"),
+                     key=lambda r: (r["fairness_lr"], r["epoch"]))
+        last = {}
+        for r in flr:
+            last[r["fairness_lr"]] = r
+        if last:
+            lines += ["", "#### FairBiNN (Alg. 1, eta 100), fairness_lr sweep, final epoch",
+                      "", "| fairness_lr | val acc | val DP | test acc | test DP "
+                      "| test soft DP |", "|---|---|---|---|---|---|"]
+            for f, r in sorted(last.items()):
+                lines.append(f"| {f:g} | {_fmt(r)} |")
+        lines.append("")
+    text = "\n".join(lines)
+    (out / f"fairbinn_tables{suffix}.md").write_text(text)
+    print(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small settings (~1 minute)")
@@ -342,10 +428,15 @@ def main(argv=None):
     ap.add_argument("--no-fairlearn", action="store_true",
                     help="skip computing fairlearn's points on this split")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--render", action="store_true",
+                    help="only write the markdown tables from existing JSON results")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
+    if args.render:
+        render_markdown(out, suffix)
+        return
     print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}",
           flush=True)
     Xtr, ytr, Xte, yte = load_data(args.quick)
@@ -373,6 +464,7 @@ def main(argv=None):
             quick=args.quick, fairlearn_here=fl, fairlearn_issue=FAIRLEARN_ISSUE,
             summary=summary, equal_eta=table, rows=rows), indent=1))
         plot(rows, summary, fl, table, out, suffix)
+    render_markdown(out, suffix)
     print(f"done {datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}")
 
 

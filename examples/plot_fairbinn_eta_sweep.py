@@ -1,7 +1,7 @@
 """
-==========================================================
+===========================================================
 FairBiNN: sweeping eta on Adult, bilevel against Lagrangian
-==========================================================
+===========================================================
 
 :class:`~skfairbilevel.FairBiNNClassifier` splits one MLP in two players: the accuracy
 layers (the *leader*) descend the cross-entropy, a width-preserving fairness layer
