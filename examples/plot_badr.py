@@ -1,7 +1,7 @@
 """
-==========================================================
+============================================================
 BADR: searching the Pareto front of group risks for fairness
-==========================================================
+============================================================
 
 :class:`~skfairbilevel.BADRClassifier` trains a logistic model on the group-weighted risk
 ``sum_a lambda_a F_a(w)`` and moves the weights ``lambda`` (on the simplex) to minimise a
