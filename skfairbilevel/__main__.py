@@ -5,6 +5,7 @@ reported), 2 for bad options, 130 when interrupted (the finished methods are wri
 """
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -78,6 +79,9 @@ def build_parser():
                      help="small settings: at most 3000 rows per part, few epochs")
     cmp.add_argument("--seed", type=_positive_int(0, "--seed"), default=0,
                      help="random seed of every method (default: 0)")
+    cmp.add_argument("--threads", type=_positive_int(1, "--threads"), default=1,
+                     metavar="N", help="threads of torch and BLAS during the run (default: "
+                                       "1, the fastest at these sizes)")
     cmp.add_argument("--out", default="compare_out", metavar="DIR",
                      help="output directory (default: compare_out)")
     cmp.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -110,7 +114,8 @@ def _compare(args, parser):
         result = run_comparison(
             dataset=args.dataset, sensitive=args.sensitive, methods=args.methods,
             metric=args.metric, cv=args.cv, quick=args.quick, seed=args.seed,
-            out=args.out, progress=not args.no_progress, command=command,
+            out=args.out, progress=not args.no_progress, n_threads=args.threads,
+            command=command,
         )
     except ValueError as exc:  # bad option values found while loading / resolving
         parser.error(str(exc))
@@ -146,6 +151,15 @@ def _compare(args, parser):
 
 def main(argv=None):
     """Entry point of ``python -m skfairbilevel`` and the ``skfairbilevel`` script."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into e.g. `head`, which exited early
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv):
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

@@ -209,20 +209,28 @@ def _epochs(s, full, quick):
     return quick if s.quick else full
 
 
-# Settings of our estimators: full / quick. Chosen so that the default run (all methods,
-# the full Adult split) stays under 10 minutes on 2 CPU cores: batches of 512 and few
-# epochs (see benchmarks/results/compare.md for the measured times).
+# Settings of our estimators: full / quick. The default run (all methods, the full Adult
+# split, one thread) stays well under 10 minutes on 2 CPU cores; see
+# benchmarks/results/compare.md for the measured times.
 
 
 def _fair_mlp(s):
     return dict(hidden_layer_sizes=(64,), fairness=s.fairness, fairness_weight=5.0,
-                max_epochs=_epochs(s, 10, 5), batch_size=512, lr=_epochs(s, 2e-3, 1e-2),
+                max_epochs=_epochs(s, 20, 5), batch_size=256, lr=_epochs(s, 1e-3, 1e-2),
                 random_state=s.seed)
 
 
 def _fairbinn(s):
-    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness, eta=1000.0,
-                max_epochs=_epochs(s, 10, 5), batch_size=512, random_state=s.seed)
+    # the paper's Algorithm 1 and defaults (eta 100, batch 100), fewer epochs
+    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness, eta=100.0,
+                max_epochs=_epochs(s, 20, 5), batch_size=100, random_state=s.seed)
+
+
+def _fairbinn_ref(s):
+    # the reference code's update: follower first, the leader also descends the penalty
+    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness, eta=10.0,
+                update_order="follower_first", leader_includes_fairness_grad=True,
+                max_epochs=_epochs(s, 20, 5), batch_size=100, random_state=s.seed)
 
 
 def _badr(s):
@@ -240,8 +248,8 @@ def _facims(s):
 
 def _pruning(s):
     return dict(hidden_layer_sizes=(64, 64), sparsity=0.7, fairness_weight=1.0,
-                pretrain_epochs=_epochs(s, 4, 2), max_epochs=_epochs(s, 3, 2),
-                finetune_epochs=_epochs(s, 2, 1), batch_size=512, random_state=s.seed)
+                pretrain_epochs=_epochs(s, 8, 2), max_epochs=_epochs(s, 5, 2),
+                finetune_epochs=_epochs(s, 3, 1), batch_size=256, random_state=s.seed)
 
 
 def _robust(s):
@@ -328,7 +336,13 @@ METHODS = {m.name: m for m in [
            description="FairMLPClassifier: MLP + soft fairness penalty (weight 5)"),
     Method("fairbinn", "skfairbilevel",
            _ours(_EST + "fairbinn", "FairBiNNClassifier", _fairbinn), requires=_EST + "fairbinn",
-           description="FairBiNNClassifier: leader/follower bilevel network (eta 1000)"),
+           description="FairBiNNClassifier: leader/follower network, the paper's "
+                       "Algorithm 1 (eta 100)"),
+    Method("fairbinn_ref", "skfairbilevel",
+           _ours(_EST + "fairbinn", "FairBiNNClassifier", _fairbinn_ref),
+           requires=_EST + "fairbinn",
+           description="FairBiNNClassifier with the reference code's update (follower "
+                       "first, leader sees the penalty; eta 10)"),
     Method("badr", "skfairbilevel", _ours(_EST + "badr", "BADRClassifier", _badr),
            requires=_EST + "badr",
            description="BADRClassifier: bilevel group-weight rescalarisation (linear, exact)"),
@@ -579,6 +593,26 @@ def _isolated():
         np.random.set_state(state)
 
 
+@contextlib.contextmanager
+def _threads(n):
+    """Limit torch's intra-op threads and the BLAS/OpenMP pools to ``n``; restore after.
+
+    At the sizes of these datasets a second thread mostly adds synchronisation: a
+    FairMLPClassifier fit on Adult took 0.6-0.8 s with one torch thread and about 20 s
+    with two on a shared, loaded 2-core machine (benchmarks/results/compare.md).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _scores_of(model, X, A, method, seed):
     """(y_pred, y_score or None) of a fitted pipeline on X."""
     with _isolated():
@@ -822,7 +856,7 @@ def write_outputs(result, out, metric):
 
 def run_comparison(*, dataset="adult", sensitive=None, methods=None,
                    metric="demographic_parity", cv=None, quick=False, seed=0,
-                   out="compare_out", progress=True, command=None):
+                   out="compare_out", progress=True, n_threads=1, command=None):
     """Run the comparison and write its outputs.
 
     Parameters
@@ -852,6 +886,9 @@ def run_comparison(*, dataset="adult", sensitive=None, methods=None,
         nothing.
     progress : bool, default=True
         Show a tqdm progress bar on stderr.
+    n_threads : int, default=1
+        Threads of torch and of the BLAS/OpenMP pools during the run (restored
+        afterwards). One is the fastest at these sizes.
     command : str, default=None
         The command line, recorded in ``info`` (set by the command-line interface).
 
@@ -865,6 +902,8 @@ def run_comparison(*, dataset="adult", sensitive=None, methods=None,
         raise ValueError(f"cv must be an int >= 2 (number of folds) or None; got {cv!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be an int >= 1; got {n_threads!r}.")
     data = load_data(dataset, sensitive, quick=quick)
     fairness = METRICS[metric][1]
     settings = Settings(seed=seed, quick=quick, fairness=fairness,
@@ -898,7 +937,7 @@ def run_comparison(*, dataset="adult", sensitive=None, methods=None,
     started = time.perf_counter()
     interrupted = False
     try:
-        with sklearn.config_context(enable_metadata_routing=True):
+        with sklearn.config_context(enable_metadata_routing=True), _threads(n_threads):
             for method in runnable:
                 bar.set_description(method.name)
                 m_notes = []
@@ -946,6 +985,7 @@ def run_comparison(*, dataset="adult", sensitive=None, methods=None,
         "fairness_target": fairness,
         "quick": bool(quick),
         "seed": seed,
+        "threads": n_threads,
         "methods": names,
         "seconds": round(time.perf_counter() - started, 2),
         "interrupted": interrupted,
