@@ -84,7 +84,7 @@ def load_note():
 
 
 # ------------------------------------------------------------------------------ timing
-def timing(Xtr, ytr, *, quick, out):
+def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag=""):
     torch.set_num_threads(1)
     variants = {"lagrangian": dict(mode="lagrangian")}
     variants.update({o: dict(update_order=o) for o in ORDERS})
@@ -120,7 +120,9 @@ def timing(Xtr, ytr, *, quick, out):
     # one fit with the paper's settings, with one torch thread and with every core
     epochs = 3 if quick else 50
     full = []
-    for threads in (1,) if quick else (1, os.cpu_count() or 1):
+    if fit_threads is None:
+        fit_threads = (1,) if quick else (1, os.cpu_count() or 1)
+    for threads in fit_threads:
         torch.set_num_threads(threads)
         est = FairBiNNClassifier(max_epochs=epochs, batch_size=100, random_state=0,
                                  sensitive_feature_ids="sex", drop_sensitive=False)
@@ -136,7 +138,7 @@ def timing(Xtr, ytr, *, quick, out):
                        f"{os.cpu_count()} cores", torch=torch.__version__,
                quick=quick, rounds=rounds, epochs_per_fit=common["max_epochs"],
                load_before=start_load, ratios=ratios, full_fits=full)
-    (out / f"fairbinn_timing{'_quick' if quick else ''}.json").write_text(
+    (out / f"fairbinn_timing{'_quick' if quick else ''}{tag}.json").write_text(
         json.dumps(res, indent=2))
     return res
 
@@ -163,10 +165,12 @@ class _WithTest(FairBiNNClassifier):
         return out
 
 
-def sweep_configs(quick):
-    etas = [0.0, 10.0, 1000.0] if quick else [0.0, 1.0, 3.0, 10.0, 20.0, 30.0, 50.0, 100.0,
-                                              300.0, 1000.0]
-    flrs = [1e-4, 1e-3] if quick else [3e-5, 1e-4, 2e-4, 5e-4, 1e-3]
+def sweep_configs(quick, etas=None, flrs=None):
+    if etas is None:
+        etas = [0.0, 10.0, 1000.0] if quick else [0.0, 1.0, 3.0, 10.0, 20.0, 30.0, 50.0,
+                                                  100.0, 300.0, 1000.0]
+    if flrs is None:
+        flrs = [1e-4, 1e-3] if quick else [3e-5, 1e-4, 2e-4, 5e-4, 1e-3]
     out = []
     for eta in etas:
         out.append(("lagrangian", dict(mode="lagrangian", eta=eta)))
@@ -210,11 +214,11 @@ def fairlearn_points(Xtr, ytr, Xte, yte):
     return res
 
 
-def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs):
+def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs, etas=None, flrs=None):
     torch.set_num_threads(1)
     test = (Xte.to_numpy(np.float32), yte, Xte["sex"].to_numpy())
     rows = []
-    for family, params in sweep_configs(quick):
+    for family, params in sweep_configs(quick, etas, flrs):
         est = _WithTest(max_epochs=epochs, batch_size=100, record_validation=True,
                         validation_fraction=0.2, sensitive_feature_ids="sex",
                         drop_sensitive=False, random_state=0, **params)
@@ -245,11 +249,13 @@ def summarise(rows, fairlearn):
         else:
             cand = [r for r in rows if r["family"] == fam]
         front = pareto_front(cand, x="val_dp", y="val_accuracy")
+        front_soft = pareto_front(cand, x="val_soft_dp", y="val_accuracy")
         ok = [r for r in cand if r["val_dp"] <= TARGET_DP]
         chosen = max(ok, key=lambda r: (r["val_accuracy"], -r["val_dp"])) if ok else None
         oracle = [r for r in cand if r["test_dp"] <= TARGET_DP]
         best_test = max(oracle, key=lambda r: r["test_accuracy"]) if oracle else None
-        summary[fam] = dict(front=front, chosen=chosen, oracle=best_test)
+        summary[fam] = dict(front=front, front_soft=front_soft, chosen=chosen,
+                            oracle=best_test)
     return summary
 
 
@@ -281,45 +287,53 @@ def plot(rows, summary, fairlearn, table, out, suffix):
 
     colors = {"lagrangian": "tab:orange", "fairbinn": "tab:blue",
               "fairbinn_reference_update": "tab:green", "fairbinn_fairness_lr": "tab:purple"}
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    for fam, col in colors.items():
-        front = summary.get(fam, {}).get("front", [])
-        if not front:
-            continue
-        xs = [r["test_dp"] for r in front]
-        ys = [r["test_accuracy"] for r in front]
-        ax.plot(xs, ys, "o-", color=col, ms=4, lw=1, alpha=0.85,
-                label=f"{fam} (epochs on the validation front)")
-    for name, (acc, dp) in FAIRLEARN_ISSUE.items():
-        ax.plot(dp, acc, "k^", ms=7)
-        ax.annotate(name + " [issue]", (dp, acc), fontsize=6, xytext=(3, -8),
-                    textcoords="offset points")
-    for name, (acc, dp) in (fairlearn or {}).items():
-        ax.plot(dp, acc, "rv", ms=7)
-        ax.annotate(name + " [here]", (dp, acc), fontsize=6, xytext=(3, 3),
-                    textcoords="offset points", color="r")
-    ax.axhspan(TARGET_ACC, 0.87, xmin=0, xmax=TARGET_DP / 0.22, color="g", alpha=0.08,
-               label="target: acc >= 0.835 at DP <= 0.02")
-    ch = summary["all_fairbinn"]["chosen"]
-    if ch is not None:
-        ax.plot(ch["test_dp"], ch["test_accuracy"], "*", color="gold", ms=16, mec="k",
-                label="FairBiNN chosen on validation for DP <= 0.02")
-    ax.set_xlim(-0.005, 0.22)
-    ax.set_ylim(0.74, 0.86)
-    ax.set_xlabel("test demographic parity difference (hard predictions)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Adult (official split), sex: accuracy vs demographic parity")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
+    names = {"lagrangian": "Lagrangian (mode='lagrangian')",
+             "fairbinn": "FairBiNN, Algorithm 1 (defaults)",
+             "fairbinn_reference_update": "FairBiNN, reference code's update",
+             "fairbinn_fairness_lr": "FairBiNN, Algorithm 1, fairness_lr sweep"}
+    short = {"ExponentiatedGradient(DP, eps 0.01)": "EG", "GridSearch(DP, 20)": "GS",
+             "ThresholdOptimizer(DP)": "TO", "LogisticRegression": "LR"}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, key, xkey, label in (
+            (axes[0], "front", "test_dp", "hard predictions"),
+            (axes[1], "front_soft", "test_soft_dp", "soft: mean predicted probability")):
+        for fam, col in colors.items():
+            front = sorted(summary.get(fam, {}).get(key, []), key=lambda r: r[xkey])
+            if front:
+                ax.plot([r[xkey] for r in front], [r["test_accuracy"] for r in front],
+                        "o-", color=col, ms=4, lw=0.8, alpha=0.85, label=names[fam])
+        if key == "front":
+            ax.plot(*zip(*[(dp, acc) for acc, dp in FAIRLEARN_ISSUE.values()],
+                         strict=True), "k^", ms=7, label="fairlearn + LR (issue)")
+            if fairlearn:
+                ax.plot(*zip(*[(dp, acc) for acc, dp in fairlearn.values()], strict=True),
+                        "rv", ms=7, label="fairlearn + LR (this split)")
+                for name, (acc, dp) in fairlearn.items():
+                    ax.annotate(short.get(name, name), (dp, acc), fontsize=7, color="r",
+                                xytext=(4, -10), textcoords="offset points")
+            ax.fill_between([0, TARGET_DP], TARGET_ACC, 0.86, color="g", alpha=0.12,
+                            label="target: acc >= 0.835 at DP <= 0.02")
+            ch = summary["all_fairbinn"]["chosen"]
+            if ch is not None:
+                ax.plot(ch["test_dp"], ch["test_accuracy"], "*", color="gold", ms=15,
+                        mec="k", label="FairBiNN chosen on validation (val DP <= 0.02)")
+        ax.set_xlim(-0.005, 0.2)
+        ax.set_ylim(0.74, 0.86)
+        ax.set_xlabel(f"test demographic parity difference ({label})")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_title("Adult (official split), sex: epochs on the validation front")
+    axes[1].set_title("same, soft DP (the paper's tabular metric)")
     fig.tight_layout()
-    fig.savefig(out / f"fairbinn_front{suffix}.png", dpi=130)
+    fig.savefig(out / f"fairbinn_front{suffix}.png", dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
         pts = [(row["eta"], row[fam]) for row in table if fam in row]
         ax.plot([p["test_dp"] for _, p in pts], [p["test_accuracy"] for _, p in pts], "o-",
-                color=colors[fam], label=fam)
+                color=colors[fam], label=names[fam], lw=0.8)
         for eta, p in pts:
             ax.annotate(f"{eta:g}", (p["test_dp"], p["test_accuracy"]), fontsize=6,
                         color=colors[fam], xytext=(2, 2), textcoords="offset points")
@@ -379,8 +393,8 @@ def render_markdown(out, suffix):
                     lines.append(f"| {fam} | {rule} | - | - | - | none with DP <= 0.02 "
                                  f"| | | | |")
                     continue
-                lines.append(f"| {fam} | {rule} | {r.get('eta')} | "
-                             f"{r.get('fairness_lr') or '1e-05'} | {r['epoch']} | "
+                flr = "-" if fam == "lagrangian" else r.get("fairness_lr") or 1e-5
+                lines.append(f"| {fam} | {rule} | {r.get('eta')} | {flr} | {r['epoch']} | "
                              f"{_fmt(r)} |")
         lines += ["", "| fairlearn + LogisticRegression | test acc | test DP | issue acc "
                   "| issue DP |", "|---|---|---|---|---|"]
@@ -428,25 +442,41 @@ def main(argv=None):
     ap.add_argument("--no-fairlearn", action="store_true",
                     help="skip computing fairlearn's points on this split")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--etas", type=float, nargs="*", default=None,
+                    help="eta grid of the sweep (default: the built-in grid)")
+    ap.add_argument("--fairness-lrs", type=float, nargs="*", default=None,
+                    help="fairness_lr grid of the sweep (default: the built-in grid)")
+    ap.add_argument("--fit-threads", type=int, nargs="*", default=None,
+                    help="torch thread counts of the 50-epoch fit (default: 1 and all "
+                         "cores; quick: 1)")
+    ap.add_argument("--tag", default="",
+                    help="suffix of the result files, e.g. '_refine' for an extra grid")
     ap.add_argument("--render", action="store_true",
                     help="only write the markdown tables from existing JSON results")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    if args.render:
+    suffix = ("_quick" if args.quick else "") + args.tag
+    if args.render:  # tables and figures again from the saved JSON, no training
+        spath = out / f"fairbinn_sweep{suffix}.json"
+        if spath.exists():
+            sw = json.loads(spath.read_text())
+            summary = summarise(sw["rows"], sw["fairlearn_here"])
+            plot(sw["rows"], summary, sw["fairlearn_here"], sw["equal_eta"], out, suffix)
         render_markdown(out, suffix)
         return
     print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}",
           flush=True)
     Xtr, ytr, Xte, yte = load_data(args.quick)
     if args.part in ("timing", "all"):
-        timing(Xtr, ytr, quick=args.quick, out=out)
+        timing(Xtr, ytr, quick=args.quick, out=out, fit_threads=args.fit_threads,
+               tag=args.tag)
     if args.part in ("sweep", "all"):
         epochs = args.epochs or (4 if args.quick else 30)
         fl = None if (args.quick or args.no_fairlearn) else fairlearn_points(
             Xtr, ytr, Xte, yte)
-        rows = sweep(Xtr, ytr, Xte, yte, quick=args.quick, out=out, epochs=epochs)
+        rows = sweep(Xtr, ytr, Xte, yte, quick=args.quick, out=out, epochs=epochs,
+                     etas=args.etas, flrs=args.fairness_lrs)
         summary = summarise(rows, fl)
         table = equal_eta_table(rows)
         for fam, s in summary.items():
