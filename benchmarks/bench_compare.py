@@ -4,7 +4,8 @@ The machine this is run on may be shared, so absolute wall-clock times are noisy
 script therefore measures, in the same process:
 
 * the reference: ``LogisticRegression(max_iter=1000)`` fitted on the preprocessed
-  training rows of the run (the cheapest baseline, wall and CPU seconds, best of 3);
+  training rows of the run (the cheapest baseline, wall and CPU seconds, best of 3),
+  single-threaded like the comparison;
 * the comparison itself (``run_comparison``), per method: fit seconds (wall) and the
   process CPU seconds spent on the method (fit + prediction + scoring);
 
@@ -73,7 +74,8 @@ def main(argv=None):
     load_before = os.getloadavg()
     t0, c0 = time.perf_counter(), _cpu()
     data = compare.load_data(args.dataset, quick=args.quick)
-    ref_wall, ref_cpu = reference_fit(data)
+    with compare._threads(1):  # the comparison runs single-threaded too
+        ref_wall, ref_cpu = reference_fit(data)
     rows = []
     for name in names:
         w, c = time.perf_counter(), _cpu()

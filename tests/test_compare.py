@@ -161,6 +161,27 @@ def test_cv_matches_manual_cross_validation(german, tmp_path):
     assert result.info["evaluation"] == "3-fold CV on the training rows"
 
 
+def test_threads_are_limited_during_the_run_and_restored(monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    seen = {}
+
+    def spy(s, notes):
+        seen["torch"] = torch.get_num_threads()
+        seen["blas"] = {p["num_threads"] for p in threadpool_info()}
+        return LogisticRegression(max_iter=1000)
+
+    monkeypatch.setitem(METHODS, "spy", Method("spy", "scikit-learn", spy,
+                                               uses_sensitive=False))
+    run_comparison(methods="spy", out=None, n_threads=1, **GERMAN)
+    assert seen["torch"] == 1 and seen["blas"] <= {1}
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n_threads"):
+        run_comparison(methods="logreg", out=None, n_threads=0, **GERMAN)
+
+
 def test_metric_sets_the_target_of_our_estimators(german):
     s = compare.Settings(seed=0, quick=True, fairness="equalized_odds",
                          sensitive=("sex",), n_train=700)
@@ -233,6 +254,7 @@ def test_cli_runs_and_prints_table(tmp_path, capsys):
     (["compare", "--dataset", "mnist"], "invalid choice"),
     (["compare", "--sensitive", "shoe_size", "--methods", "logreg"], "shoe_size"),
     (["compare", "--metric", "fairness"], "invalid choice"),
+    (["compare", "--threads", "0"], "--threads must be >= 1"),
 ])
 def test_cli_bad_options_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
