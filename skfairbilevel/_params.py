@@ -25,7 +25,7 @@ class _Rule:
 def number(low=None, high=None, *, integer=False, low_open=False, high_open=False,
            none=False):
     """A real (or integer) in an interval; ``none=True`` also allows None."""
-    kind = "an int" if integer else "a float"
+    kind = "an int" if integer else "a finite float"
     lo = "-inf" if low is None else low
     hi = "inf" if high is None else high
     text = f"{kind} in {'(' if low_open or low is None else '['}{lo}, {hi}" \
@@ -42,7 +42,7 @@ def number(low=None, high=None, *, integer=False, low_open=False, high_open=Fals
             return False
         if not isinstance(v, Real | np.floating | np.integer):
             return False
-        if not np.isfinite(v) and not ((v == np.inf and high is None)):
+        if not np.isfinite(v):  # inf and nan are never valid hyper-parameters
             return False
         if low is not None and (v < low or (low_open and v == low)):
             return False
