@@ -105,6 +105,6 @@ bx.set_title("Fairness gaps: plain vs robust")
 bx.legend(fontsize=8)
 fig.tight_layout()
 if matplotlib.get_backend().lower() == "agg":
-    fig.savefig("plot_robust.png", dpi=100)
+    fig.savefig(os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."), "plot_robust.png"), dpi=100)
 else:
     plt.show()
