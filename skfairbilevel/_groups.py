@@ -136,7 +136,7 @@ def encode_groups(sensitive_features, n_samples=None, *, name="sensitive_feature
     labels = np.empty(len(combo), dtype=object)
     for j, k in enumerate(combo):
         parts = []
-        for codes, uniques in reversed(per_col):
+        for _codes, uniques in reversed(per_col):
             parts.append(uniques[k % len(uniques)])
             k //= len(uniques)
         labels[j] = tuple(reversed(parts))

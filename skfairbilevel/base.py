@@ -285,7 +285,6 @@ class BaseFairEstimator(BaseEstimator):
         train = to_data(train_idx)
         val = None if val_idx is None else to_data(val_idx)
         n_model_features = X.shape[1]
-        del X
 
         warm = self.warm_start and hasattr(self, "module_") and \
             getattr(self, "_n_model_features", None) == n_model_features

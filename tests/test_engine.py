@@ -82,7 +82,7 @@ def test_canonical_rows_merges_duplicates_and_drops_zero_weights():
     g = np.array([0, 0, 1, 0])
     Xc, yc, gc, wc = canonical_rows(X, y, g, np.array([1.0, 2.0, 0.0, 1.5]))
     assert len(Xc) == 2
-    got = {tuple(x): w for x, w in zip(Xc.tolist(), wc)}
+    got = {tuple(x): w for x, w in zip(Xc.tolist(), wc, strict=False)}
     assert got == {(1.0, 2.0): 3.0, (5.0, 6.0): 1.5}
     # no weights: counts, and None when there are no duplicates
     _, _, _, wc = canonical_rows(X, y, g, None)
