@@ -38,7 +38,8 @@ def flat_grad(loss, params, *, create_graph=False, retain_graph=None):
     parameters the loss does not depend on)."""
     grads = torch.autograd.grad(loss, params, create_graph=create_graph,
                                 retain_graph=retain_graph, allow_unused=True)
-    return flatten([torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=False)])
+    return flatten([torch.zeros_like(p) if g is None else g
+                    for g, p in zip(grads, params, strict=True)])
 
 
 def hvp(grad_flat, params, vector, *, retain_graph=True):
@@ -46,7 +47,8 @@ def hvp(grad_flat, params, vector, *, retain_graph=True):
     ``create_graph=True`` w.r.t. ``params``."""
     prods = torch.autograd.grad(grad_flat, params, grad_outputs=vector,
                                 retain_graph=retain_graph, allow_unused=True)
-    return flatten([torch.zeros_like(p) if g is None else g for g, p in zip(prods, params, strict=False)])
+    return flatten([torch.zeros_like(p) if g is None else g
+                    for g, p in zip(prods, params, strict=True)])
 
 
 def conjugate_gradient(matvec, b, *, x0=None, max_iter=100, tol=1e-10):
