@@ -48,8 +48,9 @@ for note in result.notes:
 # The accuracy / demographic-parity plane
 # ---------------------------------------
 # A point on the black staircase is not beaten on both axes by any other method.
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-draw_pareto(result.table, "demographic_parity", ax=axes[0], title="demographic parity")
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+draw_pareto(result.table, "demographic_parity", ax=axes[0], title="demographic parity",
+            legend=False)
 draw_pareto(result.table, "equalized_odds", ax=axes[1], title="equalized odds")
 fig.suptitle(f"{dataset} ({', '.join(result.info['sensitive'])}), quick settings, "
              f"{result.info['n_train']} training rows")

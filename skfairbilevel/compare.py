@@ -754,7 +754,7 @@ def format_table(table, metric="demographic_parity"):
     return "\n".join(lines)
 
 
-def draw_pareto(table, metric="demographic_parity", ax=None, title=""):
+def draw_pareto(table, metric="demographic_parity", ax=None, title="", legend=True):
     """Draw accuracy against the chosen fairness metric, with the Pareto front.
 
     Parameters
@@ -766,6 +766,8 @@ def draw_pareto(table, metric="demographic_parity", ax=None, title=""):
     ax : matplotlib Axes, default=None
         Where to draw; None creates a figure.
     title : str, default=""
+    legend : bool, default=True
+        Draw the legend (to the right of the axes).
 
     Returns
     -------
@@ -777,7 +779,7 @@ def draw_pareto(table, metric="demographic_parity", ax=None, title=""):
 
     col = METRICS[resolve_metric(metric)][0]
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 5.0))
+        _, ax = plt.subplots(figsize=(9.0, 5.0))
     pts = table.dropna(subset=[col, "accuracy"]).reset_index(drop=True)
     colors = {"skfairbilevel": "tab:blue", "fairlearn": "tab:orange",
               "scikit-learn": "tab:gray"}
@@ -791,11 +793,23 @@ def draw_pareto(table, metric="demographic_parity", ax=None, title=""):
         ax.scatter(sub[col][special], sub["accuracy"][special], s=40, marker="D",
                    color=color, zorder=3)
         ax.scatter([], [], marker="o", color=color, label=fam)
-    # one label per distinct point (methods with identical results share it)
+    # one label per distinct point (methods with identical results share it); a label
+    # whose point is close to an already labelled one goes to another side of its point
     keys = pts[[col, "accuracy"]].round(6).apply(tuple, axis=1)
+    span_x = max(float(np.ptp(pts[col])), 1e-9) if len(pts) else 1.0
+    span_y = max(float(np.ptp(pts["accuracy"])), 1e-9) if len(pts) else 1.0
+    offsets = [((4, 3), "left"), ((4, -10), "left"), ((-4, 3), "right"),
+               ((-4, -10), "right")]
+    placed = []
+    x_min = float(pts[col].min()) if len(pts) else 0.0
     for key, sub in pts.groupby(keys, sort=False):
+        near = sum(abs(key[0] - x) / span_x < 0.06 and abs(key[1] - y) / span_y < 0.06
+                   for x, y in placed)
+        right_edge = (key[0] - x_min) / span_x > 0.75  # label to the left of the point
+        (dx, dy), ha = offsets[(near + 2 * right_edge) % len(offsets)]
         ax.annotate(", ".join(sub["method"]), key, textcoords="offset points",
-                    xytext=(4, 3), fontsize=8)
+                    xytext=(dx, dy), fontsize=8, ha=ha)
+        placed.append(key)
     if uses_a.any():
         ax.scatter([], [], marker="D", color="w", edgecolor="k",
                    label="uses A at predict")
@@ -803,11 +817,14 @@ def draw_pareto(table, metric="demographic_parity", ax=None, title=""):
         front = pareto_front(pts, x=col, y="accuracy")
         ax.step(front[col], front["accuracy"], where="post", color="k", lw=1, alpha=0.6,
                 label="Pareto front", zorder=2)
+    ax.margins(x=0.08, y=0.08)
     ax.set_xlabel(f"{col.replace('_', ' ')} (lower is fairer)")
     ax.set_ylabel("accuracy")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0)
     return ax
 
 
@@ -816,7 +833,7 @@ def plot_pareto(table, metric, path, title=""):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 5.0))
+    fig = Figure(figsize=(9.0, 5.0))
     FigureCanvasAgg(fig)
     draw_pareto(table, metric, ax=fig.add_subplot(), title=title)
     fig.tight_layout()
