@@ -75,6 +75,7 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         - "prune_then_fair" (P&F): magnitude pruning, then fine-tuning with the penalty;
         - "fair_then_prune" (F&P): dense training with the penalty, then magnitude
           pruning and plain fine-tuning.
+
         The baselines fine-tune for ``max_epochs + finetune_epochs`` epochs, the same
         number of epochs as bilevel's pruning plus fine-tuning phases.
     fairness_weight : float, default=1.0
