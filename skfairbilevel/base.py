@@ -502,8 +502,9 @@ class FairClassifierMixin(ClassifierMixin):
             )
         if self._binary_only and len(self.classes_) > 2:
             raise ValueError(
-                f"y has {len(self.classes_)} classes but {type(self).__name__} handles "
-                f"binary targets only; pass a binary y (e.g. one class against the rest)."
+                f"Only binary classification is supported: y has {len(self.classes_)} "
+                f"classes but {type(self).__name__} handles binary targets only; pass a "
+                f"binary y (e.g. one class against the rest)."
             )
         return y_enc.astype(np.int64)
 
