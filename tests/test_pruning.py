@@ -372,6 +372,22 @@ def test_degradation_fairness_matches_definition(data):
     assert clf.dense_score_ == pytest.approx(dense_ok.mean(), abs=1e-6)
 
 
+def test_dense_score_is_computed_in_chunks_exactly(data, monkeypatch):
+    # the dense accuracy is summed over chunks of rows (no full-batch forward pass at
+    # 1e6 rows); with chunks of 7 rows and integer weights it must equal the weighted
+    # accuracy of the dense model computed in one go
+    import skfairbilevel.estimators.pruning as pruning_mod
+
+    X, y, A = data
+    w = np.arange(len(y)) % 3  # weight 0 drops a row, 2 repeats it
+    monkeypatch.setattr(pruning_mod, "PREDICT_CHUNK", 7)
+    clf = FairPruningClassifier(**FAST, sparsity=0.5, pruning="magnitude",
+                                random_state=0).fit(X, y, sensitive_features=A,
+                                                    sample_weight=w)
+    ok = clf.predict_dense(X) == y
+    assert clf.dense_score_ == pytest.approx(np.average(ok, weights=w), abs=1e-9)
+
+
 def test_multiclass_and_pickle(data):
     X, _, A = data
     y = (X[:, 0] > 0.5).astype(int) + (X[:, 1] > 0).astype(int)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._params import layer_sizes, number, one_of
-from ..base import BaseFairEstimator, FairClassifierMixin
+from ..base import PREDICT_CHUNK, BaseFairEstimator, FairClassifierMixin
 from ..nn.engine import descend
 from ..nn.losses import accuracy_parity_loss, cross_entropy_loss, group_means, proba_from_logits
 from ..nn.masked import MaskedMLP, compact_mlp, implicit_score_gradient, load_dense_
@@ -445,14 +445,24 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
 
     @torch.no_grad()
     def _train_accuracy(self, model, data):
+        """(Weighted) accuracy of ``model`` on ``data``, in chunks of rows: one forward
+        pass over all training rows at once would hold every hidden activation (at 1e6
+        rows and width 64, 256 MB per layer)."""
         was = model.training
         model.eval()
-        pred = _predict_labels(model(data.X))
+        hits, total = 0.0, 0.0
+        for start in range(0, len(data), PREDICT_CHUNK):
+            rows = slice(start, start + PREDICT_CHUNK)
+            correct = (_predict_labels(model(data.X[rows])) == data.y[rows]).double()
+            if data.w is None:
+                hits += float(correct.sum())
+                total += correct.numel()
+            else:
+                w = data.w[rows].double()
+                hits += float((correct * w).sum())
+                total += float(w.sum())
         model.train(was)
-        correct = (pred == data.y).float()
-        if data.w is None:
-            return float(correct.mean())
-        return float((correct * data.w).sum() / data.w.sum())
+        return hits / total if total else 0.0
 
     @torch.no_grad()
     def _validation_metrics(self, val):
