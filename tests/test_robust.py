@@ -14,7 +14,12 @@ from sklearn.preprocessing import StandardScaler
 
 from skfairbilevel import FairRobustClassifier
 from skfairbilevel.datasets import make_unfair_2d
-from skfairbilevel.estimators.robust import trust_region_step, trust_region_step_eig
+from skfairbilevel.estimators.robust import (
+    _affine_logistic_loss_grad,
+    _FlatAdam,
+    trust_region_step,
+    trust_region_step_eig,
+)
 from skfairbilevel.metrics import independence_gap, predictive_parity_gap, separation_gap
 
 RADII = [0.05, 0.1, 0.25, 0.5, 1.0]
@@ -255,6 +260,66 @@ def test_mlp_trs_loss_at_least_pgd_loss():
     trs = clf.robust_loss(X, y, inner_solver="trs", per_sample=True)
     assert np.mean(trs >= pgd * (1 - 1e-6)) >= 0.95
     assert trs.mean() >= pgd.mean()
+
+
+# ---------------------------------------------------------------------- affine outer step
+@pytest.mark.parametrize("weighted", [False, True])
+def test_affine_loss_gradient_matches_autograd(weighted):
+    """The closed-form gradient of the (weighted) mean logistic loss in (w, b)."""
+    rng = np.random.default_rng(5)
+    n, d = 13, 4
+    x = _t(rng.normal(size=(n, d)))
+    y = _t(rng.integers(0, 2, n))
+    sw = _t(rng.uniform(0.2, 3.0, n)) if weighted else None
+    w = _t(rng.normal(size=d)).requires_grad_(True)
+    b = _t(rng.normal(size=1)).requires_grad_(True)
+    z = x @ w + b
+    per_row = torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none")
+    ref = per_row.mean() if sw is None else (sw * per_row).sum() / sw.sum()
+    ref.backward()
+    gw, gb = torch.empty(d, dtype=torch.float64), torch.empty(1, dtype=torch.float64)
+    loss = _affine_logistic_loss_grad(x, y, sw, w.detach(), b.detach(), gw, gb)
+    assert abs(float(loss) - float(ref.detach())) < 1e-14
+    np.testing.assert_allclose(gw.numpy(), w.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gb.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_flat_adam_matches_torch_adam(weight_decay):
+    """Same arithmetic as torch.optim.Adam: bit-identical over 50 steps."""
+    rng = np.random.default_rng(6)
+    p_ref = torch.nn.Parameter(torch.as_tensor(rng.normal(size=5), dtype=torch.float32))
+    p_own = p_ref.detach().clone()
+    opt = torch.optim.Adam([p_ref], lr=0.03, weight_decay=weight_decay)
+    own = _FlatAdam(p_own, lr=0.03, weight_decay=weight_decay)
+    for _ in range(50):
+        g = torch.as_tensor(rng.normal(size=5), dtype=torch.float32)
+        p_ref.grad = g.clone()
+        opt.step()
+        own.step(g.clone())
+    assert torch.equal(p_ref.detach(), p_own)
+
+
+@pytest.mark.parametrize("solver", ["trs", "exact", "pgd", "random", "none"])
+def test_affine_fast_outer_step_matches_autograd_path(solver):
+    """The closed-form outer step trains the same model as autograd + torch.optim.Adam
+    (up to float32 rounding), with sample weights, weight decay and every inner solver;
+    afterwards the layer's weight and bias own separate storage again."""
+    X, y, s = make_unfair_2d(40, random_state=4)
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    kw = dict(radius=0.15, inner_solver=solver, batch_size=8, max_epochs=4,
+              weight_decay=1e-3, random_state=0)
+    fast = FairRobustClassifier(**kw).fit(X, y, sensitive_features=s, sample_weight=sw)
+    slow = FairRobustClassifier(**kw)
+    slow._affine_closed_form_outer = False
+    slow.fit(X, y, sensitive_features=s, sample_weight=sw)
+    for a, b in zip(fast.module_.parameters(), slow.module_.parameters(), strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=2e-5)
+    np.testing.assert_allclose([h["loss"] for h in fast.history_],
+                               [h["loss"] for h in slow.history_], rtol=1e-5)
+    lin = fast.module_[-1]
+    assert lin.weight.untyped_storage().data_ptr() != lin.bias.untyped_storage().data_ptr()
+    assert lin.weight.requires_grad and lin.bias.requires_grad
 
 
 # ---------------------------------------------------------------------- estimator

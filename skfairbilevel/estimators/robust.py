@@ -170,6 +170,58 @@ def trust_region_step_eig(gh, lam, radius, *, max_iter=100):
                        torch.where(hard[:, None], p_rest, p_bound)), n_iter
 
 
+def _affine_logistic_loss_grad(x, y, sample_weight, w, bias, grad_w, grad_b):
+    """The (weighted) mean logistic loss of the logits ``z = x w + bias`` and its
+    gradient, written into ``grad_w`` (d,) and ``grad_b`` (1,): with
+    ``c_i = w_i (sigmoid(z_i) - y_i) / sum(w)``, ``grad_w = x' c`` and
+    ``grad_b = sum(c)`` (no autograd). ``y`` is a float tensor of 0/1 labels."""
+    z = torch.addmv(bias, x, w)
+    c = torch.sigmoid(z).sub_(y)
+    if sample_weight is None:
+        c.mul_(1.0 / len(y))
+        loss = F.binary_cross_entropy_with_logits(z, y)
+    else:
+        wsum = sample_weight.sum()
+        c.mul_(sample_weight).div_(wsum)
+        loss = F.binary_cross_entropy_with_logits(z, y, weight=sample_weight,
+                                                  reduction="sum") / wsum
+    torch.mv(x.T, c, out=grad_w)
+    torch.sum(c, dim=0, keepdim=True, out=grad_b)
+    return loss
+
+
+class _FlatAdam:
+    """Adam on one flat parameter tensor, updated in place without autograd.
+
+    The arithmetic of ``torch.optim.Adam`` (default betas and eps, L2 ``weight_decay``
+    added to the gradient, bias-corrected moments; its single-tensor implementation,
+    the CPU default), for the affine model's outer step, where the optimiser's dispatch
+    costs more than the update itself.
+    """
+
+    def __init__(self, param, *, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        self.param = param
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grad):
+        self.t += 1
+        if self.weight_decay:
+            grad = grad.add(self.param, alpha=self.weight_decay)
+        self.exp_avg.lerp_(grad, 1 - self.beta1)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        step_size = self.lr / (1 - self.beta1 ** self.t)
+        bias_correction2_sqrt = (1 - self.beta2 ** self.t) ** 0.5
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-step_size)
+
+
 class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
     """Binary classifier trained on worst-case input perturbations (Fast & Fair).
 
@@ -419,17 +471,21 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
                         activation=self.activation, generator=gen)
 
     def _fit_torch(self, train, val):
-        opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr,
-                               weight_decay=self.weight_decay)
         solver = "none" if self.radius == 0 else self.inner_solver
+        affine_fast = not self._hidden() and self._affine_closed_form_outer
+        if affine_fast:
+            step, restore_params = self._affine_outer_step(solver, train.X.shape[1])
+        else:
+            opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr,
+                                   weight_decay=self.weight_decay)
 
-        def step(b):
-            with torch.no_grad():
-                delta, n_inner = self._perturbation(b.x, b.y, solver, self._gen)
-            x = b.x if delta is None else b.x + delta
-            loss = cross_entropy_loss(self.module_(x), b.y, b.w)
-            descend(loss, opt)
-            return {"loss": loss, "inner_iter": float(n_inner)}
+            def step(b):
+                with torch.no_grad():
+                    delta, n_inner = self._perturbation(b.x, b.y, solver, self._gen)
+                x = b.x if delta is None else b.x + delta
+                loss = cross_entropy_loss(self.module_(x), b.y, b.w)
+                descend(loss, opt)
+                return {"loss": loss, "inner_iter": float(n_inner)}
 
         log_gaps = self.n_groups_ == 2 and val is None
         self._gap_data = train if log_gaps else None
@@ -438,6 +494,59 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
                         early_stopping=False if log_gaps else None)
         finally:
             self._gap_data = None
+            if affine_fast:
+                restore_params()
+
+    #: the affine model's outer step: closed-form gradient of the logistic loss at the
+    #: perturbed inputs and an Adam update on one flat (w, b) tensor (True), or autograd
+    #: and ``torch.optim.Adam`` as for an MLP (False; for tests and benchmarks)
+    _affine_closed_form_outer = True
+
+    def _affine_outer_step(self, solver, d):
+        """The training step of the affine model z = w'x + b without autograd.
+
+        The gradient of the (weighted) mean logistic loss at the perturbed inputs
+        x~ = x + delta is ``sum_i c_i (x~_i, 1)`` with ``c_i = w_i (s(z_i) - y_i) /
+        sum(w)`` (Danskin: delta is held constant), and :class:`_FlatAdam` applies
+        Adam's update (the same arithmetic as ``torch.optim.Adam``) to w and b stored
+        as one flat tensor, whose two views become the Linear layer's weight and bias
+        for the duration of the fit. With the closed-form inner solution the perturbed
+        input is ``x + r (1 - 2y) w / ||w||``, formed in one fused operation.
+
+        Returns the step and a function that gives the layer back its own storage.
+        """
+        lin = self.module_[-1]
+        with torch.no_grad():
+            theta = torch.cat([lin.weight.detach().reshape(-1), lin.bias.detach()])
+        lin.weight.data = theta[:d].view(1, d)
+        lin.bias.data = theta[d:]
+        w, bias = theta[:d], theta[d:]
+        grad = torch.empty_like(theta)
+        grad_w, grad_b = grad[:d], grad[d:]  # views: the step writes the gradient here
+        adam = _FlatAdam(theta, lr=float(self.lr), weight_decay=float(self.weight_decay))
+        r = float(self.radius)
+        tiny = torch.finfo(theta.dtype).tiny
+        closed_form = solver == "exact" or (solver == "trs" and self._affine_closed_form)
+
+        @torch.no_grad()
+        def step(b):
+            y = b.y.to(theta.dtype)
+            n_inner = 0
+            if closed_form:  # the exact inner maximiser (see _perturbation)
+                coef = (1.0 - 2.0 * y) * (r / w.norm().clamp_min(tiny))
+                x = torch.addcmul(b.x, coef[:, None], w[None, :])
+            else:
+                delta, n_inner = self._perturbation(b.x, b.y, solver, self._gen)
+                x = b.x if delta is None else b.x + delta
+            loss = _affine_logistic_loss_grad(x, y, b.w, w, bias, grad_w, grad_b)
+            adam.step(grad)
+            return {"loss": loss, "inner_iter": float(n_inner)}
+
+        def restore_params():
+            lin.weight.data = lin.weight.data.clone()
+            lin.bias.data = lin.bias.data.clone()
+
+        return step, restore_params
 
     def _validation_metrics(self, val):
         if val is self._gap_data:  # the training rows, for the gaps only
@@ -509,8 +618,7 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
             # with sign(y - s) = 2y - 1 (the hard case s = y, a saturated logit, has
             # g = 0 and H = 0: every direction is optimal; the same one is taken).
             w = self.module_[-1].weight[0].detach()
-            wn = w.norm()
-            unit = w / wn if bool(wn > 0) else w
+            unit = w / w.norm().clamp_min(torch.finfo(w.dtype).tiny)  # w = 0: unit = 0
             return (r * (1.0 - 2.0 * y.to(x.dtype)))[:, None] * unit, 0
         if solver == "trs":
             if affine:
