@@ -209,8 +209,8 @@ class _FlatAdam:
         self.exp_avg_sq = torch.zeros_like(param)
         self.t = 0
 
-    @torch.no_grad()
     def step(self, grad):
+        """One update from ``grad``; ``param`` and ``grad`` must not require grad."""
         self.t += 1
         if self.weight_decay:
             grad = grad.add(self.param, alpha=self.weight_decay)
@@ -533,7 +533,7 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
             y = b.y.to(theta.dtype)
             n_inner = 0
             if closed_form:  # the exact inner maximiser (see _perturbation)
-                coef = (1.0 - 2.0 * y) * (r / w.norm().clamp_min(tiny))
+                coef = (1.0 - 2.0 * y) * (r / torch.linalg.vector_norm(w).clamp_min(tiny))
                 x = torch.addcmul(b.x, coef[:, None], w[None, :])
             else:
                 delta, n_inner = self._perturbation(b.x, b.y, solver, self._gen)
