@@ -25,8 +25,6 @@ from ..nn.bilevel import (
     flat_grad,
     flatten,
     hvp,
-    neumann_inverse_hvp,
-    sam_perturbation,
     unflatten_like,
 )
 from ..nn.engine import TensorData
@@ -34,6 +32,7 @@ from ..nn.gaussian import (
     DIVERGENCES,
     GaussianMLP,
     divergence_derivatives,
+    divergence_grad,
     draw_noise,
     gaussian_forward,
     sampled_forward,
@@ -45,6 +44,8 @@ __all__ = ["FACIMSClassifier", "implicit_gradients"]
 
 #: largest radius of the ``sam_rho="inverse_frequency"`` rule (the smallest group's)
 SAM_RHO_MAX = 0.05
+#: added to the gradient norm of the SAM step (as in ``nn.bilevel.sam_perturbation``)
+SAM_EPS = 1e-12
 #: SGD settings of the loss-parameter (hyper) optimiser, as in the reference code
 HYPER_MOMENTUM = 0.9
 HYPER_WEIGHT_DECAY = 5e-4
@@ -77,8 +78,35 @@ def _sam_rho_rule(value):
     return '"inverse_frequency", "label_order", a float >= 0 or an array of floats >= 0'
 
 
+def _neumann_shifted(hvp_f, b, shift, *, n_terms, alpha):
+    """``alpha * sum_{j<=n_terms} (I - alpha (H_f + diag(shift)))^j b``.
+
+    The truncated Neumann series of :func:`~skfairbilevel.nn.bilevel.neumann_inverse_hvp`
+    for ``H = H_f + diag(shift)``, with the diagonal part folded into one factor:
+    ``c <- c * (1 - alpha * shift) - alpha * H_f c`` (3 vector operations per term
+    instead of 7)."""
+    keep = 1.0 - alpha * shift
+    c = b.clone()
+    acc = b.clone()
+    for _ in range(n_terms):
+        c = hvp_f(c).mul_(-alpha).addcmul_(c, keep)
+        acc.add_(c)
+    return acc.mul_(alpha)
+
+
+def _neumann_diagonal(b, shift, *, n_terms, alpha):
+    """The same series for a diagonal ``H = diag(shift)``, in closed form:
+    ``alpha * sum_{j<=K} r^j b = (1 - r^(K+1)) / shift * b`` with ``r = 1 - alpha shift``
+    (``alpha (K + 1) b`` where ``shift == 0``)."""
+    r = 1.0 - alpha * shift
+    zero = shift == 0
+    factor = torch.where(zero, torch.full_like(shift, alpha * (n_terms + 1)),
+                         (1.0 - r.pow(n_terms + 1)) / torch.where(zero, 1.0, shift))
+    return factor * b
+
+
 def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low, n_terms,
-                       alpha, retain_graph=False):
+                       alpha, retain_graph=False, curved=None):
     """Implicit-function-theorem terms of the upper gradient through ``inner = Q*``.
 
     The lower objective is ``L(Q, P, v) = f(Q, v) + lambda_low * D(Q, P)`` with ``D`` a
@@ -93,31 +121,52 @@ def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low
     Parameters
     ----------
     g_vs : Tensor
-        Flat ``df/dQ`` built with ``create_graph=True`` (its graph reaches ``hyper``).
+        Flat ``df/dQ`` built with ``create_graph=True`` (its graph reaches ``hyper``);
+        over all of ``inner``, or over ``[inner[i] for i in curved]`` with ``curved``.
     inner, hyper : lists of Tensor
         ``Q`` and ``v`` (``hyper`` may be empty).
     b : Tensor
-        Flat ``dF/dQ``.
+        Flat ``dF/dQ`` (over all of ``inner``).
     div_hess : Tensor
-        Flat diagonal of ``d2D/dQ2``.
+        Flat diagonal of ``d2D/dQ2`` (over all of ``inner``).
     div_mixed : callable
         Flat ``v`` (Q-space) -> flat ``(d2D / dP dQ) v`` (P-space).
     lambda_low : float
     n_terms, alpha : Neumann series settings (:func:`neumann_inverse_hvp`).
     retain_graph : bool
         Keep the graph of ``g_vs`` for later calls.
+    curved : list of int, optional
+        Indices of the ``inner`` tensors that ``f`` depends on (e.g. only the means when
+        ``f`` is the loss of the mean network). ``H`` is then block diagonal, the other
+        blocks being ``lambda_low * diag(div_hess)``, and their part of the series is
+        evaluated in closed form (the same numbers as the full series, without
+        Hessian-vector products over parameters with zero curvature of ``f``).
 
     Returns
     -------
     mixed_p : Tensor (flat over ``P``)
     mixed_v : Tensor (flat over ``hyper``) or None when ``hyper`` is empty
     """
-    def matvec(c):
-        return hvp(g_vs, inner, c) + lambda_low * div_hess * c
-
-    p = neumann_inverse_hvp(matvec, b, n_terms=n_terms, alpha=alpha)
+    shift = lambda_low * div_hess
+    if curved is None:
+        p = _neumann_shifted(lambda c: hvp(g_vs, inner, c), b, shift, n_terms=n_terms,
+                             alpha=alpha)
+        p_f = p
+    else:
+        curved = sorted(set(curved))
+        b_parts = unflatten_like(b, inner)
+        s_parts = unflatten_like(shift, inner)
+        cur = [inner[i] for i in curved]
+        p_f = _neumann_shifted(lambda c: hvp(g_vs, cur, c),
+                               flatten([b_parts[i] for i in curved]),
+                               flatten([s_parts[i] for i in curved]),
+                               n_terms=n_terms, alpha=alpha)
+        pieces = dict(zip(curved, unflatten_like(p_f, cur), strict=True))
+        p = flatten([pieces[i] if i in pieces else
+                     _neumann_diagonal(b_parts[i], s_parts[i], n_terms=n_terms, alpha=alpha)
+                     for i in range(len(inner))])
     mixed_p = lambda_low * div_mixed(p)
-    mixed_v = hvp(g_vs, hyper, p, retain_graph=retain_graph) if hyper else None
+    mixed_v = hvp(g_vs, hyper, p_f, retain_graph=retain_graph) if hyper else None
     return mixed_p, mixed_v
 
 
@@ -590,6 +639,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         omega = self._class_weights(T)
         radii = self._sam_radii(T)
         self.sam_rho_ = radii
+        rho_t = (None if radii is None else
+                 torch.as_tensor(radii, dtype=torch.float32, device=dev))
         rows = T.group_indices()
         G = self.n_groups_
         S = self.n_mc
@@ -605,6 +656,10 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
             "reference": (lam * lam, lam * (1.0 - lam), 1.0 - lam, 1.0),
         }[self.upper_weighting]
         div_name = self.divergence
+        # parameters the lower VS loss of the upper-level graphs depends on: all, or only
+        # the means (w_mu, b_mu of each layer) for the mean network (n_mc_hyper=0)
+        curved = None if (S_h > 0 and eps_std > 0) else [
+            i for i in range(len(net.posts.parameter_list())) if i % 2 == 0]
 
         prior = net.prior.parameter_list()
         posts = net.posts.parameter_list()
@@ -644,18 +699,19 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
             return [q.index_select(0, act_idx) for q in params]
 
         def lower_grads(P, batch, scale, shift, noise, act_idx):
-            """Per-group lower losses (A,) and their gradients for all of ``posts``
-            (zero rows for inactive groups); the divergence part in closed form."""
+            """Gradients of the per-group lower losses for all of ``posts`` (zero rows
+            for inactive groups); the divergence part in closed form."""
             Q = select(posts, act_idx)
             L_vs = lower_vs(Q, batch, scale, shift, noise)
             grads = torch.autograd.grad(L_vs.sum(), posts)
-            D, gq, _, _, _ = divergence_derivatives(div_name, [q.detach() for q in Q], P)
+            gq = divergence_grad(div_name, [q.detach() for q in Q], P)
             if act_idx is None:
-                grads = [g + lam_low * d for g, d in zip(grads, gq, strict=True)]
+                for g, d in zip(grads, gq, strict=True):
+                    g.add_(d, alpha=lam_low)
             else:
-                grads = [g.index_add(0, act_idx, lam_low * d)
+                grads = [g.index_add(0, act_idx, d, alpha=lam_low)
                          for g, d in zip(grads, gq, strict=True)]
-            return L_vs.detach() + lam_low * D, grads
+            return grads
 
         def repeat(batch, n_pass):
             xb, yb, wb = batch
@@ -709,15 +765,17 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                 with torch.no_grad():
                     P = noisy(prior)
                 noise = draw_noise(batch_mc[0], posts, self._gen) if eps_std > 0 else None
-                L, grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
+                grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
                 if radii is not None:
                     saved = [q.detach().clone() for q in posts]
                     with torch.no_grad():
-                        for a in active:
-                            eps = sam_perturbation([g[a] for g in grads], float(radii[a]))
-                            for q, e in zip(posts, eps, strict=True):
-                                q[a] += e
-                    _, grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
+                        # every group's SAM step rho_a g_a / ||g_a|| at once (inactive
+                        # groups have zero gradients, hence zero steps)
+                        sq = sum(g.reshape(G, -1).pow(2).sum(1) for g in grads)
+                        step = rho_t / (torch.sqrt(sq) + SAM_EPS)
+                        for q, g in zip(posts, grads, strict=True):
+                            q.addcmul_(g, step.view((G,) + (1,) * (g.dim() - 1)))
+                    grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
                     with torch.no_grad():
                         for q, s in zip(posts, saved, strict=True):
                             q.copy_(s)
@@ -732,7 +790,10 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                     scale, shift = scale_shift(detach=not hyper)
                     L_vs = lower_vs(Q, batch_h, scale, shift,
                                     eps=eps_std if S_h > 0 else 0.0)
-                    g_vs = flat_grad(L_vs.sum(), Q, create_graph=True)
+                    # the mean network's loss does not depend on the log-variances:
+                    # differentiate w.r.t. the means only (``curved``)
+                    g_vs = flat_grad(L_vs.sum(), Q if curved is None else
+                                     [Q[i] for i in curved], create_graph=True)
                 with torch.no_grad():
                     Pn = noisy(prior)
                 D, gq, gp, hq, mixed = divergence_derivatives(
@@ -746,7 +807,7 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                     g_vs, Q, hyper, u_q, div_hess=flatten(hq),
                     div_mixed=lambda v, Q=Q, mixed=mixed: flatten(mixed(unflatten_like(v, Q))),
                     lambda_low=lam_low, n_terms=self.neumann_terms, alpha=self.neumann_lr,
-                    retain_graph=self.stale_graph)
+                    retain_graph=self.stale_graph, curved=curved)
                 g_prior = w_val * g_val + w_dir * u_p - w_ind * mixed_p
                 opt_prior.zero_grad(set_to_none=True)
                 set_grads(prior, g_prior)

@@ -50,6 +50,7 @@ __all__ = [
     "DIVERGENCES",
     "divergence",
     "divergence_derivatives",
+    "divergence_grad",
 ]
 
 
@@ -257,6 +258,30 @@ def divergence(name, q_params, p_params):
 def _sum_to(t, like):
     """Sum ``t`` over the leading model dimension when ``like`` is broadcast (1 model)."""
     return t.sum(0, keepdim=True) if like.shape[0] == 1 and t.shape[0] != 1 else t
+
+
+@torch.no_grad()
+def divergence_grad(name, q_params, p_params):
+    """``dD(q || p)/dq`` in closed form (the first output of
+    :func:`divergence_derivatives`'s ``grad_q``, without the value, the other
+    derivatives or any copy of an expanded tensor): the cheap call of the lower level.
+
+    Returns a list of Tensor shaped like ``q_params``.
+    """
+    if name not in DIVERGENCES:
+        raise ValueError(
+            f"divergence={name!r} is not supported; use one of {sorted(DIVERGENCES)}."
+        )
+    out = []
+    for (q_mu, q_lv), (p_mu, p_lv) in zip(_pairs(q_params), _pairs(p_params), strict=True):
+        d = q_mu - p_mu
+        if name == "w2":
+            a = torch.exp(0.5 * q_lv)
+            out += [d.mul_(2.0), a.sub(torch.exp(0.5 * p_lv)).mul_(a)]
+        else:
+            r = torch.exp(-p_lv)
+            out += [d.mul_(r), torch.exp(q_lv).mul_(r).sub_(1.0).mul_(0.5)]
+    return out
 
 
 @torch.no_grad()
