@@ -175,6 +175,49 @@ def test_structured_compaction_is_exact_and_smaller(activation):
     assert n_params == (5 * 4 + 4) + (4 * 3 + 3) + (3 * 2 + 2)
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "softplus", "elu"])
+def test_aligned_compaction_pads_with_inert_units(activation):
+    # 8 and 6 hidden units at sparsity 0.5 keep 4 and 3; align=4 pads to 4 and 4, align=8
+    # to at most the original widths 8 and 6. The padded units have zero weights in and
+    # out (and zero bias), so the output equals the masked network's even where
+    # act(0) != 0 (sigmoid, softplus).
+    net = _net(structured=True, sparsity=0.5, activation=activation)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.unit_scores.uniform_(generator=torch.Generator().manual_seed(3))
+    net.freeze_()
+    x = torch.randn(50, 5, generator=torch.Generator().manual_seed(4))
+    x0 = x.clone()
+    for align, expected in [(4, [4, 4, 2]), (8, [8, 6, 2])]:
+        small = compact_mlp(net, align=align)
+        linears = [m for m in small if isinstance(m, nn.Linear)]
+        assert [m.out_features for m in linears] == expected
+        kept = [int(layer.unit_mask.sum()) for layer in net.prunable]
+        for lin, k in zip(linears[:-1], kept, strict=True):
+            assert not lin.weight[k:].any() and not lin.bias[k:].any()
+        for lin, k in zip(linears[1:], kept, strict=True):
+            assert not lin.weight[:, k:].any()
+        with torch.no_grad():
+            assert torch.allclose(small(x), net(x), atol=1e-6)
+        assert torch.equal(x, x0)  # in-place activations never touch the input
+
+
+def test_prediction_network_is_padded_and_chunked(data, monkeypatch):
+    # predictions in chunks of 8192 rows (and of 7) equal one forward pass of model_
+    import skfairbilevel.estimators.pruning as pruning_mod
+
+    X, y, A = data
+    clf = FairPruningClassifier(**FAST, structured=True, sparsity=0.7, random_state=0)
+    clf.fit(X, y, sensitive_features=A)
+    assert [m.out_features for m in clf.model_ if isinstance(m, nn.Linear)] == [8, 8, 1]
+    assert [len(k) for k in clf.units_kept_] == [5, 5]
+    with torch.no_grad():
+        direct = torch.sigmoid(clf.model_(torch.as_tensor(X))[:, 0]).double().numpy()
+    assert np.allclose(clf.predict_proba(X)[:, 1], direct, atol=1e-7)
+    monkeypatch.setattr(pruning_mod.FairPruningClassifier, "_predict_chunk", 7)
+    assert np.allclose(clf.predict_proba(X)[:, 1], direct, atol=1e-7)
+
+
 # ---------------------------------------------------------------------- surrogate
 def test_accuracy_parity_loss_hand_computed():
     logits = torch.tensor([[2.0], [-1.0], [0.5], [0.0]])
@@ -220,8 +263,10 @@ def test_achieved_sparsity_equals_request(data, structured, sparsity):
         removed = sum(n_pruned(u, sparsity) for u in units)
         assert clf.sparsity_ == pytest.approx(removed / sum(units), abs=1e-7)
         assert [len(k) for k in clf.units_kept_] == [u - n_pruned(u, sparsity) for u in units]
+        # the prediction network: kept units rounded up to a multiple of 8, at most 16
         widths = [m.out_features for m in clf.model_ if isinstance(m, nn.Linear)]
-        assert widths == [u - n_pruned(u, sparsity) for u in units] + [1]
+        kept = [u - n_pruned(u, sparsity) for u in units]
+        assert widths == [min(-(-k // 8) * 8, u) for k, u in zip(kept, units, strict=True)] + [1]
     else:
         n = sum(m.size for m in clf.masks_)
         assert n == 6 * 16 + 16 * 16 + 16

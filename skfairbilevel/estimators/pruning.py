@@ -33,6 +33,11 @@ __all__ = ["FairPruningClassifier"]
 
 PRUNING_OPTIONS = ("bilevel", "magnitude", "prune_then_fair", "fair_then_prune")
 
+#: widths of the structured prediction network are rounded up to a multiple of this
+#: (inert zero units): matrix-product kernels process output columns in SIMD-width
+#: blocks, so e.g. 19 units cost more than 24 (benchmarks/results/pruning.md)
+UNIT_ALIGN = 8
+
 
 def _sparsity_rule(value):
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
@@ -147,7 +152,11 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         The training network: weights, scores and the binary masks.
     model_ : torch.nn.Sequential
         The pruned network used for prediction: masked weights baked in, removed units
-        physically dropped when ``structured=True``.
+        physically dropped when ``structured=True``. Each compacted hidden width is
+        then rounded up to a multiple of 8 (at most the original width) with inert
+        units (all their weights and their bias 0; the output is unchanged), because
+        matrix-product kernels run faster on such widths; ``units_kept_`` lists the
+        real units.
     dense_module_ : torch.nn.Sequential
         The dense pre-trained network (see :meth:`predict_dense`).
     history_ : list of dict
@@ -185,6 +194,9 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     - The upper-level batch is a second, independent batch of the training rows (the
       paper prunes on a validation split); pre-training and pruning use the same data.
     - Weights are trained with Adam (BiP: SGD with momentum and a cosine schedule).
+    - The structured prediction network ``model_`` pads each compacted hidden layer
+      to a multiple of 8 units with inert zero units (a speed measure, see
+      ``model_``); ``sparsity_`` and ``units_kept_`` count the real units only.
 
     References
     ----------
@@ -205,6 +217,10 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
+
+    # prediction in chunks of 8192 rows: the hidden activations of a chunk stay small
+    # (2 MB at width 64), instead of being allocated and page-faulted afresh per chunk
+    _predict_chunk = 8192
 
     _parameter_rules = {
         "hidden_layer_sizes": layer_sizes(),
@@ -438,7 +454,7 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
             [np.flatnonzero(layer.unit_mask.detach().cpu().numpy() > 0.5)
              for layer in net.prunable] if net.structured else None
         )
-        self.model_ = compact_mlp(net)
+        self.model_ = compact_mlp(net, align=UNIT_ALIGN)
         net.fitted = True
         for attr in ("_counts", "_iterations", "_evaluations"):
             self.__dict__.pop(attr, None)

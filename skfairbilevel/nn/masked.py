@@ -296,18 +296,30 @@ def load_dense_(masked, dense):
 
 
 @torch.no_grad()
-def compact_mlp(masked, *, dense=False):
+def compact_mlp(masked, *, dense=False, align=1):
     """A plain ``nn.Sequential`` computing what ``masked`` computes with its stored masks.
 
     Masked weights are baked in (set to 0). With structured masks the removed hidden
     units are physically dropped: their rows (and biases) leave the layer and their
     columns leave the next one; a removed unit's gated output is exactly 0, so nothing
     else changes. ``dense=True`` ignores the masks: a plain copy of the dense network.
+
+    ``align`` (structured only) rounds each compacted hidden width up to a multiple of
+    ``align`` (never above the layer's original width) with *inert* units: zero incoming
+    weights and bias, and zero outgoing weights, so they contribute exactly 0 to the
+    next layer whatever ``act(0)`` is. Matrix-product kernels work on blocks of SIMD
+    width, so a width such as 19 runs the slow remainder path and can cost as much as
+    24; see ``benchmarks/results/pruning.md``.
+
+    The network is for inference: its activations work in place where the activation
+    supports it (each one acts on the output of the Linear layer before it, never on
+    the caller's input), which saves one allocation of every hidden activation.
     """
     layers = masked.layers
     param = layers[0].weight
+    align = max(1, int(align))
     out = []
-    keep_in = None  # indices of the input units of the current layer that survive
+    keep_in, pad_in = None, 0  # surviving input units of the current layer, inert ones
     for i, layer in enumerate(layers):
         is_hidden = i < len(layers) - 1
         w = layer.weight
@@ -316,11 +328,18 @@ def compact_mlp(masked, *, dense=False):
         b = layer.bias
         if keep_in is not None:
             w = w[:, keep_in]
-        keep_out = None
+            if pad_in:
+                w = torch.cat([w, w.new_zeros(w.shape[0], pad_in)], dim=1)
+        keep_out, pad_out = None, 0
         if masked.structured and is_hidden and not dense:
             keep_out = torch.nonzero(layer.unit_mask > 0.5).reshape(-1)
             w = w[keep_out]
             b = None if b is None else b[keep_out]
+            n_keep = keep_out.numel()
+            pad_out = min(-(-n_keep // align) * align, layer.out_features) - n_keep
+            if pad_out:
+                w = torch.cat([w, w.new_zeros(pad_out, w.shape[1])])
+                b = None if b is None else torch.cat([b, b.new_zeros(pad_out)])
         lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=param.device,
                         dtype=param.dtype)
         lin.weight.copy_(w)
@@ -328,8 +347,11 @@ def compact_mlp(masked, *, dense=False):
             lin.bias.copy_(b)
         out.append(lin)
         if is_hidden:
-            out.append(make_activation(masked.activation))
-        keep_in = keep_out
+            act = make_activation(masked.activation)
+            if hasattr(act, "inplace"):
+                act.inplace = True
+            out.append(act)
+        keep_in, pad_in = keep_out, pad_out
     seq = nn.Sequential(*out)
     seq.requires_grad_(False)
     return seq.eval()
