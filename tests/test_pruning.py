@@ -425,7 +425,7 @@ def test_dense_score_is_computed_in_chunks_exactly(data, monkeypatch):
 
     X, y, A = data
     w = np.arange(len(y)) % 3  # weight 0 drops a row, 2 repeats it
-    monkeypatch.setattr(pruning_mod, "PREDICT_CHUNK", 7)
+    monkeypatch.setattr(pruning_mod.FairPruningClassifier, "_predict_chunk", 7)
     clf = FairPruningClassifier(**FAST, sparsity=0.5, pruning="magnitude",
                                 random_state=0).fit(X, y, sensitive_features=A,
                                                     sample_weight=w)

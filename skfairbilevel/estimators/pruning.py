@@ -463,12 +463,13 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     def _train_accuracy(self, model, data):
         """(Weighted) accuracy of ``model`` on ``data``, in chunks of rows: one forward
         pass over all training rows at once would hold every hidden activation (at 1e6
-        rows and width 64, 256 MB per layer)."""
+        rows and width 64, 256 MB per layer); chunks as at prediction."""
         was = model.training
         model.eval()
         hits, total = 0.0, 0.0
-        for start in range(0, len(data), PREDICT_CHUNK):
-            rows = slice(start, start + PREDICT_CHUNK)
+        chunk = self._predict_chunk or PREDICT_CHUNK
+        for start in range(0, len(data), chunk):
+            rows = slice(start, start + chunk)
             correct = (_predict_labels(model(data.X[rows])) == data.y[rows]).double()
             if data.w is None:
                 hits += float(correct.sum())
