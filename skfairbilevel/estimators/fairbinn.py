@@ -81,6 +81,58 @@ def _grad_step(loss, params, opt, *, retain_graph=False, step=True):
         opt.step()
 
 
+class _FusedAdam(torch.optim.Optimizer):
+    """Adam (L2 ``weight_decay``, no amsgrad) as a single call of torch's fused Adam
+    kernel per step.
+
+    ``torch.optim.Adam(fused=True)`` runs the same kernel, but its step spends about
+    three times as long in Python (grouping tensors by device, per-parameter state,
+    profiler hooks) as in the kernel at this network size; this estimator takes two
+    optimiser steps per mini-batch in bilevel mode, so that overhead counts twice.
+    One parameter group, every parameter on one device in float32/float64, all
+    gradients set before each step (the estimator's steps always set them). The
+    learning rate is read from ``param_groups[0]["lr"]`` at every step, so learning-rate
+    schedulers work as with any optimiser. Numerically identical to torch's fused Adam
+    (``tests/test_fairbinn.py`` checks it against ``torch.optim.Adam``).
+    """
+
+    def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
+                                      weight_decay=weight_decay))
+        ps = self.param_groups[0]["params"]
+        self._exp_avg = [torch.zeros_like(p) for p in ps]
+        self._exp_avg_sq = [torch.zeros_like(p) for p in ps]
+        # one step counter shared by every parameter (they always step together)
+        self._t = torch.zeros((), dtype=torch.float32, device=ps[0].device)
+        self._steps = [self._t] * len(ps)
+
+    @staticmethod
+    def supports(params):
+        """Whether the fused kernel applies: one device (CPU or CUDA), float32/64."""
+        params = list(params)
+        return (hasattr(torch, "_fused_adam_") and len(params) > 0
+                and len({p.device for p in params}) == 1
+                and params[0].device.type in ("cpu", "cuda")
+                and all(p.dtype in (torch.float32, torch.float64) for p in params))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None:
+            raise ValueError("_FusedAdam.step does not take a closure.")
+        group = self.param_groups[0]
+        ps = group["params"]
+        self._t.add_(1.0)
+        beta1, beta2 = group["betas"]
+        torch._fused_adam_(ps, [p.grad for p in ps], self._exp_avg, self._exp_avg_sq, [],
+                           self._steps, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
+                           weight_decay=group["weight_decay"], eps=group["eps"],
+                           amsgrad=False, maximize=False)
+
+    # torch.optim.Optimizer wraps ``step`` in profiler hooks unless it is marked as
+    # hooked; the hooks cost as much as the kernel here (and no hooks are registered)
+    step.hooked = True
+
+
 class FairBiNNNet(nn.Module):
     """``suffix(fairness_block(prefix(x)))``: the leader's layers around the follower's.
 
@@ -264,20 +316,29 @@ default="leader_first"
       the output), not the reference CLI's (eta 10000, 200 epochs, batch 200,
       ``fairness_layers_position=2``). Mini-batches are shuffled every epoch from
       ``random_state`` (the reference takes them in file order, unseeded).
-    * Both players use the same mini-batch (as the reference code; Algorithm 1 draws
-      one per step). The default order is Algorithm 1's (leader first, gradients zeroed
-      in between); ``update_order="follower_first"`` with
+    * Mini-batches: in "leader_first" (Algorithm 1, which draws a batch per step)
+      each follower step uses the mini-batch of the next leader step, so that the
+      layers before the fairness block (theta_a only, unchanged between the two steps)
+      are evaluated once for both; the follower step after the epoch's last leader step
+      uses that last batch. "follower_first" and "simultaneous" use one batch for both
+      players, as the reference code. The default order is Algorithm 1's (leader first,
+      gradients zeroed in between); ``update_order="follower_first"`` with
       ``leader_includes_fairness_grad=True`` is the reference code's step.
     * ``mode="lagrangian"`` has exactly the bilevel network's parameters; the reference
       ``reg`` mode inserts the fairness block twice and lists the post-fairness layers
       twice in its optimiser.
-    * Only the per-step cost is optimised, not the update: the follower back-propagates
-      through the fairness block and the layers after it only, and where the layers
-      before the block are unchanged between the two steps ("follower_first") their
-      forward pass is shared. "leader_first" must run the layers before the block a
-      second time (without a graph) after the leader's step, so it costs more per
-      epoch than "follower_first", which costs more than "simultaneous" (one forward
-      pass, like the Lagrangian); see ``benchmarks/bench_fairbinn.py``.
+    * Only the per-step cost is optimised, not the update: the follower
+      back-propagates through the fairness block and the layers after it only, the
+      leader's backward pass skips the block's weight gradient, the forward pass of
+      the layers before the block is shared by the two players (see above), and Adam
+      is torch's fused kernel called directly (``torch.optim.Adam(fused=True)``
+      spends three times longer in Python than in its kernel at this size, and the
+      bilevel modes take two optimiser steps per batch). Falls back to
+      ``torch.optim.Adam`` for parameters the fused kernel does not take.
+      "leader_first" and "follower_first" still run the fairness block and the layers
+      after it twice per batch and take two gradient calls and two optimiser steps, so
+      they cost more per epoch than the Lagrangian; "simultaneous" (one forward pass)
+      costs about the same. See ``benchmarks/bench_fairbinn.py``.
     * With Adam the follower's update is invariant to ``eta`` (see ``eta``); the
       paper's eta sweeps change the model through the reference code's carried
       fairness gradient (``leader_includes_fairness_grad=True``).
@@ -422,6 +483,8 @@ default="leader_first"
     def _make_optimizer(self, params, lr):
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
+        if _FusedAdam.supports(params):  # the same fused kernel, less Python per step
+            return _FusedAdam(params, lr=lr, weight_decay=self.weight_decay)
         try:  # one fused kernel per step where torch supports it (CPU and CUDA float32)
             return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay,
                                     fused=True)
@@ -452,9 +515,23 @@ default="leader_first"
             theta_a, theta_f = net.leader_parameters(), net.follower_parameters()
             opt_a = self._make_optimizer(theta_a, self.lr)
             opt_f = self._make_optimizer(theta_f, self.fairness_lr)
-            step = self._bilevel_step(opt_a, opt_f, theta_a, theta_f, penalised)
+            epoch = {"last": None, "pending": False}
+            step = self._bilevel_step(opt_a, opt_f, theta_a, theta_f, penalised,
+                                      epoch=epoch)
             scheds = self._schedulers([(opt_a, self.lr_gamma),
                                        (opt_f, self.fairness_lr_gamma)])
+            n, bs = len(train), max(1, min(int(self.batch_size), len(train)))
+
+            def sampler(_):
+                # the engine's default batches (same generator, same draws), and the
+                # last one marked so that "leader_first" can close the epoch
+                batches = torch.split(torch.randperm(n, generator=self._gen,
+                                                     device=train.device), bs)
+                epoch["last"], epoch["pending"] = batches[-1], False
+                return batches
+
+            self._train(step, train, val=val, schedulers=scheds, sampler=sampler)
+            return
         self._train(step, train, val=val, schedulers=scheds)
 
     def _lagrangian_step(self, opt, penalised):
@@ -474,8 +551,14 @@ default="leader_first"
 
         return step
 
-    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised):
-        """The per-mini-batch update of the two players (see ``update_order``)."""
+    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised, epoch=None):
+        """The per-mini-batch update of the two players (see ``update_order``).
+
+        ``epoch``: ``{"last": index tensor of the epoch's last batch, "pending": bool}``,
+        kept up to date by the sampler (``_fit_torch``); "leader_first" uses it.
+        """
+        if epoch is None:
+            epoch = {"last": None, "pending": False}
         net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
         carry = self.leader_includes_fairness_grad
 
@@ -495,14 +578,24 @@ default="leader_first"
             return fair
 
         def leader_first(b):
-            # L: one step on CE at (theta_a, theta_f)
-            ce, lead = leader_loss(net(b.x), b)
+            # Leader and follower alternate L, F, L, F, ... and every follower step sees
+            # the leader's new parameters. The follower's step runs on the mini-batch of
+            # the *next* leader step (Algorithm 1 draws a batch per step): the layers
+            # before the block depend on theta_a only, which does not change between
+            # the two, so one forward pass of them (with its graph) serves both. The
+            # follower's step after the epoch's last leader step uses that last batch.
+            h = net.prefix(b.x)
+            fair = follower(h.detach(), b) if epoch["pending"] else None
+            ce, lead = leader_loss(net.head(h), b)  # at (theta_a, theta_f_new)
             _grad_step(lead, theta_a, opt_a)
-            # F: one step on eta * Fair at (theta_a_new, theta_f); theta_a is constant
-            # for the follower, so the layers before the block run without a graph
-            with torch.no_grad():
-                h = net.prefix(b.x)
-            fair = follower(h, b)
+            epoch["pending"] = b.idx is not epoch["last"]
+            if not epoch["pending"]:  # close the epoch: F at theta_a_new on this batch
+                with torch.no_grad():
+                    h = net.prefix(b.x)
+                last = follower(h, b)
+                fair = last if fair is None else fair + last
+            elif fair is None:  # the epoch's first batch: no follower step yet
+                fair = torch.zeros((), dtype=ce.dtype, device=ce.device)
             return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
 
         def follower_first(b):
