@@ -17,6 +17,7 @@ from skfairbilevel.nn.gaussian import (
     GaussianMLP,
     divergence,
     divergence_derivatives,
+    divergence_grad,
     gaussian_forward,
     kl_divergence,
     sampled_forward,
@@ -122,6 +123,22 @@ def test_divergence_derivatives_match_autograd(name):
     torch.testing.assert_close(hvp(g, q, v), flatten(hq) * v, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(hvp(g, p, v), flatten(mixed(unflatten_like(v, q))),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["kl", "w2"])
+def test_divergence_grad_is_grad_q(name):
+    gen = torch.Generator().manual_seed(4)
+    base = GaussianMLP(3, (4,), 2, n_models=1, logvar_init=(0.1, 0.5), generator=gen)
+    p = [t.detach().double() for t in base.parameter_list()]
+    q = [t.expand(3, *t.shape[1:]) + 0.3 * torch.randn((3,) + tuple(t.shape[1:]),
+                                                       generator=gen, dtype=torch.float64)
+         for t in p]
+    q_before = [t.clone() for t in q]
+    for a, b in zip(divergence_grad(name, q, p), divergence_derivatives(name, q, p)[1],
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(q, q_before, strict=True):  # inputs untouched by the in-place ops
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------- VS loss
@@ -244,6 +261,96 @@ def test_implicit_gradient_matches_finite_differences():
     assert mixed_v is None
     torch.testing.assert_close(-mixed_p, fd.to(torch.float64), rtol=1e-6, atol=1e-8)
     del A
+
+
+def test_implicit_gradients_curved_blocks_equal_full_series():
+    """``curved``: f depends on Q[0] only; the Q[1] block of the series in closed form
+    gives the same p (hence mixed_p, mixed_v) as the full series, for any number of
+    terms, including a zero curvature entry."""
+    gen = torch.Generator().manual_seed(5)
+    n0, n1, m, lam = 6, 4, 3, 0.7
+    M = torch.randn(n0, n0, generator=gen, dtype=torch.float64)
+    A = M @ M.T / n0 + 0.3 * torch.eye(n0, dtype=torch.float64)
+    Bm = torch.randn(n0, m, generator=gen, dtype=torch.float64)
+    v = torch.randn(m, generator=gen, dtype=torch.float64).requires_grad_(True)
+    Q0 = torch.randn(n0, generator=gen, dtype=torch.float64).requires_grad_(True)
+    Q1 = torch.randn(n1, generator=gen, dtype=torch.float64).requires_grad_(True)
+
+    def f():
+        return 0.5 * Q0 @ A @ Q0 - Q0 @ (Bm @ v) + torch.sin(Q0).sum() * 0.1
+
+    hess = torch.rand(n0 + n1, generator=gen, dtype=torch.float64) + 0.5
+    hess[-1] = 0.0
+    b = torch.randn(n0 + n1, generator=gen, dtype=torch.float64)
+    kw = dict(div_hess=hess, div_mixed=lambda c: -hess * c, lambda_low=lam, alpha=0.2)
+    for n_terms in (0, 3, 10):
+        g_full = flat_grad(f(), [Q0, Q1], create_graph=True)
+        full = implicit_gradients(g_full, [Q0, Q1], [v], b, n_terms=n_terms, **kw)
+        g_cur = flat_grad(f(), [Q0], create_graph=True)
+        part = implicit_gradients(g_cur, [Q0, Q1], [v], b, n_terms=n_terms, curved=[0], **kw)
+        for a, c in zip(full, part, strict=True):
+            torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-14)
+
+
+def test_loss_parameter_hypergradient_matches_finite_differences():
+    """End to end on a small Gaussian network, with the estimator's own pieces (VS loss of
+    the mean network, closed-form W2 derivatives, Neumann series over the means,
+    log-variance block in closed form): dF/dv for F(v) = D(Q*(v) || P), Q*(v) the
+    minimiser of VS(Q, v) + lam * D(Q || P), against central differences of F."""
+    gen = torch.Generator().manual_seed(6)
+    net = GaussianMLP(3, (4,), 3, n_models=1, logvar_init=(0.1, 0.3), generator=gen)
+    P = [t.detach().double().contiguous() for t in net.parameter_list()]
+    x = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,), generator=gen)
+    omega = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
+    lam = 1.0
+    act = net.act
+
+    def vs(Q, dy, ly):
+        out = gaussian_forward(x, Q, act=act, eps_std=0.0)[0]
+        return vs_loss(out, y, scale=torch.sigmoid(dy), shift=ly, class_weight=omega).sum()
+
+    def solve(dy, ly):
+        Q = [t.clone(memory_format=torch.contiguous_format).requires_grad_(True) for t in P]
+        opt = torch.optim.LBFGS(Q, lr=1, max_iter=200, tolerance_grad=1e-13,
+                                tolerance_change=1e-15, history_size=50,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = vs(Q, dy, ly) + lam * divergence("w2", Q, P).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return [t.detach() for t in Q]
+
+    def F(dy, ly):
+        return float(divergence("w2", solve(dy, ly), P).sum())
+
+    dy0 = torch.tensor([1.0, 0.5, 1.5], dtype=torch.float64)
+    ly0 = torch.tensor([0.0, 0.3, -0.2], dtype=torch.float64)
+    Qs = [t.requires_grad_(True) for t in solve(dy0, ly0)]
+    dy, ly = dy0.clone().requires_grad_(True), ly0.clone().requires_grad_(True)
+    curved = [0, 2, 4, 6]  # the means
+    g_vs = flat_grad(vs(Qs, dy, ly), [Qs[i] for i in curved], create_graph=True)
+    _, gq, _, hq, mixed = divergence_derivatives("w2", [q.detach() for q in Qs], P)
+    _, mixed_v = implicit_gradients(
+        g_vs, Qs, [dy, ly], flatten(gq), div_hess=flatten(hq),
+        div_mixed=lambda c: flatten(mixed(unflatten_like(c, Qs))), lambda_low=lam,
+        n_terms=300, alpha=0.2, curved=curved)
+    fd = []
+    h = 1e-4
+    for which in range(2):
+        for k in range(3):
+            e = torch.zeros(3, dtype=torch.float64)
+            e[k] = h
+            args_p = (dy0 + e, ly0) if which == 0 else (dy0, ly0 + e)
+            args_m = (dy0 - e, ly0) if which == 0 else (dy0, ly0 - e)
+            fd.append((F(*args_p) - F(*args_m)) / (2 * h))
+    fd = torch.tensor(fd, dtype=torch.float64)
+    assert float(fd.abs().max()) > 1e-4  # v does move the lower solution
+    torch.testing.assert_close(-mixed_v, fd, rtol=1e-4, atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- estimator
