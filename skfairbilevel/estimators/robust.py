@@ -361,6 +361,12 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
       before projecting. Its objective is the unweighted mean loss of the batch, as in
       the reference (so a sample's step scales with 1 / batch size).
     - The last, incomplete batch of an epoch is used, not dropped.
+    - For the affine model the outer step needs no autograd: the gradient of the
+      logistic loss at the perturbed inputs in (w, b) is the closed form
+      ``sum_i c_i (x~_i, 1)``, and Adam's update (the arithmetic of
+      ``torch.optim.Adam``) is applied to w and b held as one flat tensor. The trained
+      model is the same up to float32 rounding; with batch 5 this step, not the inner
+      solver, is most of an epoch's time.
     - ``sample_weight`` weights the outer loss; the inner problems are per sample.
     - The labels are the classes of y (the reference's Adult loader has y = 1 for
       "<=50K"; use the standard ">50K" = 1).
