@@ -60,6 +60,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from skfairbilevel import FairPruningClassifier
+from skfairbilevel.base import PREDICT_CHUNK
 from skfairbilevel.datasets import load_adult, load_credit_default, make_preprocessor
 from skfairbilevel.metrics import accuracy_parity_difference
 
@@ -357,7 +358,7 @@ def run_speed(cfg, log):
         for m in models.values():
             m.fit(Xtr[fit_rows], ytr[fit_rows], sensitive_features=Atr[fit_rows])
             m.predict_proba(X[:1000])  # warm-up
-        chunks = torch.as_tensor(X).split(models["dense"]._predict_chunk or 65536)
+        chunks = torch.as_tensor(X).split(PREDICT_CHUNK)  # as predict_proba does
         wall = {k: [] for k in models}
         cpu = {k: [] for k in models}
         fwd = {k: [] for k in models}

@@ -158,9 +158,6 @@ class BaseFairEstimator(BaseEstimator):
     _estimator_kind = "classifier"
     #: dtype of the feature tensors at predict time (a float64 model overrides it)
     _predict_dtype = torch.float32
-    #: rows per chunk at predict time (None: ``PREDICT_CHUNK``); a subclass may lower it
-    #: to keep the hidden activations of a chunk small
-    _predict_chunk = None
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -414,9 +411,8 @@ class BaseFairEstimator(BaseEstimator):
         """Apply ``fn`` (tensor batch -> tensor) over X in chunks; return numpy float64."""
         self.module_.eval()
         outs = []
-        chunk = self._predict_chunk or PREDICT_CHUNK
-        for start in range(0, X.shape[0], chunk):
-            xb = torch.as_tensor(np.ascontiguousarray(X[start:start + chunk]),
+        for start in range(0, X.shape[0], PREDICT_CHUNK):
+            xb = torch.as_tensor(np.ascontiguousarray(X[start:start + PREDICT_CHUNK]),
                                  dtype=self._predict_dtype, device=self.device_)
             outs.append(fn(xb).detach().to("cpu", torch.float64))
         if not outs:

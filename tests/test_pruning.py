@@ -203,8 +203,8 @@ def test_aligned_compaction_pads_with_inert_units(activation):
 
 
 def test_prediction_network_is_padded_and_chunked(data, monkeypatch):
-    # predictions in chunks of 8192 rows (and of 7) equal one forward pass of model_
-    import skfairbilevel.estimators.pruning as pruning_mod
+    # predictions (in one chunk, and in chunks of 7 rows) equal a forward pass of model_
+    import skfairbilevel.base as base_mod
 
     X, y, A = data
     clf = FairPruningClassifier(**FAST, structured=True, sparsity=0.7, random_state=0)
@@ -214,7 +214,7 @@ def test_prediction_network_is_padded_and_chunked(data, monkeypatch):
     with torch.no_grad():
         direct = torch.sigmoid(clf.model_(torch.as_tensor(X))[:, 0]).double().numpy()
     assert np.allclose(clf.predict_proba(X)[:, 1], direct, atol=1e-7)
-    monkeypatch.setattr(pruning_mod.FairPruningClassifier, "_predict_chunk", 7)
+    monkeypatch.setattr(base_mod, "PREDICT_CHUNK", 7)
     assert np.allclose(clf.predict_proba(X)[:, 1], direct, atol=1e-7)
 
 
@@ -425,7 +425,7 @@ def test_dense_score_is_computed_in_chunks_exactly(data, monkeypatch):
 
     X, y, A = data
     w = np.arange(len(y)) % 3  # weight 0 drops a row, 2 repeats it
-    monkeypatch.setattr(pruning_mod.FairPruningClassifier, "_predict_chunk", 7)
+    monkeypatch.setattr(pruning_mod, "ACCURACY_CHUNK", 7)
     clf = FairPruningClassifier(**FAST, sparsity=0.5, pruning="magnitude",
                                 random_state=0).fit(X, y, sensitive_features=A,
                                                     sample_weight=w)

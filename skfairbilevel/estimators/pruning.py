@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._params import layer_sizes, number, one_of
-from ..base import PREDICT_CHUNK, BaseFairEstimator, FairClassifierMixin
+from ..base import BaseFairEstimator, FairClassifierMixin
 from ..nn.engine import descend
 from ..nn.losses import accuracy_parity_loss, cross_entropy_loss, group_means, proba_from_logits
 from ..nn.masked import MaskedMLP, compact_mlp, implicit_score_gradient, load_dense_
@@ -37,6 +37,8 @@ PRUNING_OPTIONS = ("bilevel", "magnitude", "prune_then_fair", "fair_then_prune")
 #: (inert zero units): matrix-product kernels process output columns in SIMD-width
 #: blocks, so e.g. 19 units cost more than 24 (benchmarks/results/pruning.md)
 UNIT_ALIGN = 8
+#: rows per chunk when the dense model's training accuracy is computed (bounded memory)
+ACCURACY_CHUNK = 8192
 
 
 def _sparsity_rule(value):
@@ -217,10 +219,6 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
-
-    # prediction in chunks of 8192 rows: the hidden activations of a chunk stay small
-    # (2 MB at width 64), instead of being allocated and page-faulted afresh per chunk
-    _predict_chunk = 8192
 
     _parameter_rules = {
         "hidden_layer_sizes": layer_sizes(),
@@ -463,13 +461,12 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     def _train_accuracy(self, model, data):
         """(Weighted) accuracy of ``model`` on ``data``, in chunks of rows: one forward
         pass over all training rows at once would hold every hidden activation (at 1e6
-        rows and width 64, 256 MB per layer); chunks as at prediction."""
+        rows and width 64, 256 MB per layer)."""
         was = model.training
         model.eval()
         hits, total = 0.0, 0.0
-        chunk = self._predict_chunk or PREDICT_CHUNK
-        for start in range(0, len(data), chunk):
-            rows = slice(start, start + chunk)
+        for start in range(0, len(data), ACCURACY_CHUNK):
+            rows = slice(start, start + ACCURACY_CHUNK)
             correct = (_predict_labels(model(data.X[rows])) == data.y[rows]).double()
             if data.w is None:
                 hits += float(correct.sum())
