@@ -128,6 +128,34 @@ def test_hypergradient_multiclass_linear(fairness):
     np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind,fairness,n_classes",
+                         [("classifier", "demographic_parity", 2),
+                          ("classifier", "equalized_odds", 3),
+                          ("regressor", "individual_fairness", 2)])
+@pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
+def test_row_chunks_and_float32_data_change_nothing(kind, fairness, n_classes, newton):
+    """The linear model works over row chunks of X, which may stay float32 under the
+    float64 model: small chunks (57 rows) give the one-chunk solution, hypergradient and
+    metric, and float32 X gives those of its exact float64 upcast."""
+    assert torch_problem(kind, fairness, newton=newton).chunk >= 400  # one chunk
+    ref = torch_problem(kind, fairness, newton=newton, n_classes=n_classes)
+    x32 = ref.X.float()
+    ref.X = x32.double()  # the values float32 data can represent
+    ref.solve(LAM)
+    value, h, _ = ref.hypergradient(LAM)
+    small = torch_problem(kind, fairness, newton=newton, n_classes=n_classes)
+    small.X = x32
+    small.chunk = 57  # 400 rows: 7 full chunks and a partial one
+    small.solve(LAM)
+    value2, h2, _ = small.hypergradient(LAM)
+    assert abs(value2 - value) <= 1e-12 * abs(value)
+    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-9, atol=1e-13)
+    theta = [p.detach() for p in ref.params]
+    theta2 = [p.detach() for p in small.params]
+    for a, b in zip(theta, theta2, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind,fairness", [("classifier", "demographic_parity"),
                                            ("classifier", "individual_fairness"),
                                            ("regressor", "group_variance")])

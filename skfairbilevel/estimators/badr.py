@@ -66,6 +66,7 @@ REGRESSOR_FAIRNESS = ("demographic_parity", "group_variance", "disparate_mistrea
 BASELINES = ("uniform", "balanced", "pooled", "minimax", "one_group")
 
 _NEWTON_MAX_PARAMS = 2048  # linear models up to this many parameters use Newton + solve
+_CHUNK_ELEMENTS = 1 << 19  # row chunks of the linear model: ~512k entries (4 MB float64)
 _ARMIJO = 1e-4
 _MAX_BACKTRACK = 40
 
@@ -232,6 +233,30 @@ def _entropy(lam):
 
 
 # ====================================================================== the bilevel problem
+class _ChunkedLinear(torch.autograd.Function):
+    """``X @ W.T + b`` over row chunks of ``X`` (which may be float32 under a float64
+    model): unlike ``F.linear`` on an upcast copy, autograd keeps only a reference to
+    ``X``, and the backward pass ``dW = dout.T @ X`` runs over the same chunks. The
+    backward uses differentiable operations, so double backward (Hessian-vector
+    products) works."""
+
+    @staticmethod
+    def forward(ctx, X, weight, bias, prob):
+        ctx.save_for_backward(weight, bias)
+        ctx.prob = prob
+        theta = torch.cat([weight, bias[:, None]], dim=1)
+        return prob._affine(theta)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight, _ = ctx.saved_tensors
+        prob = ctx.prob
+        gW = torch.zeros_like(weight)
+        for start, xc in prob._row_chunks():
+            gW = gW + grad_out[start:start + xc.shape[0]].T @ xc
+        return None, gW, grad_out.sum(0), None
+
+
 class _Bilevel:
     """The BADR bilevel problem on the full training split (tensors on one device).
 
@@ -253,24 +278,55 @@ class _Bilevel:
         self.lower_max_iter = int(lower_max_iter)
         self.params = list(net.parameters())
         self.n_params = sum(p.numel() for p in self.params)
-        self.dtype = X.dtype
-        double = X.dtype == torch.float64
+        # the compute dtype is the model's: X may stay float32 (the training data) under
+        # a float64 linear model; it is then upcast one chunk of rows at a time
+        self.dtype = self.params[0].dtype
+        self.chunk = max(256, _CHUNK_ELEMENTS // (X.shape[1] + 1))
+        double = self.dtype == torch.float64
         self.grad_tol = 1e-11 if double else 1e-6
         self.cg_tol = 1e-12 if double else 1e-6
         if newton is None:
             newton = isinstance(net, nn.Linear) and self.n_params <= _NEWTON_MAX_PARAMS
         self.newton = bool(newton)
+        self.chunked = isinstance(net, nn.Linear)  # outputs and sums over row chunks
         if self.newton:
-            ones = torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)
-            self.Xt = torch.cat([X, ones], dim=1)  # features + constant: [W | b]
-            wv = torch.ones_like(y, dtype=X.dtype) if w is None else w
-            tot = torch.zeros(n_groups, dtype=X.dtype, device=X.device).index_add(0, g, wv)
+            dt = self.dtype
+            wv = torch.ones_like(y, dtype=dt) if w is None else w.to(dt)
+            tot = torch.zeros(n_groups, dtype=dt, device=X.device).index_add(0, g, wv)
             self.rw = wv / tot[g]  # row weight within its group: F_a = sum rw_i l_i
             if kind == "classifier" and net.out_features > 1:
-                self.onehot = F.one_hot(y, net.out_features).to(X.dtype)
+                self.onehot = F.one_hot(y, net.out_features).to(dt)
+
+    # ---------------------------------------------------------------- row chunks
+    def _row_chunks(self):
+        """``(start, X[start:start + chunk])`` in the compute dtype: the only copies of
+        X the linear model makes are one chunk at a time."""
+        X = self.X
+        for start in range(0, X.shape[0], self.chunk):
+            yield start, X[start:start + self.chunk].to(self.dtype)
+
+    def _affine(self, theta):
+        """``[X, 1] @ theta.T`` (n, K) for ``theta = [W | b]``, chunked, no graph."""
+        with torch.no_grad():
+            out = torch.empty(self.X.shape[0], theta.shape[0], dtype=self.dtype,
+                              device=self.X.device)
+            W, b = theta[:, :-1], theta[:, -1]
+            for start, xc in self._row_chunks():
+                torch.addmm(b, xc, W.T, out=out[start:start + xc.shape[0]])
+        return out
+
+    def _rmatmul(self, R):
+        """``R.T @ [X, 1]`` (K, d+1) for per-row ``R`` (n, K), chunked."""
+        acc = torch.zeros(R.shape[1], self.X.shape[1], dtype=self.dtype,
+                          device=self.X.device)
+        for start, xc in self._row_chunks():
+            acc.addmm_(R[start:start + xc.shape[0]].T, xc)
+        return torch.cat([acc, R.sum(0)[:, None]], dim=1)
 
     # ---------------------------------------------------------------- pieces
     def outputs(self):
+        if self.chunked:
+            return _ChunkedLinear.apply(self.X, self.net.weight, self.net.bias, self)
         return self.net(self.X)
 
     def group_losses(self, out, y=None, g=None, w=None):
@@ -313,45 +369,62 @@ class _Bilevel:
         self.net.weight.copy_(theta[:, :-1])
         self.net.bias.copy_(theta[:, -1])
 
-    def _pieces(self, theta, lam, hessian=True):
-        """Lower objective, gradient (K, d+1) and Hessian (P, P) of the linear model."""
-        Xt, y, alpha = self.Xt, self.y, self.alpha * float(lam.sum())
-        Z = Xt @ theta.T
-        c = lam[self.g] * self.rw
-        K = theta.shape[0]
+    def _row_terms(self, Z, start):
+        """Per-row loss, first derivative ``r`` (rows, K) and, for a scalar output, the
+        second derivative ``h`` (rows,) of the loss at outputs ``Z`` of the rows from
+        ``start``; for softmax ``h`` is None and the probabilities are returned."""
+        y = self.y[start:start + Z.shape[0]]
         if self.kind == "regressor":
             res = Z[:, 0] - y
-            loss = res ** 2
-            r, h = (2.0 * res)[:, None], torch.full_like(res, 2.0)
-        elif K == 1:
-            z = Z[:, 0]
+            return res ** 2, (2.0 * res)[:, None], torch.full_like(res, 2.0), None
+        if Z.shape[1] == 1:
+            z, yf = Z[:, 0], y.to(Z.dtype)
             p = torch.sigmoid(z)
-            loss = F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
-            r, h = (p - y.to(z.dtype))[:, None], p * (1.0 - p)
-        else:
-            P = torch.softmax(Z, dim=1)
-            loss = -(torch.log_softmax(Z, dim=1) * self.onehot).sum(1)
-            r, h = P - self.onehot, None
-        W = theta[:, :-1]
-        f = (c * loss).sum() + 0.5 * alpha * (W ** 2).sum()
-        pen = torch.cat([W, torch.zeros_like(theta[:, -1:])], dim=1)
-        G = (c[:, None] * r).T @ Xt + alpha * pen
-        if not hessian:
-            return f, G, None
-        d1 = Xt.shape[1]
-        mask = torch.ones(K, d1, dtype=Xt.dtype, device=Xt.device)
-        mask[:, -1] = 0.0
-        if h is not None:
-            H = Xt.T @ (Xt * (c * h)[:, None])
-        else:
-            H = torch.empty(K * d1, K * d1, dtype=Xt.dtype, device=Xt.device)
+            loss = F.binary_cross_entropy_with_logits(z, yf, reduction="none")
+            return loss, (p - yf)[:, None], p * (1.0 - p), None
+        onehot = self.onehot[start:start + Z.shape[0]]
+        P = torch.softmax(Z, dim=1)
+        loss = -(torch.log_softmax(Z, dim=1) * onehot).sum(1)
+        return loss, P - onehot, None, P
+
+    def _pieces(self, theta, lam, hessian=True):
+        """Lower objective, gradient (K, d+1) and Hessian (P, P) of the linear model,
+        accumulated over row chunks (no per-row array of the whole split)."""
+        alpha = self.alpha * float(lam.sum())
+        K, d1 = theta.shape
+        W, b = theta[:, :-1], theta[:, -1]
+        f = torch.zeros((), dtype=theta.dtype, device=theta.device)
+        G = torch.zeros(K, d1, dtype=theta.dtype, device=theta.device)
+        H = torch.zeros(K * d1, K * d1, dtype=theta.dtype, device=theta.device) \
+            if hessian else None
+        for start, xc in self._row_chunks():
+            stop = start + xc.shape[0]
+            c = lam[self.g[start:stop]] * self.rw[start:stop]
+            loss, r, h, P = self._row_terms(torch.addmm(b, xc, W.T), start)
+            f += (c * loss).sum()
+            xt = torch.cat([xc, torch.ones_like(xc[:, :1])], dim=1)
+            G.addmm_((c[:, None] * r).T, xt)
+            if not hessian:
+                continue
+            if h is not None:
+                H.addmm_(xt.T, xt * (c * h)[:, None])
+                continue
             for k in range(K):
                 for m in range(k, K):
                     wkm = c * (P[:, k] * ((1.0 if k == m else 0.0) - P[:, m]))
-                    block = Xt.T @ (Xt * wkm[:, None])
-                    H[k * d1:(k + 1) * d1, m * d1:(m + 1) * d1] = block
-                    if m != k:
-                        H[m * d1:(m + 1) * d1, k * d1:(k + 1) * d1] = block.T
+                    H[k * d1:(k + 1) * d1, m * d1:(m + 1) * d1].addmm_(
+                        xt.T, xt * wkm[:, None])
+        f = f + 0.5 * alpha * (W ** 2).sum()
+        pen = torch.cat([W, torch.zeros_like(theta[:, -1:])], dim=1)
+        G = G + alpha * pen
+        if not hessian:
+            return f, G, None
+        for k in range(K):  # the lower blocks of the symmetric softmax Hessian
+            for m in range(k + 1, K):
+                H[m * d1:(m + 1) * d1, k * d1:(k + 1) * d1] = \
+                    H[k * d1:(k + 1) * d1, m * d1:(m + 1) * d1].T
+        mask = torch.ones(K, d1, dtype=theta.dtype, device=theta.device)
+        mask[:, -1] = 0.0
         H = H + torch.diag(alpha * mask.reshape(-1))
         return f, G, H
 
@@ -462,9 +535,10 @@ class _Bilevel:
         ``v = -H^{-1} grad Fair``."""
         lam = lam.detach()
         if self.newton:
-            theta = self._theta().requires_grad_(True)
-            fair = self.fair(self.Xt @ theta.T)
-            gF = torch.autograd.grad(fair, theta)[0]
+            theta = self._theta()
+            out = self._affine(theta).requires_grad_(True)
+            fair = self.fair(out)  # grad wrt theta = (dFair/dout).T @ [X, 1], chunked
+            gF = self._rmatmul(torch.autograd.grad(fair, out)[0])
             with torch.no_grad():
                 _, _, H = self._pieces(theta.detach(), lam)
                 v = -self._solve_spd(H, gF.reshape(-1))
@@ -489,20 +563,17 @@ class _Bilevel:
         return float(fair.detach()), h.detach(), info
 
     def _group_dots(self, theta, v):
-        """``<grad F_a(theta), v>`` for every group (linear model, closed form)."""
-        Xt = self.Xt
-        Z = Xt @ theta.T
-        K = theta.shape[0]
-        if self.kind == "regressor":
-            r = 2.0 * (Z[:, 0] - self.y)[:, None]
-        elif K == 1:
-            r = (torch.sigmoid(Z[:, 0]) - self.y.to(Z.dtype))[:, None]
-        else:
-            r = torch.softmax(Z, dim=1) - self.onehot
+        """``<grad F_a(theta), v>`` for every group (linear model, closed form, over row
+        chunks)."""
+        W, b = theta[:, :-1], theta[:, -1]
         V = v.reshape(theta.shape)  # (K, d+1)
-        per_row = ((Xt @ V.T) * r).sum(1) * self.rw  # <grad l_i, v> * rw_i
-        dots = torch.zeros(self.n_groups, dtype=Xt.dtype, device=Xt.device)
-        dots = dots.index_add(0, self.g, per_row)
+        dots = torch.zeros(self.n_groups, dtype=theta.dtype, device=theta.device)
+        for start, xc in self._row_chunks():
+            stop = start + xc.shape[0]
+            _, r, _, _ = self._row_terms(torch.addmm(b, xc, W.T), start)
+            xv = torch.addmm(V[:, -1], xc, V[:, :-1].T)  # <[x_i, 1], V_k>
+            per_row = (xv * r).sum(1) * self.rw[start:stop]  # <grad l_i, v> * rw_i
+            dots.index_add_(0, self.g[start:stop], per_row)
         return dots + self.alpha * (theta[:, :-1] * V[:, :-1]).sum()
 
 
@@ -644,7 +715,9 @@ class _BADRBase(BaseFairEstimator):
                 mod.y_mean.copy_(mean)
                 mod.y_scale.copy_(scale)
             y = (y - mean) / scale
-        data = TensorData(train.X.to(dtype), y, train.g, w, n_groups=S)
+        # X stays as the base class gave it (float32): the linear model upcasts row
+        # chunks, so a float64 model never holds a float64 copy of X
+        data = TensorData(train.X, y, train.g, w, n_groups=S)
         counts = torch.bincount(train.g, minlength=S)
         if self.fairness_aware_ and bool((counts == 0).any()):
             empty = [self.groups_[a] for a in range(S) if int(counts[a]) == 0]
@@ -820,13 +893,17 @@ class _BADRBase(BaseFairEstimator):
                 lam_sum.add_(lam)
                 counter["n_avg"] += 1
             lam_leaf = lam.clone().requires_grad_(True)
-            out = prob.net(b.x)
-            losses = prob.group_losses(out, b.y, b.g, b.w)
+            if full_batch:  # every row, in order, straight from the problem (no copy)
+                out = prob.outputs()
+                losses = prob.group_losses(out)
+            else:
+                out = prob.net(b.x.to(prob.dtype))
+                losses = prob.group_losses(out, b.y, b.g, b.w)
             risks = losses + prob.reg()
             lower = (lam_leaf * risks).sum()
             g = flat_grad(lower, params, create_graph=True)
             if full_batch:
-                fair = prob.fair(out)  # the sampler gives every row in order
+                fair = prob.fair(out)
                 gF = flat_grad(fair, params, retain_graph=True)
             elif batch_fair:
                 pairs = None
@@ -955,9 +1032,9 @@ class _BADRBase(BaseFairEstimator):
             gen.manual_seed(0)
             pairs = _sample_pairs(gt, self.n_groups_, self.max_pairs, gen)
             pairs = (pairs[0], pairs[1], pairs[2].to(dtype))
-        with torch.no_grad():
-            x = torch.as_tensor(np.ascontiguousarray(Xv), dtype=dtype, device=dev)
-            out = mod.net(x)
+        with torch.no_grad():  # outputs over row chunks: no float64 copy of X
+            out = torch.as_tensor(self._predict_array(Xv, mod.net), dtype=dtype,
+                                  device=dev).reshape(n, -1)
             value = _fairness_value(self.fairness, out, yt, gt, None, self.n_groups_,
                                     kind=self._estimator_kind, rho=self.rho, pairs=pairs)
         return float(value)
@@ -981,9 +1058,9 @@ def _balanced_sampler(data, n_groups, batch_size, generator, *, full=False):
     ``batch_size // S`` rows of every group (the first ``batch_size % S`` groups one
     more), drawn without replacement within the batch (all rows of a smaller group)."""
     dev = data.device
-    if full:
-        everything = torch.arange(len(data), device=dev)
-        return lambda epoch: [everything]
+    if full:  # the step reads the full split itself: no batch copy of X
+        nothing = _NO_ROWS.to(dev)
+        return lambda epoch: [nothing]
     rows = data.group_indices()
     quota = [batch_size // n_groups + (1 if a < batch_size % n_groups else 0)
              for a in range(n_groups)]
