@@ -84,13 +84,13 @@ def load_note():
 
 
 # ------------------------------------------------------------------------------ timing
-def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag=""):
+def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
     torch.set_num_threads(1)
     variants = {"lagrangian": dict(mode="lagrangian")}
     variants.update({o: dict(update_order=o) for o in ORDERS})
     common = dict(sensitive_feature_ids="sex", drop_sensitive=False, batch_size=100,
                   max_epochs=2 if quick else 3)
-    rounds = 2 if quick else 5
+    rounds = 2 if quick else int(rounds or 7)
     epoch_s = {k: [] for k in variants}
     cpu_s = {k: [] for k in variants}
     start_load = load_note()
@@ -449,6 +449,8 @@ def main(argv=None):
     ap.add_argument("--fit-threads", type=int, nargs="*", default=None,
                     help="torch thread counts of the 50-epoch fit (default: 1 and all "
                          "cores; quick: 1)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved timing rounds (default 7; quick 2)")
     ap.add_argument("--tag", default="",
                     help="suffix of the result files, e.g. '_refine' for an extra grid")
     ap.add_argument("--render", action="store_true",
@@ -470,7 +472,7 @@ def main(argv=None):
     Xtr, ytr, Xte, yte = load_data(args.quick)
     if args.part in ("timing", "all"):
         timing(Xtr, ytr, quick=args.quick, out=out, fit_threads=args.fit_threads,
-               tag=args.tag)
+               tag=args.tag, rounds=args.rounds)
     if args.part in ("sweep", "all"):
         epochs = args.epochs or (4 if args.quick else 30)
         fl = None if (args.quick or args.no_fairlearn) else fairlearn_points(

@@ -530,7 +530,13 @@ default="leader_first"
                 epoch["last"], epoch["pending"] = batches[-1], False
                 return batches
 
+            start = len(self.history_)
             self._train(step, train, val=val, schedulers=scheds, sampler=sampler)
+            # the bilevel steps return ce and fairness only (two fewer tensor ops per
+            # batch); the epoch's mean total loss follows from their means
+            for rec in self.history_[start:]:
+                if "fairness" in rec and "loss" not in rec:
+                    rec["loss"] = rec["ce"] + float(self.eta) * rec["fairness"]
             return
         self._train(step, train, val=val, schedulers=scheds)
 
@@ -596,7 +602,7 @@ default="leader_first"
                 fair = last if fair is None else fair + last
             elif fair is None:  # the epoch's first batch: no follower step yet
                 fair = torch.zeros((), dtype=ce.dtype, device=ce.device)
-            return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
+            return {"ce": ce, "fairness": fair}
 
         def follower_first(b):
             # the prefix depends on theta_a only, which the follower does not change:
@@ -615,7 +621,7 @@ default="leader_first"
                 fair = follower(h.detach(), b)
                 ce = cross_entropy_loss(net.head(h), b.y, b.w)  # at theta_f_new
                 _grad_step(ce, theta_a, opt_a)
-            return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
+            return {"ce": ce, "fairness": fair}
 
         def simultaneous(b):
             logits = net(b.x)
@@ -625,7 +631,7 @@ default="leader_first"
             _grad_step(ce + eta * fair if carry else ce, theta_a, opt_a, step=False)
             opt_f.step()
             opt_a.step()
-            return {"loss": ce + eta * fair, "ce": ce, "fairness": fair}
+            return {"ce": ce, "fairness": fair}
 
         if not penalised:
             return leader_only
