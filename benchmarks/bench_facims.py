@@ -42,6 +42,7 @@ Usage::
     python benchmarks/bench_facims.py                  # both datasets, 5 seeds, all methods
     python benchmarks/bench_facims.py --datasets credit --seeds 0 42 --methods FACIMS BERM
     python benchmarks/bench_facims.py --summarize a.json b.json   # tables of saved runs
+    python benchmarks/bench_facims.py --compare-commit 111c9b3 --threads 1  # CPU ratio
 """
 
 import argparse
@@ -187,6 +188,63 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json):
     return records
 
 
+def compare_commit(commit, epochs, seed, reps):
+    """Same-process CPU-time ratio of one credit fit: working tree / ``commit``.
+
+    The FACIMS modules (``estimators/facims.py``, ``nn/gaussian.py``) of ``commit`` are
+    extracted with ``git show`` into a temporary directory and imported next to the
+    current ones (the rest of the package is shared); the two versions alternate
+    ``reps`` times on the same data, and their test probabilities are compared."""
+    import importlib
+    import subprocess
+    import sys
+    import tempfile
+
+    from skfairbilevel import FACIMSClassifier
+
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                          text=True, check=True, cwd=os.path.dirname(__file__)).stdout.strip()
+
+    def show(path):
+        return subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True,
+                              text=True, check=True, cwd=root).stdout
+
+    tmp = tempfile.mkdtemp(prefix="facims_old_")
+    gauss = show("skfairbilevel/nn/gaussian.py").replace(
+        "from .modules import", "from skfairbilevel.nn.modules import")
+    est = show("skfairbilevel/estimators/facims.py").replace(
+        "from ..nn.gaussian import", "from _facims_old_gaussian import").replace(
+        "from ..", "from skfairbilevel.")
+    with open(os.path.join(tmp, "_facims_old_gaussian.py"), "w") as fh:
+        fh.write(gauss)
+    with open(os.path.join(tmp, "_facims_old.py"), "w") as fh:
+        fh.write(est)
+    sys.path.insert(0, tmp)
+    Old = importlib.import_module("_facims_old").FACIMSClassifier
+
+    X, y, A = load("credit")
+    Xtr, ytr, Atr, Xte, yte, Ate = split("credit", X, y, A, seed)
+    FACIMSClassifier(max_epochs=1, random_state=0).fit(  # warm-up: lazy torch imports
+        Xtr[::10], ytr[::10], sensitive_features=Atr[::10])
+    times, probas = {"old": [], "new": []}, {}
+    for _ in range(reps):
+        for name, cls in (("old", Old), ("new", FACIMSClassifier)):
+            clf = cls(max_epochs=epochs, random_state=seed)
+            c0 = time.process_time()
+            clf.fit(Xtr, ytr, sensitive_features=Atr)
+            times[name].append(time.process_time() - c0)
+            probas[name] = clf.predict_proba(Xte)
+    ratio = float(np.median(times["new"]) / np.median(times["old"]))
+    diff = float(np.abs(probas["new"] - probas["old"]).max())
+    agree = float(np.mean(probas["new"].argmax(1) == probas["old"].argmax(1)))
+    print(f"credit seed {seed}, {epochs} epochs, {reps} rep(s), 1 fit each per rep")
+    print(f"CPU s  {commit}: {np.round(times['old'], 1).tolist()}  working tree: "
+          f"{np.round(times['new'], 1).tolist()}")
+    print(f"ratio working tree / {commit} (median CPU): {ratio:.3f}")
+    print(f"max |predict_proba difference|: {diff:.2e}, argmax agreement: {agree:.4f}")
+    print(f"load average at the end {os.getloadavg()}")
+
+
 def summary(records):
     """Markdown table: mean +- population std per dataset and method."""
     keys = ["balanced_accuracy", "dp", "eo", "sg", "sg_large", "dp_ref", "eop_ref",
@@ -255,6 +313,9 @@ def main(argv=None):
     p.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
                    help="only print the tables of earlier --out files")
     p.add_argument("--plot", default=None, help="PNG file for the accuracy / SG figure")
+    p.add_argument("--compare-commit", default=None, metavar="SHA",
+                   help="only time one credit fit (seed --seeds[0], --epochs, 2 reps; "
+                        "--quick: 4 epochs) against the FACIMS code of that commit")
     args = p.parse_args(argv)
     if args.summarize:
         records = []
@@ -268,6 +329,10 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.compare_commit:
+        epochs = 4 if args.quick else args.epochs
+        compare_commit(args.compare_commit, epochs, args.seeds[0], 1 if epochs > 10 else 2)
+        return
     if args.quick:
         args.datasets, args.seeds, args.epochs = ["credit"], [0], 5
         args.methods = ["BERM", "FACIMS"]

@@ -415,8 +415,12 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
     Cost. An epoch runs ``inner_steps`` SAM steps (two forward/backward passes of
     ``n_mc`` copies of every group batch) and ``outer_steps`` upper steps with
     ``neumann_terms`` Hessian-vector products each, for all groups at once (the group
-    networks are stacked and run as batched matrix products). With the defaults, 7
-    groups and 22 features an epoch takes about 3 CPU seconds (one thread).
+    networks are stacked and run as batched matrix products). With the default
+    ``n_mc_hyper=0`` the lower loss in the upper-level graphs is the mean network's,
+    which does not depend on the log-variances: the Hessian-vector products run over
+    the means only and the log-variance part of the Neumann series (diagonal) is summed
+    in closed form. With the defaults, 7 groups and 22 features an epoch takes about
+    2-2.5 CPU seconds (one thread; see ``benchmarks/results/facims.md``).
 
     References
     ----------
