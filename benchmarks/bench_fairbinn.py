@@ -214,11 +214,13 @@ def fairlearn_points(Xtr, ytr, Xte, yte):
     return res
 
 
-def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs, etas=None, flrs=None):
+def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs, etas=None, flrs=None, families=None):
     torch.set_num_threads(1)
     test = (Xte.to_numpy(np.float32), yte, Xte["sex"].to_numpy())
     rows = []
     for family, params in sweep_configs(quick, etas, flrs):
+        if families and family not in families:
+            continue
         est = _WithTest(max_epochs=epochs, batch_size=100, record_validation=True,
                         validation_fraction=0.2, sensitive_feature_ids="sex",
                         drop_sensitive=False, random_state=0, **params)
@@ -541,6 +543,8 @@ def main(argv=None):
     ap.add_argument("--fit-threads", type=int, nargs="*", default=None,
                     help="torch thread counts of the 50-epoch fit (default: 1 and all "
                          "cores; quick: 1)")
+    ap.add_argument("--families", nargs="*", default=None,
+                    help="only these sweep families (e.g. fairbinn fairbinn_fairness_lr)")
     ap.add_argument("--rounds", type=int, default=None,
                     help="interleaved timing rounds (default 7; quick 2)")
     ap.add_argument("--tag", default="",
@@ -583,7 +587,7 @@ def main(argv=None):
         fl = None if (args.quick or args.no_fairlearn) else fairlearn_points(
             Xtr, ytr, Xte, yte)
         rows = sweep(Xtr, ytr, Xte, yte, quick=args.quick, out=out, epochs=epochs,
-                     etas=args.etas, flrs=args.fairness_lrs)
+                     etas=args.etas, flrs=args.fairness_lrs, families=args.families)
         summary = summarise(rows, fl)
         table = equal_eta_table(rows)
         for fam, s in summary.items():
