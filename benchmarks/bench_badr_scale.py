@@ -50,14 +50,20 @@ def time_to_target(values, seconds, offset, rel=1e-3):
     return offset + float(np.sum(seconds[:hit + 1])), best
 
 
-def run_one(n, d, seed):
+def problem(n, d, seed):
+    """Data, the common BADR settings and the time of the initial uniform-lambda solve.
+    Both solvers start at uniform lambda (the toolbox's start) to compare the
+    algorithms."""
     X, y, A = make_biased_classification(n, d, bias=1.0, group_proportions=[0.7, 0.3],
                                          random_state=seed)
-    # both solvers start at uniform lambda (the toolbox's start) to compare the algorithms
     common = dict(fairness="individual_fairness", alpha=0.1, init="uniform")
     t0 = time.perf_counter()
     BADRClassifier(group_weights="uniform", **common).fit(X, y, sensitive_features=A)
-    t_init = time.perf_counter() - t0
+    return X, y, A, common, time.perf_counter() - t0
+
+
+def run_one(n, d, seed):
+    X, y, A, common, t_init = problem(n, d, seed)
 
     sgd = BADRClassifier(solver="sgd", batch_size=max(2, n // 20), step_w=1.0,
                          step_lambda=0.5, clip=1.0, max_iter=150, random_state=seed,
@@ -104,12 +110,7 @@ def sgd_sweep(n, d, seed=0, every=5):
     Both include the initial uniform-lambda solve, as does the exact solver's time, so
     the ratio can never exceed (exact time to target) / (initial solve).
     """
-    X, y, A = make_biased_classification(n, d, bias=1.0, group_proportions=[0.7, 0.3],
-                                         random_state=seed)
-    common = dict(fairness="individual_fairness", alpha=0.1, init="uniform")
-    t0 = time.perf_counter()
-    BADRClassifier(group_weights="uniform", **common).fit(X, y, sensitive_features=A)
-    t_init = time.perf_counter() - t0
+    X, y, A, common, t_init = problem(n, d, seed)
     exact = BADRClassifier(solver="exact", **common).fit(X, y, sensitive_features=A)
     secs = np.array([h["seconds"] for h in exact.history_])
     t_exact, v_star = time_to_target([h["upper"] for h in exact.history_], secs, t_init)
