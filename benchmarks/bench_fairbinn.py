@@ -440,6 +440,65 @@ def select_summary(rows, thresholds=(0.02, 0.01)):
     return dict(rules=out, test_chosen=best)
 
 
+def plot_select(sel, fairlearn, out, suffix):
+    """Test accuracy vs test DP of the select fits: every (fit, epoch), the repeated
+    hold-out validation front (seed means) and the validation-chosen models, beside
+    fairlearn's points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sel["rows"]
+    groups = {}
+    for r in rows:
+        key = (r["family"], json.dumps(r["config"], sort_keys=True), r["epoch"])
+        groups.setdefault(key, []).append(r)
+    need = max(2, len({r.get("seed", 0) for r in rows}))
+    means = [dict(**{k: float(np.mean([r[k] for r in rs])) for k in (
+        "val_accuracy", "val_dp", "test_accuracy", "test_dp")})
+        for rs in groups.values() if len({r.get("seed", 0) for r in rs}) >= need]
+    front = sorted(pareto_front(means, x="val_dp", y="val_accuracy"),
+                   key=lambda m: m["val_dp"])
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    ax.plot([r["test_dp"] for r in rows], [r["test_accuracy"] for r in rows], ".",
+            color="0.7", ms=3, label="every (fit, epoch), test values")
+    if front:
+        ax.plot([m["test_dp"] for m in front], [m["test_accuracy"] for m in front], "o-",
+                color="tab:blue", ms=4, lw=0.8,
+                label="validation front, mean of 3 seeds/splits (test values)")
+    marks = (("chosen", "X", "tab:red", "single fit"),
+             ("chosen_repeated_holdout", "*", "gold", "repeated hold-out"))
+    for rule in sel["summary"]["rules"]:
+        for key, marker, color, what in marks:
+            r = rule[key]
+            if r is not None:
+                first = rule is sel["summary"]["rules"][0]
+                ax.plot(r["test_dp"], r["test_accuracy"], marker, color=color, ms=13,
+                        mec="k", label=f"chosen on validation ({what})" if first else None)
+                ax.annotate(f"val DP<={rule['val_dp_max']:g}",
+                            (r["test_dp"], r["test_accuracy"]), fontsize=7,
+                            xytext=(7, 5), textcoords="offset points")
+    ref = fairlearn or {k: v for k, v in FAIRLEARN_ISSUE.items()}
+    for name, (acc, dp) in ref.items():
+        if dp < 0.1:
+            ax.plot(dp, acc, "v", color="k", ms=7)
+            ax.annotate(name.split("(")[0], (dp, acc), fontsize=7, xytext=(4, -10),
+                        textcoords="offset points")
+    ax.fill_between([0, TARGET_DP], TARGET_ACC, 0.85, color="g", alpha=0.12,
+                    label="target: acc >= 0.835 at DP <= 0.02")
+    ax.set_xlim(-0.002, 0.08)
+    ax.set_ylim(0.815, 0.85)
+    ax.set_xlabel("test demographic parity difference (hard)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("FairBiNN follow-up fits on Adult vs fairlearn (triangles)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / f"fairbinn_select{suffix}.png", dpi=130)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------ tables
 def _fmt(r, keys=("val_accuracy", "val_dp", "test_accuracy", "test_dp", "test_soft_dp")):
     return " | ".join(f"{r[k]:.4f}" for k in keys)
@@ -561,6 +620,11 @@ def main(argv=None):
             sw = json.loads(spath.read_text())
             summary = summarise(sw["rows"], sw["fairlearn_here"])
             plot(sw["rows"], summary, sw["fairlearn_here"], sw["equal_eta"], out, suffix)
+        sel = out / f"fairbinn_select{suffix}.json"
+        if sel.exists():
+            sw = out / "fairbinn_sweep.json"
+            fl = json.loads(sw.read_text()).get("fairlearn_here") if sw.exists() else None
+            plot_select(json.loads(sel.read_text()), fl, out, suffix)
         render_markdown(out, suffix)
         return
     print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}",
@@ -575,6 +639,7 @@ def main(argv=None):
         (out / f"fairbinn_select{suffix}.json").write_text(json.dumps(dict(
             date=datetime.datetime.now().isoformat(timespec="seconds"),
             quick=args.quick, summary=summ, rows=rows), indent=1))
+        plot_select(dict(summary=summ, rows=rows), None, out, suffix)
         for rule in summ["rules"]:
             for how in ("chosen", "chosen_repeated_holdout"):
                 r = rule[how]
