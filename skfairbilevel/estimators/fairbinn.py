@@ -93,7 +93,9 @@ class _FusedAdam(torch.optim.Optimizer):
     gradients set before each step (the estimator's steps always set them). The
     learning rate is read from ``param_groups[0]["lr"]`` at every step, so learning-rate
     schedulers work as with any optimiser. Numerically identical to torch's fused Adam
-    (``tests/test_fairbinn.py`` checks it against ``torch.optim.Adam``).
+    (``tests/test_fairbinn.py`` checks it against ``torch.optim.Adam``). Private to
+    this module: its moments are not in ``state_dict()`` and optimiser step hooks are
+    not run (the estimator uses neither; ``warm_start`` restarts the optimiser).
     """
 
     def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
