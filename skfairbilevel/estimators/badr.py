@@ -1119,7 +1119,9 @@ _COMMON_DOC = """
     model : {"linear", "mlp"}, default="linear"
         The lower-level model: an affine model (logistic / least-squares regression on
         the features plus an unpenalised intercept), solved in float64, or a multi-layer
-        perceptron (``hidden_layer_sizes``, ``activation``), solved in float32.
+        perceptron (``hidden_layer_sizes``, ``activation``), solved in float32. The
+        affine model keeps X in float32 and works over row chunks (gradients, Hessian
+        and outputs accumulated in float64), so a fit needs O(n) memory beyond X.
     hidden_layer_sizes : tuple of int, default=(32,)
         Hidden widths of the MLP (``model="mlp"`` only).
     activation : str, default="tanh"
