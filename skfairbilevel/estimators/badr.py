@@ -236,25 +236,40 @@ def _entropy(lam):
 class _ChunkedLinear(torch.autograd.Function):
     """``X @ W.T + b`` over row chunks of ``X`` (which may be float32 under a float64
     model): unlike ``F.linear`` on an upcast copy, autograd keeps only a reference to
-    ``X``, and the backward pass ``dW = dout.T @ X`` runs over the same chunks. The
-    backward uses differentiable operations, so double backward (Hessian-vector
-    products) works."""
+    ``X``, and the backward pass ``dW = dout.T @ X`` runs over the same chunks
+    (:class:`_ChunkedXtMatmul`, itself differentiable, so double backward -
+    Hessian-vector products - works in O(n) memory)."""
 
     @staticmethod
     def forward(ctx, X, weight, bias, prob):
-        ctx.save_for_backward(weight, bias)
         ctx.prob = prob
         theta = torch.cat([weight, bias[:, None]], dim=1)
         return prob._affine(theta)
 
     @staticmethod
     def backward(ctx, grad_out):
-        weight, _ = ctx.saved_tensors
-        prob = ctx.prob
-        gW = torch.zeros_like(weight)
+        return None, _ChunkedXtMatmul.apply(grad_out, ctx.prob), grad_out.sum(0), None
+
+
+class _ChunkedXtMatmul(torch.autograd.Function):
+    """``R.T @ X`` (K, d) over row chunks of ``X`` for per-row ``R`` (n, K): the weight
+    gradient of :class:`_ChunkedLinear`. Its own backward, ``dR = X @ dG.T``, is a
+    chunked linear map again, so a double-backward graph (Hessian-vector products)
+    holds O(n) values, never the upcast chunks of X."""
+
+    @staticmethod
+    def forward(ctx, R, prob):
+        ctx.prob = prob
+        acc = torch.zeros(R.shape[1], prob.X.shape[1], dtype=R.dtype, device=R.device)
         for start, xc in prob._row_chunks():
-            gW = gW + grad_out[start:start + xc.shape[0]].T @ xc
-        return None, gW, grad_out.sum(0), None
+            acc.addmm_(R[start:start + xc.shape[0]].T, xc)
+        return acc
+
+    @staticmethod
+    def backward(ctx, dG):
+        prob = ctx.prob
+        zero = torch.zeros(dG.shape[0], dtype=dG.dtype, device=dG.device)
+        return _ChunkedLinear.apply(prob.X, dG, zero, prob), None
 
 
 class _Bilevel:
