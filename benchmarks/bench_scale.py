@@ -69,7 +69,10 @@ def one_run(name, n, seed=0):
     A = (rng.random(n) < 0.4).astype(np.int64)
     score = X[:, 0] + 0.5 * X[:, 1] + 0.5 * A + 0.3 * rng.standard_normal(n, dtype=np.float32)
     est = cls(**params)
-    y = score.astype(np.float64) if est._estimator_kind == "regressor" else (score > 0.3).astype(int)
+    if est._estimator_kind == "regressor":
+        y = score.astype(np.float64)
+    else:
+        y = (score > 0.3).astype(int)
 
     base = rss_bytes()
     peak = [base]
@@ -126,7 +129,7 @@ def main(argv=None):
     print("\ntime growth per 10x rows (ideal linear: 10.0):")
     for name in names:
         rows = [r for r in results if r["estimator"] == name]
-        for a, b in zip(rows, rows[1:]):
+        for a, b in zip(rows[:-1], rows[1:], strict=True):
             print(f"  {name:24s} {a['n']:>9,d} -> {b['n']:>9,d}: x{b['seconds'] / a['seconds']:.2f}"
                   f" time for x{b['n'] / a['n']:.0f} rows")
     if args.out:

@@ -593,30 +593,3 @@ def test_pareto_front_records_and_frames():
         pareto_front([[0.1, 0.2]], x=2)
     with pytest.raises(TypeError, match="points must be"):
         pareto_front(3.0)
-
-
-# ---------------------------------------------------------------------- the optimiser
-def test_fused_adam_matches_torch_adam():
-    from skfairbilevel.estimators.fairbinn import _FusedAdam
-
-    shapes = [(6, 5), (6,), (1, 6), (1,)]
-    gen = torch.Generator().manual_seed(0)
-    init = [torch.randn(s, generator=gen) for s in shapes]
-    grads = [[torch.randn(s, generator=gen) for s in shapes] for _ in range(12)]
-    out = []
-    for make in (lambda ps: _FusedAdam(ps, lr=0.05, weight_decay=0.1),
-                 lambda ps: torch.optim.Adam(ps, lr=0.05, weight_decay=0.1, foreach=False)):
-        ps = [torch.nn.Parameter(v.clone()) for v in init]
-        opt = make(ps)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
-        for gs in grads:
-            for p, g in zip(ps, gs, strict=True):
-                p.grad = g.clone()
-            opt.step()
-            sched.step()
-        out.append(ps)
-    for a, b in zip(*out, strict=True):
-        assert not torch.equal(a, torch.zeros_like(a))
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
-    assert _FusedAdam.supports(out[0])
-    assert not _FusedAdam.supports([torch.nn.Parameter(torch.zeros(2, dtype=torch.float16))])

@@ -26,6 +26,7 @@ from .._pareto import pareto_front
 from ..base import BaseFairEstimator, FairClassifierMixin
 from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
 from ..nn.modules import ACTIVATIONS, make_mlp
+from ..nn.optim import make_adam
 
 __all__ = ["FairBiNNClassifier", "FairBiNNNet", "repo_compat_dp_loss"]
 
@@ -79,60 +80,6 @@ def _grad_step(loss, params, opt, *, retain_graph=False, step=True):
         p.grad = g
     if step:
         opt.step()
-
-
-class _FusedAdam(torch.optim.Optimizer):
-    """Adam (L2 ``weight_decay``, no amsgrad) as a single call of torch's fused Adam
-    kernel per step.
-
-    ``torch.optim.Adam(fused=True)`` runs the same kernel, but its step spends about
-    three times as long in Python (grouping tensors by device, per-parameter state,
-    profiler hooks) as in the kernel at this network size; this estimator takes two
-    optimiser steps per mini-batch in bilevel mode, so that overhead counts twice.
-    One parameter group, every parameter on one device in float32/float64, all
-    gradients set before each step (the estimator's steps always set them). The
-    learning rate is read from ``param_groups[0]["lr"]`` at every step, so learning-rate
-    schedulers work as with any optimiser. Numerically identical to torch's fused Adam
-    (``tests/test_fairbinn.py`` checks it against ``torch.optim.Adam``). Private to
-    this module: its moments are not in ``state_dict()`` and optimiser step hooks are
-    not run (the estimator uses neither; ``warm_start`` restarts the optimiser).
-    """
-
-    def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
-                                      weight_decay=weight_decay))
-        ps = self.param_groups[0]["params"]
-        self._exp_avg = [torch.zeros_like(p) for p in ps]
-        self._exp_avg_sq = [torch.zeros_like(p) for p in ps]
-        # one step counter shared by every parameter (they always step together)
-        self._t = torch.zeros((), dtype=torch.float32, device=ps[0].device)
-        self._steps = [self._t] * len(ps)
-
-    @staticmethod
-    def supports(params):
-        """Whether the fused kernel applies: one device (CPU or CUDA), float32/64."""
-        params = list(params)
-        return (hasattr(torch, "_fused_adam_") and len(params) > 0
-                and len({p.device for p in params}) == 1
-                and params[0].device.type in ("cpu", "cuda")
-                and all(p.dtype in (torch.float32, torch.float64) for p in params))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        if closure is not None:
-            raise ValueError("_FusedAdam.step does not take a closure.")
-        group = self.param_groups[0]
-        ps = group["params"]
-        self._t.add_(1.0)
-        beta1, beta2 = group["betas"]
-        torch._fused_adam_(ps, [p.grad for p in ps], self._exp_avg, self._exp_avg_sq, [],
-                           self._steps, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
-                           weight_decay=group["weight_decay"], eps=group["eps"],
-                           amsgrad=False, maximize=False)
-
-    # torch.optim.Optimizer wraps ``step`` in profiler hooks unless it is marked as
-    # hooked; the hooks cost as much as the kernel here (and no hooks are registered)
-    step.hooked = True
 
 
 class FairBiNNNet(nn.Module):
@@ -333,10 +280,10 @@ default="leader_first"
       back-propagates through the fairness block and the layers after it only, the
       leader's backward pass skips the block's weight gradient, the forward pass of
       the layers before the block is shared by the two players (see above), and Adam
-      is torch's fused kernel called directly (``torch.optim.Adam(fused=True)``
-      spends three times longer in Python than in its kernel at this size, and the
-      bilevel modes take two optimiser steps per batch). Falls back to
-      ``torch.optim.Adam`` for parameters the fused kernel does not take.
+      is torch's fused kernel called directly (:class:`skfairbilevel.nn.optim.LeanAdam`:
+      ``torch.optim.Adam(fused=True)`` spends three times longer in Python than in its
+      kernel at this size, and the bilevel modes take two optimiser steps per batch).
+      Falls back to ``torch.optim.Adam`` for parameters the fused kernel does not take.
       "leader_first" and "follower_first" still run the fairness block and the layers
       after it twice per batch and take two gradient calls and two optimiser steps, so
       they cost more per epoch than the Lagrangian; "simultaneous" (one forward pass)
@@ -485,13 +432,8 @@ default="leader_first"
     def _make_optimizer(self, params, lr):
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
-        if _FusedAdam.supports(params):  # the same fused kernel, less Python per step
-            return _FusedAdam(params, lr=lr, weight_decay=self.weight_decay)
-        try:  # one fused kernel per step where torch supports it (CPU and CUDA float32)
-            return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay,
-                                    fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
+        # one fused Adam kernel call per step (two optimiser steps per mini-batch)
+        return make_adam(params, lr=lr, weight_decay=self.weight_decay)
 
     def _schedulers(self, pairs):
         return [torch.optim.lr_scheduler.StepLR(opt, step_size=int(self.lr_step_size),

@@ -25,6 +25,7 @@ from ..metrics import independence_gap, predictive_parity_gap, separation_gap
 from ..nn.engine import descend
 from ..nn.losses import cross_entropy_loss
 from ..nn.modules import make_mlp
+from ..nn.optim import make_adam
 
 __all__ = ["FairRobustClassifier", "trust_region_step", "trust_region_step_eig"]
 
@@ -190,38 +191,6 @@ def _affine_logistic_loss_grad(x, y, sample_weight, w, bias, grad_w, grad_b):
     return loss
 
 
-class _FlatAdam:
-    """Adam on one flat parameter tensor, updated in place without autograd.
-
-    The arithmetic of ``torch.optim.Adam`` (default betas and eps, L2 ``weight_decay``
-    added to the gradient, bias-corrected moments; its single-tensor implementation,
-    the CPU default), for the affine model's outer step, where the optimiser's dispatch
-    costs more than the update itself.
-    """
-
-    def __init__(self, param, *, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
-        self.param = param
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.beta1, self.beta2 = betas
-        self.eps = eps
-        self.exp_avg = torch.zeros_like(param)
-        self.exp_avg_sq = torch.zeros_like(param)
-        self.t = 0
-
-    def step(self, grad):
-        """One update from ``grad``; ``param`` and ``grad`` must not require grad."""
-        self.t += 1
-        if self.weight_decay:
-            grad = grad.add(self.param, alpha=self.weight_decay)
-        self.exp_avg.lerp_(grad, 1 - self.beta1)
-        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        step_size = self.lr / (1 - self.beta1 ** self.t)
-        bias_correction2_sqrt = (1 - self.beta2 ** self.t) ** 0.5
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-        self.param.addcdiv_(self.exp_avg, denom, value=-step_size)
-
-
 class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
     """Binary classifier trained on worst-case input perturbations (Fast & Fair).
 
@@ -363,8 +332,8 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
     - The last, incomplete batch of an epoch is used, not dropped.
     - For the affine model the outer step needs no autograd: the gradient of the
       logistic loss at the perturbed inputs in (w, b) is the closed form
-      ``sum_i c_i (x~_i, 1)``, and Adam's update (the arithmetic of
-      ``torch.optim.Adam``) is applied to w and b held as one flat tensor. The trained
+      ``sum_i c_i (x~_i, 1)``, and Adam's update (torch's fused Adam kernel, one call
+      per step) is applied to w and b held as one flat tensor. The trained
       model is the same up to float32 rounding; with batch 5 this step, not the inner
       solver, is most of an epoch's time.
     - ``sample_weight`` weights the outer loss; the inner problems are per sample.
@@ -513,11 +482,12 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
 
         The gradient of the (weighted) mean logistic loss at the perturbed inputs
         x~ = x + delta is ``sum_i c_i (x~_i, 1)`` with ``c_i = w_i (s(z_i) - y_i) /
-        sum(w)`` (Danskin: delta is held constant), and :class:`_FlatAdam` applies
-        Adam's update (the same arithmetic as ``torch.optim.Adam``) to w and b stored
-        as one flat tensor, whose two views become the Linear layer's weight and bias
-        for the duration of the fit. With the closed-form inner solution the perturbed
-        input is ``x + r (1 - 2y) w / ||w||``, formed in one fused operation.
+        sum(w)`` (Danskin: delta is held constant), and the shared
+        :class:`~skfairbilevel.nn.optim.LeanAdam` (torch's fused Adam kernel) updates w
+        and b stored as one flat tensor, whose two views become the Linear layer's
+        weight and bias for the duration of the fit. With the closed-form inner solution
+        the perturbed input is ``x + r (1 - 2y) w / ||w||``, formed in one fused
+        operation.
 
         Returns the step and a function that gives the layer back its own storage.
         """
@@ -527,9 +497,9 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
         lin.weight.data = theta[:d].view(1, d)
         lin.bias.data = theta[d:]
         w, bias = theta[:d], theta[d:]
-        grad = torch.empty_like(theta)
-        grad_w, grad_b = grad[:d], grad[d:]  # views: the step writes the gradient here
-        adam = _FlatAdam(theta, lr=float(self.lr), weight_decay=float(self.weight_decay))
+        theta.grad = torch.zeros_like(theta)
+        grad_w, grad_b = theta.grad[:d], theta.grad[d:]  # views: the step writes here
+        adam = make_adam([theta], lr=float(self.lr), weight_decay=float(self.weight_decay))
         r = float(self.radius)
         tiny = torch.finfo(theta.dtype).tiny
         closed_form = solver == "exact" or (solver == "trs" and self._affine_closed_form)
@@ -545,7 +515,7 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
                 delta, n_inner = self._perturbation(b.x, b.y, solver, self._gen)
                 x = b.x if delta is None else b.x + delta
             loss = _affine_logistic_loss_grad(x, y, b.w, w, bias, grad_w, grad_b)
-            adam.step(grad)
+            adam.step()
             return {"loss": loss, "inner_iter": float(n_inner)}
 
         def restore_params():
