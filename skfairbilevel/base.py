@@ -45,6 +45,24 @@ __all__ = ["BaseFairEstimator", "FairClassifierMixin", "FairRegressorMixin"]
 PREDICT_CHUNK = 65536
 
 
+def _check_dtype_range(X, dtype):
+    """Refuse float64 values that overflow the torch ``dtype`` the model computes in.
+
+    ``validate_data`` only rejects values that are infinite in X's own dtype; a finite
+    float64 such as 1e39 would become inf in float32 and give NaN outputs silently.
+    """
+    limit = torch.finfo(dtype).max
+    if X.dtype.itemsize <= torch.finfo(dtype).bits // 8 or X.size == 0:
+        return
+    big = max(float(X.max()), -float(X.min()))
+    if big > limit:
+        raise ValueError(
+            f"Input X contains a value too large for {str(dtype).replace('torch.', '')} "
+            f"(largest |x| = {big:.3g} > {limit:.3g}), the precision the model computes "
+            f"in. Rescale the features, e.g. with sklearn.preprocessing.StandardScaler."
+        )
+
+
 def _device_rule(value):
     if value is None:
         return "a device such as 'cpu', 'cuda' or 'auto'"
@@ -323,6 +341,7 @@ class BaseFairEstimator(BaseEstimator):
                     f"sensitive column and keeps its name)."
                 ) from exc
             raise
+        _check_dtype_range(X, torch.float32)  # the training data is float32 tensors
         return X, y
 
     def _holds_out_validation(self):
@@ -402,6 +421,7 @@ class BaseFairEstimator(BaseEstimator):
     def _validate_predict_X(self, X):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        _check_dtype_range(X, self._predict_dtype)
         if self._model_columns is not None:
             X = X[:, self._model_columns]
         return X

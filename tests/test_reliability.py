@@ -82,6 +82,10 @@ def _bad_cases(cls):
     cases = [
         ("nan_in_X", nan_X, ValueError, "NaN"),
         ("inf_in_X", inf_X, ValueError, "infinity"),
+        ("X_beyond_float32", lambda X, y, A: (np.where(np.arange(X.size).reshape(X.shape)
+                                                        == 5, 1e39, X.astype(np.float64)),
+                                               y, A, {}),
+         ValueError, "Input X contains a value too large for float32"),
         ("empty_X", lambda X, y, A: (X[:0], y[:0], A[:0], {}), ValueError, "0 sample"),
         ("one_sample", lambda X, y, A: (X[:1], y[:1], A[:1], {}), ValueError,
          r"1 sample|one class|only one class|single group"),
@@ -185,6 +189,14 @@ def test_predict_time_checks(name, cls):
     est, X, y, A = fitted(name, cls)
     with pytest.raises(ValueError, match="features"):
         est.predict(X[:, :3])
+    big = X[:4].astype(np.float64)
+    big[1, 2] = -1e39  # finite in float64, inf in float32
+    if torch.finfo(est._predict_dtype).bits == 32:
+        with pytest.raises(ValueError, match="Input X contains a value too large"):
+            est.predict(big)
+    else:  # a float64 model (BADR's linear model) computes it
+        out = est.predict_proba(big) if hasattr(est, "predict_proba") else est.predict(big)
+        assert np.isfinite(out).all()
     df = pd.DataFrame(X, columns=list("abcd"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FairnessWarning)
