@@ -143,6 +143,44 @@ def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
     return res
 
 
+def timing_by_batch(Xtr, ytr, *, out, batch_sizes, rounds=5, tag=""):
+    """Epoch CPU-time ratio bilevel (leader_first) / lagrangian per batch size.
+
+    Same network and data, one torch thread, the two fits interleaved in one process;
+    3 epochs per fit, ``rounds`` rounds, medians of the per-round ratios. At small
+    batches a step is mostly fixed per-operation cost, of which the bilevel update has
+    more (a second pass through the layers from the fairness block on, a second
+    gradient call and optimiser step); larger batches show the arithmetic ratio.
+    """
+    torch.set_num_threads(1)
+    start_load = load_note()
+    rows = []
+    for bs in batch_sizes:
+        cpu = {"lagrangian": [], "leader_first": []}
+        for r in range(rounds):
+            for name, params in (("lagrangian", dict(mode="lagrangian")),
+                                 ("leader_first", dict(update_order="leader_first"))):
+                est = FairBiNNClassifier(random_state=r, sensitive_feature_ids="sex",
+                                         drop_sensitive=False, batch_size=bs,
+                                         max_epochs=3, **params)
+                c0 = time.process_time()
+                est.fit(Xtr, ytr)
+                cpu[name].append((time.process_time() - c0) / est.n_iter_)
+        ratio = np.array(cpu["leader_first"]) / np.array(cpu["lagrangian"])
+        rows.append(dict(batch_size=bs, lagrangian_cpu_epoch_s=float(np.median(
+            cpu["lagrangian"])), bilevel_cpu_epoch_s=float(np.median(cpu["leader_first"])),
+            ratio_median=float(np.median(ratio)), ratio_min=float(ratio.min()),
+            ratio_max=float(ratio.max())))
+        print(f"batch {bs:5d}: CPU per epoch lagrangian {rows[-1]['lagrangian_cpu_epoch_s']:.3f}"
+              f" s, bilevel {rows[-1]['bilevel_cpu_epoch_s']:.3f} s; ratio median "
+              f"{rows[-1]['ratio_median']:.3f} (min {ratio.min():.3f}, max {ratio.max():.3f})",
+              flush=True)
+    res = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), rounds=rounds,
+               load_before=start_load, load_after=load_note(), by_batch=rows)
+    (out / f"fairbinn_timing_by_batch{tag}.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
 # ------------------------------------------------------------------------------ sweep
 class _WithTest(FairBiNNClassifier):
     """Also records test metrics every epoch -- for reporting only, never for choosing."""
@@ -606,6 +644,9 @@ def main(argv=None):
                     help="only these sweep families (e.g. fairbinn fairbinn_fairness_lr)")
     ap.add_argument("--rounds", type=int, default=None,
                     help="interleaved timing rounds (default 7; quick 2)")
+    ap.add_argument("--batch-sizes", type=int, nargs="*", default=None,
+                    help="with --part timing: only the bilevel/lagrangian CPU ratio at "
+                         "these batch sizes (fairbinn_timing_by_batch.json)")
     ap.add_argument("--tag", default="",
                     help="suffix of the result files, e.g. '_refine' for an extra grid")
     ap.add_argument("--render", action="store_true",
@@ -630,7 +671,10 @@ def main(argv=None):
     print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}",
           flush=True)
     Xtr, ytr, Xte, yte = load_data(args.quick)
-    if args.part in ("timing", "all"):
+    if args.part == "timing" and args.batch_sizes:
+        timing_by_batch(Xtr, ytr, out=out, batch_sizes=args.batch_sizes,
+                        rounds=args.rounds or 5, tag=args.tag)
+    elif args.part in ("timing", "all"):
         timing(Xtr, ytr, quick=args.quick, out=out, fit_threads=args.fit_threads,
                tag=args.tag, rounds=args.rounds)
     if args.part == "select":
