@@ -292,7 +292,7 @@ class BaseFairEstimator(BaseEstimator):
         train_idx, val_idx = self._validation_split(len(rows), y_enc[rows], g[rows])
         y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
 
-        def to_data(idx):
+        def to_data(X, idx):
             take = rows[idx]  # the one gather of X during fit
             return TensorData.from_numpy(X[take].astype(np.float32, copy=False),
                                          y_enc[take], g[take],
@@ -300,9 +300,12 @@ class BaseFairEstimator(BaseEstimator):
                                          n_groups=self.n_groups_, device=self.device_,
                                          y_dtype=y_dtype)
 
-        train = to_data(train_idx)
-        val = None if val_idx is None else to_data(val_idx)
+        train = to_data(X, train_idx)
+        val = None if val_idx is None else to_data(X, val_idx)
         n_model_features = X.shape[1]
+        # training reads only the float32 tensors: drop the validated array (a copy when
+        # X was e.g. a DataFrame or had its sensitive columns removed)
+        del X
 
         warm = self.warm_start and hasattr(self, "module_") and \
             getattr(self, "_n_model_features", None) == n_model_features

@@ -24,6 +24,7 @@ from torch import nn
 from .._params import layer_sizes, number, one_of
 from .._pareto import pareto_front
 from ..base import BaseFairEstimator, FairClassifierMixin
+from ..nn.engine import descend
 from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
 from ..nn.modules import ACTIVATIONS, make_mlp
 from ..nn.optim import make_adam
@@ -70,16 +71,6 @@ def repo_compat_dp_loss(logits, groups, weight=None):
     mean0 = (o * w0).sum() / total0.clamp_min(torch.finfo(o.dtype).tiny)
     d = (mean0 - overall) * (total0 > 0).to(o.dtype)
     return d * d / 2.0
-
-
-def _grad_step(loss, params, opt, *, retain_graph=False, step=True):
-    """Set ``p.grad`` to d loss / d p for ``params`` only (nothing else accumulates) and
-    step ``opt``."""
-    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph)
-    for p, g in zip(params, grads, strict=True):
-        p.grad = g
-    if step:
-        opt.step()
 
 
 class FairBiNNNet(nn.Module):
@@ -492,11 +483,11 @@ default="leader_first"
             logits = net(b.x)
             ce = cross_entropy_loss(logits, b.y, b.w)
             if not penalised:
-                _grad_step(ce, params, opt)
+                descend(ce, opt, params)
                 return {"loss": ce, "ce": ce}
             fair = fair_fn(logits, b)
             loss = ce + eta * fair
-            _grad_step(loss, params, opt)
+            descend(loss, opt, params)
             return {"loss": loss, "ce": ce, "fairness": fair}
 
         return step
@@ -514,7 +505,7 @@ default="leader_first"
 
         def leader_only(b):
             ce = cross_entropy_loss(net(b.x), b.y, b.w)
-            _grad_step(ce, theta_a, opt_a)
+            descend(ce, opt_a, theta_a)
             return {"loss": ce, "ce": ce}
 
         def leader_loss(logits, b):
@@ -524,7 +515,7 @@ default="leader_first"
         def follower(h, b):
             """One follower step from prefix features ``h`` (no graph to theta_a)."""
             fair = fair_fn(net.head(h), b)
-            _grad_step(eta * fair, theta_f, opt_f)
+            descend(eta * fair, opt_f, theta_f)
             return fair
 
         def leader_first(b):
@@ -537,7 +528,7 @@ default="leader_first"
             h = net.prefix(b.x)
             fair = follower(h.detach(), b) if epoch["pending"] else None
             ce, lead = leader_loss(net.head(h), b)  # at (theta_a, theta_f_new)
-            _grad_step(lead, theta_a, opt_a)
+            descend(lead, opt_a, theta_a)
             epoch["pending"] = b.idx is not epoch["last"]
             if not epoch["pending"]:  # close the epoch: F at theta_a_new on this batch
                 with torch.no_grad():
@@ -564,15 +555,15 @@ default="leader_first"
             else:
                 fair = follower(h.detach(), b)
                 ce = cross_entropy_loss(net.head(h), b.y, b.w)  # at theta_f_new
-                _grad_step(ce, theta_a, opt_a)
+                descend(ce, opt_a, theta_a)
             return {"ce": ce, "fairness": fair}
 
         def simultaneous(b):
             logits = net(b.x)
             ce = cross_entropy_loss(logits, b.y, b.w)
             fair = fair_fn(logits, b)
-            _grad_step(eta * fair, theta_f, opt_f, retain_graph=True, step=False)
-            _grad_step(ce + eta * fair if carry else ce, theta_a, opt_a, step=False)
+            descend(eta * fair, opt_f, theta_f, retain_graph=True, step=False)
+            descend(ce + eta * fair if carry else ce, opt_a, theta_a, step=False)
             opt_f.step()
             opt_a.step()
             return {"ce": ce, "fairness": fair}

@@ -159,11 +159,22 @@ def restore(module, state):
             own[k].copy_(v)
 
 
-def descend(loss, optimizer, params=None):
-    """Zero the optimiser's gradients, back-propagate ``loss`` and take one step."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=params)
-    optimizer.step()
+def descend(loss, optimizer, params=None, *, retain_graph=False, step=True):
+    """Set the gradients of ``params`` (default: the optimiser's parameters) to
+    d ``loss`` / d p and take one optimiser step.
+
+    Only ``params`` receive gradients (nothing accumulates elsewhere, so alternating
+    players of a bilevel method never see each other's gradients); a parameter the
+    loss does not depend on gets ``grad = None``, which optimisers skip.
+    ``step=False`` only sets the gradients (e.g. to step two optimisers together).
+    """
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    if step:
+        optimizer.step()
 
 
 class Trainer:
