@@ -11,7 +11,9 @@ from skfairbilevel.nn.bilevel import (
     flat_grad,
     flatten,
     hvp,
+    neumann_inverse_hvp,
     project_simplex,
+    sam_perturb_,
     unflatten_like,
 )
 
@@ -147,3 +149,33 @@ def test_unflatten_round_trip():
     back = unflatten_like(z, params)
     for p, q in zip(params, back, strict=True):
         assert q.shape == p.shape and torch.equal(q, p.detach())
+
+
+def test_neumann_series_converges_and_folds_a_diagonal_shift():
+    """On a small SPD matrix H = M + diag(s): the series with ``shift=s`` equals the
+    series on the full H (to rounding) and tends to the exact H^{-1} b."""
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(5, 5, generator=g, dtype=torch.float64)
+    M = A @ A.T / 5 + 0.5 * torch.eye(5, dtype=torch.float64)
+    s = torch.rand(5, generator=g, dtype=torch.float64)
+    H = M + torch.diag(s)
+    b = torch.randn(5, generator=g, dtype=torch.float64)
+    alpha = 1.0 / float(torch.linalg.eigvalsh(H).max())
+    full = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=40, alpha=alpha)
+    folded = neumann_inverse_hvp(lambda c: M @ c, b, n_terms=40, alpha=alpha, shift=s)
+    torch.testing.assert_close(folded, full, rtol=1e-12, atol=1e-12)
+    exact = torch.linalg.solve(H, b)
+    long = neumann_inverse_hvp(lambda c: M @ c, b, n_terms=2000, alpha=alpha, shift=s)
+    torch.testing.assert_close(long, exact, rtol=1e-9, atol=1e-9)
+
+
+def test_sam_perturb_batched_hand_computed():
+    """Problem 0: g = (3, 4) split over two tensors, ||g|| = 5, rho 0.5 -> step
+    (0.3, 0.4); problem 1: zero gradient, no move."""
+    p1 = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    p2 = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    g1 = torch.tensor([[3.0], [0.0]], dtype=torch.float64)
+    g2 = torch.tensor([[4.0], [0.0]], dtype=torch.float64)
+    sam_perturb_([p1, p2], [g1, g2], torch.tensor([0.5, 0.7], dtype=torch.float64))
+    torch.testing.assert_close(p1, torch.tensor([[1.3], [2.0]], dtype=torch.float64))
+    torch.testing.assert_close(p2, torch.tensor([[0.4], [1.0]], dtype=torch.float64))

@@ -25,6 +25,8 @@ from ..nn.bilevel import (
     flat_grad,
     flatten,
     hvp,
+    neumann_inverse_hvp,
+    sam_perturb_,
     unflatten_like,
 )
 from ..nn.engine import TensorData
@@ -44,8 +46,6 @@ __all__ = ["FACIMSClassifier", "implicit_gradients"]
 
 #: largest radius of the ``sam_rho="inverse_frequency"`` rule (the smallest group's)
 SAM_RHO_MAX = 0.05
-#: added to the gradient norm of the SAM step (as in ``nn.bilevel.sam_perturbation``)
-SAM_EPS = 1e-12
 #: SGD settings of the loss-parameter (hyper) optimiser, as in the reference code
 HYPER_MOMENTUM = 0.9
 HYPER_WEIGHT_DECAY = 5e-4
@@ -76,22 +76,6 @@ def _sam_rho_rule(value):
         if arr is not None and arr.ndim == 1 and np.all(np.isfinite(arr)) and np.all(arr >= 0):
             return None
     return '"inverse_frequency", "label_order", a float >= 0 or an array of floats >= 0'
-
-
-def _neumann_shifted(hvp_f, b, shift, *, n_terms, alpha):
-    """``alpha * sum_{j<=n_terms} (I - alpha (H_f + diag(shift)))^j b``.
-
-    The truncated Neumann series of :func:`~skfairbilevel.nn.bilevel.neumann_inverse_hvp`
-    for ``H = H_f + diag(shift)``, with the diagonal part folded into one factor:
-    ``c <- c * (1 - alpha * shift) - alpha * H_f c`` (3 vector operations per term
-    instead of 7)."""
-    keep = 1.0 - alpha * shift
-    c = b.clone()
-    acc = b.clone()
-    for _ in range(n_terms):
-        c = hvp_f(c).mul_(-alpha).addcmul_(c, keep)
-        acc.add_(c)
-    return acc.mul_(alpha)
 
 
 def _neumann_diagonal(b, shift, *, n_terms, alpha):
@@ -149,18 +133,18 @@ def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low
     """
     shift = lambda_low * div_hess
     if curved is None:
-        p = _neumann_shifted(lambda c: hvp(g_vs, inner, c), b, shift, n_terms=n_terms,
-                             alpha=alpha)
+        p = neumann_inverse_hvp(lambda c: hvp(g_vs, inner, c), b, shift=shift,
+                                n_terms=n_terms, alpha=alpha)
         p_f = p
     else:
         curved = sorted(set(curved))
         b_parts = unflatten_like(b, inner)
         s_parts = unflatten_like(shift, inner)
         cur = [inner[i] for i in curved]
-        p_f = _neumann_shifted(lambda c: hvp(g_vs, cur, c),
-                               flatten([b_parts[i] for i in curved]),
-                               flatten([s_parts[i] for i in curved]),
-                               n_terms=n_terms, alpha=alpha)
+        p_f = neumann_inverse_hvp(lambda c: hvp(g_vs, cur, c),
+                                  flatten([b_parts[i] for i in curved]),
+                                  shift=flatten([s_parts[i] for i in curved]),
+                                  n_terms=n_terms, alpha=alpha)
         pieces = dict(zip(curved, unflatten_like(p_f, cur), strict=True))
         p = flatten([pieces[i] if i in pieces else
                      _neumann_diagonal(b_parts[i], s_parts[i], n_terms=n_terms, alpha=alpha)
@@ -779,13 +763,9 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                 grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
                 if radii is not None:
                     saved = [q.detach().clone() for q in posts]
-                    with torch.no_grad():
-                        # every group's SAM step rho_a g_a / ||g_a|| at once (inactive
-                        # groups have zero gradients, hence zero steps)
-                        sq = sum(g.reshape(G, -1).pow(2).sum(1) for g in grads)
-                        step = rho_t / (torch.sqrt(sq) + SAM_EPS)
-                        for q, g in zip(posts, grads, strict=True):
-                            q.addcmul_(g, step.view((G,) + (1,) * (g.dim() - 1)))
+                    # every group's SAM step rho_a g_a / ||g_a|| at once (inactive
+                    # groups have zero gradients, hence zero steps)
+                    sam_perturb_(posts, grads, rho_t)
                     grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
                     with torch.no_grad():
                         for q, s in zip(posts, saved, strict=True):

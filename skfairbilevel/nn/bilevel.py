@@ -5,17 +5,18 @@
 * :func:`conjugate_gradient` - solve ``H v = b`` for symmetric positive-definite ``H``
   given only ``v -> H v``.
 * :func:`neumann_inverse_hvp` - the truncated Neumann series
-  ``H^{-1} b ~ alpha * sum_{j=0}^{K} (I - alpha H)^j b`` (Lorraine et al. 2020).
+  ``H^{-1} b ~ alpha * sum_{j=0}^{K} (I - alpha H)^j b`` (Lorraine et al. 2020), with
+  an optional diagonal part of ``H`` folded in cheaply.
 * :func:`project_simplex` - Euclidean projection onto the probability simplex (the
   sort-based algorithm of Held et al. / Duchi et al.), batched over leading dims.
-* :func:`sam_perturbation` - the sharpness-aware-minimisation ascent step
-  ``rho * g / ||g||``.
+* :func:`sam_perturb_` - the sharpness-aware-minimisation ascent step
+  ``rho * g / ||g||``, in place, batched over independent problems.
 """
 
 import torch
 
 __all__ = ["flatten", "flat_grad", "hvp", "conjugate_gradient", "neumann_inverse_hvp",
-           "project_simplex", "sam_perturbation", "unflatten_like"]
+           "project_simplex", "sam_perturb_", "unflatten_like"]
 
 
 def flatten(tensors):
@@ -88,18 +89,27 @@ def conjugate_gradient(matvec, b, *, x0=None, max_iter=100, tol=1e-10):
     return x
 
 
-def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1):
+def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None):
     """Approximate ``H^{-1} b`` by ``alpha * sum_{j=0}^{n_terms} (I - alpha H)^j b``.
 
     Converges to ``H^{-1} b`` as ``n_terms -> inf`` when ``0 < alpha < 2 / lambda_max(H)``
-    and ``H`` is positive definite.
+    and ``H`` is positive definite. ``shift`` (a vector like ``b``): ``H = M +
+    diag(shift)`` with ``matvec`` computing ``M c`` only; the diagonal part is folded
+    into one factor, ``c <- c * (1 - alpha * shift) - alpha * M c`` (``matvec`` must
+    then return a new tensor, which is updated in place).
     """
     c = b.clone()
     acc = b.clone()
+    if shift is None:
+        for _ in range(n_terms):
+            c = c - alpha * matvec(c)
+            acc = acc + c
+        return alpha * acc
+    keep = 1.0 - alpha * shift
     for _ in range(n_terms):
-        c = c - alpha * matvec(c)
-        acc = acc + c
-    return alpha * acc
+        c = matvec(c).mul_(-alpha).addcmul_(c, keep)
+        acc.add_(c)
+    return acc.mul_(alpha)
 
 
 def project_simplex(v):
@@ -115,8 +125,18 @@ def project_simplex(v):
     return torch.clamp(v - theta, min=0.0)
 
 
-def sam_perturbation(grads, rho, eps=1e-12):
-    """SAM ascent step for a list of gradients: ``rho * g / ||g||`` (global norm)."""
-    norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
-    scale = rho / (norm + eps)
-    return [None if g is None else g.detach() * scale for g in grads]
+@torch.no_grad()
+def sam_perturb_(params, grads, rho, eps=1e-12):
+    """The sharpness-aware-minimisation ascent step ``rho * g / (||g|| + eps)``, added
+    to ``params`` in place, for a batch of independent problems at once.
+
+    ``params`` and ``grads`` are lists of tensors whose leading dimension indexes the
+    problems (e.g. FACIMS's groups); each problem has its own norm over all of its
+    tensors and its own radius (``rho``: a tensor of one radius per problem). A
+    problem with zero gradients does not move.
+    """
+    n = len(rho)
+    sq = sum(g.reshape(n, -1).pow(2).sum(1) for g in grads)
+    step = rho / (torch.sqrt(sq) + eps)
+    for q, g in zip(params, grads, strict=True):
+        q.addcmul_(g, step.view((n,) + (1,) * (g.dim() - 1)))
