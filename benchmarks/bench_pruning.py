@@ -240,6 +240,11 @@ def run_structured(cfg, out, lambdas, log, quick):
                     log(f"[structured {name} seed {seed}] {strategy:16s} sparsity "
                         f"{sparsity}: acc {row['accuracy']:.4f} gap {row['accuracy_gap']:.4f}")
     path = out / ("pruning_structured_quick.csv" if quick else "pruning_structured.csv")
+    return _write_csv(path, rows)
+
+
+def _write_csv(path, rows):
+    """Write ``rows`` (dicts with the same keys) as CSV; returns ``path``."""
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -265,11 +270,7 @@ def run_ablation(cfg, out, log, quick):
                 log(f"[ablation {name} seed {seed}] bilevel lambda=0 sparsity {sparsity}: "
                     f"acc {row['accuracy']:.4f} gap {row['accuracy_gap']:.4f}")
     path = out / ("pruning_ablation_quick.csv" if quick else "pruning_ablation.csv")
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return _write_csv(path, rows)
 
 
 # ---------------------------------------------------------------------- iterations
@@ -324,11 +325,7 @@ def run_iterations(cfg, out, lambdas, log, quick):
                         f"gap<={gap:.4f}: bilevel {rb[0]} it / {rb[1]} evals, {base} "
                         f"{rs[0]} it / {rs[1]} evals")
     path = out / ("pruning_iterations_quick.csv" if quick else "pruning_iterations.csv")
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return _write_csv(path, rows)
 
 
 # ---------------------------------------------------------------------- speed
@@ -683,10 +680,7 @@ def main(argv=None):
             run_ablation(cfg, out, log, args.quick)
         if args.part in ("all", "speed"):
             speed = run_speed(cfg, log)
-            with (out / f"pruning_speed{sfx}.csv").open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(speed[0]))
-                w.writeheader()
-                w.writerows(speed)
+            _write_csv(out / f"pruning_speed{sfx}.csv", speed)
     if not lambdas and lam_path.exists():
         lambdas = dict((k, float(v)) for k, v in
                        (ln.split("=") for ln in lam_path.read_text().splitlines()))
