@@ -28,6 +28,9 @@ recommended fixes of its quirks 11 and 14):
   ``sg_large`` is the sufficiency gap restricted to the groups with at least 100 test
   rows (credit: EDUCATION 1, 2, 3; the other four groups have 2 to 90 test rows and
   their curves are mostly noise).
+* Reference points (``--methods LR-balanced HGB-balanced``, not run by default):
+  scikit-learn's ``LogisticRegression`` and ``HistGradientBoostingClassifier``
+  (learning rate 0.05) with ``class_weight="balanced"``, group-unaware, on the same rows.
 * Seeds 0, 42, 666, 777, 1009 (the paper's); mean +- population std.
 * ``--out runs.json`` also writes the test-set ``predict_proba`` of every run to
   ``runs.json.proba.npz``.
@@ -56,6 +59,9 @@ import numpy as np
 SEEDS = (0, 42, 666, 777, 1009)
 LARGE = 100  # test rows for a group to count in ``sg_large``
 METHODS = ("ERM", "BERM", "FACIMS", "FACIMS-I", "FACIMS-II")
+# reference points outside the paper's table (opt-in with --methods): how far other model
+# families get on the same protocol with the class-balanced loss
+REFERENCE = ("LR-balanced", "HGB-balanced")
 DRUG_EDUCATION = {
     "left school before 16": "<=16", "left at 16": "<=16",
     "left at 17": "17-18", "left at 18": "17-18",
@@ -107,6 +113,8 @@ def split(name, X, y, A, seed):
 def make(method, seed, epochs, facims_kw):
     from skfairbilevel import FACIMSClassifier, FairMLPClassifier
 
+    if method in REFERENCE:
+        return _reference(method, seed)
     if method in ("ERM", "BERM"):
         return FairMLPClassifier(
             hidden_layer_sizes=(400, 200, 100), activation="elu",
@@ -118,6 +126,31 @@ def make(method, seed, epochs, facims_kw):
     elif method == "FACIMS-II":
         kw["learn_loss_params"] = False
     return FACIMSClassifier(max_epochs=epochs, random_state=seed, **kw)
+
+
+class _Unaware:
+    """A scikit-learn classifier that ignores ``sensitive_features`` in ``fit``."""
+
+    def __init__(self, est):
+        self.est = est
+
+    def fit(self, X, y, sensitive_features=None):
+        self.est.fit(X, y)
+        self.classes_ = self.est.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.est.predict_proba(X)
+
+
+def _reference(method, seed):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    if method == "LR-balanced":
+        return _Unaware(LogisticRegression(class_weight="balanced", max_iter=3000))
+    return _Unaware(HistGradientBoostingClassifier(
+        class_weight="balanced", learning_rate=0.05, random_state=seed))
 
 
 def ref_gaps(y, pred, A):
@@ -303,7 +336,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="credit only, seed 0, FACIMS and BERM, 5 epochs")
     p.add_argument("--datasets", nargs="+", default=["credit", "drug"])
-    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   choices=METHODS + REFERENCE)
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--threads", type=int, default=int(os.environ.get("SKFB_THREADS", "2")))
