@@ -32,12 +32,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
 from ._groups import encode_groups, resolve_column_ids
 from ._params import any_of, check_params, is_array_like, number, one_of, text
 from .exceptions import NoSensitiveFeaturesWarning
-from .nn.engine import TensorData, Trainer, make_generators, resolve_device
+from .nn.engine import TensorData, Trainer, make_generators, numpy_view, resolve_device
 from .nn.losses import cross_entropy_loss, group_means, proba_from_logits
 
 __all__ = ["BaseFairEstimator", "FairClassifierMixin", "FairRegressorMixin"]
@@ -61,6 +61,35 @@ def _check_dtype_range(X, dtype):
             f"(largest |x| = {big:.3g} > {limit:.3g}), the precision the model computes "
             f"in. Rescale the features, e.g. with sklearn.preprocessing.StandardScaler."
         )
+
+
+def _check_predict_values(X, dtype, estimator_name):
+    """Refuse NaN, infinity and values that overflow ``dtype``, in one pass over X.
+
+    At predict time this replaces ``validate_data``'s finiteness pass and the separate
+    range pass of :func:`_check_dtype_range` (three passes over float64 data): one
+    ``aminmax`` (float64 data, float32 model) or one ``sum`` (otherwise) over a
+    zero-copy view. Only when that value is not finite are the exact checks run, which
+    raise scikit-learn's message for NaN / infinity or ours for an overflowing value
+    (or pass, when a float32 sum of large finite values overflowed).
+    """
+    if X.size == 0:
+        return
+    try:
+        t = numpy_view(X)
+    except (TypeError, ValueError, RuntimeError):  # e.g. negative strides: exact checks
+        t = None
+    if t is not None:
+        narrowing = X.dtype.itemsize > torch.finfo(dtype).bits // 8
+        if narrowing:
+            lo, hi = torch.aminmax(t)
+            bound = max(-float(lo), float(hi))  # NaN if any NaN: fails the test below
+            if bound <= torch.finfo(dtype).max:
+                return
+        elif bool(torch.isfinite(t.sum())):
+            return
+    _assert_all_finite(X, input_name="X", estimator_name=estimator_name)
+    _check_dtype_range(X, dtype)
 
 
 def _device_rule(value):
@@ -423,8 +452,9 @@ class BaseFairEstimator(BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _validate_predict_X(self, X):
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
-        _check_dtype_range(X, self._predict_dtype)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64],
+                          ensure_all_finite=False)
+        _check_predict_values(X, self._predict_dtype, type(self).__name__)
         if self._model_columns is not None:
             X = X[:, self._model_columns]
         return X
@@ -435,8 +465,8 @@ class BaseFairEstimator(BaseEstimator):
         self.module_.eval()
         outs = []
         for start in range(0, X.shape[0], PREDICT_CHUNK):
-            xb = torch.as_tensor(np.ascontiguousarray(X[start:start + PREDICT_CHUNK]),
-                                 dtype=self._predict_dtype, device=self.device_)
+            xb = numpy_view(np.ascontiguousarray(X[start:start + PREDICT_CHUNK]),
+                            dtype=self._predict_dtype, device=self.device_)
             outs.append(fn(xb).detach().to("cpu", torch.float64))
         if not outs:
             return np.zeros((0,))

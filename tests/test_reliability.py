@@ -4,6 +4,9 @@ estimator joins the matrix by being registered."""
 
 import io
 import pickle
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -197,6 +200,14 @@ def test_predict_time_checks(name, cls):
     else:  # a float64 model (BADR's linear model) computes it
         out = est.predict_proba(big) if hasattr(est, "predict_proba") else est.predict(big)
         assert np.isfinite(out).all()
+    for dtype in (np.float32, np.float64):  # one-pass check at predict: sklearn's messages
+        bad = X[:6].astype(dtype)
+        bad[2, 1] = np.nan
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            est.predict(bad)
+        bad[2, 1] = -np.inf
+        with pytest.raises(ValueError, match="Input X contains infinity"):
+            est.predict(bad)
     df = pd.DataFrame(X, columns=list("abcd"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FairnessWarning)
@@ -313,3 +324,58 @@ def test_same_seed_bit_identical_different_seed_differs(name, cls):
     c, _, _, _ = fitted(name, cls, random_state=1, **extra)
     assert np.array_equal(getattr(a, method)(X), getattr(b, method)(X))
     assert not np.array_equal(getattr(a, method)(X), getattr(c, method)(X))
+
+
+def test_predict_value_check_edge_cases():
+    from skfairbilevel.base import _check_predict_values
+
+    f32, f64 = torch.float32, torch.float64
+    huge = np.full((4, 3), 3e38, dtype=np.float32)  # finite, but the float32 sum is inf
+    _check_predict_values(huge, f32, "E")
+    _check_predict_values(huge.astype(np.float64), f32, "E")  # exactly representable
+    _check_predict_values(np.zeros((0, 3)), f32, "E")
+    x = np.arange(12.0).reshape(4, 3)
+    for view in (x[::-1], x[:, ::-2], np.asfortranarray(x), x.T):  # strided views
+        _check_predict_values(view, f32, "E")
+        bad = view.copy()
+        bad[1, 1] = np.nan
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            _check_predict_values(bad[::-1], f32, "E")
+    big = x.copy()
+    big[0, 0] = 1e39
+    with pytest.raises(ValueError, match="too large for float32"):
+        _check_predict_values(big, f32, "E")
+    _check_predict_values(big, f64, "E")  # a float64 model takes it
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        _check_predict_values(np.array([[np.inf, -np.inf]]), f64, "E")
+
+
+def test_read_only_inputs_give_no_torch_warning():
+    """pandas copy-on-write and joblib memory maps hand over read-only arrays; torch warns
+    once per process when it wraps one, so this runs in a fresh interpreter."""
+    code = textwrap.dedent("""
+        import warnings
+        import numpy as np
+        import pandas as pd
+        from skfairbilevel import all_estimators
+        warnings.filterwarnings("error", message=".*not writable.*")
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((120, 4))
+        A = (X[:, 1] > 0).astype(int)
+        for name, cls in all_estimators():
+            y = X[:, 0] if "Regressor" in name else (X[:, 0] > 0).astype(int)
+            kw = {"max_epochs": 1} if "max_epochs" in cls().get_params() else {}
+            for dtype in (np.float32, np.float64):
+                Xr = X.astype(dtype)
+                Xr.setflags(write=False)
+                yr = y.copy()
+                yr.setflags(write=False)
+                est = cls(**kw).fit(Xr, yr, sensitive_features=A)
+                est.predict(Xr)
+                est.predict(pd.DataFrame(Xr))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")

@@ -22,7 +22,7 @@ from .._params import layer_sizes, number, one_of
 from ..base import BaseFairEstimator, FairClassifierMixin
 from ..exceptions import FairnessWarning
 from ..metrics import independence_gap, predictive_parity_gap, separation_gap
-from ..nn.engine import descend
+from ..nn.engine import descend, numpy_view
 from ..nn.losses import cross_entropy_loss
 from ..nn.modules import make_mlp
 from ..nn.optim import make_adam
@@ -754,8 +754,8 @@ class FairRobustClassifier(FairClassifierMixin, BaseFairEstimator):
                 f"(classes_: {self.classes_.tolist()})."
             )
         y_enc = np.searchsorted(self.classes_, y)
-        return (torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32,
-                                device=self.device_),
+        return (numpy_view(np.ascontiguousarray(X), dtype=torch.float32,
+                           device=self.device_),
                 torch.as_tensor(y_enc, dtype=torch.long, device=self.device_))
 
     def perturb(self, X, y, *, inner_solver=None, random_state=None):

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ..exceptions import NonFiniteLossError, TrainingInterruptedWarning
 
 __all__ = ["TensorData", "Batch", "Trainer", "resolve_device", "make_generators",
-           "snapshot", "restore", "descend"]
+           "snapshot", "restore", "descend", "numpy_view"]
 
 
 @dataclass
@@ -80,15 +80,32 @@ class TensorData:
 
     @classmethod
     def from_numpy(cls, X, y, g, w, *, n_groups, device, y_dtype=torch.float32):
-        """Convert numpy arrays once: X float32, y ``y_dtype``, g int64, w float32."""
-        return cls(
-            X=torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32, device=device),
-            y=torch.as_tensor(np.ascontiguousarray(y), dtype=y_dtype, device=device),
-            g=torch.as_tensor(np.ascontiguousarray(g), dtype=torch.long, device=device),
-            w=None if w is None else torch.as_tensor(np.ascontiguousarray(w),
-                                                     dtype=torch.float32, device=device),
-            n_groups=int(n_groups),
-        )
+        """Convert numpy arrays once: X float32, y ``y_dtype``, g int64, w float32.
+
+        Training tensors own their memory: a read-only input is copied first.
+        """
+        def own(a, dtype):
+            a = np.ascontiguousarray(a)
+            return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype,
+                                   device=device)
+
+        return cls(X=own(X, torch.float32), y=own(y, y_dtype), g=own(g, torch.long),
+                   w=None if w is None else own(w, torch.float32), n_groups=int(n_groups))
+
+
+def numpy_view(a, dtype=None, device=None):
+    """``torch.as_tensor`` of a numpy array that may be read-only, for reading only.
+
+    pandas' copy-on-write and joblib's memory maps (``n_jobs`` in ``GridSearchCV``) give
+    read-only arrays; torch shares their memory when no conversion is needed and warns
+    that writing to it is undefined. The tensors made here are only read (prediction
+    inputs, validation passes), so the warning is silenced instead of copying the data.
+    """
+    if a.flags.writeable:
+        return torch.as_tensor(a, dtype=dtype, device=device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(a, dtype=dtype, device=device)
 
 
 def resolve_device(device):
