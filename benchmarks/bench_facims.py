@@ -35,6 +35,17 @@ recommended fixes of its quirks 11 and 14):
 * ``--out runs.json`` also writes the test-set ``predict_proba`` of every run to
   ``runs.json.proba.npz``.
 
+Learning rates chosen on validation (``--tune``, credit only): for each tuning seed
+(default 0 and 42) the seed's training part is taken exactly as above (its test rows are
+removed first and never touched); a stratified 30 % of it (``random_state=seed``) is held
+out as "tune-val" and the rest is resampled to 400 rows per group and scaled as above
+(``tune_split``). ``FACIMSClassifier`` (defaults except the two learning rates, 50 epochs,
+``random_state=seed``) is fitted for every ``lr_prior`` in {0.1, 0.01} x ``lr_post`` in
+{0.4, 0.1, 0.01} (the reference code's sweep) and evaluated on tune-val. Choice: the
+combination with the largest mean over the tuning seeds of
+``balanced_accuracy - sg``. It prints every record, the table of means and the choice;
+run the choice on the test splits with ``--facims``.
+
 Timing: wall-clock and process CPU seconds of each ``fit``, with ``torch`` limited to
 ``--threads`` threads. The machine is shared, so wall time depends on the load; CPU
 time is the less noisy of the two.
@@ -45,6 +56,8 @@ Usage::
     python benchmarks/bench_facims.py                  # both datasets, 5 seeds, all methods
     python benchmarks/bench_facims.py --datasets credit --seeds 0 42 --methods FACIMS BERM
     python benchmarks/bench_facims.py --summarize a.json b.json   # tables of saved runs
+    python benchmarks/bench_facims.py --tune --threads 1 --out tune.json  # 12 fits (~20 min)
+    python benchmarks/bench_facims.py --tune --quick   # the same, seed 0, 2 epochs
     python benchmarks/bench_facims.py --compare-commit 111c9b3 --threads 1  # CPU ratio
 """
 
@@ -57,6 +70,9 @@ from datetime import datetime
 import numpy as np
 
 SEEDS = (0, 42, 666, 777, 1009)
+TUNE_SEEDS = (0, 42)
+# (lr_prior, lr_post): the reference code's sweep (spec section 4)
+TUNE_GRID = tuple((p, q) for p in (0.1, 0.01) for q in (0.4, 0.1, 0.01))
 LARGE = 100  # test rows for a group to count in ``sg_large``
 METHODS = ("ERM", "BERM", "FACIMS", "FACIMS-I", "FACIMS-II")
 # reference points outside the paper's table (opt-in with --methods): how far other model
@@ -90,13 +106,19 @@ def load(name):
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def split(name, X, y, A, seed):
-    """Train / test arrays for one seed (scaled on train)."""
+def _outer(y, seed):
+    """(train, test) row indices of one seed: 30 % stratified test split."""
     from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=seed)
+
+
+def _prepare(name, X, y, A, tr, others, seed):
+    """Resample the training rows ``tr`` (credit: 400 per group), fit the scaler on them
+    and return ``(Xtr, ytr, Atr)`` followed by ``(X, y, A)`` of every index array in
+    ``others`` (scaled, not resampled)."""
     from sklearn.preprocessing import StandardScaler
 
-    idx = np.arange(len(y))
-    tr, te = train_test_split(idx, test_size=0.3, stratify=y, random_state=seed)
     if name == "credit":
         rng = np.random.default_rng(seed)
         parts = []
@@ -105,9 +127,30 @@ def split(name, X, y, A, seed):
             parts.append(rng.choice(rows, 400, replace=len(rows) < 400))
         tr = np.concatenate(parts)
     scaler = StandardScaler().fit(X.iloc[tr])
-    Xtr = scaler.transform(X.iloc[tr]).astype(np.float32)
-    Xte = scaler.transform(X.iloc[te]).astype(np.float32)
-    return Xtr, y[tr], A[tr], Xte, y[te], A[te]
+    out = []
+    for rows in (tr, *others):
+        out += [scaler.transform(X.iloc[rows]).astype(np.float32), y[rows], A[rows]]
+    return tuple(out)
+
+
+def split(name, X, y, A, seed):
+    """Train / test arrays for one seed (scaled on train)."""
+    tr, te = _outer(y, seed)
+    return _prepare(name, X, y, A, tr, [te], seed)
+
+
+def tune_split(name, X, y, A, seed):
+    """Train / tune-val arrays for one seed, from that seed's training part only.
+
+    The seed's test rows (``split``) are removed first and never touched; a stratified
+    30 % of the remaining rows (``random_state=seed``) is held out as tune-val, and the
+    rest is resampled and scaled exactly as ``split`` does with the full training part."""
+    from sklearn.model_selection import train_test_split
+
+    tr, _ = _outer(y, seed)
+    fit_rows, val_rows = train_test_split(tr, test_size=0.3, stratify=y[tr],
+                                          random_state=seed)
+    return _prepare(name, X, y, A, fit_rows, [val_rows], seed)
 
 
 def make(method, seed, epochs, facims_kw):
@@ -219,6 +262,66 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json):
                         json.dump(records, fh, indent=1)
                     np.savez_compressed(out_json + ".proba.npz", **probas)
     return records
+
+
+def tune(seeds, epochs, out_json):
+    """Choose FACIMS's ``lr_prior`` and ``lr_post`` on tune-val (credit only).
+
+    For every seed in ``seeds`` and every combination in ``TUNE_GRID``, fit
+    ``FACIMSClassifier`` (defaults except the two learning rates) on ``tune_split``'s
+    training rows and evaluate on its tune-val rows. The choice is the combination with the
+    largest mean over the seeds of ``balanced_accuracy - sg``. Returns (records, choice)."""
+    import torch
+
+    X, y, A = load("credit")
+    records = []
+    for seed in seeds:
+        Xtr, ytr, Atr, Xva, yva, Ava = tune_split("credit", X, y, A, seed)
+        for lr_prior, lr_post in TUNE_GRID:
+            kw = {"lr_prior": lr_prior, "lr_post": lr_post}
+            est = make("FACIMS", seed, epochs, kw)
+            t0, c0 = time.perf_counter(), time.process_time()
+            est.fit(Xtr, ytr, sensitive_features=Atr)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            m = evaluate(est, Xva, yva, Ava)
+            rec = {"dataset": "credit", "split": "tune-val", "method": "FACIMS", "seed": seed,
+                   **kw, "objective": m["balanced_accuracy"] - m["sg"], "fit_wall_s": wall,
+                   "fit_cpu_s": cpu, "threads": torch.get_num_threads(),
+                   "load_avg": os.getloadavg()[0], **m}
+            records.append(rec)
+            print(json.dumps(rec), flush=True)
+            if out_json:
+                with open(out_json, "w") as fh:
+                    json.dump(records, fh, indent=1)
+    table, choice = tune_table(records)
+    print(table)
+    print(f"chosen (largest mean balanced_accuracy - sg on tune-val): "
+          f"lr_prior={choice[0]}, lr_post={choice[1]}")
+    return records, choice
+
+
+def tune_table(records):
+    """Markdown table of the tune records (mean +- population std over seeds) and the
+    chosen (lr_prior, lr_post)."""
+    keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy",
+            "fit_cpu_s"]
+    lines = ["| lr_prior | lr_post | seeds | " + " | ".join(keys) + " |",
+             "|---|---|---|" + "---|" * len(keys)]
+    best, choice = -np.inf, None
+    for lr_prior, lr_post in TUNE_GRID:
+        rs = [r for r in records if (r["lr_prior"], r["lr_post"]) == (lr_prior, lr_post)]
+        if not rs:
+            continue
+        cells = []
+        for k in keys:
+            v = np.array([r[k] for r in rs])
+            cells.append(f"{v.mean():.1f}" if k.startswith("fit") else
+                         f"{v.mean():.4f} ± {v.std():.4f}")
+        lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | " + " | ".join(cells) + " |")
+        score = np.mean([r["objective"] for r in rs])
+        if score > best:
+            best, choice = score, (lr_prior, lr_post)
+    return "\n".join(lines), choice
 
 
 def compare_commit(commit, epochs, seed, reps):
@@ -338,7 +441,8 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["credit", "drug"])
     p.add_argument("--methods", nargs="+", default=list(METHODS),
                    choices=METHODS + REFERENCE)
-    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help=f"default: {list(SEEDS)} ({list(TUNE_SEEDS)} with --tune)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--threads", type=int, default=int(os.environ.get("SKFB_THREADS", "2")))
     p.add_argument("--facims", default="{}",
@@ -347,10 +451,15 @@ def main(argv=None):
     p.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
                    help="only print the tables of earlier --out files")
     p.add_argument("--plot", default=None, help="PNG file for the accuracy / SG figure")
+    p.add_argument("--tune", action="store_true",
+                   help="only choose FACIMS's lr_prior x lr_post on tune-val (credit; "
+                        "--quick: seed 0, 2 epochs); records to --out")
     p.add_argument("--compare-commit", default=None, metavar="SHA",
                    help="only time one credit fit (seed --seeds[0], --epochs, 2 reps; "
                         "--quick: 4 epochs) against the FACIMS code of that commit")
     args = p.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = list(TUNE_SEEDS if args.tune else SEEDS)
     if args.summarize:
         records = []
         for path in args.summarize:
@@ -366,6 +475,13 @@ def main(argv=None):
     if args.compare_commit:
         epochs = 4 if args.quick else args.epochs
         compare_commit(args.compare_commit, epochs, args.seeds[0], 1 if epochs > 10 else 2)
+        return
+    if args.tune:
+        if args.quick:
+            args.seeds, args.epochs = [0], 2
+        started = datetime.now().isoformat(timespec="seconds")
+        tune(args.seeds, args.epochs, args.out)
+        print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
         return
     if args.quick:
         args.datasets, args.seeds, args.epochs = ["credit"], [0], 5
