@@ -312,12 +312,7 @@ def tune_table(records):
         rs = [r for r in records if (r["lr_prior"], r["lr_post"]) == (lr_prior, lr_post)]
         if not rs:
             continue
-        cells = []
-        for k in keys:
-            v = np.array([r[k] for r in rs])
-            cells.append(f"{v.mean():.1f}" if k.startswith("fit") else
-                         f"{v.mean():.4f} ± {v.std():.4f}")
-        lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | " + _cells(rs, keys) + " |")
         score = np.mean([r["objective"] for r in rs])
         if score > best:
             best, choice = score, (lr_prior, lr_post)
@@ -381,6 +376,16 @@ def compare_commit(commit, epochs, seed, reps):
     print(f"load average at the end {os.getloadavg()}")
 
 
+def _cells(rs, keys):
+    """Table cells ``mean ± std`` (population std) of ``keys`` over the records ``rs``."""
+    cells = []
+    for k in keys:
+        v = np.array([r[k] for r in rs])
+        cells.append(f"{v.mean():.1f}" if k.startswith("fit") else
+                     f"{v.mean():.4f} ± {v.std():.4f}")
+    return " | ".join(cells)
+
+
 def summary(records):
     """Markdown table: mean +- population std per dataset and method."""
     keys = ["balanced_accuracy", "dp", "eo", "sg", "sg_large", "dp_ref", "eop_ref",
@@ -395,12 +400,7 @@ def summary(records):
         lines.append("|---|" + "---|" * len(present))
         for method in dict.fromkeys(r["method"] for r in rows):
             rs = [r for r in rows if r["method"] == method]
-            cells = []
-            for k in present:
-                v = np.array([r[k] for r in rs])
-                cells.append(f"{v.mean():.1f}" if k.startswith("fit") else
-                             f"{v.mean():.4f} ± {v.std():.4f}")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append(f"| {method} | " + _cells(rs, present) + " |")
     return "\n".join(lines)
 
 
