@@ -102,3 +102,32 @@ def test_prediction_losses_match_torch_and_numpy():
     bce_w = (np.log1p(np.exp(-0.3)) + 3 * np.log1p(np.exp(-2.0))) / 4
     assert float(cross_entropy_loss(logits, y, w)) == pytest.approx(bce_w, rel=1e-6)
     assert float(squared_loss(T([1.0, 2.0]), T([0.0, 0.0]))) == pytest.approx(2.5)
+
+
+def test_penalties_with_fewer_than_two_groups_are_exactly_zero_with_finite_gradients():
+    from skfairbilevel.nn.losses import accuracy_parity_loss, equalized_odds_loss
+
+    for n, g in ((0, []), (3, [1, 1, 1])):  # no rows; one group present of three
+        p = torch.full((n,), 0.3, dtype=torch.float64, requires_grad=True)
+        logits = torch.full((n, 1), 0.5, dtype=torch.float64, requires_grad=True)
+        y = torch.ones(n, dtype=torch.float64)
+        groups = torch.tensor(g, dtype=torch.long)
+        for loss in (demographic_parity_loss(p, y, groups, 3),
+                     equalized_odds_loss(p, y, groups, 3),
+                     accuracy_parity_loss(logits, y, groups, 3)):
+            assert float(loss) == 0.0
+            loss.backward()
+        assert p.grad is None or torch.isfinite(p.grad).all()
+        assert logits.grad is None or torch.isfinite(logits.grad).all()
+
+
+def test_accuracy_parity_loss_skips_absent_groups():
+    from skfairbilevel.nn.losses import accuracy_parity_loss
+
+    logits = T([[2.0], [-1.0], [0.5]], dtype=torch.float64)
+    y = T([1.0, 1.0, 0.0], dtype=torch.float64)
+    got = accuracy_parity_loss(logits, y, T([0, 0, 2]), 3)  # group 1 has no rows
+    s = torch.sigmoid
+    acc0 = (s(T(2.0)) + s(T(-1.0))) / 2
+    acc2 = s(T(-0.5))
+    assert float(got) == pytest.approx(abs(float(acc0 - acc2)), rel=1e-12)

@@ -84,13 +84,15 @@ def group_means(values, groups, n_groups, weight=None, mask=None):
 def _deviation_penalty(values, groups, n_groups, weight=None, mask=None):
     """sum over present groups of (group mean - overall mean)^2 (summed over columns)."""
     means, totals = group_means(values, groups, n_groups, weight, mask)
-    present = totals > 0
-    if int(present.sum()) < 2:  # nothing to compare: zero, but keep the graph
-        return values.sum() * 0.0
-    overall = (means * totals.reshape((-1,) + (1,) * (means.dim() - 1))).sum(0) / totals.sum()
-    dev = (means - overall) ** 2
-    dev = dev[present]
-    return dev.sum()
+    shape = (-1,) + (1,) * (means.dim() - 1)
+    present = (totals > 0).to(values.dtype)
+    total = totals.sum().clamp_min(torch.finfo(values.dtype).tiny)
+    overall = (means * totals.reshape(shape)).sum(0) / total
+    dev = ((means - overall) ** 2 * present.reshape(shape)).sum()
+    # Absent groups add exact zeros; with fewer than two groups present there is nothing
+    # to compare and the penalty is exactly 0 (graph kept). No host synchronisation and
+    # no boolean indexing: one fixed sequence of tensor operations per call.
+    return dev * (present.sum() >= 2).to(values.dtype)
 
 
 def _one_vs_rest_targets(y, proba):
@@ -152,11 +154,11 @@ def accuracy_parity_loss(logits, y, groups, n_groups, weight=None, temperature=1
     """
     soft_acc = torch.sigmoid(classification_margin(logits, y) / temperature)
     means, totals = group_means(soft_acc, groups, n_groups, weight)
-    present = totals > 0
-    if int(present.sum()) < 2:
-        return soft_acc.sum() * 0.0
-    m = means[present]
-    return m.max() - m.min()
+    absent = totals <= 0
+    gap = (means.masked_fill(absent, float("-inf")).max()
+           - means.masked_fill(absent, float("inf")).min())
+    # fewer than two groups present: exactly 0 (graph kept), without a host sync
+    return torch.where((~absent).sum() >= 2, gap, soft_acc.sum() * 0.0)
 
 
 FAIRNESS_LOSSES = {

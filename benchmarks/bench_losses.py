@@ -1,0 +1,116 @@
+"""Group-fairness penalties without host synchronisation: fit time before / after.
+
+The soft demographic-parity / equal-opportunity / equalized-odds penalties
+(``nn.losses._deviation_penalty``) used to count the groups present with a host
+synchronisation (``int(present.sum())``) and to select them by boolean indexing (a
+second synchronisation, ``nonzero``, and an index/put pair in the backward pass). Since
+session 4 absent groups are multiplied by zero and the "fewer than two groups" case is a
+tensor factor: one fixed sequence of tensor operations, the same values bit for bit.
+
+This script fits the same models with the current penalty and with the earlier one
+(re-created here as the reference and patched in), interleaved in one process, one torch
+thread, and reports the median CPU time per fit and the ratio earlier / current:
+FairMLPClassifier with the demographic-parity penalty, and FairBiNNClassifier in both
+modes (batch 100, the FairBiNN paper's setting). It also prints FairBiNN's
+bilevel / Lagrangian epoch-time ratio under both penalties: a cheaper shared penalty
+lowers both modes' time by the same amount, so that ratio moves up.
+
+Usage::
+
+    python benchmarks/bench_losses.py [--quick] [--repeats 7]
+
+Writes ``benchmarks/results/losses.md``.
+"""
+
+import argparse
+import datetime
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skfairbilevel import FairBiNNClassifier, FairMLPClassifier
+from skfairbilevel.datasets import load_adult, make_preprocessor
+from skfairbilevel.nn import losses
+
+
+def earlier_deviation_penalty(values, groups, n_groups, weight=None, mask=None):
+    """The penalty as it was before session 4 (reference)."""
+    means, totals = losses.group_means(values, groups, n_groups, weight, mask)
+    present = totals > 0
+    if int(present.sum()) < 2:
+        return values.sum() * 0.0
+    overall = (means * totals.reshape((-1,) + (1,) * (means.dim() - 1))).sum(0) / totals.sum()
+    dev = (means - overall) ** 2
+    return dev[present].sum()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    tr = load_adult(split="train", sensitive="sex")
+    X = make_preprocessor(tr.data, sensitive="sex").fit_transform(tr.data)
+    X = X.to_numpy(np.float32)
+    y, A = tr.target.to_numpy(), tr.sensitive_features.to_numpy()
+    if args.quick:
+        X, y, A = X[:5000], y[:5000], A[:5000]
+    repeats = args.repeats or (2 if args.quick else 7)
+    epochs = 1 if args.quick else 2
+    models = {
+        "FairMLPClassifier, DP penalty, batch 256": FairMLPClassifier(
+            (64, 64), fairness="demographic_parity", fairness_weight=1.0,
+            batch_size=256, max_epochs=epochs, random_state=0),
+        "FairBiNNClassifier lagrangian, batch 100": FairBiNNClassifier(
+            mode="lagrangian", eta=1.0, batch_size=100, max_epochs=epochs, random_state=0),
+        "FairBiNNClassifier bilevel (leader_first), batch 100": FairBiNNClassifier(
+            eta=1.0, batch_size=100, max_epochs=epochs, random_state=0),
+    }
+    current = losses._deviation_penalty
+    variants = (("earlier", earlier_deviation_penalty), ("current", current))
+    cpu = {}
+    try:
+        for rep in range(repeats + 1):  # the first round is a warm-up
+            for name, est in models.items():
+                for which, fn in variants[::1 - 2 * (rep % 2)]:
+                    losses._deviation_penalty = fn
+                    c0 = time.process_time()
+                    est.fit(X, y, sensitive_features=A)
+                    if rep:
+                        cpu.setdefault((name, which), []).append(time.process_time() - c0)
+    finally:
+        losses._deviation_penalty = current
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    lines = [
+        "# Fairness penalties without host synchronisation (session 4)", "",
+        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, load average {load}, "
+        f"one torch thread, {repeats} interleaved rounds after a warm-up, {epochs} epochs "
+        f"per fit on {len(y):,} Adult rows; command `python benchmarks/bench_losses.py"
+        f"{' --quick' if args.quick else ''}`. CPU seconds per fit (median); "
+        "speed-up = earlier / current. Predictions are bit-identical between the two.", "",
+        "| model | earlier s | current s | speed-up |", "|---|---|---|---|",
+    ]
+    for name in models:
+        e, c = med[(name, "earlier")], med[(name, "current")]
+        lines.append(f"| {name} | {e:.2f} | {c:.2f} | {e / c:.2f}x |")
+    lag, bil = list(models)[1:]
+    lines += ["", "FairBiNN bilevel / Lagrangian fit-time ratio: "
+              f"{med[(bil, 'earlier')] / med[(lag, 'earlier')]:.3f} with the earlier penalty, "
+              f"{med[(bil, 'current')] / med[(lag, 'current')]:.3f} with the current one."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    suffix = "_quick" if args.quick else ""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"losses{suffix}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
