@@ -128,6 +128,6 @@ def test_accuracy_parity_loss_skips_absent_groups():
     y = T([1.0, 1.0, 0.0], dtype=torch.float64)
     got = accuracy_parity_loss(logits, y, T([0, 0, 2]), 3)  # group 1 has no rows
     s = torch.sigmoid
-    acc0 = (s(T(2.0)) + s(T(-1.0))) / 2
-    acc2 = s(T(-0.5))
+    acc0 = (s(logits[0, 0]) + s(logits[1, 0])) / 2  # margins 2 and -1 (y = 1)
+    acc2 = s(-logits[2, 0])  # margin -0.5 (y = 0)
     assert float(got) == pytest.approx(abs(float(acc0 - acc2)), rel=1e-12)
