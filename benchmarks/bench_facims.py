@@ -43,7 +43,8 @@ out as "tune-val" and the rest is resampled to 400 rows per group and scaled as 
 ``random_state=seed``) is fitted for every ``lr_prior`` in {0.1, 0.01} x ``lr_post`` in
 {0.4, 0.1, 0.01} (the reference code's sweep) and evaluated on tune-val. Choice: the
 combination with the largest mean over the tuning seeds of
-``balanced_accuracy - sg``. It prints every record, the table of means and the choice;
+``balanced_accuracy - sg`` (a combination whose fit diverges on a seed is recorded as
+diverged and excluded). It prints every record, the table of means and the choice;
 run the choice on the test splits with ``--facims``.
 
 Timing: wall-clock and process CPU seconds of each ``fit``, with ``torch`` limited to
@@ -270,8 +271,12 @@ def tune(seeds, epochs, out_json):
     For every seed in ``seeds`` and every combination in ``TUNE_GRID``, fit
     ``FACIMSClassifier`` (defaults except the two learning rates) on ``tune_split``'s
     training rows and evaluate on its tune-val rows. The choice is the combination with the
-    largest mean over the seeds of ``balanced_accuracy - sg``. Returns (records, choice)."""
+    largest mean over the seeds of ``balanced_accuracy - sg``; a combination whose fit
+    diverges (``NonFiniteLossError``) on any seed is recorded as diverged and cannot be
+    chosen. Returns (records, choice)."""
     import torch
+
+    from skfairbilevel.exceptions import NonFiniteLossError
 
     X, y, A = load("credit")
     records = []
@@ -281,11 +286,16 @@ def tune(seeds, epochs, out_json):
             kw = {"lr_prior": lr_prior, "lr_post": lr_post}
             est = make("FACIMS", seed, epochs, kw)
             t0, c0 = time.perf_counter(), time.process_time()
-            est.fit(Xtr, ytr, sensitive_features=Atr)
+            try:
+                est.fit(Xtr, ytr, sensitive_features=Atr)
+            except NonFiniteLossError as exc:  # a diverged combination cannot be chosen
+                m = {"diverged": str(exc).split(";")[0]}
+            else:
+                m = evaluate(est, Xva, yva, Ava)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            m = evaluate(est, Xva, yva, Ava)
             rec = {"dataset": "credit", "split": "tune-val", "method": "FACIMS", "seed": seed,
-                   **kw, "objective": m["balanced_accuracy"] - m["sg"], "fit_wall_s": wall,
+                   **kw, "objective": m["balanced_accuracy"] - m["sg"] if "sg" in m else
+                   None, "fit_wall_s": wall,
                    "fit_cpu_s": cpu, "threads": torch.get_num_threads(),
                    "load_avg": os.getloadavg()[0], **m}
             records.append(rec)
@@ -311,6 +321,11 @@ def tune_table(records):
     for lr_prior, lr_post in TUNE_GRID:
         rs = [r for r in records if (r["lr_prior"], r["lr_post"]) == (lr_prior, lr_post)]
         if not rs:
+            continue
+        if any(r["objective"] is None for r in rs):
+            lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | diverged (seeds "
+                         f"{[r['seed'] for r in rs if r['objective'] is None]}) |"
+                         + " |" * (len(keys) - 1))
             continue
         lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | " + _cells(rs, keys) + " |")
         score = np.mean([r["objective"] for r in rs])
