@@ -10,7 +10,11 @@ import torch
 from skfairbilevel import FairBiNNClassifier, FairMLPClassifier
 from skfairbilevel._pareto import pareto_front, pareto_mask
 from skfairbilevel.datasets import make_biased_classification
-from skfairbilevel.estimators.fairbinn import FairBiNNNet, repo_compat_dp_loss
+from skfairbilevel.estimators.fairbinn import (
+    ClosedFormFollower,
+    FairBiNNNet,
+    repo_compat_dp_loss,
+)
 from skfairbilevel.metrics import demographic_parity_difference
 from skfairbilevel.nn.engine import Batch, make_generators
 from skfairbilevel.nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
@@ -593,3 +597,62 @@ def test_pareto_front_records_and_frames():
         pareto_front([[0.1, 0.2]], x=2)
     with pytest.raises(TypeError, match="points must be"):
         pareto_front(3.0)
+
+
+# ---------------------------------------------------------------------- closed-form follower
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "tanh", "sigmoid",
+                                        "identity"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("fairness", ["demographic_parity", "equal_opportunity",
+                                      "equalized_odds"])
+def test_closed_form_follower_gradient_equals_autograd(biased, activation, layers, fairness):
+    X, y, A = biased
+    est = FairBiNNClassifier(activation=activation, fairness_layers=layers, fairness=fairness,
+                             hidden_layer_sizes=(8, 8), max_epochs=1, random_state=0)
+    est.fit(X, y, sensitive_features=A)
+    net = copy.deepcopy(est.module_).double()
+    gen = torch.Generator().manual_seed(1)
+    n = 60
+    x = torch.randn(n, X.shape[1], generator=gen, dtype=torch.float64)
+    b = Batch(x=x, y=torch.as_tensor(y[:n], dtype=torch.float64),
+              g=torch.as_tensor(A[:n], dtype=torch.long),
+              w=torch.rand(n, generator=gen, dtype=torch.float64), idx=torch.arange(n))
+    h = net.prefix(b.x).detach()
+    theta_f = net.follower_parameters()
+    fair = fairness_loss(fairness, proba_from_logits(net.head(h)), b.y, b.g, 2, b.w)
+    want = torch.autograd.grad(7.0 * fair, theta_f)
+    fast = ClosedFormFollower.build(net, fairness, 2)
+    assert fast is not None
+    got_fair = fast(h, b, 7.0)
+    assert float(got_fair) == pytest.approx(float(fair), rel=1e-12)
+    for p, w in zip(theta_f, want, strict=True):
+        torch.testing.assert_close(p.grad, w, rtol=1e-10, atol=1e-14)
+
+
+def test_closed_form_follower_applies_only_to_its_shape(biased):
+    X, y, A = biased
+    y3 = np.arange(len(y)) % 3
+
+    def build(**kw):
+        est = FairBiNNClassifier(**{**FAST, "max_epochs": 1, **kw})
+        est.fit(X, y, sensitive_features=A)
+        return ClosedFormFollower.build(est.module_, est.fairness, est.n_groups_,
+                                        est.repo_compat_dp_loss)
+
+    assert build() is not None
+    assert build(fairness_position=1) is None       # a hidden layer after the block
+    assert build(activation="gelu") is None         # no closed-form derivative here
+    assert build(repo_compat_dp_loss=True) is None  # the reference's loss: autograd
+    est = FairBiNNClassifier(**{**FAST, "max_epochs": 1}).fit(X, y3, sensitive_features=A)
+    assert ClosedFormFollower.build(est.module_, est.fairness, est.n_groups_) is None
+
+
+@pytest.mark.parametrize("order", ["leader_first", "follower_first"])
+def test_closed_form_and_autograd_followers_train_the_same_model(biased, order):
+    X, y, A = biased
+    kw = dict(FAST, eta=50.0, fairness_lr=1e-2, update_order=order)
+    fast = FairBiNNClassifier(**kw).fit(X, y, sensitive_features=A)
+    slow = FairBiNNClassifier(**kw)
+    slow._closed_form_follower = False
+    slow.fit(X, y, sensitive_features=A)
+    np.testing.assert_allclose(fast.predict_proba(X), slow.predict_proba(X), atol=2e-5)

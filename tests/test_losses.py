@@ -131,3 +131,37 @@ def test_accuracy_parity_loss_skips_absent_groups():
     acc0 = (s(logits[0, 0]) + s(logits[1, 0])) / 2  # margins 2 and -1 (y = 1)
     acc2 = s(-logits[2, 0])  # margin -0.5 (y = 0)
     assert float(got) == pytest.approx(abs(float(acc0 - acc2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["demographic_parity", "equal_opportunity", "equalized_odds"])
+@pytest.mark.parametrize("n_groups, weighted", [(2, False), (3, True), (4, True)])
+def test_closed_form_binary_penalties_match_autograd_and_finite_differences(
+        name, n_groups, weighted):
+    from skfairbilevel.nn.losses import _deviation_penalty, fairness_loss_and_grad
+
+    gen = torch.Generator().manual_seed(n_groups)
+    n = 40
+    p = torch.rand(n, generator=gen, dtype=torch.float64)
+    y = (torch.rand(n, generator=gen) < 0.4).double()
+    g = torch.randint(0, n_groups - 1, (n,), generator=gen)  # the last group is absent
+    w = torch.rand(n, generator=gen, dtype=torch.float64) if weighted else None
+    # reference: the autograd implementation of the same penalty (the multi-class path)
+    masks = {"demographic_parity": [None], "equal_opportunity": [y > 0.5],
+             "equalized_odds": [y > 0.5, y <= 0.5]}[name]
+    pr = p.clone().requires_grad_(True)
+    ref = sum(_deviation_penalty(pr, g, n_groups, w, mask=m) for m in masks)
+    (ref_grad,) = torch.autograd.grad(ref, pr)
+    loss, grad = fairness_loss_and_grad(name, p, y, g, n_groups, w)
+    assert float(loss) == pytest.approx(float(ref), rel=1e-13, abs=1e-16)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-15)
+    # the public losses (one autograd node with this gradient) against finite differences
+    fn = {"demographic_parity": demographic_parity_loss}.get(name)
+    if fn is None:
+        from skfairbilevel.nn.losses import FAIRNESS_LOSSES
+        fn = FAIRNESS_LOSSES[name]
+    assert torch.autograd.gradcheck(
+        lambda q: fn(q, y, g, n_groups, w), (p.clone().requires_grad_(True),))
+    with pytest.raises(RuntimeError):  # first order only: a second derivative refuses
+        q = p.clone().requires_grad_(True)
+        (d,) = torch.autograd.grad(fn(q, y, g, n_groups, w), q, create_graph=True)
+        torch.autograd.grad(d.sum(), q)

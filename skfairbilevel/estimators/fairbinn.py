@@ -25,11 +25,16 @@ from .._params import layer_sizes, number, one_of
 from .._pareto import pareto_front
 from ..base import BaseFairEstimator, FairClassifierMixin
 from ..nn.engine import descend
-from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
+from ..nn.losses import (
+    cross_entropy_loss,
+    fairness_loss,
+    fairness_loss_and_grad,
+    proba_from_logits,
+)
 from ..nn.modules import ACTIVATIONS, make_mlp
 from ..nn.optim import make_adam
 
-__all__ = ["FairBiNNClassifier", "FairBiNNNet", "repo_compat_dp_loss"]
+__all__ = ["FairBiNNClassifier", "FairBiNNNet", "ClosedFormFollower", "repo_compat_dp_loss"]
 
 FAIRNESS_OPTIONS = ("demographic_parity", "equalized_odds", "equal_opportunity")
 UPDATE_ORDERS = ("leader_first", "follower_first", "simultaneous")
@@ -100,6 +105,83 @@ class FairBiNNNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.prefix(x))
+
+
+def _activation_backward(act, out, upstream):
+    """``upstream * act'(z)`` from the activation's output ``out = act(z)``, or None when
+    ``act`` is not one of the activations handled in closed form."""
+    if isinstance(act, nn.ReLU):
+        return upstream * (out > 0)
+    if isinstance(act, nn.LeakyReLU):
+        return torch.where(out > 0, upstream, upstream * act.negative_slope)
+    if isinstance(act, nn.ELU):
+        return torch.where(out > 0, upstream, upstream * (out + act.alpha))
+    if isinstance(act, nn.Tanh):
+        return upstream * (1.0 - out * out)
+    if isinstance(act, nn.Sigmoid):
+        return upstream * out * (1.0 - out)
+    if isinstance(act, nn.Identity):
+        return upstream
+    return None
+
+
+class ClosedFormFollower:
+    """The follower's gradient in closed form, for the usual network shape.
+
+    Applies when the fairness block is Linear + activation layers (ReLU, leaky ReLU,
+    ELU, tanh, sigmoid or identity) followed directly by the output Linear with one
+    logit (binary target, block right before the output: the default), and the loss is
+    one of the soft penalties of :func:`skfairbilevel.nn.losses.fairness_loss`. Then the
+    follower's step needs only the forward pass of the block and its hand-written
+    backward pass (the penalty's gradient from
+    :func:`~skfairbilevel.nn.losses.fairness_loss_and_grad`): about 15 tensor operations
+    and no autograd graph, instead of the autograd engine run on a handful of small
+    layers, which dominated the follower's cost at the paper's batch size of 100. The
+    gradients equal autograd's up to rounding (``tests/test_fairbinn.py``).
+    """
+
+    def __init__(self, net, fairness, n_groups):
+        self.blocks = [(net.fairness_block[i], net.fairness_block[i + 1])
+                       for i in range(0, len(net.fairness_block), 2)]
+        self.out = net.suffix[0]
+        self.fairness, self.n_groups = fairness, n_groups
+
+    @classmethod
+    def build(cls, net, fairness, n_groups, repo_compat=False):
+        """The closed-form follower of ``net``, or None if the network does not fit."""
+        block, suffix = list(net.fairness_block), list(net.suffix)
+        if repo_compat or fairness not in FAIRNESS_OPTIONS or len(suffix) != 1:
+            return None
+        out = suffix[0]
+        if not isinstance(out, nn.Linear) or out.out_features != 1 or len(block) % 2:
+            return None
+        probe = torch.ones(1)
+        for lin, act in zip(block[::2], block[1::2], strict=True):
+            if not isinstance(lin, nn.Linear) or lin.bias is None \
+                    or _activation_backward(act, probe, probe) is None:
+                return None
+        return cls(net, fairness, n_groups)
+
+    @torch.no_grad()
+    def __call__(self, h, b, eta):
+        """Set ``.grad`` of the block's parameters to d(eta * Fair)/d theta_f at the
+        prefix features ``h``; return Fair."""
+        inputs, a = [], h
+        for lin, act in self.blocks:
+            inputs.append(a)
+            a = act(torch.addmm(lin.bias, a, lin.weight.t()))
+        outs = [*inputs[1:], a]
+        p = torch.sigmoid(torch.addmm(self.out.bias, a, self.out.weight.t())[:, 0])
+        fair, dp = fairness_loss_and_grad(self.fairness, p, b.y, b.g, self.n_groups, b.w)
+        up = ((eta * dp) * p * (1.0 - p))[:, None] * self.out.weight
+        for k in range(len(self.blocks) - 1, -1, -1):
+            lin, act = self.blocks[k]
+            dz = _activation_backward(act, outs[k], up)
+            lin.weight.grad = dz.t() @ inputs[k]
+            lin.bias.grad = dz.sum(0)
+            if k:
+                up = dz @ lin.weight
+        return fair
 
 
 class FairBiNNClassifier(FairClassifierMixin, BaseFairEstimator):
@@ -276,9 +358,14 @@ default="leader_first"
       kernel at this size, and the bilevel modes take two optimiser steps per batch).
       Falls back to ``torch.optim.Adam`` for parameters the fused kernel does not take.
       "leader_first" and "follower_first" still run the fairness block and the layers
-      after it twice per batch and take two gradient calls and two optimiser steps, so
-      they cost more per epoch than the Lagrangian; "simultaneous" (one forward pass)
-      costs about the same. See ``benchmarks/bench_fairbinn.py``.
+      after it twice per batch and take two optimiser steps; "simultaneous" (one
+      forward pass) costs about the same as the Lagrangian. For the usual shape (the
+      block of Linear + ReLU / leaky ReLU / ELU / tanh / sigmoid / identity layers
+      right before the single-logit output layer, any of the three penalties,
+      ``repo_compat_dp_loss=False``) the follower's gradient is computed in closed form
+      (:class:`ClosedFormFollower`, equal to autograd's up to rounding) instead of by
+      autograd, whose per-operation overhead dominated the follower's step at batch 100;
+      other shapes use autograd. See ``benchmarks/bench_fairbinn.py``.
     * With Adam the follower's update is invariant to ``eta`` (see ``eta``); the
       paper's eta sweeps change the model through the reference code's carried
       fairness gradient (``leader_includes_fairness_grad=True``).
@@ -306,6 +393,10 @@ default="leader_first"
     >>> len(clf.module_.follower_parameters())  # weight and bias of one fairness layer
     2
     """
+
+    # the follower's gradient in closed form where the network allows it
+    # (:class:`ClosedFormFollower`); tests switch it off to compare with autograd
+    _closed_form_follower = True
 
     _parameter_rules = {
         "hidden_layer_sizes": layer_sizes(),
@@ -512,8 +603,16 @@ default="leader_first"
             ce = cross_entropy_loss(logits, b.y, b.w)
             return ce, (ce + eta * fair_fn(logits, b) if carry else ce)
 
+        fast = ClosedFormFollower.build(net, self.fairness, self.n_groups_,
+                                        self.repo_compat_dp_loss) \
+            if self._closed_form_follower else None
+
         def follower(h, b):
             """One follower step from prefix features ``h`` (no graph to theta_a)."""
+            if fast is not None:
+                fair = fast(h, b, eta)
+                opt_f.step()
+                return fair
             fair = fair_fn(net.head(h), b)
             descend(eta * fair, opt_f, theta_f)
             return fair

@@ -25,6 +25,7 @@ indexing bug, only compares group 0 to the mean), every group is penalised.
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "weighted_mean",
@@ -35,6 +36,7 @@ __all__ = [
     "accuracy_parity_loss",
     "classification_margin",
     "fairness_loss",
+    "fairness_loss_and_grad",
     "FAIRNESS_LOSSES",
     "cross_entropy_loss",
     "squared_loss",
@@ -95,20 +97,92 @@ def _deviation_penalty(values, groups, n_groups, weight=None, mask=None):
     return dev * (present.sum() >= 2).to(values.dtype)
 
 
+def _deviation_penalty_and_grad(values, groups, n_groups, weight=None, mask=None):
+    """:func:`_deviation_penalty` of 1-D ``values`` and its gradient, in closed form.
+
+    With ``w_i`` the row weights (times ``mask``), ``W_c`` their group totals, ``m_c`` the
+    group means and ``m = sum_i w_i v_i / sum_c W_c`` the overall mean, the penalty is
+    ``sum_c [W_c > 0] (m_c - m)**2`` and its derivative is
+    ``2 w_i ((m_c(i) - m) / W_c(i) - sum_c [W_c > 0] (m_c - m) / sum_c W_c)``
+    (0 when fewer than two groups are present).
+    """
+    means, totals = group_means(values, groups, n_groups, weight, mask)
+    w = torch.ones_like(values) if weight is None else weight.to(values.dtype)
+    if mask is not None:
+        w = w * mask.to(values.dtype)
+    tiny = torch.finfo(values.dtype).tiny
+    present = (totals > 0).to(values.dtype)
+    total = totals.sum().clamp_min(tiny)
+    dev = (means - (means * totals).sum() / total) * present
+    compare = (present.sum() >= 2).to(values.dtype)
+    penalty = (dev * dev).sum() * compare
+    coef = (2.0 * compare) * dev / totals.clamp_min(tiny)
+    grad = (coef[groups] - (2.0 * compare) * dev.sum() / total) * w
+    return penalty, grad
+
+
+def fairness_loss_and_grad(name, proba, y, groups, n_groups, weight=None):
+    """``fairness_loss(name, proba, ...)`` and its gradient with respect to ``proba``, in
+    closed form, without autograd (binary: ``proba`` 1-D).
+
+    Used where the penalty's gradient is needed many times on small batches (FairBiNN's
+    follower step): one fixed sequence of a dozen tensor operations instead of the
+    penalty's autograd graph. Tested against autograd.
+    """
+    if proba.dim() != 1:
+        raise ValueError("fairness_loss_and_grad takes 1-D (binary) probabilities.")
+    if name == "demographic_parity":
+        return _deviation_penalty_and_grad(proba, groups, n_groups, weight)
+    if name not in FAIRNESS_LOSSES:
+        raise ValueError(
+            f"fairness={name!r} is not supported; use one of {sorted(FAIRNESS_LOSSES)}."
+        )
+    pos = y > 0.5
+    loss, grad = _deviation_penalty_and_grad(proba, groups, n_groups, weight, mask=pos)
+    if name == "equalized_odds":
+        loss_n, grad_n = _deviation_penalty_and_grad(proba, groups, n_groups, weight,
+                                                     mask=~pos)
+        loss, grad = loss + loss_n, grad + grad_n
+    return loss, grad
+
+
 def _one_vs_rest_targets(y, proba):
     """For multi-class ``proba`` (n, K) and integer ``y``: one-hot targets (n, K)."""
     return F.one_hot(y.long(), proba.shape[1]).to(proba.dtype)
 
 
+class _BinaryPenalty(torch.autograd.Function):
+    """A binary soft penalty as one autograd node with its closed-form gradient
+    (:func:`fairness_loss_and_grad`) instead of a graph of a dozen small operations.
+    First-order only: a second derivative through it raises instead of being wrong."""
+
+    @staticmethod
+    def forward(ctx, proba, name, y, groups, n_groups, weight):
+        loss, grad = fairness_loss_and_grad(name, proba.detach(), y, groups, n_groups,
+                                            weight)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        (grad,) = ctx.saved_tensors
+        return grad_out * grad, None, None, None, None, None
+
+
 def demographic_parity_loss(proba, y, groups, n_groups, weight=None):
     """Soft demographic-parity penalty (``y`` is accepted for a uniform signature)."""
+    if proba.dim() == 1:
+        return _BinaryPenalty.apply(proba, "demographic_parity", y, groups, n_groups,
+                                    weight)
     return _deviation_penalty(proba, groups, n_groups, weight)
 
 
 def equal_opportunity_loss(proba, y, groups, n_groups, weight=None):
     """Soft true-positive-rate parity penalty (rows with y = 1, or y = k per class)."""
     if proba.dim() == 1:
-        return _deviation_penalty(proba, groups, n_groups, weight, mask=y > 0.5)
+        return _BinaryPenalty.apply(proba, "equal_opportunity", y, groups, n_groups,
+                                    weight)
     onehot = _one_vs_rest_targets(y, proba)
     total = proba.sum() * 0.0
     for k in range(proba.shape[1]):
@@ -120,9 +194,7 @@ def equal_opportunity_loss(proba, y, groups, n_groups, weight=None):
 def equalized_odds_loss(proba, y, groups, n_groups, weight=None):
     """Soft equalized-odds penalty: TPR parity plus FPR parity."""
     if proba.dim() == 1:
-        pos = y > 0.5
-        return (_deviation_penalty(proba, groups, n_groups, weight, mask=pos)
-                + _deviation_penalty(proba, groups, n_groups, weight, mask=~pos))
+        return _BinaryPenalty.apply(proba, "equalized_odds", y, groups, n_groups, weight)
     onehot = _one_vs_rest_targets(y, proba)
     total = proba.sum() * 0.0
     for k in range(proba.shape[1]):
