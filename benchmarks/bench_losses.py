@@ -1,19 +1,18 @@
-"""Group-fairness penalties without host synchronisation: fit time before / after.
+"""Binary fairness penalties: the earlier autograd graph vs one node with a closed-form
+gradient, fit time before / after.
 
-The soft demographic-parity / equal-opportunity / equalized-odds penalties
-(``nn.losses._deviation_penalty``) used to count the groups present with a host
-synchronisation (``int(present.sum())``) and to select them by boolean indexing (a
-second synchronisation, ``nonzero``, and an index/put pair in the backward pass). Since
-session 4 absent groups are multiplied by zero and the "fewer than two groups" case is a
-tensor factor: one fixed sequence of tensor operations, the same values bit for bit.
+The soft demographic-parity penalty (``nn.losses.demographic_parity_loss``) on binary
+probabilities used to be a graph of about a dozen small operations, with a host
+synchronisation (``int(present.sum())``) and boolean indexing of the groups present.
+Since session 4 it is one autograd node whose forward and backward are written out
+(``nn.losses.fairness_loss_and_grad``), with the same values up to rounding.
 
 This script fits the same models with the current penalty and with the earlier one
-(re-created here as the reference and patched in), interleaved in one process, one torch
-thread, and reports the median CPU time per fit and the ratio earlier / current:
-FairMLPClassifier with the demographic-parity penalty, and FairBiNNClassifier in both
-modes (batch 100, the FairBiNN paper's setting). It also prints FairBiNN's
-bilevel / Lagrangian epoch-time ratio under both penalties: a cheaper shared penalty
-lowers both modes' time by the same amount, so that ratio moves up.
+(re-created here as the reference and patched into ``FAIRNESS_LOSSES``), interleaved in
+one process, one torch thread, and reports the median CPU time per fit and the ratio
+earlier / current: FairMLPClassifier with the demographic-parity penalty and
+FairBiNNClassifier with ``mode="lagrangian"`` (batch 100, the FairBiNN paper's setting).
+(FairBiNN's bilevel follower computes its gradient in closed form either way.)
 
 Usage::
 
@@ -38,7 +37,7 @@ from skfairbilevel.nn import losses
 
 
 def earlier_deviation_penalty(values, groups, n_groups, weight=None, mask=None):
-    """The penalty as it was before session 4 (reference)."""
+    """The penalty's autograd graph as it was before session 4 (reference)."""
     means, totals = losses.group_means(values, groups, n_groups, weight, mask)
     present = totals > 0
     if int(present.sum()) < 2:
@@ -46,6 +45,10 @@ def earlier_deviation_penalty(values, groups, n_groups, weight=None, mask=None):
     overall = (means * totals.reshape((-1,) + (1,) * (means.dim() - 1))).sum(0) / totals.sum()
     dev = (means - overall) ** 2
     return dev[present].sum()
+
+
+def earlier_demographic_parity_loss(proba, y, groups, n_groups, weight=None):
+    return earlier_deviation_penalty(proba, groups, n_groups, weight)
 
 
 def main(argv=None):
@@ -69,41 +72,36 @@ def main(argv=None):
             batch_size=256, max_epochs=epochs, random_state=0),
         "FairBiNNClassifier lagrangian, batch 100": FairBiNNClassifier(
             mode="lagrangian", eta=1.0, batch_size=100, max_epochs=epochs, random_state=0),
-        "FairBiNNClassifier bilevel (leader_first), batch 100": FairBiNNClassifier(
-            eta=1.0, batch_size=100, max_epochs=epochs, random_state=0),
     }
-    current = losses._deviation_penalty
-    variants = (("earlier", earlier_deviation_penalty), ("current", current))
+    current = losses.FAIRNESS_LOSSES["demographic_parity"]
+    variants = (("earlier", earlier_demographic_parity_loss), ("current", current))
     cpu = {}
     try:
         for rep in range(repeats + 1):  # the first round is a warm-up
             for name, est in models.items():
                 for which, fn in variants[::1 - 2 * (rep % 2)]:
-                    losses._deviation_penalty = fn
+                    losses.FAIRNESS_LOSSES["demographic_parity"] = fn
                     c0 = time.process_time()
                     est.fit(X, y, sensitive_features=A)
                     if rep:
                         cpu.setdefault((name, which), []).append(time.process_time() - c0)
     finally:
-        losses._deviation_penalty = current
+        losses.FAIRNESS_LOSSES["demographic_parity"] = current
     med = {k: statistics.median(v) for k, v in cpu.items()}
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [
-        "# Fairness penalties without host synchronisation (session 4)", "",
+        "# Binary fairness penalties: autograd graph vs closed-form node (session 4)", "",
         f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, load average {load}, "
         f"one torch thread, {repeats} interleaved rounds after a warm-up, {epochs} epochs "
         f"per fit on {len(y):,} Adult rows; command `python benchmarks/bench_losses.py"
         f"{' --quick' if args.quick else ''}`. CPU seconds per fit (median); "
-        "speed-up = earlier / current. Predictions are bit-identical between the two.", "",
+        "speed-up = earlier / current. The two give the same penalty values and "
+        "gradients up to rounding (`tests/test_losses.py`).", "",
         "| model | earlier s | current s | speed-up |", "|---|---|---|---|",
     ]
     for name in models:
         e, c = med[(name, "earlier")], med[(name, "current")]
         lines.append(f"| {name} | {e:.2f} | {c:.2f} | {e / c:.2f}x |")
-    lag, bil = list(models)[1:]
-    lines += ["", "FairBiNN bilevel / Lagrangian fit-time ratio: "
-              f"{med[(bil, 'earlier')] / med[(lag, 'earlier')]:.3f} with the earlier penalty, "
-              f"{med[(bil, 'current')] / med[(lag, 'current')]:.3f} with the current one."]
     text = "\n".join(lines) + "\n"
     print(text)
     suffix = "_quick" if args.quick else ""
