@@ -391,6 +391,13 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
       reference's ``lr_hyper=1e-3`` ``v`` moves by about 1e-3 in 50 epochs: with the
       defaults FACIMS and FACIMS-II (``learn_loss_params=False``) give nearly the same
       model. A larger ``lr_hyper`` lets ``v`` matter.
+    * ``lr_post`` defaults to 0.1, not the reference CLI's 0.4 (which its credit and
+      drug configs inherit). Adagrad's first step moves every weight by about
+      ``lr_post`` (initial weights are within +-0.05 at fan-in 400); with 0.4 the
+      lower-level gradients of the (400, 200, 100) ELU network grew from 0.35 to 1e6 in
+      25 steps and the loss became NaN on credit (seeds 0 and 42, every
+      ``lr_prior``). 0.1 is the best of the reference grid on a validation split
+      (``benchmarks/results/facims.md``).
     * ``lambda_up`` and ``lambda_low`` default to 0.7 as in the shipped configs; the
       hyper-optimiser (SGD, momentum 0.9, weight decay 5e-4), the local models'
       learning-rate drop (x0.2 at half of ``max_epochs``) and the largest
