@@ -153,7 +153,8 @@ class ClosedFormFollower:
         if repo_compat or fairness not in FAIRNESS_OPTIONS or len(suffix) != 1:
             return None
         out = suffix[0]
-        if not isinstance(out, nn.Linear) or out.out_features != 1 or len(block) % 2:
+        if not isinstance(out, nn.Linear) or out.out_features != 1 or out.bias is None \
+                or len(block) % 2:
             return None
         probe = torch.ones(1)
         for lin, act in zip(block[::2], block[1::2], strict=True):
