@@ -656,3 +656,20 @@ def test_closed_form_and_autograd_followers_train_the_same_model(biased, order):
     slow._closed_form_follower = False
     slow.fit(X, y, sensitive_features=A)
     np.testing.assert_allclose(fast.predict_proba(X), slow.predict_proba(X), atol=2e-5)
+
+
+def test_default_bilevel_fit_uses_the_closed_form_follower(biased, monkeypatch):
+    X, y, A = biased
+    calls = []
+    original = ClosedFormFollower.__call__
+
+    def counting(self, h, b, eta):
+        calls.append(len(h))
+        return original(self, h, b, eta)
+
+    monkeypatch.setattr(ClosedFormFollower, "__call__", counting)
+    est = FairBiNNClassifier(**{**FAST, "max_epochs": 2}).fit(X, y, sensitive_features=A)
+    assert len(calls) == 2 * math.ceil(len(y) / FAST["batch_size"])  # one per leader step
+    calls.clear()
+    est.set_params(activation="gelu").fit(X, y, sensitive_features=A)  # autograd instead
+    assert calls == []
