@@ -24,7 +24,7 @@ from torch import nn
 from .._params import layer_sizes, number, one_of
 from .._pareto import pareto_front
 from ..base import BaseFairEstimator, FairClassifierMixin
-from ..nn.engine import descend
+from ..nn.engine import descend, shuffled_batches
 from ..nn.losses import (
     cross_entropy_loss,
     fairness_loss,
@@ -395,10 +395,6 @@ default="leader_first"
     2
     """
 
-    # the follower's gradient in closed form where the network allows it
-    # (:class:`ClosedFormFollower`); tests switch it off to compare with autograd
-    _closed_form_follower = True
-
     _parameter_rules = {
         "hidden_layer_sizes": layer_sizes(),
         "fairness_layers": number(1, integer=True),
@@ -547,13 +543,12 @@ default="leader_first"
                                       epoch=epoch)
             scheds = self._schedulers([(opt_a, self.lr_gamma),
                                        (opt_f, self.fairness_lr_gamma)])
-            n, bs = len(train), max(1, min(int(self.batch_size), len(train)))
 
             def sampler(_):
-                # the engine's default batches (same generator, same draws), and the
-                # last one marked so that "leader_first" can close the epoch
-                batches = torch.split(torch.randperm(n, generator=self._gen,
-                                                     device=train.device), bs)
+                # the engine's default batches, with the last one marked so that
+                # "leader_first" can close the epoch
+                batches = shuffled_batches(len(train), self.batch_size, self._gen,
+                                           train.device)
                 epoch["last"], epoch["pending"] = batches[-1], False
                 return batches
 
@@ -584,14 +579,12 @@ default="leader_first"
 
         return step
 
-    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised, epoch=None):
+    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised, *, epoch):
         """The per-mini-batch update of the two players (see ``update_order``).
 
         ``epoch``: ``{"last": index tensor of the epoch's last batch, "pending": bool}``,
         kept up to date by the sampler (``_fit_torch``); "leader_first" uses it.
         """
-        if epoch is None:
-            epoch = {"last": None, "pending": False}
         net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
         carry = self.leader_includes_fairness_grad
 
@@ -604,9 +597,9 @@ default="leader_first"
             ce = cross_entropy_loss(logits, b.y, b.w)
             return ce, (ce + eta * fair_fn(logits, b) if carry else ce)
 
+        # the follower's gradient in closed form where the network allows it
         fast = ClosedFormFollower.build(net, self.fairness, self.n_groups_,
-                                        self.repo_compat_dp_loss) \
-            if self._closed_form_follower else None
+                                        self.repo_compat_dp_loss)
 
         def follower(h, b):
             """One follower step from prefix features ``h`` (no graph to theta_a)."""

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ..exceptions import NonFiniteLossError, TrainingInterruptedWarning
 
 __all__ = ["TensorData", "Batch", "Trainer", "resolve_device", "make_generators",
-           "snapshot", "restore", "descend", "numpy_view"]
+           "snapshot", "restore", "descend", "numpy_view", "shuffled_batches"]
 
 
 @dataclass
@@ -106,6 +106,13 @@ def numpy_view(a, dtype=None, device=None):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.as_tensor(a, dtype=dtype, device=device)
+
+
+def shuffled_batches(n, batch_size, generator, device):
+    """The engine's default sampler for one epoch: a fresh permutation of ``n`` rows
+    (drawn from ``generator``) cut into batches of ``batch_size`` (clipped to ``n``)."""
+    perm = torch.randperm(n, generator=generator, device=device)
+    return torch.split(perm, max(1, min(int(batch_size), n)))
 
 
 def resolve_device(device):
@@ -249,18 +256,13 @@ class Trainer:
         self.stopped_early = False
         self.best_epoch = None
 
-    # ------------------------------------------------------------------ sampling
-    def shuffled_batches(self, n, device):
-        """Default sampler: a fresh permutation of ``n`` rows cut into batches."""
-        perm = torch.randperm(n, generator=self.generator, device=device)
-        return torch.split(perm, max(1, min(self.batch_size, n)))
-
     # ------------------------------------------------------------------ main loop
     def run(self, step, data, sampler=None):
         """Train; returns the history list. ``sampler(epoch)`` yields index tensors."""
         if sampler is None:
             def sampler(epoch):
-                return self.shuffled_batches(len(data), data.device)
+                return shuffled_batches(len(data), self.batch_size, self.generator,
+                                        data.device)
         good_state = snapshot(self.module)
         best_state, best_value, bad_epochs = None, None, 0
         start_epoch = len(self.history)
