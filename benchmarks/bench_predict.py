@@ -15,6 +15,7 @@ reports the medians and the paired per-repetition ratios. Models: FairMLPClassif
 Usage::
 
     python benchmarks/bench_predict.py [--repeats 40]
+    python benchmarks/bench_predict.py --quick   # 20,000 rows, 5 repetitions
 
 Writes ``benchmarks/results/predict.md``.
 """
@@ -45,12 +46,14 @@ def earlier_check(self, X):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=40)
+    ap.add_argument("--quick", action="store_true", help="20,000 rows, 5 repetitions")
+    ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    args.repeats = args.repeats or (5 if args.quick else 40)
     rng = np.random.default_rng(0)
-    n, d = 100_000, 101
+    n, d = (20_000 if args.quick else 100_000), 101
     X = rng.standard_normal((n, d)).astype(np.float32)
     y = (X[:, :5].sum(1) + rng.standard_normal(n) > 0).astype(int)
     A = (X[:, 5] > 0).astype(int)
@@ -86,7 +89,8 @@ def main(argv=None):
         f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, load average "
         f"{load}, one torch thread, {args.repeats} interleaved repetitions (the two "
         "checks alternate which runs first); command "
-        "`python benchmarks/bench_predict.py`. `predict_proba` on 100,000 x 101 rows; "
+        f"`python benchmarks/bench_predict.py{' --quick' if args.quick else ''}`. "
+        f"`predict_proba` on {n:,} x {d} rows; "
         "*earlier* = validate_data's finiteness pass + the separate float32-range pass, "
         "*current* = one pass (`_check_predict_values`). Speed-up = earlier / current "
         "(median of the per-repetition ratios, quartiles in brackets).", "",
@@ -106,7 +110,7 @@ def main(argv=None):
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "predict.md").write_text(text)
+    (out / f"predict{'_quick' if args.quick else ''}.md").write_text(text)
 
 
 if __name__ == "__main__":
