@@ -350,6 +350,28 @@ def test_predict_value_check_edge_cases():
         _check_predict_values(np.array([[np.inf, -np.inf]]), f64, "E")
 
 
+def test_numpy_view_shares_read_only_memory_without_touching_warning_filters():
+    """Read-only inputs are wrapped without a copy, and (thread safety) without
+    ``warnings.catch_warnings``, which swaps the process-wide filter list."""
+    from skfairbilevel.nn.engine import numpy_view
+
+    dlpack_read_only = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+    x = np.arange(12.0).reshape(3, 4)
+    for a in (x.astype(np.float32), x[:, ::2], np.asfortranarray(x)):
+        a.setflags(write=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            inner = warnings.filters
+            t = numpy_view(a)
+            if dlpack_read_only:
+                assert warnings.filters is inner  # the list object was never swapped
+        assert t.data_ptr() == a.ctypes.data  # shared, not copied
+        assert t.dtype == torch.from_numpy(np.zeros(1, a.dtype)).dtype
+        np.testing.assert_array_equal(t.numpy(), a)
+        t32 = numpy_view(a, dtype=torch.float32)
+        np.testing.assert_array_equal(t32.numpy(), a.astype(np.float32))
+
+
 def test_read_only_inputs_give_no_torch_warning():
     """pandas copy-on-write and joblib memory maps hand over read-only arrays; torch warns
     once per process when it wraps one, so this runs in a fresh interpreter."""

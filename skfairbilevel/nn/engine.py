@@ -97,15 +97,22 @@ def numpy_view(a, dtype=None, device=None):
     """``torch.as_tensor`` of a numpy array that may be read-only, for reading only.
 
     pandas' copy-on-write and joblib's memory maps (``n_jobs`` in ``GridSearchCV``) give
-    read-only arrays; torch shares their memory when no conversion is needed and warns
-    that writing to it is undefined. The tensors made here are only read (prediction
-    inputs, validation passes), so the warning is silenced instead of copying the data.
+    read-only arrays; ``torch.as_tensor`` shares their memory and warns that writing to
+    it is undefined. The tensors made here are only read (prediction inputs, validation
+    passes), so a read-only array is wrapped through DLPack instead (numpy >= 2.1 exports
+    it marked read-only): no copy, no warning, and no change to the process's warning
+    filters (``warnings.catch_warnings`` is not thread-safe). Where numpy cannot export
+    it (older numpy, byte-swapped or object arrays), the warning is silenced locally.
     """
     if a.flags.writeable:
         return torch.as_tensor(a, dtype=dtype, device=device)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.as_tensor(a, dtype=dtype, device=device)
+    try:
+        t = torch.from_dlpack(a)
+    except (BufferError, TypeError, RuntimeError, ValueError):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.as_tensor(a, dtype=dtype, device=device)
+    return t.to(dtype=dtype, device=device)
 
 
 def shuffled_batches(n, batch_size, generator, device):
