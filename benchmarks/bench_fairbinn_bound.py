@@ -19,8 +19,9 @@ Usage::
 
     python benchmarks/bench_fairbinn_bound.py            # ~5 min on one core
     python benchmarks/bench_fairbinn_bound.py --quick    # 1 seed, small models
+    python benchmarks/bench_fairbinn_bound.py --features binned   # + decile-bin columns
 
-Writes ``benchmarks/results/fairbinn_bound.{json,md}``.
+Writes ``benchmarks/results/fairbinn_bound{,_binned}.{json,md}``.
 """
 
 import argparse
@@ -95,10 +96,10 @@ def models(quick):
                                  random_state=s))
 
 
-def run(quick, limits=(0.02, 0.01)):
+def run(quick, limits=(0.02, 0.01), features="onehot"):
     from sklearn.model_selection import train_test_split
 
-    Xtr, ytr, Xte, yte = load_data(quick)
+    Xtr, ytr, Xte, yte = load_data(quick, features)
     atr, ate = Xtr["sex"].to_numpy(), Xte["sex"].to_numpy()
     idx_fit, idx_val = train_test_split(np.arange(len(ytr)), test_size=0.2,
                                         stratify=ytr, random_state=0)
@@ -132,7 +133,9 @@ def render(res):
         "# Adult: the best group-threshold accuracy at DP <= 0.02 (issue 3 context)", "",
         f"Run {res['date']} ({res['load']}); command: `{res['command']}`. Script: "
         "`benchmarks/bench_fairbinn_bound.py` (its docstring has the method). Same data "
-        "and preprocessing as `bench_fairbinn.py`.", "",
+        "and preprocessing as `bench_fairbinn.py`"
+        + (f" with `--features {res['features']}`" if res.get("features", "onehot")
+           != "onehot" else "") + ".", "",
         "*oracle*: the best per-group positive rates chosen **on the test split** (exact "
         "search; an upper bound for post-processing that model's scores, not a valid "
         "claim). *validation-chosen*: model fitted on 80 % of the training rows, rates "
@@ -156,12 +159,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--features", choices=("onehot", "binned"), default="onehot",
+                    help="'binned': bench_fairbinn.add_bins features (results get the "
+                         "suffix _binned)")
     ap.add_argument("--render", action="store_true",
                     help="only write the markdown table from the saved JSON")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + (
+        "" if args.features == "onehot" else f"_{args.features}")
     if args.render:
         res = json.loads((out / f"fairbinn_bound{suffix}.json").read_text())
         (out / f"fairbinn_bound{suffix}.md").write_text(render(res))
@@ -172,8 +179,9 @@ def main(argv=None):
     res = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
                load=load_note(), quick=args.quick,
                command="python benchmarks/bench_fairbinn_bound.py"
-               + (" --quick" if args.quick else ""),
-               rows=run(args.quick))
+               + (" --quick" if args.quick else "")
+               + ("" if args.features == "onehot" else f" --features {args.features}"),
+               features=args.features, rows=run(args.quick, features=args.features))
     (out / f"fairbinn_bound{suffix}.json").write_text(json.dumps(res, indent=1))
     (out / f"fairbinn_bound{suffix}.md").write_text(render(res))
 
