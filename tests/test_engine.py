@@ -387,6 +387,23 @@ def test_lean_adam_on_a_plain_tensor_with_written_gradients():
     torch.testing.assert_close(theta, ref.detach(), rtol=1e-6, atol=1e-6)
 
 
+def test_lean_adam_names_a_parameter_without_gradient_and_leaves_state_alone():
+    from skfairbilevel.nn.optim import LeanAdam
+
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+    opt = LeanAdam([a, b], lr=0.1)
+    a.grad = torch.ones(2)
+    with pytest.raises(RuntimeError, match=r"parameter\(s\) \[1\] of 2 have no gradient"):
+        opt.step()
+    assert float(opt._t) == 0.0 and torch.equal(a.detach(), torch.ones(2))
+    b.grad = torch.zeros(3)
+    opt.step()  # the first real step is step 1: same as torch's Adam
+    ref = torch.nn.Parameter(torch.ones(2))
+    ref.grad = torch.ones(2)
+    torch.optim.Adam([ref], lr=0.1).step()
+    torch.testing.assert_close(a.detach(), ref.detach())
+
+
 def test_make_adam_falls_back_where_the_kernel_does_not_apply():
     from skfairbilevel.nn.optim import LeanAdam, make_adam
 

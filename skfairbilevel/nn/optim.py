@@ -56,9 +56,17 @@ class LeanAdam(torch.optim.Optimizer):
             raise ValueError("LeanAdam.step does not take a closure.")
         group = self.param_groups[0]
         ps = group["params"]
+        grads = [p.grad for p in ps]
+        if any(g is None for g in grads):  # not "None in": Tensor.__eq__ is slow
+            missing = [i for i, g in enumerate(grads) if g is None]
+            raise RuntimeError(
+                f"LeanAdam.step: parameter(s) {missing} of {len(ps)} have no gradient. "
+                "LeanAdam steps every parameter together; compute a gradient for all of "
+                "them (e.g. zeros for an unused one) or use torch.optim.Adam."
+            )
         self._t.add_(1.0)
         beta1, beta2 = group["betas"]
-        torch._fused_adam_(ps, [p.grad for p in ps], self._exp_avg, self._exp_avg_sq, [],
+        torch._fused_adam_(ps, grads, self._exp_avg, self._exp_avg_sq, [],
                            self._steps, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
                            weight_decay=group["weight_decay"], eps=group["eps"],
                            amsgrad=False, maximize=False)
