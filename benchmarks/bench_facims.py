@@ -1,20 +1,32 @@
 """FACIMS on credit default and drug consumption, next to ERM, balanced ERM and ablations.
 
-Protocol (the paper's, see ``/work/shared/methods/facims.md`` section 5, with the
-recommended fixes of its quirks 11 and 14):
+Protocol (``--protocol paper``, the default: the paper's, see
+``/work/shared/methods/facims.md`` section 5, with the recommended fixes of its quirks
+11 and 14):
 
 * **Credit default** (``load_credit_default``): 22 features (all but ``EDUCATION``),
   sensitive feature ``EDUCATION`` (7 groups, codes 0-6). Per seed: 30 % stratified test
-  split; the other 70 % resampled to 400 rows per group (without replacement for groups
-  with 400 rows or more, with replacement otherwise): 2,800 training rows.
+  split (9,000 rows); of the rest, a stratified 30 % validation split (6,300 rows, their
+  natural distribution, ``random_state=seed``); the remaining training part (14,700
+  rows) resampled to 400 rows per group (without replacement for groups with 400 rows or
+  more, with replacement otherwise): 2,800 training rows.
 * **Drug consumption** (``load_drug_consumption(n_classes=4)``): 4-class alcohol use from
   age, gender and the 7 personality scores (9 features); sensitive feature education in
   the reference's 7 levels ("left at 16 or before", "left at 17 or 18", then the five
-  other levels). Per seed: 30 % stratified test split, no resampling.
-* Standard scaling fitted on the training rows only; the split changes with the seed.
-* Every method gets the same training rows. FACIMS holds out its own stratified 30 %
-  validation split inside ``fit`` (``validation_fraction=0.3``); ERM / BERM train on all
-  of them.
+  other levels). Per seed: 30 % stratified test split, 30 % of the rest for validation,
+  no resampling.
+* Standard scaling fitted on the (resampled) training rows only, applied to the
+  validation and test rows; the splits change with the seed.
+* FACIMS and its ablations train the group models on the training rows and their upper
+  level on the validation rows (``fit(..., X_val=, y_val=, sensitive_features_val=)``).
+  ``ERM`` / ``BERM`` train on the training rows only, as in the paper. Because FACIMS sees
+  the validation rows as well, ``BERM+val`` ("BERM (train+val)") is BERM trained on the
+  training rows with the validation rows appended (not resampled): whether the extra data
+  alone explain a gain.
+* ``--protocol internal``: the earlier (sessions 1-4) protocol, kept to reproduce the
+  earlier numbers: the whole 70 % resampled to 400 rows per group (credit), FACIMS holds
+  out its own stratified 30 % of those resampled rows inside ``fit``
+  (``validation_fraction=0.3``), ERM / BERM train on all of them.
 * Methods: ``FACIMS`` (defaults), ``FACIMS-I`` (``sam=False``), ``FACIMS-II``
   (``learn_loss_params=False``), ``ERM`` / ``BERM`` = ``FairMLPClassifier`` with the same
   architecture (400, 200, 100, ELU), Adam lr 1e-3, batch 50, 50 epochs, with
@@ -55,6 +67,7 @@ Usage::
 
     python benchmarks/bench_facims.py --quick          # credit, 1 seed, 5 epochs (~1 min)
     python benchmarks/bench_facims.py                  # both datasets, 5 seeds, all methods
+    python benchmarks/bench_facims.py --protocol internal   # the earlier protocol
     python benchmarks/bench_facims.py --datasets credit --seeds 0 42 --methods FACIMS BERM
     python benchmarks/bench_facims.py --summarize a.json b.json   # tables of saved runs
     python benchmarks/bench_facims.py --tune --threads 1 --out tune.json  # 12 fits (~20 min)
@@ -75,7 +88,11 @@ TUNE_SEEDS = (0, 42)
 # (lr_prior, lr_post): the reference code's sweep (spec section 4)
 TUNE_GRID = tuple((p, q) for p in (0.1, 0.01) for q in (0.4, 0.1, 0.01))
 LARGE = 100  # test rows for a group to count in ``sg_large``
-METHODS = ("ERM", "BERM", "FACIMS", "FACIMS-I", "FACIMS-II")
+METHODS = ("ERM", "BERM", "BERM+val", "FACIMS", "FACIMS-I", "FACIMS-II")
+#: methods of the earlier, internal-split protocol (no separate validation rows)
+INTERNAL_METHODS = ("ERM", "BERM", "FACIMS", "FACIMS-I", "FACIMS-II")
+FACIMS_METHODS = ("FACIMS", "FACIMS-I", "FACIMS-II")
+LABELS = {"BERM+val": "BERM (train+val)"}
 # reference points outside the paper's table (opt-in with --methods): how far other model
 # families get on the same protocol with the class-balanced loss
 REFERENCE = ("LR-balanced", "HGB-balanced")
@@ -135,9 +152,24 @@ def _prepare(name, X, y, A, tr, others, seed):
 
 
 def split(name, X, y, A, seed):
-    """Train / test arrays for one seed (scaled on train)."""
+    """Train / test arrays for one seed (scaled on train): the internal protocol."""
     tr, te = _outer(y, seed)
     return _prepare(name, X, y, A, tr, [te], seed)
+
+
+def paper_split(name, X, y, A, seed):
+    """Train / validation / test arrays for one seed: the paper's protocol.
+
+    30 % stratified test split; of the rest, a stratified 30 % validation split
+    (``random_state=seed``); the remaining training part resampled (credit: 400 rows per
+    group) and the scaler fitted on it. The training and validation rows are exactly
+    ``tune_split``'s; the test rows are ``split``'s."""
+    from sklearn.model_selection import train_test_split
+
+    tr, te = _outer(y, seed)
+    fit_rows, val_rows = train_test_split(tr, test_size=0.3, stratify=y[tr],
+                                          random_state=seed)
+    return _prepare(name, X, y, A, fit_rows, [val_rows, te], seed)
 
 
 def tune_split(name, X, y, A, seed):
@@ -145,13 +177,9 @@ def tune_split(name, X, y, A, seed):
 
     The seed's test rows (``split``) are removed first and never touched; a stratified
     30 % of the remaining rows (``random_state=seed``) is held out as tune-val, and the
-    rest is resampled and scaled exactly as ``split`` does with the full training part."""
-    from sklearn.model_selection import train_test_split
-
-    tr, _ = _outer(y, seed)
-    fit_rows, val_rows = train_test_split(tr, test_size=0.3, stratify=y[tr],
-                                          random_state=seed)
-    return _prepare(name, X, y, A, fit_rows, [val_rows], seed)
+    rest is resampled and scaled exactly as ``split`` does with the full training part:
+    ``paper_split``'s training and validation arrays."""
+    return paper_split(name, X, y, A, seed)[:6]
 
 
 def make(method, seed, epochs, facims_kw):
@@ -159,10 +187,10 @@ def make(method, seed, epochs, facims_kw):
 
     if method in REFERENCE:
         return _reference(method, seed)
-    if method in ("ERM", "BERM"):
+    if method in ("ERM", "BERM", "BERM+val"):
         return FairMLPClassifier(
             hidden_layer_sizes=(400, 200, 100), activation="elu",
-            class_weight="balanced" if method == "BERM" else None, lr=1e-3,
+            class_weight=None if method == "ERM" else "balanced", lr=1e-3,
             batch_size=50, max_epochs=epochs, random_state=seed)
     kw = dict(facims_kw)
     if method == "FACIMS-I":
@@ -239,22 +267,49 @@ def evaluate(est, Xte, yte, Ate):
     return {k: float(v) for k, v in out.items()}
 
 
-def run(datasets, methods, seeds, epochs, facims_kw, out_json):
+def _fit(est, method, protocol, train, val):
+    """Fit ``est`` on the rows ``method`` gets under ``protocol``."""
+    Xtr, ytr, Atr = train
+    if protocol == "internal":
+        return est.fit(Xtr, ytr, sensitive_features=Atr)
+    Xva, yva, Ava = val
+    if method in FACIMS_METHODS:
+        return est.fit(Xtr, ytr, sensitive_features=Atr, X_val=Xva, y_val=yva,
+                       sensitive_features_val=Ava)
+    if method == "BERM+val":
+        return est.fit(np.vstack([Xtr, Xva]), np.concatenate([ytr, yva]),
+                       sensitive_features=np.concatenate([Atr, Ava]))
+    return est.fit(Xtr, ytr, sensitive_features=Atr)
+
+
+def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper"):
     import torch
 
     records, probas = [], {}
     for name in datasets:
         X, y, A = load(name)
         for seed in seeds:
-            Xtr, ytr, Atr, Xte, yte, Ate = split(name, X, y, A, seed)
+            if protocol == "internal":
+                Xtr, ytr, Atr, Xte, yte, Ate = split(name, X, y, A, seed)
+                val = None
+            else:
+                Xtr, ytr, Atr, Xva, yva, Ava, Xte, yte, Ate = paper_split(name, X, y, A,
+                                                                          seed)
+                val = (Xva, yva, Ava)
             for method in methods:
                 est = make(method, seed, epochs, facims_kw)
                 t0, c0 = time.perf_counter(), time.process_time()
-                est.fit(Xtr, ytr, sensitive_features=Atr)
+                _fit(est, method, protocol, (Xtr, ytr, Atr), val)
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 rec = {"dataset": name, "method": method, "seed": seed,
+                       "protocol": protocol, "n_train": len(ytr),
+                       "n_val": 0 if val is None else len(val[1]),
                        "fit_wall_s": wall, "fit_cpu_s": cpu, "threads":
-                       torch.get_num_threads(), **evaluate(est, Xte, yte, Ate)}
+                       torch.get_num_threads(), "load_avg": os.getloadavg()[0],
+                       **evaluate(est, Xte, yte, Ate)}
+                if hasattr(est, "n_validation_rows_"):
+                    rec["facims_train_rows"] = int(est.n_train_rows_)
+                    rec["facims_validation_rows"] = int(est.n_validation_rows_)
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
                 probas[f"{name}/{method}/{seed}"] = est.predict_proba(Xte)
@@ -415,7 +470,7 @@ def summary(records):
         lines.append("|---|" + "---|" * len(present))
         for method in dict.fromkeys(r["method"] for r in rows):
             rs = [r for r in rows if r["method"] == method]
-            lines.append(f"| {method} | " + _cells(rs, present) + " |")
+            lines.append(f"| {LABELS.get(method, method)} | " + _cells(rs, present) + " |")
     return "\n".join(lines)
 
 
@@ -435,7 +490,7 @@ def plot(records, path):
             sg = np.array([r["sg"] for r in rs])
             ba = np.array([r["balanced_accuracy"] for r in rs])
             ax.errorbar(sg.mean(), ba.mean(), xerr=sg.std(), yerr=ba.std(), fmt="o",
-                        capsize=3, label=method)
+                        capsize=3, label=LABELS.get(method, method))
             ax.scatter(sg, ba, s=8, alpha=0.35)
         if name == "credit":
             ax.axhline(0.67, color="grey", lw=0.8, ls=":")
@@ -454,8 +509,13 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="credit only, seed 0, FACIMS and BERM, 5 epochs")
     p.add_argument("--datasets", nargs="+", default=["credit", "drug"])
-    p.add_argument("--methods", nargs="+", default=list(METHODS),
-                   choices=METHODS + REFERENCE)
+    p.add_argument("--protocol", choices=("paper", "internal"), default="paper",
+                   help="paper (default): separate validation rows for FACIMS's upper "
+                        "level; internal: the earlier protocol (FACIMS splits its "
+                        "resampled training rows itself)")
+    p.add_argument("--methods", nargs="+", default=None, choices=METHODS + REFERENCE,
+                   help=f"default: {list(METHODS)} ({list(INTERNAL_METHODS)} with "
+                        f"--protocol internal)")
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help=f"default: {list(SEEDS)} ({list(TUNE_SEEDS)} with --tune)")
     p.add_argument("--epochs", type=int, default=50)
@@ -475,6 +535,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.seeds is None:
         args.seeds = list(TUNE_SEEDS if args.tune else SEEDS)
+    if args.methods is None:
+        args.methods = list(METHODS if args.protocol == "paper" else INTERNAL_METHODS)
+    if args.protocol == "internal" and "BERM+val" in args.methods:
+        p.error("BERM+val needs validation rows: use --protocol paper")
     if args.summarize:
         records = []
         for path in args.summarize:
@@ -503,7 +567,7 @@ def main(argv=None):
         args.methods = ["BERM", "FACIMS"]
     started = datetime.now().isoformat(timespec="seconds")
     records = run(args.datasets, args.methods, args.seeds, args.epochs,
-                  json.loads(args.facims), args.out)
+                  json.loads(args.facims), args.out, protocol=args.protocol)
     print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
     print(summary(records))
     if args.plot:

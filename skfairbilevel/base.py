@@ -14,7 +14,8 @@
    and it makes ``fit`` invariant to the order of the rows and makes an integer
    ``sample_weight`` exactly equivalent to repeating rows;
 5. seed a numpy and a torch generator from ``random_state`` (no global RNG), split off a
-   validation set when ``early_stopping``, move the data to the device once;
+   validation set when ``early_stopping`` (or, given ``X_val``/``y_val``, process those
+   rows like the training rows and train on all of X), move the data to the device once;
 6. build the network (``_build_module``) unless warm-starting, and call the method's
    ``_fit_torch(train, val)``, which runs its step function(s) through :meth:`_train`.
 
@@ -98,8 +99,11 @@ def _device_rule(value):
     return None if isinstance(value, str | torch.device) else "a str or torch.device"
 
 
-def check_sample_weight(sample_weight, n_samples):
-    """Float64 sample weights of length ``n_samples``: finite, non-negative, not all 0."""
+def check_sample_weight(sample_weight, n_samples, *, name="sample_weight", x_name="X"):
+    """Float64 sample weights of length ``n_samples``: finite, non-negative, not all 0.
+
+    ``name`` / ``x_name`` name the arguments in the error messages (e.g.
+    ``sample_weight_val`` / ``X_val``)."""
     if sample_weight is None:
         return None
     sw = np.asarray(sample_weight)
@@ -107,20 +111,20 @@ def check_sample_weight(sample_weight, n_samples):
         sw = np.full(n_samples, float(sw))
     if sw.ndim != 1 or sw.shape[0] != n_samples:
         raise ValueError(
-            f"sample_weight has shape {sw.shape} but X has {n_samples} rows; pass one "
-            f"weight per row of X."
+            f"{name} has shape {sw.shape} but {x_name} has {n_samples} rows; pass one "
+            f"weight per row of {x_name}."
         )
     try:
         sw = sw.astype(np.float64)
     except (TypeError, ValueError):
-        raise ValueError("sample_weight must hold numbers (one weight per row).") from None
+        raise ValueError(f"{name} must hold numbers (one weight per row).") from None
     if not np.all(np.isfinite(sw)):
-        raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
+        raise ValueError(f"{name} contains NaN or infinity; pass finite weights.")
     if np.any(sw < 0):
-        raise ValueError("sample_weight contains negative values; weights must be >= 0.")
+        raise ValueError(f"{name} contains negative values; weights must be >= 0.")
     if not np.any(sw > 0):
         raise ValueError(
-            "sample_weight is all zero: sample weights must contain at least one non-zero "
+            f"{name} is all zero: sample weights must contain at least one non-zero "
             "number."
         )
     return sw
@@ -228,7 +232,8 @@ class BaseFairEstimator(BaseEstimator):
         return f"lr={getattr(self, 'lr', '?')}"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
+    def fit(self, X, y, *, sensitive_features=None, sample_weight=None, X_val=None,
+            y_val=None, sensitive_features_val=None, sample_weight_val=None):
         """Fit the model.
 
         Parameters
@@ -245,6 +250,26 @@ class BaseFairEstimator(BaseEstimator):
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative row weights; an integer weight k is exactly equivalent to
             repeating the row k times.
+        X_val : array-like of shape (n_val, n_features), optional
+            Validation features, used instead of holding out ``validation_fraction`` of
+            X (all of X is then trained on). Only for a configuration that uses
+            validation data (e.g. ``early_stopping=True``; FACIMS always); otherwise a
+            ValueError. Processed like X: same columns (and feature names), the columns
+            of ``sensitive_feature_ids`` read and dropped the same way, duplicate rows
+            merged into weights. As in scikit-learn's
+            ``HistGradientBoostingClassifier.fit``; in a Pipeline,
+            ``Pipeline(..., transform_input=["X_val"])`` transforms it like X.
+        y_val : array-like of shape (n_val,), optional
+            Validation targets; required with ``X_val``. Classifiers: every label must
+            occur in y.
+        sensitive_features_val : array-like of shape (n_val,) or (n_val, k), optional
+            Groups of the validation rows, in the same format as ``sensitive_features``;
+            required with ``X_val`` when ``sensitive_features`` is given, not allowed
+            with ``sensitive_feature_ids`` (read from X_val's columns) or without
+            ``sensitive_features``. Every group must occur in the training data.
+        sample_weight_val : array-like of shape (n_val,), optional
+            Weights of the validation rows (normalised to mean 1 like the training
+            weights; ``class_weight`` applies to them as to the training rows).
 
         Returns
         -------
@@ -252,6 +277,8 @@ class BaseFairEstimator(BaseEstimator):
         """
         check_params(self)
         self._check_method_params()
+        self._check_validation_args(X_val, y_val, sensitive_features,
+                                    sensitive_features_val, sample_weight_val)
         X_raw = X
         if self.sensitive_feature_ids is not None:
             if sensitive_features is not None:
@@ -316,9 +343,15 @@ class BaseFairEstimator(BaseEstimator):
         if sw is not None:
             sw = sw / sw.mean()
 
+        given_val = None if X_val is None else self._given_validation_data(
+            X_val, y_val, sensitive_features_val, sample_weight_val)
+
         self.device_ = resolve_device(self.device)
         self._rng, self._gen = make_generators(self.random_state, self.device_)
-        train_idx, val_idx = self._validation_split(len(rows), y_enc[rows], g[rows])
+        if given_val is None:
+            train_idx, val_idx = self._validation_split(len(rows), y_enc[rows], g[rows])
+        else:  # the given rows replace the held-out split: train on all of X
+            train_idx, val_idx = np.arange(len(rows)), None
         y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
 
         def to_data(X, idx):
@@ -331,6 +364,12 @@ class BaseFairEstimator(BaseEstimator):
 
         train = to_data(X, train_idx)
         val = None if val_idx is None else to_data(X, val_idx)
+        if given_val is not None:
+            Xv, yv, gv, wv = given_val
+            val = TensorData.from_numpy(Xv.astype(np.float32, copy=False), yv, gv, wv,
+                                        n_groups=self.n_groups_, device=self.device_,
+                                        y_dtype=y_dtype)
+            del Xv, given_val
         n_model_features = X.shape[1]
         # training reads only the float32 tensors: drop the validated array (a copy when
         # X was e.g. a DataFrame or had its sensitive columns removed)
@@ -353,6 +392,113 @@ class BaseFairEstimator(BaseEstimator):
         self._release_fit_state()
         return self
 
+    # ------------------------------------------------------------------ given validation
+    def _uses_validation_data(self):
+        """Whether this configuration uses validation rows (so accepts ``X_val``).
+
+        Default: when ``fit`` would hold out ``validation_fraction`` of the rows
+        (:meth:`_holds_out_validation`). A method whose own algorithm needs validation
+        rows (FACIMS's upper level) returns True."""
+        return self._holds_out_validation()
+
+    def _check_validation_args(self, X_val, y_val, sensitive_features,
+                               sensitive_features_val, sample_weight_val):
+        """Consistency of the ``*_val`` arguments of ``fit`` (before any work)."""
+        if X_val is None:
+            for name, value in (("y_val", y_val),
+                                ("sensitive_features_val", sensitive_features_val),
+                                ("sample_weight_val", sample_weight_val)):
+                if value is not None:
+                    raise ValueError(
+                        f"{name} was given without X_val; pass the validation features "
+                        f"as X_val too, or drop {name}."
+                    )
+            return
+        if y_val is None:
+            raise ValueError(
+                "X_val was given without y_val; pass the validation targets as y_val."
+            )
+        if not self._uses_validation_data():
+            fix = ("set early_stopping=True to early-stop on X_val, or do not pass X_val"
+                   if "early_stopping" in self.get_params(deep=False) else
+                   "do not pass X_val")
+            raise ValueError(
+                f"X_val was given, but {type(self).__name__} does not use validation data "
+                f"in this configuration; {fix}."
+            )
+        if self.sensitive_feature_ids is not None:
+            if sensitive_features_val is not None:
+                raise ValueError(
+                    "Got sensitive_features_val with sensitive_feature_ids set: the "
+                    "validation groups are read from the columns of X_val named by "
+                    "sensitive_feature_ids; do not pass sensitive_features_val."
+                )
+        elif sensitive_features is not None and sensitive_features_val is None:
+            raise ValueError(
+                "X_val was given without sensitive_features_val, but the training groups "
+                "come from sensitive_features; pass the validation rows' groups as "
+                "sensitive_features_val."
+            )
+        elif sensitive_features is None and sensitive_features_val is not None:
+            raise ValueError(
+                "Got sensitive_features_val without sensitive_features; pass the training "
+                "rows' groups as sensitive_features too, or drop sensitive_features_val."
+            )
+
+    def _given_validation_data(self, X_val, y_val, sensitive_features_val,
+                               sample_weight_val):
+        """``(X, y, g, w)`` numpy arrays of the given validation rows, processed like the
+        training rows (after the training data set ``n_features_in_``, ``classes_``,
+        ``groups_`` and the model columns): canonical rows, weights of mean 1 or None."""
+        X_raw = X_val
+        X_val, y_val = self._validate_fit_data(X_val, y_val, reset=False)
+        n = X_val.shape[0]
+        if self.sensitive_feature_ids is not None:
+            positions = resolve_column_ids(X_raw, self.sensitive_feature_ids)
+            A = pd.DataFrame(np.asarray(X_val)[:, positions])
+            name = "the sensitive_feature_ids columns of X_val"
+        else:
+            A = sensitive_features_val
+            name = "sensitive_features_val"
+        if self._model_columns is not None:
+            X_val = X_val[:, self._model_columns]
+        y_enc = self._encode_val_targets(y_val)
+        sw = check_sample_weight(sample_weight_val, n, name="sample_weight_val",
+                                 x_name="X_val")
+        sw = self._extra_sample_weight(y_enc, sw)
+        if A is None or self.groups_[0] is None:  # fitted without groups: one group
+            g = np.zeros(n, dtype=np.int64)
+        else:
+            g = self._encode_val_groups(A, n, name)
+        X_val = np.asarray(X_val)
+        rows, sw = canonical_index(X_val, y_enc, g, sw)
+        if sw is not None:
+            sw = sw / sw.mean()
+        return X_val[rows], y_enc[rows], g[rows], sw
+
+    def _encode_val_groups(self, A, n, name):
+        """Group ids of validation rows in the fitted ``groups_``; unseen groups raise."""
+        g_local, labels = encode_groups(A, n, name=name)
+        def n_columns(label):
+            return len(label) if isinstance(label, tuple) else 1
+
+        n_train, n_given = n_columns(self.groups_[0]), n_columns(labels[0])
+        if n_given != n_train:
+            raise ValueError(
+                f"{name} has {n_given} column(s) but the training sensitive features "
+                f"have {n_train}; pass the same sensitive columns for the validation rows."
+            )
+        lookup = {label: i for i, label in enumerate(self.groups_)}
+        unseen = [label for label in labels if label not in lookup]
+        if unseen:
+            raise ValueError(
+                f"{name} contains group(s) {unseen[:5]} not seen in the training data "
+                f"(training groups: {list(self.groups_)[:20]}); every validation group "
+                f"must occur in the training rows. Drop those validation rows or add "
+                f"training rows of those groups."
+            )
+        return np.array([lookup[label] for label in labels], dtype=np.int64)[g_local]
+
     def _release_fit_state(self):
         for attr in ("_rng", "_gen"):
             if hasattr(self, attr):
@@ -361,9 +507,9 @@ class BaseFairEstimator(BaseEstimator):
     def _check_method_params(self):
         """Extra checks a subclass needs beyond ``_parameter_rules``."""
 
-    def _validate_fit_data(self, X, y):
+    def _validate_fit_data(self, X, y, reset=True):
         try:
-            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
+            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32],
                                  y_numeric=self._estimator_kind == "regressor")
         except ValueError as exc:
             if "could not convert" in str(exc) and self.sensitive_feature_ids is not None:
@@ -561,6 +707,19 @@ class FairClassifierMixin(ClassifierMixin):
             )
         return y_enc.astype(np.int64)
 
+    def _encode_val_targets(self, y):
+        """Validation labels encoded with the fitted ``classes_``; unseen labels raise."""
+        y = np.asarray(y)
+        known = np.isin(y, self.classes_)
+        if not known.all():
+            unseen = np.unique(y[~known])
+            raise ValueError(
+                f"y_val contains label(s) {unseen[:5].tolist()} not seen in y (classes: "
+                f"{self.classes_.tolist()[:20]}); every validation label must occur in the "
+                f"training targets."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
     def _extra_sample_weight(self, y_enc, sw):
         cw = getattr(self, "class_weight", None)
         if cw is None:
@@ -607,6 +766,9 @@ class FairRegressorMixin(RegressorMixin):
         if y.ndim != 1:
             raise ValueError("y must be 1-D for a single-output regressor.")
         return y
+
+    def _encode_val_targets(self, y):
+        return self._encode_targets(y)
 
     def _extra_sample_weight(self, y_enc, sw):
         return sw

@@ -548,3 +548,54 @@ def test_lambda_up_above_one_needs_paper_weighting(data3):
             X, y, sensitive_features=A)
     FACIMSClassifier(**{**SMALL, "max_epochs": 1}, lambda_up=1.5).fit(
         X, y, sensitive_features=A)
+
+
+# ----------------------------------------------------------------------------- X_val
+FACIMS_SMALL = dict(hidden_layer_sizes=(8,), max_epochs=3, n_mc=2, inner_steps=2,
+                    outer_steps=2, neumann_terms=3, lr_prior=0.05, random_state=0)
+
+
+def test_facims_uses_the_given_validation_rows():
+    X, y, A = make_biased_classification(300, 4, n_groups=3, random_state=0)
+    Xv, yv, Av = make_biased_classification(120, 4, n_groups=3, random_state=1)
+    # a duplicated validation row is merged into one row of weight 2
+    Xv2, yv2, Av2 = np.vstack([Xv, Xv[:1]]), np.append(yv, yv[0]), np.append(Av, Av[0])
+    kw = dict(sensitive_features=A, X_val=Xv2, y_val=yv2, sensitive_features_val=Av2)
+    clf = FACIMSClassifier(**FACIMS_SMALL).fit(X, y, **kw)
+    assert clf.n_validation_rows_ == len(Xv)
+    assert clf.n_train_rows_ == len(np.unique(X, axis=0)) == len(X)
+    again = FACIMSClassifier(**FACIMS_SMALL).fit(X, y, **kw)
+    np.testing.assert_array_equal(clf.predict_proba(Xv), again.predict_proba(Xv))
+    internal = FACIMSClassifier(**FACIMS_SMALL).fit(X, y, sensitive_features=A)
+    assert internal.n_train_rows_ + internal.n_validation_rows_ == len(X)
+    assert internal.n_validation_rows_ == pytest.approx(0.3 * len(X), abs=3)
+    assert np.abs(internal.predict_proba(Xv) - clf.predict_proba(Xv)).max() > 1e-4
+    # the upper level sees the validation rows: other rows, another model
+    other = FACIMSClassifier(**FACIMS_SMALL).fit(
+        X, y, sensitive_features=A, X_val=Xv[:60], y_val=yv[:60],
+        sensitive_features_val=Av[:60])
+    assert other.n_validation_rows_ == 60
+    assert np.abs(other.predict_proba(Xv) - clf.predict_proba(Xv)).max() > 1e-6
+    # an integer validation weight is exactly a repeated validation row
+    w = np.arange(len(yv)) % 3 + 1
+    rep = np.repeat(np.arange(len(yv)), w)
+    weighted = FACIMSClassifier(**FACIMS_SMALL).fit(
+        X, y, sensitive_features=A, X_val=Xv, y_val=yv, sensitive_features_val=Av,
+        sample_weight_val=w)
+    repeated = FACIMSClassifier(**FACIMS_SMALL).fit(
+        X, y, sensitive_features=A, X_val=Xv[rep], y_val=yv[rep],
+        sensitive_features_val=Av[rep])
+    np.testing.assert_array_equal(weighted.predict_proba(Xv), repeated.predict_proba(Xv))
+    assert np.abs(weighted.predict_proba(Xv) - clf.predict_proba(Xv)).max() > 1e-6
+
+
+def test_facims_X_val_errors():
+    X, y, A = make_biased_classification(100, 4, n_groups=3, random_state=0)
+    Xv, yv, Av = make_biased_classification(50, 4, n_groups=3, random_state=1)
+    with pytest.raises(ValueError, match="without sensitive_features_val"):
+        FACIMSClassifier(**FACIMS_SMALL).fit(X, y, sensitive_features=A, X_val=Xv,
+                                             y_val=yv)
+    with pytest.raises(ValueError, match=r"group\(s\) \[7\] not seen"):
+        FACIMSClassifier(**FACIMS_SMALL).fit(
+            X, y, sensitive_features=A, X_val=Xv, y_val=yv,
+            sensitive_features_val=np.where(Av == Av[0], 7, Av))

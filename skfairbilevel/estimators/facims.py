@@ -282,7 +282,12 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         Step of the Neumann series (must be below ``2 / lambda_max(H)``).
     validation_fraction : float, default=0.3
         Share of the training rows held out (stratified by group and class) for the
-        upper level. Every group and class keeps at least one training row.
+        upper level. Every group and class keeps at least one training row. Not used
+        when ``fit`` gets ``X_val``: all of X then trains the group models and the
+        upper level uses the given validation rows (``X_val``, ``y_val``,
+        ``sensitive_features_val``, ``sample_weight_val``; see
+        :meth:`BaseFairEstimator.fit <skfairbilevel.base.BaseFairEstimator.fit>`), which
+        is the paper's protocol.
     validation_aggregation : {"pooled", "per_group"}, default="pooled"
         Upper loss over the pooled validation rows (reference code) or the mean of the
         per-group losses (Eq. 7a).
@@ -329,7 +334,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
     loss_scale_, loss_shift_ : ndarray of shape (n_classes,)
         Learned VS-loss parameters ``sigmoid(dy)`` and ``ly``.
     n_train_rows_, n_validation_rows_ : int
-        Distinct rows in the internal training and validation splits.
+        Distinct rows in the training and validation data (the internal split, or X
+        and ``X_val`` when ``fit`` got ``X_val``).
     history_ : list of dict
         Per epoch: ``lower`` (mean lower loss), ``val_loss`` (balanced loss of the
         global model), ``divergence`` (mean over groups), ``seconds``.
@@ -372,8 +378,12 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
       ``groups_per_epoch`` subsamples groups instead.
     * A group with fewer than ``group_batch_size`` training rows uses all its rows
       (with their weights) in each batch; the reference resamples it with replacement.
-    * The validation split is internal (stratified by group and class) and varies with
-      ``random_state``; the upper loss is one Monte Carlo pass (``max(1, n_mc_hyper)``)
+    * Without ``X_val`` the validation split is internal (stratified by group and
+      class, taken after duplicate rows were merged into weights) and varies with
+      ``random_state``. With ``X_val`` the upper level uses those rows and the lower
+      level all of X; this is the paper's protocol (its validation set is 30 % of the
+      non-test rows in their natural distribution, and only the training part is
+      resampled). The upper loss is one Monte Carlo pass (``max(1, n_mc_hyper)``)
       over at most ``val_batch_size`` validation rows (the reference: one pass per
       batch of 50 over the whole validation set).
     * The Hessian-vector products of the implicit gradient use the mean network by
@@ -534,6 +544,10 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                 f"use upper_weighting='paper'."
             )
 
+    def _uses_validation_data(self):
+        # the upper level always needs validation rows: X_val replaces the internal split
+        return True
+
     def _lr_hint(self):
         return (f"lr_post={self.lr_post}, lr_prior={self.lr_prior}, "
                 f"lr_hyper={self.lr_hyper}, neumann_lr={self.neumann_lr}")
@@ -636,7 +650,10 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
     def _fit_torch(self, train, val):
         net = self.module_
         dev = self.device_
-        T, V, n_val = self._split_train_validation(train)
+        if val is None:
+            T, V, n_val = self._split_train_validation(train)
+        else:  # X_val given to fit (the paper's protocol): T = all of X, V = X_val
+            T, V, n_val = train, val, len(val)
         self.n_train_rows_, self.n_validation_rows_ = len(T), n_val
         omega = self._class_weights(T)
         radii = self._sam_radii(T)
