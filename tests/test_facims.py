@@ -529,6 +529,7 @@ def test_sample_weight_is_repetition(data3):
     ("neumann_lr", 0.0, "'neumann_lr'"),
     ("validation_fraction", 1.0, "'validation_fraction'"),
     ("validation_aggregation", "mean", "'validation_aggregation'"),
+    ("upper_class_weight", "balanced", "'upper_class_weight'"),
     ("val_batch_size", 0, "'val_batch_size'"),
     ("groups_per_epoch", 0, "'groups_per_epoch'"),
     ("stale_graph", None, "'stale_graph'"),
@@ -599,3 +600,23 @@ def test_facims_X_val_errors():
         FACIMSClassifier(**FACIMS_SMALL).fit(
             X, y, sensitive_features=A, X_val=Xv, y_val=yv,
             sensitive_features_val=np.where(Av == Av[0], 7, Av))
+
+
+def test_upper_class_weight_from_the_validation_counts():
+    X, y, A = make_biased_classification(200, 4, n_groups=3, random_state=0)
+    Xv, yv, Av = make_biased_classification(90, 4, n_groups=3, random_state=1)
+    keep = (yv == 1) | (np.arange(len(yv)) % 3 == 0)  # validation class ratio != training
+    Xv, yv, Av = Xv[keep], yv[keep], Av[keep]
+    kw = dict(sensitive_features=A, X_val=Xv, y_val=yv, sensitive_features_val=Av)
+    own = FACIMSClassifier(**FACIMS_SMALL, upper_class_weight="validation").fit(X, y, **kw)
+    train = FACIMSClassifier(**FACIMS_SMALL).fit(X, y, **kw)
+
+    def balanced(labels):  # omega_c ~ N / n_c, unit L2 norm
+        n = np.bincount(labels, minlength=2).astype(float)
+        w = n.sum() / n
+        return w / np.linalg.norm(w)
+
+    np.testing.assert_allclose(own.upper_class_weight_, balanced(yv), rtol=1e-6)
+    np.testing.assert_allclose(own.class_weight_, balanced(y), rtol=1e-6)
+    np.testing.assert_array_equal(train.upper_class_weight_, train.class_weight_)
+    assert np.abs(own.predict_proba(Xv) - train.predict_proba(Xv)).max() > 1e-6

@@ -197,7 +197,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
        the class-weighted cross-entropy of the adjusted logits
        ``f(x) * sigmoid(dy) + ly`` averaged over ``n_mc`` local-reparameterisation
        passes; class weights ``omega_c ~ N / n_c`` come from the training counts.
-    2. *Upper level*, ``outer_steps`` times: the balanced (``omega``-weighted)
+    2. *Upper level*, ``outer_steps`` times: the balanced (class-weighted, see
+       ``upper_class_weight``)
        cross-entropy of the global model on the validation split plus the mean
        divergence, differentiated through the group solutions by the implicit function
        theorem; the inverse Hessian of each group's lower loss is approximated by a
@@ -288,6 +289,14 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         ``sensitive_features_val``, ``sample_weight_val``; see
         :meth:`BaseFairEstimator.fit <skfairbilevel.base.BaseFairEstimator.fit>`), which
         is the paper's protocol.
+    upper_class_weight : {"training", "validation"}, default="training"
+        Class weights of the upper (validation) loss: ``omega`` from the training
+        counts, as in the lower level, or ``omega_c ~ N / n_c`` from the validation
+        rows' own counts (balanced on the validation rows). The two agree when the
+        validation rows are a stratified split of the training rows (no ``X_val``);
+        they differ when the training rows were resampled (e.g. the paper's credit
+        protocol: 400 rows per group for training, the natural distribution for
+        ``X_val``).
     validation_aggregation : {"pooled", "per_group"}, default="pooled"
         Upper loss over the pooled validation rows (reference code) or the mean of the
         per-group losses (Eq. 7a).
@@ -329,6 +338,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         ``dy``, ``ly`` and the prediction weight draws.
     class_weight_ : ndarray of shape (n_classes,)
         The class weights ``omega`` (unit L2 norm) from the training split.
+    upper_class_weight_ : ndarray of shape (n_classes,)
+        The class weights (unit L2 norm) of the upper loss.
     sam_rho_ : ndarray of shape (n_groups,) or None
         SAM radius of each group (None with ``sam=False``).
     loss_scale_, loss_shift_ : ndarray of shape (n_classes,)
@@ -472,6 +483,7 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "learn_loss_params": one_of(True, False),
         "neumann_terms": number(0, integer=True),
         "neumann_lr": number(0, low_open=True),
+        "upper_class_weight": one_of("training", "validation"),
         "validation_aggregation": one_of("pooled", "per_group"),
         "val_batch_size": any_of(number(1, integer=True), one_of(None)),
         "groups_per_epoch": any_of(number(1, integer=True), one_of(None)),
@@ -494,7 +506,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                  group_batch_size=50, max_epochs=50, lr_post=0.1, lr_prior=0.01,
                  prior_lr_decay=0.9, lr_hyper=1e-3, sam=True, sam_rho="inverse_frequency",
                  learn_loss_params=True, neumann_terms=10, neumann_lr=0.1,
-                 validation_fraction=0.3, validation_aggregation="pooled",
+                 validation_fraction=0.3, upper_class_weight="training",
+                 validation_aggregation="pooled",
                  val_batch_size=1024, groups_per_epoch=None, stale_graph=False,
                  output_sigmoid=False, sensitive_feature_ids=None, drop_sensitive=True,
                  verbose=0, device="cpu", random_state=None):
@@ -524,6 +537,7 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         self.neumann_terms = neumann_terms
         self.neumann_lr = neumann_lr
         self.validation_fraction = validation_fraction
+        self.upper_class_weight = upper_class_weight
         self.validation_aggregation = validation_aggregation
         self.val_batch_size = val_batch_size
         self.groups_per_epoch = groups_per_epoch
@@ -656,6 +670,7 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
             T, V, n_val = train, val, len(val)
         self.n_train_rows_, self.n_validation_rows_ = len(T), n_val
         omega = self._class_weights(T)
+        omega_up = omega if self.upper_class_weight == "training" else self._class_weights(V)
         radii = self._sam_radii(T)
         self.sam_rho_ = radii
         rho_t = (None if radii is None else
@@ -752,7 +767,7 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                 out = torch.sigmoid(out)
             yr = y.repeat(S_val)
             per_row = -torch.log_softmax(out, dim=-1).gather(1, yr[:, None])[:, 0]
-            rw = omega[yr] if w is None else omega[yr] * w.repeat(S_val)
+            rw = omega_up[yr] if w is None else omega_up[yr] * w.repeat(S_val)
             if self.validation_aggregation == "pooled":
                 return weighted_mean(per_row, rw)
             means, totals = group_means(per_row, g.repeat(S_val), G, weight=rw)
@@ -846,5 +861,6 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         self.eps_std_predict_ = float(self.eps_std if self.eps_std_predict is None
                                       else self.eps_std_predict)
         self.class_weight_ = omega.detach().cpu().numpy().astype(np.float64)
+        self.upper_class_weight_ = omega_up.detach().cpu().numpy().astype(np.float64)
         self.loss_scale_ = torch.sigmoid(net.dy).detach().cpu().numpy().astype(np.float64)
         self.loss_shift_ = net.ly.detach().cpu().numpy().astype(np.float64)
