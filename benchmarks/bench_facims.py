@@ -282,6 +282,15 @@ def _fit(est, method, protocol, train, val):
     return est.fit(Xtr, ytr, sensitive_features=Atr)
 
 
+def _emit(records, rec, out_json):
+    """Append ``rec`` to ``records``, print it and rewrite ``out_json`` (if any)."""
+    records.append(rec)
+    print(json.dumps(rec), flush=True)
+    if out_json:
+        with open(out_json, "w") as fh:
+            json.dump(records, fh, indent=1)
+
+
 def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper"):
     import torch
 
@@ -310,12 +319,9 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper")
                 if hasattr(est, "n_validation_rows_"):
                     rec["facims_train_rows"] = int(est.n_train_rows_)
                     rec["facims_validation_rows"] = int(est.n_validation_rows_)
-                records.append(rec)
-                print(json.dumps(rec), flush=True)
                 probas[f"{name}/{method}/{seed}"] = est.predict_proba(Xte)
+                _emit(records, rec, out_json)
                 if out_json:
-                    with open(out_json, "w") as fh:
-                        json.dump(records, fh, indent=1)
                     np.savez_compressed(out_json + ".proba.npz", **probas)
     return records
 
@@ -353,11 +359,7 @@ def tune(seeds, epochs, out_json):
                    None, "fit_wall_s": wall,
                    "fit_cpu_s": cpu, "threads": torch.get_num_threads(),
                    "load_avg": os.getloadavg()[0], **m}
-            records.append(rec)
-            print(json.dumps(rec), flush=True)
-            if out_json:
-                with open(out_json, "w") as fh:
-                    json.dump(records, fh, indent=1)
+            _emit(records, rec, out_json)
     table, choice = tune_table(records)
     print(table)
     print(f"chosen (largest mean balanced_accuracy - sg on tune-val): "
@@ -396,11 +398,7 @@ def select_upper_class_weight(seeds, epochs, out_json):
                    "objective": m["balanced_accuracy"] - m["sg"], "fit_wall_s": wall,
                    "fit_cpu_s": cpu, "threads": torch.get_num_threads(),
                    "load_avg": os.getloadavg()[0], **m}
-            records.append(rec)
-            print(json.dumps(rec), flush=True)
-            if out_json:
-                with open(out_json, "w") as fh:
-                    json.dump(records, fh, indent=1)
+            _emit(records, rec, out_json)
     keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy",
             "fit_cpu_s"]
     lines = ["| upper_class_weight | " + " | ".join(keys) + " |",
