@@ -191,3 +191,25 @@ def test_X_val_refused_where_unused_and_without_training_groups(data):
     clf = mlp(max_epochs=2).fit(X, y, X_val=Xv, y_val=yv)
     assert clf.history_[-1]["val_accuracy"] == pytest.approx(
         np.mean(clf.predict(Xv) == yv), abs=1e-6)
+
+
+def test_routed_through_a_pipeline_with_transform_input(data):
+    import sklearn
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, A, Xv, yv, Av = data
+    X, Xv = 3.0 * X + 1.0, 3.0 * Xv + 1.0
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = mlp(max_epochs=2).set_fit_request(X_val=True, y_val=True,
+                                                sensitive_features_val=True)
+        pipe = Pipeline([("scale", StandardScaler()), ("clf", clf)],
+                        transform_input=["X_val"])
+        pipe.fit(X, y, sensitive_features=A, X_val=Xv, y_val=yv, sensitive_features_val=Av)
+    fitted = pipe.named_steps["clf"]
+    # the validation rows reached the estimator scaled like X
+    Xs = pipe.named_steps["scale"].transform(Xv)
+    assert fitted.history_[-1]["val_loss"] == pytest.approx(
+        cross_entropy(fitted.predict_proba(Xs), yv), abs=1e-5)
+    assert fitted.history_[-1]["val_accuracy"] == pytest.approx(
+        np.mean(pipe.predict(Xv) == yv), abs=1e-6)
