@@ -372,6 +372,28 @@ def test_numpy_view_shares_read_only_memory_without_touching_warning_filters():
         np.testing.assert_array_equal(t32.numpy(), a.astype(np.float32))
 
 
+@pytest.mark.parametrize("name", [n for n, _ in all_estimators()])
+def test_every_fit_takes_validation_data_or_refuses_it_by_name(name):
+    """One fit signature for every estimator (a subclass that overrides ``fit`` forwards
+    the ``*_val`` arguments): configurations that use no validation rows refuse X_val
+    with an error that names it."""
+    import inspect
+
+    cls = dict(all_estimators())[name]
+    params = inspect.signature(cls.fit).parameters
+    for arg in ("X_val", "y_val", "sensitive_features_val", "sample_weight_val"):
+        assert arg in params, arg
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X[:, 0] if "Regressor" in name else (X[:, 0] > 0).astype(int)
+    A = (X[:, 1] > 0).astype(int)
+    est = cls(**({"max_epochs": 1} if "max_epochs" in cls().get_params() else {}))
+    if est._uses_validation_data():
+        return  # FACIMS: covered in tests/test_validation_data.py and test_facims.py
+    with pytest.raises(ValueError, match="X_val was given, but"):
+        est.fit(X, y, sensitive_features=A, X_val=X, y_val=y, sensitive_features_val=A)
+
+
 def test_read_only_inputs_give_no_torch_warning():
     """pandas copy-on-write and joblib memory maps hand over read-only arrays; torch warns
     once per process when it wraps one, so this runs in a fresh interpreter."""

@@ -793,9 +793,12 @@ class _BADRBase(BaseFairEstimator):
             if kind == "regressor":
                 self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
 
-    def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
+    def fit(self, X, y, *, sensitive_features=None, sample_weight=None, X_val=None,
+            y_val=None, sensitive_features_val=None, sample_weight_val=None):
         super().fit(X, y, sensitive_features=sensitive_features,
-                    sample_weight=sample_weight)
+                    sample_weight=sample_weight, X_val=X_val, y_val=y_val,
+                    sensitive_features_val=sensitive_features_val,
+                    sample_weight_val=sample_weight_val)
         if not self.history_:  # fixed group weights: the lower solver's iterations
             self.n_iter_ = max(1, int(self._refit_iter))
         return self
