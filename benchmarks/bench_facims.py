@@ -292,7 +292,11 @@ def _emit(records, rec, out_json):
 
 
 def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper"):
+    """Fit and evaluate every method on every seed; a fit that diverges
+    (``NonFiniteLossError``) is recorded as ``{"diverged": message}`` and the run goes on."""
     import torch
+
+    from skfairbilevel.exceptions import NonFiniteLossError
 
     records, probas = [], {}
     for name in datasets:
@@ -308,14 +312,23 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper")
             for method in methods:
                 est = make(method, seed, epochs, facims_kw)
                 t0, c0 = time.perf_counter(), time.process_time()
-                _fit(est, method, protocol, (Xtr, ytr, Atr), val)
+                try:
+                    _fit(est, method, protocol, (Xtr, ytr, Atr), val)
+                except NonFiniteLossError as exc:
+                    diverged = str(exc).split(";")[0]
+                else:
+                    diverged = None
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 rec = {"dataset": name, "method": method, "seed": seed,
                        "protocol": protocol, "n_train": len(ytr),
                        "n_val": 0 if val is None else len(val[1]),
                        "fit_wall_s": wall, "fit_cpu_s": cpu, "threads":
-                       torch.get_num_threads(), "load_avg": os.getloadavg()[0],
-                       **evaluate(est, Xte, yte, Ate)}
+                       torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
+                if diverged is not None:
+                    rec["diverged"] = diverged
+                    _emit(records, rec, out_json)
+                    continue
+                rec.update(evaluate(est, Xte, yte, Ate))
                 if hasattr(est, "n_validation_rows_"):
                     rec["facims_train_rows"] = int(est.n_train_rows_)
                     rec["facims_validation_rows"] = int(est.n_validation_rows_)
@@ -508,20 +521,27 @@ def _cells(rs, keys):
 
 
 def summary(records):
-    """Markdown table: mean +- population std per dataset and method."""
+    """Markdown table: mean +- population std per dataset and method (diverged fits
+    are left out of the means and counted in the method's label)."""
     keys = ["balanced_accuracy", "dp", "eo", "sg", "sg_large", "dp_ref", "eop_ref",
             "accuracy", "fit_wall_s", "fit_cpu_s"]
     lines = []
     for name in dict.fromkeys(r["dataset"] for r in records):
-        rows = [r for r in records if r["dataset"] == name]
+        every = [r for r in records if r["dataset"] == name]
+        rows = [r for r in every if "diverged" not in r]
         present = [k for k in keys if k in rows[0]]
         n_seeds = len({r["seed"] for r in rows})
         lines.append(f"\n### {name} ({n_seeds} seed(s))\n")
         lines.append("| method | " + " | ".join(present) + " |")
         lines.append("|---|" + "---|" * len(present))
-        for method in dict.fromkeys(r["method"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in every):
             rs = [r for r in rows if r["method"] == method]
-            lines.append(f"| {LABELS.get(method, method)} | " + _cells(rs, present) + " |")
+            bad = [r["seed"] for r in every if r["method"] == method and "diverged" in r]
+            label = LABELS.get(method, method) + (
+                f" ({len(rs)} seeds; diverged: seed {', '.join(map(str, bad))})" if bad
+                else "")
+            cells = _cells(rs, present) if rs else " | ".join("-" for _ in present)
+            lines.append(f"| {label} | " + cells + " |")
     return "\n".join(lines)
 
 
@@ -535,7 +555,7 @@ def plot(records, path):
     names = list(dict.fromkeys(r["dataset"] for r in records))
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        rows = [r for r in records if r["dataset"] == name]
+        rows = [r for r in records if r["dataset"] == name and "diverged" not in r]
         for method in dict.fromkeys(r["method"] for r in rows):
             rs = [r for r in rows if r["method"] == method]
             sg = np.array([r["sg"] for r in rs])
