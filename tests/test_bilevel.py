@@ -169,6 +169,61 @@ def test_neumann_series_converges_and_folds_a_diagonal_shift():
     torch.testing.assert_close(long, exact, rtol=1e-9, atol=1e-9)
 
 
+def test_neumann_series_stops_before_the_first_growing_term():
+    """H = diag(1, 25), alpha 0.1: factors r = (0.9, -1.5), so the series diverges in the
+    second coordinate. With b = (1, 0.01) the term norms |(0.9^j, 0.01 * 1.5^j)| fall
+    until j = 8 (0.5006) and grow at j = 9 (0.5456): the sum keeps j = 0..8."""
+    H = torch.diag(torch.tensor([1.0, 25.0], dtype=torch.float64))
+    b = torch.tensor([1.0, 0.01], dtype=torch.float64)
+    r = torch.tensor([0.9, -1.5], dtype=torch.float64)
+    kept = 0.1 * sum(r**j for j in range(9)) * b
+    for shift in (None, torch.tensor([0.0, 20.0], dtype=torch.float64)):
+        M = H if shift is None else H - torch.diag(shift)
+        got = neumann_inverse_hvp(lambda c, M=M: M @ c, b, n_terms=10, alpha=0.1,
+                                  shift=shift)
+        torch.testing.assert_close(got, kept, rtol=1e-12, atol=1e-12)
+    plain = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1,
+                                stop_on_growth=False)
+    torch.testing.assert_close(plain, 0.1 * sum(r**j for j in range(11)) * b)
+    # a matvec that returns NaN from the third call on: the sum stays finite
+    calls = []
+
+    def nan_after_two(c):
+        calls.append(1)
+        return H @ c if len(calls) <= 2 else torch.full_like(c, float("nan"))
+
+    got = neumann_inverse_hvp(nan_after_two, b, n_terms=10, alpha=0.1)
+    torch.testing.assert_close(got, 0.1 * sum(r**j for j in range(3)) * b)
+
+
+def test_neumann_series_stops_per_block():
+    """Two independent 2x2 problems stacked (block-diagonal H): block 0 diverges from
+    its second term on, block 1 converges; with ``blocks`` only block 0 is cut."""
+    H = torch.diag(torch.tensor([30.0, 1.0, 2.0, 4.0], dtype=torch.float64))
+    b = torch.tensor([1.0, 1.0, 1.0, -1.0], dtype=torch.float64)
+    owner = torch.tensor([0, 0, 1, 1])
+    r = 1.0 - 0.1 * torch.diag(H)
+    got = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1, blocks=(owner, 2))
+    want = torch.cat([0.1 * b[:2], 0.1 * sum(r[2:] ** j for j in range(11)) * b[2:]])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    whole = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1)
+    torch.testing.assert_close(whole, 0.1 * b)  # one norm: everything stops
+
+
+def test_neumann_series_without_growth_is_the_plain_sum_bit_for_bit():
+    g = torch.Generator().manual_seed(5)
+    A = torch.randn(6, 6, generator=g)
+    H = A @ A.T / 6 + 0.3 * torch.eye(6)
+    b = torch.randn(6, generator=g)
+    alpha = 1.0 / float(torch.linalg.eigvalsh(H).max())
+    for shift in (None, torch.rand(6, generator=g)):
+        guarded = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=15, alpha=alpha,
+                                      shift=shift)
+        plain = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=15, alpha=alpha,
+                                    shift=shift, stop_on_growth=False)
+        assert torch.equal(guarded, plain)
+
+
 def test_sam_perturb_batched_hand_computed():
     """Problem 0: g = (3, 4) split over two tensors, ||g|| = 5, rho 0.5 -> step
     (0.3, 0.4); problem 1: zero gradient, no move."""

@@ -89,7 +89,8 @@ def conjugate_gradient(matvec, b, *, x0=None, max_iter=100, tol=1e-10):
     return x
 
 
-def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None):
+def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None,
+                        stop_on_growth=True, blocks=None):
     """Approximate ``H^{-1} b`` by ``alpha * sum_{j=0}^{n_terms} (I - alpha H)^j b``.
 
     Converges to ``H^{-1} b`` as ``n_terms -> inf`` when ``0 < alpha < 2 / lambda_max(H)``
@@ -97,18 +98,48 @@ def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None):
     diag(shift)`` with ``matvec`` computing ``M c`` only; the diagonal part is folded
     into one factor, ``c <- c * (1 - alpha * shift) - alpha * M c`` (``matvec`` must
     then return a new tensor, which is updated in place).
+
+    ``stop_on_growth``: in the convergent case the terms ``(I - alpha H)^j b`` never grow
+    in norm (``I - alpha H`` is symmetric with eigenvalues in (-1, 1)); a term larger
+    than the one before means ``alpha`` is too large for the curvature or ``H`` is not
+    positive definite there, and the series diverges geometrically. The sum then stops
+    before the first growing term (relative tolerance 1e-6), so a bad step gives a
+    shorter series instead of an overflow. Without growth the result is bit-identical
+    to the plain sum. No host synchronisation: the stop is a device-side mask.
+
+    ``blocks``: ``(owner, n)`` for a block-diagonal ``H`` of ``n`` independent problems
+    (e.g. one per group), ``owner`` a LongTensor giving each coordinate of ``b`` its
+    problem; growth is then judged, and the sum stopped, per problem.
     """
     c = b.clone()
     acc = b.clone()
-    if shift is None:
-        for _ in range(n_terms):
-            c = c - alpha * matvec(c)
-            acc = acc + c
-        return alpha * acc
-    keep = 1.0 - alpha * shift
+    keep = None if shift is None else 1.0 - alpha * shift
+    if blocks is None:
+        def sq_norms(v):
+            return v.pow(2).sum().reshape(1)
+    else:
+        owner, n_blocks = blocks
+
+        def sq_norms(v):
+            return torch.zeros(n_blocks, dtype=v.dtype, device=v.device).index_add_(
+                0, owner, v * v)
+    ok = prev = None
+    if stop_on_growth:
+        prev = sq_norms(c)
+        ok = torch.ones_like(prev, dtype=torch.bool)
+    zero = torch.zeros((), dtype=b.dtype, device=b.device)
     for _ in range(n_terms):
-        c = matvec(c).mul_(-alpha).addcmul_(c, keep)
-        acc.add_(c)
+        if keep is None:
+            c = c - alpha * matvec(c)
+        else:
+            c = matvec(c).mul_(-alpha).addcmul_(c, keep)
+        if stop_on_growth:
+            sq = sq_norms(c)
+            ok = ok & (sq <= prev * (1.0 + 2e-6))  # a NaN norm stops it too
+            prev = sq
+            acc.add_(torch.where(ok[owner] if blocks is not None else ok, c, zero))
+        else:
+            acc.add_(c)
     return acc.mul_(alpha)
 
 
