@@ -419,9 +419,11 @@ class BaseFairEstimator(BaseEstimator):
                 "X_val was given without y_val; pass the validation targets as y_val."
             )
         if not self._uses_validation_data():
-            fix = ("set early_stopping=True to early-stop on X_val, or do not pass X_val"
-                   if "early_stopping" in self.get_params(deep=False) else
-                   "do not pass X_val")
+            params = self.get_params(deep=False)
+            uses = [f"{k}=True" for k in ("early_stopping", "record_validation")
+                    if k in params]
+            fix = (f"set {' or '.join(uses)} to use X_val, or do not pass X_val" if uses
+                   else "do not pass X_val")
             raise ValueError(
                 f"X_val was given, but {type(self).__name__} does not use validation data "
                 f"in this configuration; {fix}."
