@@ -631,20 +631,16 @@ def main(argv=None):
         epochs = 4 if args.quick else args.epochs
         compare_commit(args.compare_commit, epochs, args.seeds[0], 1 if epochs > 10 else 2)
         return
-    if args.select_upper_class_weight:
-        if args.quick:
-            args.seeds, args.epochs = [0], 2
-        started = datetime.now().isoformat(timespec="seconds")
-        select_upper_class_weight(args.seeds, args.epochs, args.out)
-        print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
-        return
-    if args.tune:
-        if args.quick:
-            args.seeds, args.epochs = [0], 2
-        started = datetime.now().isoformat(timespec="seconds")
-        tune(args.seeds, args.epochs, args.out)
-        print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
-        return
+    # the two choices made on validation data only (training rows of the tuning seeds)
+    for wanted, choose in ((args.select_upper_class_weight, select_upper_class_weight),
+                           (args.tune, tune)):
+        if wanted:
+            if args.quick:
+                args.seeds, args.epochs = [0], 2
+            started = datetime.now().isoformat(timespec="seconds")
+            choose(args.seeds, args.epochs, args.out)
+            print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
+            return
     if args.quick:
         args.datasets, args.seeds, args.epochs = ["credit"], [0], 5
         args.methods = ["BERM", "FACIMS"]
