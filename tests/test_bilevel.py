@@ -201,10 +201,14 @@ def test_neumann_series_stops_per_block():
     its second term on, block 1 converges; with ``blocks`` only block 0 is cut."""
     H = torch.diag(torch.tensor([30.0, 1.0, 2.0, 4.0], dtype=torch.float64))
     b = torch.tensor([1.0, 1.0, 1.0, -1.0], dtype=torch.float64)
-    owner = torch.tensor([0, 0, 1, 1])
+    # flatten() layout of two tensors with a leading problem dimension of 2, one
+    # coordinate each: [t1[0], t1[1], t2[0], t2[1]] -> problem 0 owns coordinates 0 and 2
+    perm = torch.tensor([0, 2, 1, 3])  # problem-major order -> flatten order
+    Hf, bf = H[perm][:, perm], b[perm]
     r = 1.0 - 0.1 * torch.diag(H)
-    got = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1, blocks=(owner, 2))
-    want = torch.cat([0.1 * b[:2], 0.1 * sum(r[2:] ** j for j in range(11)) * b[2:]])
+    got = neumann_inverse_hvp(lambda c: Hf @ c, bf, n_terms=10, alpha=0.1,
+                              blocks=(2, [1, 1]))
+    want = torch.cat([0.1 * b[:2], 0.1 * sum(r[2:] ** j for j in range(11)) * b[2:]])[perm]
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     whole = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1)
     torch.testing.assert_close(whole, 0.1 * b)  # one norm: everything stops

@@ -89,13 +89,6 @@ def _neumann_diagonal(b, shift, *, n_terms, alpha):
     return factor * b
 
 
-def _owner(tensors):
-    """Problem index of each coordinate of ``flatten(tensors)`` when every tensor's
-    leading dimension indexes independent problems (FACIMS's stacked groups)."""
-    return torch.cat([torch.arange(t.shape[0], device=t.device).repeat_interleave(
-        t[0].numel()) for t in tensors])
-
-
 def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low, n_terms,
                        alpha, retain_graph=False, curved=None, stacked=False):
     """Implicit-function-theorem terms of the upper gradient through ``inner = Q*``.
@@ -145,7 +138,7 @@ def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low
     shift = lambda_low * div_hess
 
     def blocks(tensors):
-        return (_owner(tensors), tensors[0].shape[0]) if stacked else None
+        return (tensors[0].shape[0], [t[0].numel() for t in tensors]) if stacked else None
 
     if curved is None:
         p = neumann_inverse_hvp(lambda c: hvp(g_vs, inner, c), b, shift=shift,

@@ -107,22 +107,32 @@ def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None,
     shorter series instead of an overflow. Without growth the result is bit-identical
     to the plain sum. No host synchronisation: the stop is a device-side mask.
 
-    ``blocks``: ``(owner, n)`` for a block-diagonal ``H`` of ``n`` independent problems
-    (e.g. one per group), ``owner`` a LongTensor giving each coordinate of ``b`` its
-    problem; growth is then judged, and the sum stopped, per problem.
+    ``blocks``: ``(n, sizes)`` for a block-diagonal ``H`` of ``n`` independent problems
+    (e.g. one per group) laid out as in ``flatten`` of tensors with a leading problem
+    dimension: ``b`` is the concatenation of pieces, piece ``i`` a row-major
+    ``(n, sizes[i])`` block whose row ``j`` belongs to problem ``j``. Growth is then
+    judged, and the sum stopped, per problem.
     """
     c = b.clone()
     acc = b.clone()
     keep = None if shift is None else 1.0 - alpha * shift
     if blocks is None:
-        def sq_norms(v):
-            return v.pow(2).sum().reshape(1)
+        n_blocks, sizes = 1, [len(b)]
     else:
-        owner, n_blocks = blocks
+        n_blocks, sizes = blocks
+    if stop_on_growth and sum(sizes) * n_blocks != len(b):
+        raise ValueError(f"blocks cover {sum(sizes) * n_blocks} coordinates, b has {len(b)}")
 
-        def sq_norms(v):
-            return torch.zeros(n_blocks, dtype=v.dtype, device=v.device).index_add_(
-                0, owner, v * v)
+    def rows(v):  # (n, size) views of the pieces of v
+        out, start = [], 0
+        for size in sizes:
+            out.append(v[start:start + n_blocks * size].view(n_blocks, size))
+            start += n_blocks * size
+        return out
+
+    def sq_norms(v):
+        return sum(piece.pow(2).sum(1) for piece in rows(v))
+
     ok = prev = None
     if stop_on_growth:
         prev = sq_norms(c)
@@ -137,7 +147,9 @@ def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None,
             sq = sq_norms(c)
             ok = ok & (sq <= prev * (1.0 + 2e-6))  # a NaN norm stops it too
             prev = sq
-            acc.add_(torch.where(ok[owner] if blocks is not None else ok, c, zero))
+            keep_rows = ok.view(-1, 1)
+            for a_piece, c_piece in zip(rows(acc), rows(c), strict=True):
+                a_piece.add_(torch.where(keep_rows, c_piece, zero))
         else:
             acc.add_(c)
     return acc.mul_(alpha)
