@@ -196,7 +196,9 @@ def descend(loss, optimizer, params=None, *, retain_graph=False, step=True):
 
     Only ``params`` receive gradients (nothing accumulates elsewhere, so alternating
     players of a bilevel method never see each other's gradients); a parameter the
-    loss does not depend on gets ``grad = None``, which optimisers skip.
+    loss does not depend on gets ``grad = None``, which ``torch.optim`` optimisers skip
+    and :class:`~skfairbilevel.nn.optim.LeanAdam` (what ``make_adam`` returns on CPU and
+    CUDA) refuses with an error naming the parameter.
     ``step=False`` only sets the gradients (e.g. to step two optimisers together).
     """
     if params is None:
