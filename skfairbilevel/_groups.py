@@ -245,7 +245,9 @@ def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
             if ident not in columns:
                 raise ValueError(
                     f"{name} names the column {ident!r}, which is not a column of X. "
-                    f"Columns of X: {columns[:20]}{' ...' if len(columns) > 20 else ''}."
+                    f"Columns of X: {columns[:20]}{' ...' if len(columns) > 20 else ''}. "
+                    f"(skfairbilevel.datasets.make_preprocessor drops the sensitive "
+                    f"columns unless keep_sensitive=True.)"
                 )
             positions.append(columns.index(ident))
         else:
