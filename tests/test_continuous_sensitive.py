@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pytest
 import sklearn
 from sklearn.base import is_regressor
@@ -47,6 +46,7 @@ def test_threshold_and_what_counts_as_numeric():
     assert _continuous_warnings(encode_groups, np.arange(20)) == []  # 20: still groups
     assert len(_continuous_warnings(encode_groups, ages21.astype(float) / 3)) == 1
     assert len(_continuous_warnings(encode_groups, list(ages21))) == 1  # plain list of ints
+    pl = pytest.importorskip("polars")
     assert len(_continuous_warnings(encode_groups, pl.Series("age", ages21))) == 1
     # strings, categories and booleans are never "continuous", however many values
     names = np.array([f"country{i}" for i in range(30)])

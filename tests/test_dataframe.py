@@ -3,8 +3,6 @@ metrics and the scorers give the same answers whatever the dataframe library."""
 
 import numpy as np
 import pandas as pd
-import polars as pl
-import pyarrow as pa
 import pytest
 import sklearn
 from sklearn.compose import ColumnTransformer
@@ -27,6 +25,9 @@ from skfairbilevel.metrics import (
     soft_demographic_parity_difference,
     sufficiency_gap,
 )
+
+pl = pytest.importorskip("polars")  # the test extra installs polars and pyarrow
+pa = pytest.importorskip("pyarrow")
 
 FRAME = pd.DataFrame({
     "x": [0.5, 1.5, 2.5, 3.5],

@@ -348,13 +348,10 @@ def test_preprocessor_errors():
 
 
 def _to(lib, df):
+    module = pytest.importorskip(lib)
     if lib == "polars":
-        import polars as pl
-
-        return pl.from_pandas(df)
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(df, preserve_index=False)
+        return module.from_pandas(df)
+    return module.Table.from_pandas(df, preserve_index=False)
 
 
 @pytest.mark.parametrize("lib", ["polars", "pyarrow"])
