@@ -58,7 +58,7 @@ X_test, y_test = test.data.iloc[te_rows], test.target.iloc[te_rows]
 A_test = test.sensitive_features.iloc[te_rows]
 
 # one-hot + scaling fitted on the training split only; "sex" stays a column (ordinal)
-pre = make_preprocessor(X_train, sensitive="sex").fit(X_train)
+pre = make_preprocessor(X_train, sensitive="sex", keep_sensitive=True).fit(X_train)
 Z_train, Z_test = pre.transform(X_train), pre.transform(X_test)
 print(f"{Z_train.shape[0]} training rows, {Z_train.shape[1]} columns")
 

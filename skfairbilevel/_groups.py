@@ -9,12 +9,21 @@ group is:
   that occurs is one group, labelled by the tuple of values (intersectional groups).
 
 Group ids are ``0 .. n_groups - 1`` in sorted order of the labels.
+
+pandas, polars and pyarrow inputs are read through :mod:`skfairbilevel._dataframe`. A
+numeric column with more than 20 distinct values is encoded all the same, with a
+:class:`~skfairbilevel.exceptions.ContinuousSensitiveFeatureWarning` suggesting to bin
+it.
 """
 
+import warnings
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
+
+from . import _dataframe
+from .exceptions import ContinuousSensitiveFeatureWarning
 
 __all__ = [
     "encode_groups",
@@ -112,8 +121,61 @@ def _column_labels(col):
     return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
 
 
+#: A numeric sensitive column with more distinct values than this looks continuous.
+_CONTINUOUS_MAX_GROUPS = 20
+
+
+def _is_numeric_column(col):
+    """Numbers (not bool, not category), whatever the dtype holding them (object too)."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return False
+    if pd.api.types.is_numeric_dtype(dtype):
+        return True
+    if pd.api.types.is_object_dtype(dtype):
+        kind = pd.api.types.infer_dtype(col, skipna=True)
+        return kind in ("integer", "floating", "mixed-integer-float", "decimal")
+    return False
+
+
+def _continuous_columns(frame):
+    """``[(column, n_distinct), ...]``: the numeric columns of ``frame`` (a DataFrame as
+    returned by :func:`check_sensitive_features`) with more than 20 distinct values."""
+    out = []
+    for col in frame.columns:
+        if _is_numeric_column(frame[col]):
+            n_distinct = frame[col].nunique()
+            if n_distinct > _CONTINUOUS_MAX_GROUPS:
+                out.append((col, int(n_distinct)))
+    return out
+
+
+def _warn_continuous(frame, name):
+    found = _continuous_columns(frame)
+    if not found:
+        return
+    which = ", ".join(
+        f"{n} distinct values" if frame.shape[1] == 1 else f"column {c!r}: {n} distinct values"
+        for c, n in found
+    )
+    warnings.warn(
+        f"The sensitive feature ({name}) looks continuous ({which}): every distinct "
+        f"value becomes a group, so the groups are tiny and their rates are noise. Bin "
+        f"it into a few groups first, e.g. pandas.cut(age, bins=[0, 25, 45, 65, 120]) or "
+        f"sklearn.preprocessing.KBinsDiscretizer(n_bins=4, encode='ordinal'). If the "
+        f"values are category codes, pass them as a string or category column.",
+        ContinuousSensitiveFeatureWarning,
+        stacklevel=3,
+    )
+
+
 def encode_groups(sensitive_features, n_samples=None, *, name="sensitive_features"):
     """Map sensitive features to integer group ids.
+
+    Accepts everything :func:`check_sensitive_features` does, and polars / pyarrow
+    series and dataframes. A numeric column with more than 20 distinct values emits a
+    :class:`~skfairbilevel.exceptions.ContinuousSensitiveFeatureWarning` (it is still
+    encoded, one group per value).
 
     Returns
     -------
@@ -123,7 +185,10 @@ def encode_groups(sensitive_features, n_samples=None, *, name="sensitive_feature
         The group labels in sorted order: the values themselves for one column, tuples
         of values for several columns (only combinations that occur are groups).
     """
-    frame = check_sensitive_features(sensitive_features, n_samples, name=name)
+    frame = check_sensitive_features(
+        _dataframe.to_pandas(sensitive_features), n_samples, name=name
+    )
+    _warn_continuous(frame, name)
     per_col = [_column_labels(frame[c]) for c in frame.columns]
     if len(per_col) == 1:
         codes, uniques = per_col[0]
@@ -144,7 +209,11 @@ def encode_groups(sensitive_features, n_samples=None, *, name="sensitive_feature
 
 
 def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
-    """Positions of the columns of ``X`` named by ``ids`` (names or integer indices)."""
+    """Positions of the columns of ``X`` named by ``ids`` (names or integer indices).
+
+    Names need a dataframe ``X`` (pandas, polars, pyarrow, ...); integer indices work on
+    any 2-D ``X``.
+    """
     if ids is None:
         raise ValueError(f"{name} is None.")
     if isinstance(ids, (str, Integral)):
@@ -152,8 +221,11 @@ def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
     ids = list(ids)
     if not ids:
         raise ValueError(f"{name} is empty; name at least one column of X.")
-    n_cols = X.shape[1] if getattr(X, "ndim", 2) == 2 else None
-    columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+    columns = _dataframe.column_names(X)
+    if columns is not None:
+        n_cols = len(columns)
+    else:
+        n_cols = X.shape[1] if getattr(X, "ndim", 2) == 2 else None
     positions = []
     for ident in ids:
         if isinstance(ident, (Integral, np.integer)) and not isinstance(ident, bool):
@@ -167,13 +239,15 @@ def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
             if columns is None:
                 raise ValueError(
                     f"{name} names the column {ident!r}, but X has no column names (it is "
-                    f"not a pandas DataFrame). Pass integer column indices instead, or pass "
-                    f"X as a DataFrame."
+                    f"a {type(X).__name__}, not a dataframe). Pass integer column indices "
+                    f"instead, or pass X as a dataframe (pandas, polars, pyarrow)."
                 )
             if ident not in columns:
                 raise ValueError(
                     f"{name} names the column {ident!r}, which is not a column of X. "
-                    f"Columns of X: {columns[:20]}{' ...' if len(columns) > 20 else ''}."
+                    f"Columns of X: {columns[:20]}{' ...' if len(columns) > 20 else ''}. "
+                    f"(skfairbilevel.datasets.make_preprocessor drops the sensitive "
+                    f"columns unless keep_sensitive=True.)"
                 )
             positions.append(columns.index(ident))
         else:
@@ -186,10 +260,16 @@ def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
 
 
 def get_sensitive_columns(X, ids, *, name="sensitive_feature_ids"):
-    """The columns of X named by ``ids``, as a DataFrame (one column per id)."""
+    """The columns of X named by ``ids``, as a pandas DataFrame (one column per id).
+
+    ``X`` may be any dataframe (the columns keep their names and values: strings,
+    categories, numbers), a numpy array or a scipy sparse matrix.
+    """
     positions = resolve_column_ids(X, ids, name=name)
     if isinstance(X, pd.DataFrame):
         return X.iloc[:, positions].reset_index(drop=True)
+    if _dataframe.is_dataframe(X):
+        return _dataframe.to_pandas(_dataframe.select_columns(X, positions))
     if hasattr(X, "toarray"):  # sparse
         X = X[:, positions].toarray()
         return pd.DataFrame(X)

@@ -3,6 +3,7 @@
 __all__ = [
     "FairnessWarning",
     "NoSensitiveFeaturesWarning",
+    "ContinuousSensitiveFeatureWarning",
     "TrainingInterruptedWarning",
     "NonFiniteLossError",
 ]
@@ -14,6 +15,17 @@ class FairnessWarning(UserWarning):
 
 class NoSensitiveFeaturesWarning(FairnessWarning):
     """``fit`` got no sensitive features; the estimator trains its fairness-unaware form."""
+
+
+class ContinuousSensitiveFeatureWarning(FairnessWarning):
+    """A numeric sensitive feature has so many distinct values that it looks continuous.
+
+    Every distinct value of a sensitive feature is a group, so a continuous feature
+    (age, income) makes many tiny groups whose rates are noise. Bin it first, for
+    example with :func:`pandas.cut` or :class:`~sklearn.preprocessing.KBinsDiscretizer`.
+    Raised when sensitive features are encoded to groups, in the estimators, the metrics
+    and the scorers alike.
+    """
 
 
 class TrainingInterruptedWarning(FairnessWarning):

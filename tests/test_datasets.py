@@ -268,7 +268,7 @@ def test_bank_marketing():
 
 def test_preprocessor_adult():
     X, y = load_adult(return_X_y=True)
-    pre = make_preprocessor(X, sensitive="sex")
+    pre = make_preprocessor(X, sensitive="sex", keep_sensitive=True)
     assert not hasattr(pre, "transformers_")  # unfitted
     Xt = pre.fit_transform(X)
     assert isinstance(Xt, pd.DataFrame)
@@ -284,8 +284,10 @@ def test_preprocessor_adult():
     # 5 numeric + one-hot of 8 categorical columns (96 levels) + sex
     assert Xt.shape[1] == 5 + 96 + 1
 
-    dropped = make_preprocessor(X, sensitive="sex", keep_sensitive=False).fit_transform(X)
+    # the default drops the sensitive column, and only it
+    dropped = make_preprocessor(X, sensitive="sex").fit_transform(X)
     assert "sex" not in dropped.columns and dropped.shape[1] == Xt.shape[1] - 1
+    pd.testing.assert_frame_equal(dropped, Xt.drop(columns="sex"))
 
     # unseen categories are ignored by the one-hot part and -1 in the sensitive column
     X_new = X.head(2).copy()
@@ -300,7 +302,7 @@ def test_preprocessor_adult():
 
 def test_preprocessor_missing_values_and_several_sensitive():
     X, _ = load_adult(drop_missing=False, return_X_y=True)
-    Xt = make_preprocessor(X, sensitive=["sex", "race"]).fit_transform(X)
+    Xt = make_preprocessor(X, sensitive=["sex", "race"], keep_sensitive=True).fit_transform(X)
     assert Xt.shape[0] == 48842
     assert Xt.isna().sum().sum() == 0
     assert "workclass_nan" in Xt.columns
@@ -309,7 +311,8 @@ def test_preprocessor_missing_values_and_several_sensitive():
 
 def test_preprocessor_integer_codes_and_pipeline():
     bunch = load_credit_default(sensitive="SEX")
-    pre = make_preprocessor(bunch.data, sensitive="SEX", categorical=["EDUCATION", "MARRIAGE"])
+    pre = make_preprocessor(bunch.data, sensitive="SEX", categorical=["EDUCATION", "MARRIAGE"],
+                            keep_sensitive=True)
     Xt = pre.fit_transform(bunch.data)
     assert sorted(Xt["SEX"].unique()) == [1.0, 2.0]  # numeric sensitive: cast, not recoded
     assert Xt.filter(like="EDUCATION_").shape[1] == 7
@@ -325,7 +328,7 @@ def test_preprocessor_integer_codes_and_pipeline():
 
 def test_preprocessor_errors():
     X, _ = load_german_credit(return_X_y=True)
-    with pytest.raises(TypeError, match="X must be a pandas DataFrame"):
+    with pytest.raises(TypeError, match="X must be a dataframe"):
         make_preprocessor(X.to_numpy())
     with pytest.raises(ValueError, match="sensitive"):
         make_preprocessor(X, sensitive="gender")
@@ -340,6 +343,77 @@ def test_preprocessor_errors():
         make_preprocessor(dated)
     with pytest.raises(TypeError, match="keep_sensitive"):
         make_preprocessor(X, sensitive="sex", keep_sensitive="no")
+    with pytest.raises(ValueError, match="keep_sensitive=True"):
+        make_preprocessor(X[["sex"]], sensitive="sex")
+
+
+def _to(lib, df):
+    module = pytest.importorskip(lib)
+    if lib == "polars":
+        return module.from_pandas(df)
+    return module.Table.from_pandas(df, preserve_index=False)
+
+
+@pytest.mark.parametrize("lib", ["polars", "pyarrow"])
+def test_preprocessor_polars_and_pyarrow_give_the_pandas_output(lib):
+    # string and category columns, an integer-coded categorical, a numeric sensitive column
+    credit = load_credit_default(sensitive="SEX").data.head(3000)
+    german = load_german_credit().data
+    for X, kw in (
+        (german, {"sensitive": "sex"}),
+        (german, {"sensitive": ["sex", "age_group"], "keep_sensitive": True}),
+        (credit, {"sensitive": "SEX", "categorical": ["EDUCATION"], "keep_sensitive": True}),
+        (credit, {"sensitive": "SEX", "categorical": ["EDUCATION"]}),
+    ):
+        expected = make_preprocessor(X, **kw).fit_transform(X)
+        X_lib = _to(lib, X)
+        pre = make_preprocessor(X_lib, **kw)
+        got = pre.fit_transform(X_lib)
+        pd.testing.assert_frame_equal(got, expected)
+        clone = pickle.loads(pickle.dumps(pre))
+        pd.testing.assert_frame_equal(clone.transform(X_lib), expected)
+
+
+def test_preprocessor_string_and_bool_sensitive_columns():
+    X = pd.DataFrame({
+        "x": [0.0, 1.0, 2.0, 3.0],
+        "sex": pd.Series(["F", "M", "M", "F"], dtype="str"),
+        "old": [True, False, True, False],
+        "race": pd.Series(["b", "a", "c", "a"], dtype=object),
+    })
+    sens = ["sex", "old", "race"]
+    assert make_preprocessor(X, sensitive=sens).fit_transform(X).columns.tolist() == ["x"]
+    kept = make_preprocessor(X, sensitive=sens, keep_sensitive=True).fit_transform(X)
+    assert kept["sex"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert kept["old"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert kept["race"].tolist() == [1.0, 0.0, 2.0, 0.0]
+
+
+def test_default_preprocessor_makes_predictions_blind_to_the_sensitive_column():
+    """Flip the sensitive value of every row: the default pipeline predicts the same."""
+    import sklearn
+
+    from skfairbilevel import FairMLPClassifier
+
+    g = load_german_credit()
+    X, y, A = g.data, g.target, g.sensitive_features
+    flipped = X.copy()
+    flipped["sex"] = X["sex"].map({"female": "male", "male": "female"}).astype(X["sex"].dtype)
+    assert (flipped["sex"] != X["sex"]).all()
+    params = dict(hidden_layer_sizes=(16,), fairness="demographic_parity", max_epochs=15,
+                  lr=1e-2, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(make_preprocessor(X, sensitive="sex"), FairMLPClassifier(**params))
+        pipe.fit(X, y, sensitive_features=A)
+        assert pipe[-1].fairness_aware_ and "sex" not in pipe[0].get_feature_names_out()
+        np.testing.assert_array_equal(pipe.predict(flipped), pipe.predict(X))
+        np.testing.assert_array_equal(pipe.predict_proba(flipped), pipe.predict_proba(X))
+        # the opt-in keeps the column as a model input: then the flip does change
+        # predictions, so the check above could fail
+        kept = make_pipeline(make_preprocessor(X, sensitive="sex", keep_sensitive=True),
+                             FairMLPClassifier(**params))
+        kept.fit(X, y, sensitive_features=A)
+        assert np.abs(kept.predict_proba(flipped) - kept.predict_proba(X)).max() > 1e-3
 
 
 # --------------------------------------------------------------------------- merge

@@ -18,7 +18,7 @@ given as ``sensitive_features``. String columns are pandas ``category`` columns.
 Tools:
 
 * :func:`make_preprocessor` -- unfitted ColumnTransformer: one-hot + scaling, sensitive
-  columns kept by name and ordinal-encoded;
+  columns dropped (or, with ``keep_sensitive=True``, kept by name and ordinal-encoded);
 * :func:`make_biased_classification` -- synthetic data with a tunable group bias;
 * :func:`merge_smallest_groups` -- merge the smallest groups until ``n_groups`` remain.
 """

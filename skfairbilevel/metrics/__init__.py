@@ -1,7 +1,10 @@
 """Fairness metrics and scikit-learn scorers (numpy / pandas / fairlearn; no torch).
 
-Metrics
--------
+Every argument may be a list, a numpy array or a pandas, polars or pyarrow series /
+dataframe.
+
+Classification metrics
+----------------------
 - fairlearn-compatible differences (delegate to fairlearn for binary targets, one-vs-rest
   maximum for multi-class): :func:`demographic_parity_difference`,
   :func:`equalized_odds_difference`, :func:`equal_opportunity_difference`;
@@ -10,6 +13,13 @@ Metrics
 - signed two-group gaps (Fast & Fair): :func:`independence_gap`, :func:`separation_gap`,
   :func:`predictive_parity_gap`;
 - :func:`fairness_report`: per-group table, overall values and the scalar summary.
+
+Regression metrics
+------------------
+- demographic parity for regression: :func:`mean_prediction_difference`,
+  :func:`mean_prediction_ratio` (group mean predictions);
+- bounded group loss: :func:`bounded_group_loss` (largest group MSE or MAE),
+  :func:`group_loss_difference`, :func:`group_loss_ratio`.
 
 Model selection
 ---------------
@@ -32,6 +42,13 @@ from ._fairness import (
     soft_demographic_parity_difference,
     sufficiency_gap,
 )
+from ._regression import (
+    bounded_group_loss,
+    group_loss_difference,
+    group_loss_ratio,
+    mean_prediction_difference,
+    mean_prediction_ratio,
+)
 from ._scorers import FairnessScorer, fairness_constrained_refit, make_fairness_scorer
 
 __all__ = [
@@ -46,6 +63,11 @@ __all__ = [
     "predictive_parity_gap",
     "fairness_report",
     "FairnessReport",
+    "mean_prediction_difference",
+    "mean_prediction_ratio",
+    "bounded_group_loss",
+    "group_loss_difference",
+    "group_loss_ratio",
     "make_fairness_scorer",
     "FairnessScorer",
     "fairness_constrained_refit",

@@ -13,7 +13,9 @@ Three families live here:
 
 Every function maps ``sensitive_features`` to groups with :mod:`skfairbilevel._groups`,
 so a list, a Series, a DataFrame of several columns (intersectional groups) or a 2-D
-array are accepted everywhere and validated the same way as in the estimators.
+array are accepted everywhere and validated the same way as in the estimators. Every
+argument may also be a polars or pyarrow series / dataframe
+(:mod:`skfairbilevel._dataframe`).
 """
 
 import math
@@ -28,6 +30,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
+from .. import _dataframe
 from .._groups import check_sensitive_features, encode_groups
 from ..exceptions import FairnessWarning
 
@@ -48,6 +51,15 @@ __all__ = [
 _METHODS = ("between_groups", "to_overall")
 _AGGS = ("worst_case", "mean")
 
+_CONTINUOUS_ADVICE = (
+    "holds continuous values, but this metric needs class labels (a classifier's "
+    "predict). For a regressor's predictions use the regression metrics: "
+    "mean_prediction_difference / mean_prediction_ratio (demographic parity for "
+    "regression) or bounded_group_loss / group_loss_difference / group_loss_ratio "
+    "(group MSE or MAE). For a classifier's predicted probabilities use "
+    "soft_demographic_parity_difference or sufficiency_gap."
+)
+
 
 # ----------------------------------------------------------------------------------------
 # input validation
@@ -58,14 +70,14 @@ def _check_1d(y, name, n_samples=None, ref_name="y_true"):
     """Return ``y`` as a 1-D numpy array; validate its length and missing values."""
     if y is None:
         raise ValueError(f"{name} is None; pass one value per sample.")
-    if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1:
+    if _dataframe.is_dataframe(y):
+        n_columns = len(_dataframe.column_names(y))
+        if n_columns != 1:
             raise ValueError(
-                f"{name} must be 1-D (one value per sample); got a DataFrame with "
-                f"{y.shape[1]} columns. Pass a single column."
+                f"{name} must be 1-D (one value per sample); got a dataframe with "
+                f"{n_columns} columns. Pass a single column."
             )
-        y = y.iloc[:, 0]
-    arr = np.asarray(y)
+    arr = _dataframe.to_numpy(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
     if arr.ndim != 1:
@@ -92,7 +104,9 @@ def _check_1d(y, name, n_samples=None, ref_name="y_true"):
 
 def _check_groups(sensitive_features, n_samples, ref_name):
     """``(group_ids, groups)`` for ``sensitive_features``; validates length and NaN."""
-    frame = check_sensitive_features(sensitive_features, name="sensitive_features")
+    frame = check_sensitive_features(
+        _dataframe.to_pandas(sensitive_features), name="sensitive_features"
+    )
     if frame.shape[0] != n_samples:
         raise ValueError(
             f"sensitive_features has {frame.shape[0]} rows but {ref_name} has "
@@ -105,7 +119,9 @@ def _check_groups(sensitive_features, n_samples, ref_name):
 def _check_sample_weight(sample_weight, n_samples):
     if sample_weight is None:
         return None
-    sw = np.asarray(sample_weight)
+    sw = _dataframe.to_numpy(sample_weight)
+    if sw.ndim == 2 and sw.shape[1] == 1:
+        sw = sw.ravel()
     if sw.ndim != 1 or sw.shape[0] != n_samples:
         raise ValueError(
             f"sample_weight must be 1-D with one weight per sample ({n_samples}); got "
@@ -134,11 +150,7 @@ def _check_labels(y_true, y_pred):
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         kind = type_of_target(y, input_name=name)
         if kind == "continuous":
-            raise ValueError(
-                f"{name} holds continuous values; these metrics need class labels "
-                f"(estimator.predict). For predicted probabilities use "
-                f"soft_demographic_parity_difference or sufficiency_gap."
-            )
+            raise ValueError(f"{name} {_CONTINUOUS_ADVICE}")
     try:
         return unique_labels(y_true, y_pred)
     except ValueError as exc:
@@ -464,7 +476,7 @@ def _check_scores(y_score, n_samples=None, name="y_score"):
     if y_score is None:
         raise ValueError(f"{name} is None; pass predicted probabilities.")
     try:
-        S = np.asarray(y_score, dtype=np.float64)
+        S = np.asarray(_dataframe.to_numpy(y_score), dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must hold numeric probabilities (estimator.predict_proba); {exc}"
@@ -558,7 +570,7 @@ def _calibration_targets(y_true, S):
     yt = _check_1d(y_true, "y_true", S.shape[0], ref_name="y_score")
     kind = type_of_target(yt, input_name="y_true")
     if kind == "continuous":
-        raise ValueError("y_true holds continuous values; pass class labels.")
+        raise ValueError(f"y_true {_CONTINUOUS_ADVICE}")
     labels = unique_labels(yt)
     values = labels.tolist()
     K = S.shape[1]
@@ -968,7 +980,9 @@ def fairness_report(y_true, y_pred, *, sensitive_features, y_score=None, sample_
     0.6667
     """
     yt, yp, gid, groups, sw = _prepare(y_true, y_pred, sensitive_features, sample_weight)
-    frame = check_sensitive_features(sensitive_features, name="sensitive_features")
+    frame = check_sensitive_features(
+        _dataframe.to_pandas(sensitive_features), name="sensitive_features"
+    )
     frame.columns = [
         f"sensitive_feature_{i}" if not isinstance(c, str) else c
         for i, c in enumerate(frame.columns)
@@ -1004,7 +1018,8 @@ def fairness_report(y_true, y_pred, *, sensitive_features, y_score=None, sample_
     by_group = by_group[by_group["count"] > 0].astype({"count": np.int64})
     overall = mf.overall
 
-    common = {"sensitive_features": gid, "sample_weight": sw}
+    # group ids as a categorical: already encoded (and warned about) above
+    common = {"sensitive_features": pd.Categorical(gid), "sample_weight": sw}
     summary = {
         "demographic_parity_difference": demographic_parity_difference(yt, yp, **common),
         "equalized_odds_difference": equalized_odds_difference(yt, yp, **common),
@@ -1015,5 +1030,7 @@ def fairness_report(y_true, y_pred, *, sensitive_features, y_score=None, sample_
         summary["soft_demographic_parity_difference"] = soft_demographic_parity_difference(
             yt, y_score, **common
         )
-        summary["sufficiency_gap"] = sufficiency_gap(yt, y_score, sensitive_features=gid)
+        summary["sufficiency_gap"] = sufficiency_gap(
+            yt, y_score, sensitive_features=common["sensitive_features"]
+        )
     return FairnessReport(by_group=by_group, overall=overall, summary=summary)

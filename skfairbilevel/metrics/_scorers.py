@@ -9,7 +9,8 @@ remembered ``set_score_request``. :class:`FairnessScorer` gets them either way:
   sensitive_features=A)`` or ``cross_validate(..., params={"sensitive_features": A})``
   hand it each fold's slice of ``A``;
 * routing off (or on, but no ``A`` passed): it reads the columns named by
-  ``sensitive_feature_ids`` from the ``X`` it is scored on.
+  ``sensitive_feature_ids`` from the ``X`` it is scored on (a pandas, polars or pyarrow
+  dataframe, or an array with integer ids).
 
 The routing request is built with the public :mod:`sklearn.utils.metadata_routing` API
 (``MetadataRequest``); no private scikit-learn scorer class is subclassed.
@@ -26,21 +27,26 @@ from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
 from .._groups import get_sensitive_columns
 from ..exceptions import FairnessWarning
-from . import _fairness
+from . import _fairness, _regression
 
 __all__ = ["make_fairness_scorer", "FairnessScorer", "fairness_constrained_refit"]
 
-# metric name -> default response method
+# metric name -> (module, default response method, greater is better)
 _METRICS = {
-    "demographic_parity_difference": "predict",
-    "equalized_odds_difference": "predict",
-    "equal_opportunity_difference": "predict",
-    "accuracy_parity_difference": "predict",
-    "soft_demographic_parity_difference": "predict_proba",
-    "sufficiency_gap": "predict_proba",
-    "independence_gap": "predict",
-    "separation_gap": "predict",
-    "predictive_parity_gap": "predict",
+    "demographic_parity_difference": (_fairness, "predict", False),
+    "equalized_odds_difference": (_fairness, "predict", False),
+    "equal_opportunity_difference": (_fairness, "predict", False),
+    "accuracy_parity_difference": (_fairness, "predict", False),
+    "soft_demographic_parity_difference": (_fairness, "predict_proba", False),
+    "sufficiency_gap": (_fairness, "predict_proba", False),
+    "independence_gap": (_fairness, "predict", False),
+    "separation_gap": (_fairness, "predict", False),
+    "predictive_parity_gap": (_fairness, "predict", False),
+    "mean_prediction_difference": (_regression, "predict", False),
+    "mean_prediction_ratio": (_regression, "predict", True),
+    "bounded_group_loss": (_regression, "predict", False),
+    "group_loss_difference": (_regression, "predict", False),
+    "group_loss_ratio": (_regression, "predict", True),
 }
 
 _RESPONSE_METHODS = ("predict", "predict_proba", "decision_function", "predict_log_proba")
@@ -75,7 +81,7 @@ class FairnessScorer:
     Create it with :func:`make_fairness_scorer`. Called as ``scorer(estimator, X,
     y_true, sample_weight=None, sensitive_features=None)`` it returns
     ``sign * metric(y_true, response, sensitive_features=A, **metric_kwargs)`` with
-    ``sign = -1`` unless ``greater_is_better=True``.
+    ``sign = 1`` when greater is better (the ratios), else ``-1``.
 
     Parameters
     ----------
@@ -86,8 +92,10 @@ class FairnessScorer:
     response_method : str or list of str, default=None
         Estimator method(s) producing the metric's second argument; the first one the
         estimator has is used.
-    greater_is_better : bool, default=False
-        Whether larger metric values are better.
+    greater_is_better : bool or None, default=None
+        Whether larger metric values are better; ``None``: True for the ratios
+        (``mean_prediction_ratio``, ``group_loss_ratio``), False for every other metric
+        and for callables.
     metric_kwargs : dict, default=None
         Extra keyword arguments of the metric.
     """
@@ -98,7 +106,7 @@ class FairnessScorer:
         *,
         sensitive_feature_ids=None,
         response_method=None,
-        greater_is_better=False,
+        greater_is_better=None,
         metric_kwargs=None,
     ):
         if isinstance(metric, str):
@@ -108,11 +116,11 @@ class FairnessScorer:
                     f"{sorted(_METRICS)} or pass a callable "
                     f"metric(y_true, y_pred, *, sensitive_features, **kwargs)."
                 )
-            func = getattr(_fairness, metric)
-            default_response = _METRICS[metric]
+            module, default_response, default_greater = _METRICS[metric]
+            func = getattr(module, metric)
         elif callable(metric):
             func = metric
-            default_response = "predict"
+            default_response, default_greater = "predict", False
             if not _accepts(func, "sensitive_features"):
                 raise TypeError(
                     f"metric {getattr(metric, '__name__', metric)!r} must accept a "
@@ -154,8 +162,13 @@ class FairnessScorer:
                     f"{name!r}; remove it from the keyword arguments of "
                     f"make_fairness_scorer."
                 )
+        if greater_is_better is None:
+            greater_is_better = default_greater
         if not isinstance(greater_is_better, (bool, np.bool_)):
-            raise TypeError(f"greater_is_better must be a bool; got {greater_is_better!r}.")
+            raise TypeError(
+                f"greater_is_better must be True, False or None (the metric's own "
+                f"direction); got {greater_is_better!r}."
+            )
         self.metric = metric
         self.sensitive_feature_ids = sensitive_feature_ids
         self.response_method = response_method
@@ -163,6 +176,7 @@ class FairnessScorer:
         self.metric_kwargs = metric_kwargs
         self._func = func
         self._sign = 1 if greater_is_better else -1
+        self._default_greater = default_greater
         self._methods = methods
         self._score_request = {"sensitive_features": True}
         if self._accept_sample_weight():
@@ -307,8 +321,8 @@ class FairnessScorer:
         if self.sensitive_feature_ids is not None:
             parts.append(f"sensitive_feature_ids={self.sensitive_feature_ids!r}")
         parts.append(f"response_method={self.response_method!r}")
-        if self.greater_is_better:
-            parts.append("greater_is_better=True")
+        if self.greater_is_better != self._default_greater:
+            parts.append(f"greater_is_better={self.greater_is_better}")
         parts.extend(f"{k}={v!r}" for k, v in self.metric_kwargs.items())
         return f"make_fairness_scorer({', '.join(parts)})"
 
@@ -318,7 +332,7 @@ def make_fairness_scorer(
     *,
     sensitive_feature_ids=None,
     response_method=None,
-    greater_is_better=False,
+    greater_is_better=None,
     **metric_kwargs,
 ):
     """Make a scorer of a fairness metric for GridSearchCV, cross_validate, ...
@@ -339,26 +353,33 @@ def make_fairness_scorer(
     Parameters
     ----------
     metric : str or callable
-        One of ``"demographic_parity_difference"``, ``"equalized_odds_difference"``,
-        ``"equal_opportunity_difference"``, ``"accuracy_parity_difference"``,
-        ``"soft_demographic_parity_difference"``, ``"sufficiency_gap"``,
-        ``"independence_gap"``, ``"separation_gap"``, ``"predictive_parity_gap"`` (the
-        functions of :mod:`skfairbilevel.metrics`), or a callable
-        ``metric(y_true, y_pred_or_score, *, sensitive_features, **kwargs)``.
+        The name of a function of :mod:`skfairbilevel.metrics`, or a callable
+        ``metric(y_true, y_pred_or_score, *, sensitive_features, **kwargs)``. Names:
+
+        * classification: ``"demographic_parity_difference"``,
+          ``"equalized_odds_difference"``, ``"equal_opportunity_difference"``,
+          ``"accuracy_parity_difference"``, ``"soft_demographic_parity_difference"``,
+          ``"sufficiency_gap"``, ``"independence_gap"``, ``"separation_gap"``,
+          ``"predictive_parity_gap"``;
+        * regression: ``"mean_prediction_difference"``, ``"mean_prediction_ratio"``,
+          ``"bounded_group_loss"``, ``"group_loss_difference"``, ``"group_loss_ratio"``.
     sensitive_feature_ids : str, int or list of them, default=None
-        Column names (DataFrame X) or integer indices of X holding the sensitive
-        features; several columns give intersectional groups.
+        Column names (pandas, polars or pyarrow dataframe X) or integer indices of X
+        holding the sensitive features; several columns give intersectional groups.
     response_method : str or list of str, default=None
         The estimator method whose output is the metric's second argument (the first
         available of a list). ``None``: ``"predict_proba"`` for
         ``soft_demographic_parity_difference`` and ``sufficiency_gap``, else
         ``"predict"``.
-    greater_is_better : bool, default=False
-        As in :func:`sklearn.metrics.make_scorer`: ``False`` (fairness metrics are
-        "lower is better") makes the score the **negated** metric, so that search
-        maximises it. For the signed gaps (``independence_gap``, ...) a negated signed
-        value is rarely what a search should maximise; use ``fairness_constrained_refit``
-        (which uses absolute values) or a callable returning ``abs(gap)``.
+    greater_is_better : bool or None, default=None
+        As in :func:`sklearn.metrics.make_scorer`: ``False`` makes the score the
+        **negated** metric, so that search maximises it. ``None`` takes the metric's
+        own direction: ``True`` for the ratios (``mean_prediction_ratio``,
+        ``group_loss_ratio``: 1 is parity), ``False`` for the differences, gaps and
+        ``bounded_group_loss`` (0 is parity) and for callables. For the signed gaps
+        (``independence_gap``, ...) a negated signed value is rarely what a search
+        should maximise; use ``fairness_constrained_refit`` (which uses absolute
+        values) or a callable returning ``abs(gap)``.
     **metric_kwargs : dict
         Fixed keyword arguments of the metric (e.g. ``method="to_overall"``,
         ``n_bins=10``).
@@ -469,7 +490,8 @@ def fairness_constrained_refit(objective, constraint, bound):
         Key of the ``scoring`` dict of the performance scorer (greater is better), e.g.
         ``"acc"``.
     constraint : str
-        Key of the ``scoring`` dict of the fairness scorer, e.g. ``"dp"``.
+        Key of the ``scoring`` dict of the fairness scorer, e.g. ``"dp"``: a metric that
+        is 0 at parity (a difference, a gap or ``bounded_group_loss``), not a ratio.
     bound : float
         Largest admissible absolute value of the mean fairness score, e.g. ``0.05``.
 
