@@ -16,7 +16,7 @@ def adult_subset():
     X, y = bunch.data, bunch.target.to_numpy()
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=6000, test_size=4000,
                                               stratify=y, random_state=0)
-    pre = make_preprocessor(X_tr, sensitive="sex").fit(X_tr)
+    pre = make_preprocessor(X_tr, sensitive="sex", keep_sensitive=True).fit(X_tr)
     return pre.transform(X_tr), y_tr, pre.transform(X_te), y_te
 
 
