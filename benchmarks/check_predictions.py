@@ -104,6 +104,8 @@ def configs():
                                              "early_stopping": True}, "x_val")
     add("mlp_warm", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
                                           "warm_start": True}, "warm")
+    add("mlp_warm_new_width", "FairMLPClassifier", {**mlp, "warm_start": True,
+                                                    "early_stopping": True}, "warm_width")
     add("mlp_multi", "FairMLPClassifier", {**mlp, "fairness": "equalized_odds"}, "multi")
     add("mlp_ids_drop", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
                                               "sensitive_feature_ids": [5]}, "column")
@@ -232,6 +234,10 @@ def configs():
     add("prune_nogroups", "FairPruningClassifier", prune, "no_groups")
     add("prune_weights", "FairPruningClassifier", prune, "weights")
     add("prune_warm", "FairPruningClassifier", {**prune, "warm_start": True}, "warm_prune")
+    add("prune_warm_rebuild", "FairPruningClassifier", {**prune, "warm_start": True},
+        "warm_prune_rebuild")
+    add("prune_warm_es", "FairPruningClassifier", {**prune, "warm_start": True,
+                                                   "early_stopping": True}, "warm_prune")
     add("prune_sparsity0", "FairPruningClassifier", {**prune, "sparsity": 0.0})
 
     rob = dict(batch_size=16, max_epochs=3, lr=5e-2, radius=0.2, random_state=0)
@@ -274,6 +280,13 @@ def fit(est, recipe, data):
         return est, X, y, A
     if recipe == "warm":
         est.fit(X[:150], y[:150], sensitive_features=A[:150])
+        return est.fit(X, y, sensitive_features=A), X, y, A
+    if recipe == "warm_width":
+        est.fit(X[:, :4], y, sensitive_features=A)
+        return est.fit(X, y, sensitive_features=A), X, y, A
+    if recipe == "warm_prune_rebuild":
+        est.fit(X, y, sensitive_features=A)
+        est.set_params(pretrain_epochs=2)
         return est.fit(X, y, sensitive_features=A), X, y, A
     if recipe == "warm_prune":
         est.fit(X, y, sensitive_features=A)
