@@ -357,7 +357,7 @@ def run(only=None):
     data = datasets()
     results = {}
     for name, cls_name, params, recipe in configs():
-        if only and not any(o in name for o in only):
+        if only and not any(name.startswith(o) for o in only):
             continue
         cls = getattr(skfairbilevel, cls_name)
         t0 = time.perf_counter()
@@ -394,7 +394,7 @@ def compare(ref_path, new_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the checksums to this JSON file")
-    parser.add_argument("--only", nargs="*", help="run only configurations containing these")
+    parser.add_argument("--only", nargs="*", help="run only the configurations whose names start with these")
     parser.add_argument("--compare", nargs=2, metavar=("REFERENCE", "NEW"),
                         help="compare two JSON files; exit status 1 when they differ")
     args = parser.parse_args(argv)
