@@ -394,7 +394,8 @@ def compare(ref_path, new_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the checksums to this JSON file")
-    parser.add_argument("--only", nargs="*", help="run only the configurations whose names start with these")
+    parser.add_argument("--only", nargs="*",
+                        help="run only the configurations whose names start with these")
     parser.add_argument("--compare", nargs=2, metavar=("REFERENCE", "NEW"),
                         help="compare two JSON files; exit status 1 when they differ")
     args = parser.parse_args(argv)

@@ -278,8 +278,8 @@ def encode_known_groups(sensitive_features, n_samples, groups, *, name="sensitiv
     unseen = [label for label in labels if label not in lookup]
     if unseen:
         raise ValueError(
-            f"{name} contains group(s) {unseen[:5]} not seen in the training data "
-            f"(training groups: {list(groups)[:20]}); every group must occur in the "
-            f"training rows. Drop those rows or add training rows of those groups."
+            f"{name} contains group(s) {unseen[:5]} not seen in fit (training groups: "
+            f"{list(groups)[:20]}); every group must occur in the training rows. Drop "
+            f"those rows or add training rows of those groups."
         )
     return np.array([lookup[label] for label in labels], dtype=np.int64)[ids]

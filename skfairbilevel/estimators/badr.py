@@ -24,8 +24,6 @@ All end with a refit of the lower level at the learned lambda. The problem and i
 solvers are :class:`skfairbilevel.nn.group_risk.GroupRiskProblem`.
 """
 
-import math
-
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
@@ -44,6 +42,7 @@ from ..nn.group_risk import (
     UpperOracle,
     copy_params,
     entropy,
+    fixed_group_weights,
 )
 from ..nn.modules import ACTIVATIONS, layer_widths, make_mlp
 from ..nn.smooth_fairness import (
@@ -132,7 +131,10 @@ class _BADRBase(BaseFairEstimator):
                 f"row); y has {len(self.classes_)} classes. Use 'demographic_parity', "
                 f"'equal_opportunity', 'equalized_odds' or 'group_variance'."
             )
-        data = self._standardised(train, dtype)
+        # X stays float32: the affine model upcasts row chunks (no float64 copy of X)
+        w = None if train.w is None else train.w.to(dtype)
+        y = mod.standardise(train.y.to(dtype), w) if kind == "regressor" else train.y
+        data = TensorData(train.X, y, train.g, w, n_groups=S)
         counts = torch.bincount(train.g, minlength=S)
         if self.fairness_aware_ and bool((counts == 0).any()):
             empty = [self.groups_[a] for a in range(S) if int(counts[a]) == 0]
@@ -160,7 +162,7 @@ class _BADRBase(BaseFairEstimator):
                 and len(self.group_weights_) == S
             if self.init == "best" and not resumed:
                 uniform = torch.full((S,), 1.0 / S, dtype=dtype, device=self.device_)
-                start = _best_of(prob, [uniform] + self._vertices(S, dtype))
+                start = prob.best_of([uniform] + self._vertices(S, dtype))
                 with torch.no_grad():
                     mod.lam.copy_(start)
             prob.solve(mod.lam)
@@ -173,7 +175,7 @@ class _BADRBase(BaseFairEstimator):
                 prob.solve(mod.lam)
                 self._run_exact(prob, MinimaxOracle(prob))
             else:  # the vertex whose model has the smallest training metric
-                vertex = _best_of(prob, self._vertices(S, dtype))
+                vertex = prob.best_of(self._vertices(S, dtype))
                 with torch.no_grad():
                     mod.lam.copy_(vertex)
         refit_iter = 0 if self.interrupted_ else prob.solve(mod.lam)  # the final refit
@@ -188,25 +190,6 @@ class _BADRBase(BaseFairEstimator):
                 self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
         # with fixed group weights there is no lambda loop: the refit's iterations
         return None if self.history_ else max(1, int(refit_iter))
-
-    def _standardised(self, train, dtype):
-        """The training tensors in the model's dtype; a regressor's y standardised
-        (its mean and scale stored in the module). X stays float32: the affine model
-        upcasts row chunks, so a float64 model never holds a float64 copy of X."""
-        mod = self.module_
-        w = None if train.w is None else train.w.to(dtype)
-        y = train.y
-        if self._estimator_kind == "regressor":
-            y = y.to(dtype)
-            wv = torch.ones_like(y) if w is None else w
-            mean = (wv * y).sum() / wv.sum()
-            scale = torch.sqrt((wv * (y - mean) ** 2).sum() / wv.sum())
-            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-            with torch.no_grad():
-                mod.y_mean.copy_(mean)
-                mod.y_scale.copy_(scale)
-            y = (y - mean) / scale
-        return TensorData(train.X, y, train.g, w, n_groups=self.n_groups_)
 
     def _pairs(self, g, dtype, generator=None):
         """Cross-group pairs of the regressor's individual fairness (all, or a sample
@@ -226,15 +209,7 @@ class _BADRBase(BaseFairEstimator):
                 return torch.as_tensor(old, dtype=dtype, device=dev)
             return torch.full((S,), 1.0 / S, dtype=dtype, device=dev)
         if isinstance(gw, str):
-            wv = torch.ones_like(data.y, dtype=dtype) if data.w is None else data.w
-            totals = torch.zeros(S, dtype=dtype, device=dev).index_add(0, data.g, wv)
-            if gw in ("uniform", "one_group"):
-                lam = torch.ones(S, dtype=dtype, device=dev)
-            elif gw == "balanced":
-                lam = 1.0 / totals
-            else:  # pooled ERM: lambda_a proportional to the group's weight
-                lam = totals.clone()
-            return lam / lam.sum()
+            return fixed_group_weights(gw, data.g, data.w, S, dtype)
         arr = np.asarray(gw, dtype=float)
         if arr.shape[0] != S:
             raise ValueError(
@@ -385,20 +360,6 @@ class _BADRBase(BaseFairEstimator):
             value = smooth_fairness(self.fairness, out, yt, g, None, self.n_groups_,
                                     kind=self._estimator_kind, rho=self.rho, pairs=pairs)
         return float(value)
-
-
-def _best_of(prob, candidates):
-    """The candidate lambda whose lower solution has the smallest upper metric (each
-    solve starts from the current model)."""
-    best, best_value = None, math.inf
-    start = [p.detach().clone() for p in prob.params]
-    for lam in candidates:
-        copy_params(prob.params, start)
-        prob.solve(lam)
-        value = prob.fair_value()
-        if value < best_value:
-            best, best_value = lam.clone(), value
-    return best
 
 
 def _lambda_record(lam):

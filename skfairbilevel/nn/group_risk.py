@@ -25,7 +25,7 @@ from .smooth_fairness import row_loss, smooth_fairness
 
 __all__ = ["GroupRiskProblem", "GroupWeightedModule", "UpperOracle", "MinimaxOracle",
            "ChunkedLinear", "ChunkedXtMatmul", "solve_spd", "copy_params", "entropy",
-           "ARMIJO", "MAX_BACKTRACK"]
+           "fixed_group_weights", "ARMIJO", "MAX_BACKTRACK"]
 
 NEWTON_MAX_PARAMS = 2048  # affine models up to this many parameters use Newton + solve
 CHUNK_ELEMENTS = 1 << 19  # row chunks of the affine model: ~512k entries (4 MB float64)
@@ -444,6 +444,19 @@ class GroupRiskProblem:
         for p, upd in zip(self.params, unflatten_like(direction, self.params), strict=True):
             p.sub_(step * upd)
 
+    def best_of(self, candidates):
+        """The candidate lambda whose lower solution has the smallest upper metric
+        (every solve starts from the current model)."""
+        best, best_value = None, math.inf
+        start = [p.detach().clone() for p in self.params]
+        for lam in candidates:
+            copy_params(self.params, start)
+            self.solve(lam)
+            value = self.fair_value()
+            if value < best_value:
+                best, best_value = lam.clone(), value
+        return best
+
     def _group_dots(self, theta, v):
         """``<grad F_a(theta), v>`` for every group (linear model, closed form, over row
         chunks)."""
@@ -476,6 +489,33 @@ class GroupWeightedModule(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+    @torch.no_grad()
+    def standardise(self, y, w):
+        """Store the (weighted) mean and standard deviation of ``y`` (1 when constant)
+        as the target scaling, and return the standardised ``y``."""
+        wv = torch.ones_like(y) if w is None else w
+        mean = (wv * y).sum() / wv.sum()
+        scale = torch.sqrt((wv * (y - mean) ** 2).sum() / wv.sum())
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        self.y_mean.copy_(mean)
+        self.y_scale.copy_(scale)
+        return (y - mean) / scale
+
+
+def fixed_group_weights(name, g, w, n_groups, dtype):
+    """The fixed weights of a baseline: "uniform" (and "one_group"'s start) 1/S,
+    "balanced" proportional to 1 / (group weight), "pooled" proportional to the group
+    weight (ordinary pooled ERM)."""
+    wv = torch.ones_like(g, dtype=dtype) if w is None else w
+    totals = torch.zeros(n_groups, dtype=dtype, device=g.device).index_add(0, g, wv)
+    if name in ("uniform", "one_group"):
+        lam = torch.ones(n_groups, dtype=dtype, device=g.device)
+    elif name == "balanced":
+        lam = 1.0 / totals
+    else:
+        lam = totals.clone()
+    return lam / lam.sum()
 
 
 class UpperOracle:
