@@ -24,6 +24,8 @@ __all__ = [
     "text",
     "is_array_like",
     "array_of",
+    "tuple_of",
+    "instance_of",
     "layer_sizes",
     "random_state",
 ]
@@ -117,6 +119,20 @@ def array_of(rule, *, nonzero=False, hint=None):
     if nonzero:
         allowed += ", not all zero"
     return _Rule(accept, allowed if hint is None else hint)
+
+
+def tuple_of(*rules):
+    """A tuple or list with one entry per rule, each accepted by its rule."""
+    def accept(v):
+        return (isinstance(v, tuple | list) and len(v) == len(rules)
+                and all(r(x) is None for r, x in zip(rules, v, strict=True)))
+    return _Rule(accept, f"a pair ({', '.join(r.allowed for r in rules)})"
+                 if len(rules) == 2 else f"a tuple of {len(rules)} values")
+
+
+def instance_of(types, allowed):
+    """An instance of ``types`` (described as ``allowed``)."""
+    return _Rule(lambda v: isinstance(v, types), allowed)
 
 
 def layer_sizes(allow_empty=True):

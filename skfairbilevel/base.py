@@ -41,6 +41,7 @@ from ._params import (
     any_of,
     check_params,
     check_sample_weight,
+    instance_of,
     is_array_like,
     number,
     one_of,
@@ -60,13 +61,15 @@ from .nn.engine import (
     resolve_device,
     shuffled_batches,
 )
-from .nn.losses import cross_entropy_loss, group_means, proba_from_logits
+from .nn.losses import cross_entropy_loss, group_means, labels_from_logits, proba_from_logits
 
 __all__ = ["BaseFairEstimator", "EpochTrainingMixin", "FairClassifierMixin",
            "FairRegressorMixin", "Rows", "holdout_by_strata"]
 
 #: rows per block when predicting
 PREDICT_CHUNK = 65536
+#: rows per block when a training-time accuracy is computed
+ACCURACY_BLOCK = 8192
 
 _TRAIN = {"X": "X", "y": "y", "A": "sensitive_features", "w": "sample_weight"}
 _VALIDATION = {"X": "X_val", "y": "y_val", "A": "sensitive_features_val",
@@ -223,7 +226,7 @@ class BaseFairEstimator(BaseEstimator):
         "drop_sensitive": one_of(True, False),
         "warm_start": one_of(True, False),
         "verbose": any_of(one_of(True, False), number(0, integer=True)),
-        "device": any_of(text(), lambda v: None if isinstance(v, torch.device) else "",
+        "device": any_of(text(), instance_of(torch.device, "a torch.device"),
                          hint="a device such as 'cpu', 'cuda' or 'auto'"),
         "random_state": random_state(),
     }
@@ -678,6 +681,28 @@ class EpochTrainingMixin:
             return out
         finally:
             self.module_.train(was_training)
+
+
+    @torch.no_grad()
+    def _accuracy(self, model, data):
+        """(Weighted) accuracy of the network ``model`` on the TensorData ``data``, in
+        blocks of rows (bounded memory: one pass over all rows would hold every hidden
+        activation at once)."""
+        was = model.training
+        model.eval()
+        hits, total = 0.0, 0.0
+        for start in range(0, len(data), ACCURACY_BLOCK):
+            rows = slice(start, start + ACCURACY_BLOCK)
+            correct = (labels_from_logits(model(data.X[rows])) == data.y[rows]).double()
+            if data.w is None:
+                hits += float(correct.sum())
+                total += correct.numel()
+            else:
+                w = data.w[rows].double()
+                hits += float((correct * w).sum())
+                total += float(w.sum())
+        model.train(was)
+        return hits / total if total else 0.0
 
 
 def _group_gaps(pred, proba, y, g, n_groups):

@@ -19,11 +19,12 @@ from skfairbilevel.nn.bilevel import (
 )
 from skfairbilevel.nn.gaussian import (
     GaussianMLP,
-    divergence,
     divergence_derivatives,
     gaussian_forward,
 )
 from skfairbilevel.nn.losses import vs_loss
+
+from ._reference import divergence
 
 
 # --------------------------------------------------------------------- project_simplex

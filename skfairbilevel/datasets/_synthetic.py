@@ -7,6 +7,8 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
+from .._params import random_state as random_state_rule
+
 _LATENT_NOISE = 0.5  # std of the noise added to the latent score
 _PROXY_SHIFT = 1.0  # shift of the last feature between the two extreme groups
 
@@ -175,16 +177,14 @@ def _as_generator(random_state):
     None gives a fresh, OS-seeded Generator; an int seeds ``np.random.default_rng``; a
     Generator is used as is; a RandomState (the user's own object) seeds a Generator.
     """
+    allowed = random_state_rule()(random_state)
+    if allowed is not None:
+        raise TypeError(f"random_state must be {allowed}; got {random_state!r}.")
     if random_state is None:
         return np.random.default_rng()
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        return np.random.default_rng(int(random_state))
     if isinstance(random_state, np.random.RandomState):
         rs = check_random_state(random_state)
         return np.random.default_rng(rs.randint(np.iinfo(np.int32).max))
-    raise TypeError(
-        "random_state must be None, an int, a numpy RandomState or a numpy Generator; "
-        f"got {random_state!r}."
-    )
+    return np.random.default_rng(int(random_state))

@@ -17,9 +17,9 @@ rows. The global distribution predicts. The levels' tensor work is
 import numpy as np
 import torch
 
-from .._params import any_of, array_of, layer_sizes, number, one_of
+from .._params import any_of, array_of, layer_sizes, number, one_of, tuple_of
 from ..base import BaseFairEstimator, FairClassifierMixin, holdout_by_strata
-from ..nn.engine import LRSchedulers
+from ..nn.engine import LRSchedulers, draw_groups
 from ..nn.gaussian import DIVERGENCES, sampled_forward
 from ..nn.modules import ACTIVATIONS, layer_widths
 from ..nn.trilevel import TriLevelNet, TriLevelProblem, balanced_class_weights
@@ -261,8 +261,7 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "n_mc_hyper": number(0, integer=True),
         "eps_std": number(0),
         "eps_std_predict": number(0, none=True),
-        "logvar_init": any_of(lambda v: None if isinstance(v, tuple | list) and len(v) == 2
-                              and array_of(number())(v) is None and v[1] >= 0 else "",
+        "logvar_init": any_of(tuple_of(number(), number(0)),
                               hint="a pair (mean, std) of finite floats with std >= 0"),
         "divergence": one_of(*DIVERGENCES),
         "prior_noise": number(0),
@@ -440,7 +439,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         ]
 
         def epoch(_):
-            batch = problem.group_batch(self._active_groups())
+            batch = problem.group_batch(draw_groups(self.n_groups_, self.groups_per_epoch,
+                                                    self._rng))
             for _ in range(self.inner_steps):  # lower (and middle) level, every group
                 problem.lower_step(batch)
             for j in range(self.outer_steps):  # upper level, by the implicit gradient
@@ -457,10 +457,3 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         self.upper_class_weight_ = omega_up.detach().cpu().numpy().astype(np.float64)
         self.loss_scale_ = torch.sigmoid(net.dy).detach().cpu().numpy().astype(np.float64)
         self.loss_shift_ = net.ly.detach().cpu().numpy().astype(np.float64)
-
-    def _active_groups(self):
-        """The groups whose local models this epoch updates (``groups_per_epoch``)."""
-        G = self.n_groups_
-        if self.groups_per_epoch is None or self.groups_per_epoch >= G:
-            return list(range(G))
-        return sorted(self._rng.choice(G, size=self.groups_per_epoch, replace=False).tolist())

@@ -9,7 +9,7 @@ It is the single-level, penalised baseline the bilevel methods compare against, 
 
 import torch
 
-from .._params import layer_sizes, number, one_of
+from .._params import any_of, instance_of, layer_sizes, number, one_of
 from ..base import BaseFairEstimator, EpochTrainingMixin, FairClassifierMixin
 from ..nn.engine import descend
 from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
@@ -105,8 +105,8 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         "activation": one_of(*ACTIVATIONS),
         "fairness": one_of(*FAIRNESS_OPTIONS),
         "fairness_weight": number(0),
-        "class_weight": lambda v: None if v is None or v == "balanced" or isinstance(v, dict)
-        else 'None, "balanced" or a dict {class: weight}',
+        "class_weight": any_of(one_of(None, "balanced"), instance_of(dict, "a dict"),
+                               hint='None, "balanced" or a dict {class: weight}'),
         "lr": number(0, low_open=True),
         "weight_decay": number(0),
     }

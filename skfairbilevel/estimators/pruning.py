@@ -26,7 +26,13 @@ from .._groups import encode_groups
 from .._params import check_sample_weight, layer_sizes, number, one_of
 from ..base import BaseFairEstimator, EpochTrainingMixin, FairClassifierMixin
 from ..nn.engine import Scores, descend, paired_batches
-from ..nn.losses import accuracy_parity_loss, cross_entropy_loss, group_means, proba_from_logits
+from ..nn.losses import (
+    accuracy_parity_loss,
+    cross_entropy_loss,
+    group_means,
+    labels_from_logits,
+    proba_from_logits,
+)
 from ..nn.masked import MaskedMLP, compact_mlp, implicit_score_gradient, load_dense_
 from ..nn.modules import ACTIVATIONS, layer_widths
 
@@ -38,8 +44,6 @@ PRUNING_OPTIONS = ("bilevel", "magnitude", "prune_then_fair", "fair_then_prune")
 #: (inert zero units): matrix-product kernels process output columns in SIMD-width
 #: blocks, so e.g. 19 units cost more than 24 (benchmarks/results/pruning.md)
 UNIT_ALIGN = 8
-#: rows per chunk when the dense model's training accuracy is computed (bounded memory)
-ACCURACY_CHUNK = 8192
 
 
 class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimator):
@@ -313,7 +317,7 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
             self._plain_phase("pretrain", train, val, self.pretrain_epochs,
                               fair=self.pruning == "fair_then_prune")
             self.dense_module_ = compact_mlp(net, dense=True)
-        self.dense_score_ = self._train_accuracy(self.dense_module_, train)
+        self.dense_score_ = self._accuracy(self.dense_module_, train)
 
         if self.pruning == "bilevel" and not self.interrupted_:
             self._bilevel_phase(train, val, self.max_epochs)
@@ -434,33 +438,12 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
             self.__dict__.pop(attr, None)
 
     @torch.no_grad()
-    def _train_accuracy(self, model, data):
-        """(Weighted) accuracy of ``model`` on ``data``, in chunks of rows: one forward
-        pass over all training rows at once would hold every hidden activation (at 1e6
-        rows and width 64, 256 MB per layer)."""
-        was = model.training
-        model.eval()
-        hits, total = 0.0, 0.0
-        for start in range(0, len(data), ACCURACY_CHUNK):
-            rows = slice(start, start + ACCURACY_CHUNK)
-            correct = (_predict_labels(model(data.X[rows])) == data.y[rows]).double()
-            if data.w is None:
-                hits += float(correct.sum())
-                total += correct.numel()
-            else:
-                w = data.w[rows].double()
-                hits += float((correct * w).sum())
-                total += float(w.sum())
-        model.train(was)
-        return hits / total if total else 0.0
-
-    @torch.no_grad()
     def _validation_metrics(self, val):
         out = super()._validation_metrics(val)
         if self.n_groups_ > 1:
             was = self.module_.training
             self.module_.eval()
-            correct = (_predict_labels(self._forward(val.X)) == val.y).float()
+            correct = (labels_from_logits(self._forward(val.X)) == val.y).float()
             self.module_.train(was)
             means, totals = group_means(correct, val.g, self.n_groups_, val.w)
             present = means[totals > 0]
@@ -501,7 +484,3 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         per_group = [np.average(lost[g == c], weights=w[g == c]) for c in np.unique(g)
                      if w[g == c].sum() > 0]
         return float(max(per_group) - min(per_group)) if per_group else 0.0
-
-
-def _predict_labels(logits):
-    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)

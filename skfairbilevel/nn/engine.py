@@ -43,6 +43,7 @@ __all__ = [
     "paired_batches",
     "balanced_batches",
     "padded_group_batch",
+    "draw_groups",
     "resolve_device",
     "make_generators",
     "snapshot",
@@ -91,11 +92,6 @@ class TensorData:
                      self.g.index_select(0, idx),
                      None if self.w is None else self.w.index_select(0, idx), idx,
                      first, last)
-
-    def full(self):
-        """All rows as one :class:`Batch` (no copy)."""
-        idx = torch.arange(len(self), device=self.device)
-        return Batch(self.X, self.y, self.g, self.w, idx)
 
     def group_indices(self):
         """List of LongTensors: the rows of each group ``0 .. n_groups-1``."""
@@ -201,6 +197,14 @@ def padded_group_batch(data, group_rows, groups, batch_size, generator):
     mask = torch.stack([(pos < len(r)).to(torch.float32) for r in picked])
     w = mask if data.w is None else data.w[idx] * mask
     return data.X[idx], data.y[idx], w
+
+
+def draw_groups(n_groups, k, rng):
+    """``k`` of the groups ``0 .. n_groups-1`` drawn without replacement by the numpy
+    generator ``rng``, sorted; all of them when ``k`` is None or at least ``n_groups``."""
+    if k is None or k >= n_groups:
+        return list(range(n_groups))
+    return sorted(rng.choice(n_groups, size=k, replace=False).tolist())
 
 
 # ----------------------------------------------------------------------------- devices, RNG

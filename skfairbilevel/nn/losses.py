@@ -41,6 +41,7 @@ __all__ = [
     "cross_entropy_loss",
     "repo_compat_dp_loss",
     "proba_from_logits",
+    "labels_from_logits",
     "vs_loss",
 ]
 
@@ -276,6 +277,11 @@ def proba_from_logits(logits):
     if logits.dim() == 2 and logits.shape[1] == 1:
         return torch.sigmoid(logits[:, 0])
     return torch.softmax(logits, dim=1)
+
+
+def labels_from_logits(logits):
+    """Predicted class indices: ``logit > 0`` for one logit column, else the argmax."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
 def cross_entropy_loss(logits, y, weight=None):
