@@ -180,6 +180,7 @@ class Rows:
 
     @property
     def n_features(self):
+        """Number of model features (columns of X the model sees)."""
         return self.X.shape[1]
 
     def take(self, positions):
@@ -238,6 +239,8 @@ class BaseFairEstimator(BaseEstimator):
     _predict_dtype = torch.float32
     #: parameters named in the error raised when the training loss becomes non-finite
     _learning_rates = ("lr",)
+    #: whether every group needs training rows (of positive weight) when fairness-aware
+    _needs_every_group = False
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -378,6 +381,15 @@ class BaseFairEstimator(BaseEstimator):
         index, sw = canonical_index(X, y_enc, g, sw)
         if sw is not None:
             sw = sw / sw.mean()
+        if fitting and self._needs_every_group and self.fairness_aware_:
+            counts = np.bincount(g[index], minlength=self.n_groups_)
+            if np.any(counts == 0):
+                empty = [self.groups_[a] for a in np.flatnonzero(counts == 0)]
+                raise ValueError(
+                    f"sensitive group(s) {empty} have no training rows with a positive "
+                    f"sample_weight; {type(self).__name__} needs every group. Drop those "
+                    f"groups from sensitive_features or give their rows positive weights."
+                )
         return Rows(X, y_enc, g, index, sw)
 
     def _validate_data(self, X, y, reset):

@@ -96,6 +96,22 @@ def test_eps_std_predict_zero_is_the_mean_network(data3):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_no_weight_noise_trains_the_mean_networks(data3):
+    """eps_std=0: the networks are deterministic, the log-variances get no gradient from
+    the loss (only from the divergence), and the prediction is the mean network's."""
+    X, y, A = data3
+    clf = FACIMSClassifier(**{**SMALL, "eps_std": 0.0}).fit(X, y, sensitive_features=A)
+    assert clf.eps_std_predict_ == 0.0 and clf.n_iter_ == SMALL["max_epochs"]
+    x = torch.as_tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        logits = gaussian_forward(x, clf.module_.prior.parameter_list(),
+                                  act=clf.module_.prior.act, eps_std=0.0)[0]
+    np.testing.assert_allclose(clf.predict_proba(X), torch.softmax(logits, 1).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    again = FACIMSClassifier(**{**SMALL, "eps_std": 0.0}).fit(X, y, sensitive_features=A)
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
 def test_prediction_is_row_independent(data3):
     X, y, A = data3
     clf = FACIMSClassifier(**SMALL).fit(X, y, sensitive_features=A)

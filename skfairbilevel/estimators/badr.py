@@ -1,27 +1,17 @@
 """BADRClassifier and BADRRegressor: Bilevel Adaptive Rescalarisation (BADR).
 
-After Tanji, Vaiter & Laguel (2026), "Fairness-informed Pareto Optimization: An
-Efficient Bilevel Framework". With S sensitive groups and the per-group risks
-
-    F_a(w) = (weighted) mean loss of group a  +  alpha/2 ||coef||^2      (a = 1 .. S)
-
-BADR searches the Pareto front of (F_1, ..., F_S) for its fairest point:
+After Tanji, Vaiter & Laguel (2026). With S groups and the group risks
+``F_a(w) = mean loss of group a + alpha/2 ||coef||^2``, BADR looks for the fairest point
+of the Pareto front of (F_1, ..., F_S)::
 
     min_{lambda in simplex}  V(lambda) = Fair(w(lambda))
-    s.t.                     w(lambda) = argmin_w  sum_a lambda_a F_a(w).
+    s.t.                     w(lambda) = argmin_w  sum_a lambda_a F_a(w)
 
-Every lambda with positive entries gives a Pareto-efficient model; the upper level moves
-lambda (the *group weights*) only. The hypergradient is ``dV/dlambda_a = <grad F_a(w), v>``
-with ``v = -H^{-1} grad_w Fair(w)`` (implicit function theorem). Three solvers:
-
-* ``"exact"`` - exact lower solves, the implicit hypergradient, and a projected
-  gradient step on lambda with an Armijo line search, until lambda stops moving;
-* ``"gd"`` / ``"sgd"`` - the single-loop recursion on (w, v, lambda): a gradient step on
-  w, a step on v towards ``-H^{-1} grad Fair``, and a clipped projected step on lambda
-  along ``J^T v``, all from the same iterate (full split, or group-balanced batches).
-
-All end with a refit of the lower level at the learned lambda. The problem and its
-solvers are :class:`skfairbilevel.nn.group_risk.GroupRiskProblem`.
+with ``dV/dlambda_a = <grad F_a(w), v>``, ``v = -H^{-1} grad_w Fair(w)``. The solver
+"exact" takes projected gradient steps on lambda with an Armijo line search (exact lower
+solves); "gd" / "sgd" run the single-loop recursion on (w, v, lambda). All end with a
+refit at the learned lambda. The problem and its solvers are
+:class:`skfairbilevel.nn.group_risk.GroupRiskProblem`.
 """
 
 import numpy as np
@@ -86,6 +76,7 @@ class _BADRBase(BaseFairEstimator):
     }
 
     _learning_rates = ("step_w", "step_v", "step_lambda")
+    _needs_every_group = True
 
     def _check_method_params(self):
         if self.model == "linear" and self.alpha == 0:
@@ -135,18 +126,9 @@ class _BADRBase(BaseFairEstimator):
         w = None if train.w is None else train.w.to(dtype)
         y = mod.standardise(train.y.to(dtype), w) if kind == "regressor" else train.y
         data = TensorData(train.X, y, train.g, w, n_groups=S)
-        counts = torch.bincount(train.g, minlength=S)
-        if self.fairness_aware_ and bool((counts == 0).any()):
-            empty = [self.groups_[a] for a in range(S) if int(counts[a]) == 0]
-            raise ValueError(
-                f"sensitive group(s) {empty} have no training rows with a positive "
-                f"sample_weight; BADR needs every group. Drop those groups from "
-                f"sensitive_features or give their rows positive weights."
-            )
-        pairs = None
-        if self.fairness_aware_ and self.fairness == "individual_fairness" and \
-                kind == "regressor":
-            pairs = self._pairs(train.g, dtype)
+        pairs = sample_pairs(train.g, S, self.max_pairs, self._gen, dtype=dtype) if (
+            self.fairness_aware_ and self.fairness == "individual_fairness"
+            and kind == "regressor") else None
         prob = GroupRiskProblem(mod.net, data.X, data.y, data.g, data.w, S, kind=kind,
                                 alpha=self.alpha, fairness=self.fairness, rho=self.rho,
                                 pairs=pairs, lower_max_iter=self.lower_max_iter)
@@ -156,13 +138,13 @@ class _BADRBase(BaseFairEstimator):
                else torch.ones(1, dtype=dtype, device=self.device_))
         with torch.no_grad():
             mod.lam.copy_(lam)
-        gw = self.group_weights
+        gw, vertices = self.group_weights, list(torch.eye(S, dtype=dtype, device=self.device_))
         if self.fairness_aware_ and gw is None:
             resumed = self.warm_start and getattr(self, "group_weights_", None) is not None \
                 and len(self.group_weights_) == S
             if self.init == "best" and not resumed:
                 uniform = torch.full((S,), 1.0 / S, dtype=dtype, device=self.device_)
-                start = prob.best_of([uniform] + self._vertices(S, dtype))
+                start = prob.best_of([uniform] + vertices)
                 with torch.no_grad():
                     mod.lam.copy_(start)
             prob.solve(mod.lam)
@@ -175,36 +157,22 @@ class _BADRBase(BaseFairEstimator):
                 prob.solve(mod.lam)
                 self._run_exact(prob, MinimaxOracle(prob))
             else:  # the vertex whose model has the smallest training metric
-                vertex = prob.best_of(self._vertices(S, dtype))
+                vertex = prob.best_of(vertices)
                 with torch.no_grad():
                     mod.lam.copy_(vertex)
         refit_iter = 0 if self.interrupted_ else prob.solve(mod.lam)  # the final refit
         self.group_weights_ = mod.lam.detach().cpu().numpy().astype(np.float64)
         self.fairness_objective_ = prob.fair_value() if self.fairness_aware_ else 0.0
         if self.model == "linear":
-            W = mod.net.weight.detach() * mod.y_scale
-            b = mod.net.bias.detach() * mod.y_scale + mod.y_mean
-            self.coef_ = W.cpu().numpy().astype(np.float64)
-            self.intercept_ = b.cpu().numpy().astype(np.float64)
+            self.coef_, self.intercept_ = mod.coefficients()
             if kind == "regressor":
                 self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
         # with fixed group weights there is no lambda loop: the refit's iterations
         return None if self.history_ else max(1, int(refit_iter))
 
-    def _pairs(self, g, dtype, generator=None):
-        """Cross-group pairs of the regressor's individual fairness (all, or a sample
-        of about ``max_pairs`` drawn from ``generator``, default the fit's)."""
-        i, j, coef = sample_pairs(g, self.n_groups_, self.max_pairs,
-                                  self._gen if generator is None else generator)
-        return i, j, coef.to(dtype)
-
-    def _vertices(self, S, dtype):
-        return list(torch.eye(S, dtype=dtype, device=self.device_))
-
     def _initial_lambda(self, data, S, dtype):
-        dev, gw = self.device_, self.group_weights
+        dev, gw, old = self.device_, self.group_weights, getattr(self, "group_weights_", None)
         if gw is None or (isinstance(gw, str) and gw == "minimax"):
-            old = getattr(self, "group_weights_", None)
             if self.warm_start and old is not None and len(old) == S:
                 return torch.as_tensor(old, dtype=dtype, device=dev)
             return torch.full((S,), 1.0 / S, dtype=dtype, device=dev)
@@ -291,8 +259,8 @@ class _BADRBase(BaseFairEstimator):
             if average and n_iter >= self.max_iter // 2:
                 lam_sum.add_(lam)
                 n_avg += 1
-            pairs = (self._pairs(batch.g, prob.dtype) if batch is not None and
-                     batch_fairness and batch_pairs else None)
+            pairs = (sample_pairs(batch.g, S, self.max_pairs, self._gen, dtype=prob.dtype)
+                     if batch is not None and batch_fairness and batch_pairs else None)
             lower, fair, g, fair_grad, hv, jtv = prob.single_loop_directions(
                 lam, v, batch, batch_fairness=batch_fairness, pairs=pairs)
             with torch.no_grad():
@@ -344,21 +312,19 @@ class _BADRBase(BaseFairEstimator):
                              "sensitive_feature_ids) to define the groups.")
         rows = self._prepare(X, y, sensitive_features, fitting=False, canonical=False,
                              validation=False)
-        mod, dev = self.module_, self.device_
-        dtype = mod.lam.dtype
+        mod, dev, dtype, kind = self.module_, self.device_, self.module_.lam.dtype, \
+            self._estimator_kind
         g = torch.as_tensor(rows.g, device=dev)
-        if self._estimator_kind == "classifier":
-            yt = torch.as_tensor(rows.y, dtype=torch.long, device=dev)
-        else:
-            yt = (torch.as_tensor(rows.y, dtype=dtype, device=dev) - mod.y_mean) / mod.y_scale
-        pairs = None
-        if self.fairness == "individual_fairness" and self._estimator_kind == "regressor":
-            pairs = self._pairs(g, dtype, torch.Generator(device=dev).manual_seed(0))
+        yt = (torch.as_tensor(rows.y, dtype=torch.long, device=dev) if kind == "classifier"
+              else mod.standardised(torch.as_tensor(rows.y, dtype=dtype, device=dev)))
+        pairs = sample_pairs(g, self.n_groups_, self.max_pairs, torch.Generator(
+            device=dev).manual_seed(0), dtype=dtype) if (
+            self.fairness == "individual_fairness" and kind == "regressor") else None
         with torch.no_grad():  # outputs over row blocks: no float64 copy of X
             out = torch.as_tensor(self._predict_array(rows.X, mod.net), dtype=dtype,
                                   device=dev).reshape(len(rows), -1)
             value = smooth_fairness(self.fairness, out, yt, g, None, self.n_groups_,
-                                    kind=self._estimator_kind, rho=self.rho, pairs=pairs)
+                                    kind=kind, rho=self.rho, pairs=pairs)
         return float(value)
 
 
@@ -368,11 +334,9 @@ def _lambda_record(lam):
 
 _COMMON_DOC = """
     model : {"linear", "mlp"}, default="linear"
-        The lower-level model: an affine model (logistic / least-squares regression on
-        the features plus an unpenalised intercept), solved in float64, or a multi-layer
-        perceptron (``hidden_layer_sizes``, ``activation``), solved in float32. The
-        affine model keeps X in float32 and works over row chunks (gradients, Hessian
-        and outputs accumulated in float64), so a fit needs O(n) memory beyond X.
+        The lower-level model: an affine model (logistic / least-squares regression with
+        an unpenalised intercept), solved in float64, or a multi-layer perceptron
+        (``hidden_layer_sizes``, ``activation``), solved in float32.
     hidden_layer_sizes : tuple of int, default=(32,)
         Hidden widths of the MLP (``model="mlp"`` only).
     activation : str, default="tanh"
@@ -385,26 +349,21 @@ _COMMON_DOC = """
         Smoothing of the max/min over groups in the rate-based metrics
         (log-mean-exp); larger is closer to the hard max - min but less smooth.
     group_weights : None, str or array-like, default=None
-        None learns the group weights by BADR. Otherwise the weights are fixed and only
-        the lower level is solved (the paper's baselines): "uniform" (1/S per group),
-        "balanced" (proportional to 1/n_a), "pooled" (proportional to n_a: ordinary
-        pooled ERM), "minimax" (the weights of min_w max_a F_a(w), by projected dual
-        ascent), "one_group" (the vertex e_a whose model has the smallest training
-        metric), or an explicit vector of S non-negative weights in the order of
-        ``groups_`` (normalised to sum to 1).
+        None learns the group weights. Otherwise they are fixed (the paper's
+        baselines): "uniform" (1/S), "balanced" (proportional to 1/n_a), "pooled"
+        (proportional to n_a: pooled ERM), "minimax" (those of min_w max_a F_a(w)),
+        "one_group" (the vertex whose model has the smallest training metric), or S
+        non-negative weights in the order of ``groups_`` (normalised to sum to 1).
     solver : {"exact", "gd", "sgd"}, default="exact"
-        How lambda is learned (see the module notes): implicit hypergradient with exact
-        lower solves and projected gradient with line search, BADR-GD (full-batch
-        single loop) or BADR-SGD (balanced mini-batches).
+        How lambda is learned: implicit hypergradient with exact lower solves and
+        projected gradient with line search, BADR-GD (full-batch single loop) or
+        BADR-SGD (balanced mini-batches).
     init : {"best", "uniform"}, default="best"
-        Starting lambda of the learned weights (all solvers): "uniform" (1/S, the
-        toolbox), or "best": whichever of the uniform weights and the S vertices gives
-        the smaller training metric (S + 1 extra lower-level solves). The upper
-        objective is not convex in lambda; on Adult, individual fairness has minima at
-        both vertices and descent from uniform can end in the worse one.
+        Starting lambda of the learned weights: "uniform" (1/S, the toolbox), or
+        "best": whichever of the uniform weights and the S vertices gives the smaller
+        training metric (the upper objective is not convex in lambda).
     max_iter : int, default=200
-        Outer iterations (exact, minimax) or iterations of the GD/SGD recursion. One
-        engine epoch is one iteration.
+        Outer iterations (exact, minimax) or iterations of the GD/SGD recursion.
     batch_size : int, default=256
         BADR-SGD batch: ``batch_size // S`` rows of every group per iteration.
     step_w : float, default=0.1
@@ -418,14 +377,12 @@ _COMMON_DOC = """
         disables clipping.
     fairness_gradient : {"full", "batch"}, default="full"
         Where BADR-SGD evaluates ``grad Fair``: on the full training split (the
-        toolbox's choice) or on the mini-batch (cheaper per iteration, noisier).
+        toolbox's choice) or on the mini-batch.
     average_lambda : bool, default=True
         BADR-SGD: refit at the average of lambda over the second half of the iterations
-        (Polyak-Ruppert averaging; damps the noise of constant steps). False uses the
-        last iterate, as the toolbox does.
+        (Polyak-Ruppert); False uses the last iterate, as the toolbox does.
     lower_max_iter : int, default=100
-        Iterations per lower-level solve (Newton for the linear model, L-BFGS for the
-        MLP).
+        Iterations per lower-level solve (Newton, or L-BFGS for the MLP).
     tol : float, default=1e-6
         The exact and minimax solvers stop when lambda moves less than ``tol``
         (max-norm) in an iteration.
@@ -439,8 +396,7 @@ _COMMON_DOC = """
     verbose : int, default=0
         1 shows a progress bar over iterations.
     device : str, default="cpu"
-        "cpu", "cuda", "cuda:<i>" or "auto". (On "mps" the linear model runs in
-        float32, as MPS has no float64.)
+        "cpu", "cuda", "cuda:<i>" or "auto".
     random_state : int, RandomState, Generator or None, default=None
         Seeds the MLP initialisation, the BADR-SGD batches and the pair sample of the
         regressor's individual fairness. The linear exact solver is deterministic.
@@ -462,13 +418,8 @@ _ATTRIBUTES_DOC = """
     module_ : torch.nn.Module
         The network (``module_.net``) and the BADR state buffers.
     history_ : list of dict
-        One dict per iteration. exact: ``upper`` (V(lambda)), ``entropy`` of lambda,
-        ``hypergrad_norm``, ``v_norm``, ``fair_grad_norm``, ``step_lambda``,
-        ``lambda_change``, ``lower_iter``, ``lambda_<a>``. gd/sgd: ``upper``
-        (Fair(w_t)), ``lower`` (batch lower objective), ``entropy``, ``grad_norm``,
-        ``v_norm``, ``hypergrad_norm`` (||J^T v||, before clipping), ``fair_grad_norm``,
-        ``clipped_fraction`` (running), ``lambda_<a>``; and ``seconds``. minimax:
-        ``minus_dual`` instead of ``upper``. Empty for fixed group weights.
+        One dict per iteration of the lambda loop (the upper objective, lambda, norms of
+        the directions; see the user guide); empty for fixed group weights.
     n_iter_ : int
         Iterations of the lambda loop (``len(history_)``); with fixed group weights,
         the iterations of the final lower-level solve.
@@ -480,15 +431,18 @@ _NOTES_DOC = """
     The intercept is part of the model everywhere and is not penalised; the affine
     lower level is solved by Newton's method in float64, and the regressor
     standardises y internally (its metrics are in units of the standard deviation of
-    y). The exact solver's outer iteration is a projected gradient step on lambda with
-    Armijo backtracking; BADR-GD/SGD centre ``J^T v`` before clipping, and BADR-SGD
-    averages lambda over the second half of its iterations (``average_lambda``).
+    y). The differences from the paper's toolbox are listed in the user guide
+    (:ref:`badr-differences`).
 
-    The smooth metrics, the solvers and the differences from the paper's toolbox are
-    described in the user guide (:ref:`badr-differences`).
+    References
+    ----------
+    .. [1] S. Tanji, S. Vaiter, Y. Laguel. Fairness-informed Pareto Optimization: An
+       Efficient Bilevel Framework. arXiv:2601.13448, 2026.
+    .. [2] R. Berk et al. A Convex Framework for Fair Regression. FAT/ML 2017.
 """
 
-class BADRClassifier(FairClassifierMixin, _BADRBase):
+
+class BADRClassifier(FairClassifierMixin, _BADRBase):  # noqa: D101 (docstring below)
     __doc__ = """Fair classifier by bilevel adaptive rescalarisation of group risks (BADR).
 
     Learns group weights lambda on the simplex such that the model trained on
@@ -516,13 +470,6 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):
 
     Notes
     -----""" + _NOTES_DOC + """
-    References
-    ----------
-    S. Tanji, S. Vaiter, Y. Laguel. Fairness-informed Pareto Optimization: An Efficient
-    Bilevel Framework. arXiv:2601.13448, 2026.
-
-    R. Berk et al. A Convex Framework for Fair Regression. FAT/ML 2017.
-
     Examples
     --------
     >>> from skfairbilevel import BADRClassifier
@@ -572,7 +519,7 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):
         self.random_state = random_state
 
 
-class BADRRegressor(FairRegressorMixin, _BADRBase):
+class BADRRegressor(FairRegressorMixin, _BADRBase):  # noqa: D101 (docstring below)
     __doc__ = """Fair regressor by bilevel adaptive rescalarisation of group risks (BADR).
 
     Learns group weights lambda on the simplex such that the model trained on
@@ -600,13 +547,6 @@ class BADRRegressor(FairRegressorMixin, _BADRBase):
 
     Notes
     -----""" + _NOTES_DOC + """
-    References
-    ----------
-    S. Tanji, S. Vaiter, Y. Laguel. Fairness-informed Pareto Optimization: An Efficient
-    Bilevel Framework. arXiv:2601.13448, 2026.
-
-    R. Berk et al. A Convex Framework for Fair Regression. FAT/ML 2017.
-
     Examples
     --------
     >>> import numpy as np

@@ -181,52 +181,17 @@ default="leader_first"
 
     Notes
     -----
-    Differences from the paper and the reference code (``yazdanimehdi/FairBiNN``):
+    On every mini-batch of "leader_first" the follower steps on the batch of the next
+    leader step (Algorithm 1 draws a batch per step), so that the layers before the
+    fairness block, which depend on theta_a only, are evaluated once for both players;
+    after the epoch's last leader step it steps on that last batch. "follower_first" and
+    "simultaneous" use one batch for both players, as the reference code.
 
-    * The fairness losses apply the sigmoid once (the reference applies it to
-      probabilities, a double sigmoid) and penalise every group, not only group 0
-      (``repo_compat_dp_loss=True`` restores the reference loss). Equalized odds and
-      equal opportunity losses are provided; the reference code has only DP.
-    * Defaults are the paper's (eta 100, 50 epochs, batch 100, one fairness layer before
-      the output), not the reference CLI's (eta 10000, 200 epochs, batch 200,
-      ``fairness_layers_position=2``). Mini-batches are shuffled every epoch from
-      ``random_state`` (the reference takes them in file order, unseeded).
-    * Mini-batches: in "leader_first" (Algorithm 1, which draws a batch per step)
-      each follower step uses the mini-batch of the next leader step, so that the
-      layers before the fairness block (theta_a only, unchanged between the two steps)
-      are evaluated once for both; the follower step after the epoch's last leader step
-      uses that last batch. "follower_first" and "simultaneous" use one batch for both
-      players, as the reference code. The default order is Algorithm 1's (leader first,
-      gradients zeroed in between); ``update_order="follower_first"`` with
-      ``leader_includes_fairness_grad=True`` is the reference code's step.
-    * ``mode="lagrangian"`` has exactly the bilevel network's parameters; the reference
-      ``reg`` mode inserts the fairness block twice and lists the post-fairness layers
-      twice in its optimiser.
-    * Only the per-step cost is optimised, not the update: the follower
-      back-propagates through the fairness block and the layers after it only, the
-      leader's backward pass skips the block's weight gradient, the forward pass of
-      the layers before the block is shared by the two players (see above), and Adam
-      is torch's fused kernel called directly (:class:`skfairbilevel.nn.optim.LeanAdam`:
-      ``torch.optim.Adam(fused=True)`` spends three times longer in Python than in its
-      kernel at this size, and the bilevel modes take two optimiser steps per batch).
-      Falls back to ``torch.optim.Adam`` for parameters the fused kernel does not take.
-      "leader_first" and "follower_first" still run the fairness block and the layers
-      after it twice per batch and take two optimiser steps; "simultaneous" (one
-      forward pass) costs about the same as the Lagrangian. For the usual shape (the
-      block of Linear + ReLU / leaky ReLU / ELU / tanh / sigmoid / identity layers
-      right before the single-logit output layer, any of the three penalties,
-      ``repo_compat_dp_loss=False``) the follower's gradient is computed in closed form
-      (:class:`ClosedFormFollower`, equal to autograd's up to rounding) instead of by
-      autograd, whose per-operation overhead dominated the follower's step at batch 100;
-      other shapes use autograd. See ``benchmarks/bench_fairbinn.py``.
-    * With Adam the follower's update is invariant to ``eta`` (see ``eta``); the
-      paper's eta sweeps change the model through the reference code's carried
-      fairness gradient (``leader_includes_fairness_grad=True``).
-    * Checkpoint selection over epochs is done on a validation split
-      (``record_validation``), never on the test set as in the reference script.
-    * Multi-class targets are supported (softmax output, one-vs-rest fairness losses);
-      the paper is binary only and notes that softmax outputs void its Lipschitz
-      argument, so the paper's guarantees do not extend to them.
+    With Adam the follower's update does not depend on ``eta`` (see ``eta``). For the
+    usual network shape the follower's gradient is computed in closed form
+    (:class:`~skfairbilevel.nn.leader_follower.ClosedFormFollower`, equal to autograd's
+    up to rounding). The differences from the paper and the reference code are listed
+    in the user guide (:ref:`fairbinn-differences`).
 
     References
     ----------

@@ -174,27 +174,15 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
 
     Notes
     -----
-    BiFP has no public code; the details follow the BiP reference implementation
-    (Zhang et al. 2022) where the paper is silent, and differ from BiP/BiFP as follows:
+    BiFP has no public code; where the paper is silent the details follow the BiP
+    reference implementation (Zhang et al. 2022). Masks apply to the Linear layers of an
+    MLP; scores start at the weight magnitudes, so the first bilevel mask is the
+    magnitude mask. Structured pruning gives each hidden unit one score and a binary
+    gate after its activation, so a removed unit outputs 0 and still gets a gradient.
+    The upper-level batch is a second, independent batch of the training rows.
 
-    - Networks are MLPs (the paper prunes CNNs); masks apply to the Linear layers.
-    - Scores rank by their value, not by their absolute value as in BiP; they start at
-      the weight magnitudes, so the first bilevel mask is the magnitude mask.
-    - The implicit-gradient term uses the gradient of the upper loss with respect to the
-      weights, at the masked weights, instead of the score gradient (BiP issue #3).
-    - Structured pruning removes a fixed fraction of each hidden layer's units. Each unit
-      has one score (initialised to the mean magnitude of its incoming weights) and a
-      binary gate after its activation, so a removed unit outputs 0 and still gets a
-      gradient (BiP scores every weight of a filter and ranks filters by the norm of
-      their scores; with ReLU, masking a unit's weights kills its gradient).
-    - The fairness penalty is ``max_c acc_c - min_c acc_c`` of the smooth accuracy
-      ``sigmoid(margin / T)`` (the paper's Eq. 8 leaves the surrogate unspecified).
-    - The upper-level batch is a second, independent batch of the training rows (the
-      paper prunes on a validation split); pre-training and pruning use the same data.
-    - Weights are trained with Adam (BiP: SGD with momentum and a cosine schedule).
-    - The structured prediction network ``model_`` pads each compacted hidden layer
-      to a multiple of 8 units with inert zero units (a speed measure, see
-      ``model_``); ``sparsity_`` and ``units_kept_`` count the real units only.
+    The differences from BiFP and BiP are listed in the user guide
+    (:ref:`pruning-differences`).
 
     References
     ----------

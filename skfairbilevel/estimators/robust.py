@@ -152,39 +152,17 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
 
     Notes
     -----
-    Derived from the paper and its reference code (fast-n-fair, commit 91f6713); the
-    deliberate differences:
+    The trust-region subproblem is solved exactly: the step is on the boundary whenever
+    the second-order model of the loss is not concave, and the hard case is handled.
+    For the affine model "trs" gives the closed form of "exact" (both are computed by
+    :func:`~skfairbilevel.nn.perturbation.worst_case_affine`), and the outer step needs
+    no autograd: the gradient of the logistic loss at the perturbed inputs is in closed
+    form and Adam's fused kernel updates w and b held as one flat tensor.
+    ``sample_weight`` weights the outer loss; the inner problems are per sample. The
+    last, incomplete batch of an epoch is used.
 
-    - The trust-region subproblem is solved correctly. The reference accepts the
-      Newton step whenever it lies inside the ball, although the model of the *loss*
-      is convex there (the maximisation's model concave), so for the logistic model
-      that step moves the input in the loss-decreasing direction. Here the step is on
-      the boundary whenever the model is not convex, the hard case is handled, and the
-      gradient's component in the Hessian's null space is kept (the reference drops
-      eigenvalues below 1e-8 with their gradient components). ``torch.linalg.eigh``
-      replaces ``eig``; the multiplier is found by a safeguarded Newton iteration
-      (bisection fall-back), not pure bisection. For the affine model "trs" returns
-      the closed form of "exact" to rounding error.
-    - For an MLP the second-order model is inexact, so by default (``trs_steps=3``)
-      the subproblem's solution is polished by up to two Newton steps on the sphere;
-      ``trs_steps=1`` is the paper's single subproblem.
-    - Input derivatives are closed forms (affine) or ``torch.func`` (MLP) instead of
-      hessQuik, and are computed in float64.
-    - "pgd" checks the backtracking condition at the projected point (so the batch
-      loss never decreases) and keeps the last accepted step; the reference checks
-      before projecting. Its objective is the unweighted mean loss of the batch, as in
-      the reference (so a sample's step scales with 1 / batch size).
-    - The last, incomplete batch of an epoch is used, not dropped.
-    - For the affine model the outer step needs no autograd: the gradient of the
-      logistic loss at the perturbed inputs in (w, b) is the closed form
-      ``sum_i c_i (x~_i, 1)``, and Adam's update (torch's fused Adam kernel, one call
-      per step) is applied to w and b held as one flat tensor. The trained
-      model is the same up to float32 rounding; with batch 5 this step, not the inner
-      solver, is most of an epoch's time.
-    - ``sample_weight`` weights the outer loss; the inner problems are per sample.
-    - The labels are the classes of y (the reference's Adult loader has y = 1 for
-      "<=50K"; use the standard ">50K" = 1).
-    - An MLP (the issue's extension; the paper's experiments use the affine model).
+    The differences from the paper and its reference code are listed in the user guide
+    (:ref:`robust-differences`).
 
     References
     ----------

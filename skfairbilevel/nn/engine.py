@@ -84,6 +84,7 @@ class TensorData:
 
     @property
     def device(self):
+        """The device of the tensors."""
         return self.X.device
 
     def batch(self, idx, *, first=True, last=True):
@@ -310,13 +311,13 @@ class Callback:
     """
 
     def on_iteration_end(self, loop, record):
-        pass
+        """Add entries to ``record`` (before it is stored)."""
 
     def after_iteration(self, loop, record):
-        pass
+        """Decide on stopping (after the record and the weights are stored)."""
 
     def on_train_end(self, loop):
-        pass
+        """Finish (after the last iteration)."""
 
 
 class Scores(Callback):
@@ -326,6 +327,7 @@ class Scores(Callback):
         self.scores = scores
 
     def on_iteration_end(self, loop, record):
+        """Add the scores to ``record``."""
         record.update(self.scores(record))
 
 
@@ -336,6 +338,7 @@ class LRSchedulers(Callback):
         self.schedulers = list(schedulers)
 
     def on_iteration_end(self, loop, record):
+        """Step every scheduler."""
         for scheduler in self.schedulers:
             scheduler.step()
 
@@ -348,6 +351,7 @@ class StopWhen(Callback):
         self.predicate = predicate
 
     def after_iteration(self, loop, record):
+        """Stop when the predicate holds."""
         if self.predicate(record):
             loop.stop = True
 
@@ -366,6 +370,7 @@ class EarlyStopping(Callback):
         self.stopped = False
 
     def after_iteration(self, loop, record):
+        """Keep the best weights; stop after ``patience`` iterations without progress."""
         value = record[self.monitor]
         if self.best_value is None or self.sign * (self.best_value - value) > self.tol:
             self.best_value, self.best_state = value, loop.state
@@ -376,6 +381,7 @@ class EarlyStopping(Callback):
             self.stopped = loop.stop = True
 
     def on_train_end(self, loop):
+        """Restore the best weights when training stopped early."""
         if self.stopped:
             restore(loop.module, self.best_state)
 

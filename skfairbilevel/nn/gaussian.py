@@ -95,6 +95,7 @@ class GaussianMLP(nn.Module):
 
     @property
     def n_layers(self):
+        """Number of Linear layers."""
         return len(self.widths) - 1
 
     def parameter_list(self):

@@ -73,12 +73,14 @@ class ChunkedLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, X, weight, bias, prob):
+        """``X @ weight.T + bias`` by chunks of rows."""
         ctx.prob = prob
         theta = torch.cat([weight, bias[:, None]], dim=1)
         return prob._affine(theta)
 
     @staticmethod
     def backward(ctx, grad_out):
+        """Gradients of the weight (chunked ``R.T @ X``) and of the bias."""
         return None, ChunkedXtMatmul.apply(grad_out, ctx.prob), grad_out.sum(0), None
 
 
@@ -90,6 +92,7 @@ class ChunkedXtMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, R, prob):
+        """``R.T @ X`` by chunks of rows."""
         ctx.prob = prob
         acc = torch.zeros(R.shape[1], prob.X.shape[1], dtype=R.dtype, device=R.device)
         for start, xc in prob._row_chunks():
@@ -98,6 +101,7 @@ class ChunkedXtMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dG):
+        """The gradient of ``R``: ``X @ dG.T``, a chunked linear map again."""
         prob = ctx.prob
         zero = torch.zeros(dG.shape[0], dtype=dG.dtype, device=dG.device)
         return ChunkedLinear.apply(prob.X, dG, zero, prob), None
@@ -171,6 +175,7 @@ class GroupRiskProblem:
 
     # ---------------------------------------------------------------- pieces
     def outputs(self):
+        """Model outputs on the full training split (chunked for the affine model)."""
         if self.chunked:
             return ChunkedLinear.apply(self.X, self.net.weight, self.net.bias, self)
         return self.net(self.X)
@@ -184,12 +189,15 @@ class GroupRiskProblem:
         return means
 
     def reg(self):
+        """The L2 term ``alpha/2 ||W||^2`` over the weight matrices."""
         return 0.5 * self.alpha * sum((p ** 2).sum() for p in self.params if p.dim() > 1)
 
     def lower(self, lam):
+        """The lower objective ``sum_a lam_a F_a(w)`` on the full training split."""
         return (lam * self.group_losses(self.outputs())).sum() + lam.sum() * self.reg()
 
     def fair(self, out, y=None, g=None, w=None, pairs=None):
+        """The upper metric of outputs ``out``: of the full split, or of the rows ``(y, g, w)``."""
         full = y is None
         return smooth_fairness(
             self.fairness, out, self.y if full else y, self.g if full else g,
@@ -198,6 +206,7 @@ class GroupRiskProblem:
 
     @torch.no_grad()
     def fair_value(self):
+        """The upper metric of the current model on the full split, as a float."""
         return float(self.fair(self.outputs()))
 
     @torch.no_grad()
@@ -488,6 +497,7 @@ class GroupWeightedModule(nn.Module):
         self.register_buffer("y_scale", torch.ones((), dtype=dtype))
 
     def forward(self, x):
+        """The network's output for ``x``."""
         return self.net(x)
 
     @torch.no_grad()
@@ -501,6 +511,18 @@ class GroupWeightedModule(nn.Module):
         self.y_mean.copy_(mean)
         self.y_scale.copy_(scale)
         return (y - mean) / scale
+
+    def standardised(self, y):
+        """``y`` in the units of the stored target scaling."""
+        return (y - self.y_mean) / self.y_scale
+
+    @torch.no_grad()
+    def coefficients(self):
+        """``(coef, intercept)`` of an affine ``net`` in the units of the targets, as
+        float64 numpy arrays."""
+        W = self.net.weight.detach() * self.y_scale
+        b = self.net.bias.detach() * self.y_scale + self.y_mean
+        return (W.cpu().numpy().astype("float64"), b.cpu().numpy().astype("float64"))
 
 
 def fixed_group_weights(name, g, w, n_groups, dtype):
@@ -527,10 +549,12 @@ class UpperOracle:
         self.prob = prob
 
     def value(self, lam):
+        """``(V(lam), lower iterations)`` after solving the lower level at ``lam``."""
         iters = self.prob.solve(lam)
         return self.prob.fair_value(), iters
 
     def gradient(self, lam):
+        """The implicit hypergradient at the solved ``lam``."""
         return self.prob.hypergradient(lam)
 
 
@@ -545,10 +569,12 @@ class MinimaxOracle:
         self.prob = prob
 
     def value(self, lam):
+        """``(-D(lam), lower iterations)`` after solving the lower level at ``lam``."""
         iters = self.prob.solve(lam)
         return -float((lam * self.prob.group_risks()).sum()), iters
 
     def gradient(self, lam):
+        """Danskin's gradient ``-F(w(lam))`` of ``-D`` at the solved ``lam``."""
         risks = self.prob.group_risks()
         return (-float((lam * risks).sum()), -risks,
                 {"max_group_risk": float(risks.max())})

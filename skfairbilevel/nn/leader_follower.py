@@ -40,6 +40,7 @@ class LeaderFollowerNet(nn.Module):
         return self.suffix(self.fairness_block(h))
 
     def forward(self, x):
+        """Logits of the rows ``x``."""
         return self.head(self.prefix(x))
 
 

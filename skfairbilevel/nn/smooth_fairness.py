@@ -150,11 +150,12 @@ def smooth_fairness(name, out, y, g, w, n_groups, *, kind, rho, pairs=None):
     raise ValueError(f"unknown fairness {name!r}")  # guarded by the parameter rules
 
 
-def sample_pairs(g, n_groups, max_pairs, generator):
+def sample_pairs(g, n_groups, max_pairs, generator, dtype=None):
     """Cross-group pairs ``(i, j, coef)`` for the regressor's individual fairness: all
     pairs when there are at most ``max_pairs``, otherwise a uniform sample (with
     replacement) of about ``max_pairs`` pairs split over the group pairs in proportion
-    to ``n_a n_b``, with ``coef = n_a n_b / m_ab`` so that sums are unbiased."""
+    to ``n_a n_b``, with ``coef = n_a n_b / m_ab`` so that sums are unbiased. The
+    coefficients are float32, converted to ``dtype`` when given."""
     order = torch.argsort(g, stable=True)
     counts = torch.bincount(g, minlength=n_groups).tolist()
     rows = list(torch.split(order, counts))
@@ -180,6 +181,7 @@ def sample_pairs(g, n_groups, max_pairs, generator):
             J.append(jb)
             C.append(coef)
     if not I:
-        empty = torch.zeros(0, dtype=torch.long, device=dev)
-        return empty, empty, torch.zeros(0, device=dev)
-    return torch.cat(I), torch.cat(J), torch.cat(C)
+        I = J = [torch.zeros(0, dtype=torch.long, device=dev)]
+        C = [torch.zeros(0, device=dev)]
+    coef = torch.cat(C)
+    return torch.cat(I), torch.cat(J), coef if dtype is None else coef.to(dtype)

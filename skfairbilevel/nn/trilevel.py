@@ -61,6 +61,7 @@ class TriLevelNet(nn.Module):
             self.register_buffer(f"zeta_b{i}", torch.zeros(n_mc, fan_out))
 
     def zetas(self):
+        """The prediction draws as a list laid out like ``prior.parameter_list()``'s weights."""
         out = []
         for i in range(self.prior.n_layers):
             out += [getattr(self, f"zeta_w{i}"), getattr(self, f"zeta_b{i}")]
