@@ -26,10 +26,12 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
@@ -281,8 +283,10 @@ class BaseFairEstimator(BaseEstimator):
         return n_features
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, sensitive_features=None, sample_weight=None, X_val=None,
-            y_val=None, sensitive_features_val=None, sample_weight_val=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, *, sensitive_features: ArrayLike | None = None,
+            sample_weight: ArrayLike | None = None, X_val: ArrayLike | None = None,
+            y_val: ArrayLike | None = None, sensitive_features_val: ArrayLike | None = None,
+            sample_weight_val: ArrayLike | None = None) -> Self:
         """Fit the model.
 
         Parameters
@@ -805,7 +809,7 @@ class FairClassifierMixin(ClassifierMixin):
         """Positive-class probability (n,) for binary, class probabilities (n, K) else."""
         return proba_from_logits(self._forward(x) if logits is None else logits)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities.
 
         Parameters
@@ -824,7 +828,7 @@ class FairClassifierMixin(ClassifierMixin):
             P = np.column_stack([1.0 - P, P]) if P.size else np.zeros((0, 2))
         return P
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class labels.
 
         Parameters
@@ -861,7 +865,7 @@ class FairRegressorMixin(RegressorMixin):
     def _n_outputs(self):
         return 1
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted values.
 
         Parameters

@@ -84,16 +84,20 @@ def test_mc_averaging_reduces_prediction_variance(data3):
     assert float(single.mean()) > 1e-4  # the noise is not negligible
 
 
-def test_eps_std_predict_zero_is_the_mean_network(data3):
-    X, y, A = data3
-    clf = FACIMSClassifier(**{**SMALL, "eps_std_predict": 0.0}).fit(
-        X, y, sensitive_features=A)
+def _assert_predicts_with_the_mean_network(clf, X):
     x = torch.as_tensor(X, dtype=torch.float32)
     with torch.no_grad():
         logits = gaussian_forward(x, clf.module_.prior.parameter_list(),
                                   act=clf.module_.prior.act, eps_std=0.0)[0]
     np.testing.assert_allclose(clf.predict_proba(X), torch.softmax(logits, 1).numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_eps_std_predict_zero_is_the_mean_network(data3):
+    X, y, A = data3
+    clf = FACIMSClassifier(**{**SMALL, "eps_std_predict": 0.0}).fit(
+        X, y, sensitive_features=A)
+    _assert_predicts_with_the_mean_network(clf, X)
 
 
 def test_no_weight_noise_trains_the_mean_networks(data3):
@@ -102,12 +106,7 @@ def test_no_weight_noise_trains_the_mean_networks(data3):
     X, y, A = data3
     clf = FACIMSClassifier(**{**SMALL, "eps_std": 0.0}).fit(X, y, sensitive_features=A)
     assert clf.eps_std_predict_ == 0.0 and clf.n_iter_ == SMALL["max_epochs"]
-    x = torch.as_tensor(X, dtype=torch.float32)
-    with torch.no_grad():
-        logits = gaussian_forward(x, clf.module_.prior.parameter_list(),
-                                  act=clf.module_.prior.act, eps_std=0.0)[0]
-    np.testing.assert_allclose(clf.predict_proba(X), torch.softmax(logits, 1).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    _assert_predicts_with_the_mean_network(clf, X)
     again = FACIMSClassifier(**{**SMALL, "eps_std": 0.0}).fit(X, y, sensitive_features=A)
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
 

@@ -4,6 +4,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
@@ -28,17 +29,17 @@ def _check_real(value, name):
 
 
 def make_biased_classification(
-    n_samples=1000,
-    n_features=5,
+    n_samples: int = 1000,
+    n_features: int = 5,
     *,
-    n_groups=2,
-    group_proportions=None,
-    bias=1.0,
-    label_noise=0.05,
-    n_classes=2,
-    random_state=None,
-    return_frame=False,
-):
+    n_groups: int = 2,
+    group_proportions: ArrayLike | None = None,
+    bias: float = 1.0,
+    label_noise: float = 0.05,
+    n_classes: int = 2,
+    random_state: int | np.random.RandomState | np.random.Generator | None = None,
+    return_frame: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Generate a classification problem whose labels depend on a group through ``bias``.
 
     A test-bench for fairness methods: the amount of group dependence of the labels is

@@ -16,6 +16,7 @@ refit at the learned lambda. The problem and its solvers are
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -103,13 +104,6 @@ class _BADRBase(BaseFairEstimator):
     @property
     def _predict_dtype(self):
         return self.module_.lam.dtype
-
-    def _forward(self, x):
-        mod = self.module_
-        out = mod.net(x.to(mod.lam.dtype))
-        if self._estimator_kind == "regressor":
-            out = out * mod.y_scale + mod.y_mean
-        return out
 
     # ---------------------------------------------------------------- fit
     def _fit_torch(self, train, val):
@@ -286,7 +280,8 @@ class _BADRBase(BaseFairEstimator):
                 mod.lam.copy_(project_simplex(lam_sum / n_avg))
 
     # ---------------------------------------------------------------- evaluation
-    def fairness_objective(self, X, y, *, sensitive_features=None):
+    def fairness_objective(self, X: ArrayLike, y: ArrayLike, *,
+                           sensitive_features: ArrayLike | None = None) -> float:
         """The fitted model's differentiable fairness metric (the upper objective) on
         ``(X, y)`` with unit sample weights.
 

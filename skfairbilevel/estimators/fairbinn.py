@@ -454,7 +454,8 @@ default="leader_first"
                 "simultaneous": simultaneous}[self.update_order]
 
     # ------------------------------------------------------------------ model selection
-    def pareto_epochs(self, fairness="val_dp", accuracy="val_accuracy"):
+    def pareto_epochs(self, fairness: str = "val_dp",
+                      accuracy: str = "val_accuracy") -> list[dict]:
         """The epochs of ``history_`` on the validation accuracy/fairness Pareto front.
 
         Needs validation metrics (``record_validation=True`` or ``early_stopping=True``).

@@ -21,6 +21,7 @@ already pruned model):
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .._groups import encode_groups
 from .._params import check_sample_weight, layer_sizes, number, one_of
@@ -440,14 +441,16 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         return out
 
     # ------------------------------------------------------------------ public extras
-    def predict_dense(self, X):
+    def predict_dense(self, X: ArrayLike) -> np.ndarray:
         """Class labels predicted by the dense pre-trained network (before pruning)."""
         X = self._validate_predict_X(X)
         P = self._predict_array(X, lambda x: proba_from_logits(self.dense_module_(x)))
         idx = (P > 0.5).astype(int) if P.ndim == 1 else np.argmax(P, axis=1)
         return self.classes_[idx]
 
-    def degradation_fairness(self, X, y, *, sensitive_features, sample_weight=None):
+    def degradation_fairness(self, X: ArrayLike, y: ArrayLike, *,
+                             sensitive_features: ArrayLike,
+                             sample_weight: ArrayLike | None = None) -> float:
         """BiFP's degradation fairness (Definition 3) on ``(X, y)``.
 
         With ``R_c = acc_c(dense) - acc_c(pruned)`` the accuracy lost to pruning in

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 from torch.func import functional_call
 
 from .._params import any_of, layer_sizes, number, one_of
@@ -359,7 +360,8 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
         data = self._tensors(rows)
         return data.X, data.y
 
-    def perturb(self, X, y, *, inner_solver=None, random_state=None):
+    def perturb(self, X: ArrayLike, y: ArrayLike, *, inner_solver: str | None = None,
+                random_state: int | None = None) -> np.ndarray:
         """The worst-case input perturbations the inner solver finds for the fitted model.
 
         Parameters
@@ -397,7 +399,9 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
             return np.zeros((0, x.shape[1]))
         return torch.cat(out).detach().to("cpu", torch.float64).numpy()
 
-    def robust_loss(self, X, y, *, inner_solver=None, per_sample=False, random_state=None):
+    def robust_loss(self, X: ArrayLike, y: ArrayLike, *, inner_solver: str | None = None,
+                    per_sample: bool = False,
+                    random_state: int | None = None) -> float | np.ndarray:
         """The logistic loss at the perturbed inputs ``X + perturb(X, y)``.
 
         Parameters

@@ -201,8 +201,11 @@ def padded_group_batch(data, group_rows, groups, batch_size, generator):
 
 
 def draw_groups(n_groups, k, rng):
-    """``k`` of the groups ``0 .. n_groups-1`` drawn without replacement by the numpy
-    generator ``rng``, sorted; all of them when ``k`` is None or at least ``n_groups``."""
+    """Draw ``k`` of the ``n_groups`` groups without replacement (sorted ids).
+
+    The draw is by the numpy generator ``rng``; all groups when ``k`` is None or at least
+    ``n_groups``.
+    """
     if k is None or k >= n_groups:
         return list(range(n_groups))
     return sorted(rng.choice(n_groups, size=k, replace=False).tolist())

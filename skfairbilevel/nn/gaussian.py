@@ -52,7 +52,7 @@ __all__ = [
 
 
 class GaussianMLP(nn.Module):
-    """``n_models`` diagonal-Gaussian MLPs ``n_in -> hidden... -> n_out``.
+    """``n_models`` diagonal-Gaussian MLPs ``n_in -> hidden -> n_out``.
 
     Parameters
     ----------

@@ -497,8 +497,8 @@ class GroupWeightedModule(nn.Module):
         self.register_buffer("y_scale", torch.ones((), dtype=dtype))
 
     def forward(self, x):
-        """The network's output for ``x``."""
-        return self.net(x)
+        """The network's output for ``x`` (in its dtype), in the units of the targets."""
+        return self.net(x.to(self.lam.dtype)) * self.y_scale + self.y_mean
 
     @torch.no_grad()
     def standardise(self, y, w):

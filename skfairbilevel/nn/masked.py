@@ -133,7 +133,7 @@ class MaskedLinear(nn.Linear):
 
 
 class MaskedMLP(nn.Module):
-    """A pruneable MLP ``n_in -> hidden... -> n_out`` of :class:`MaskedLinear` layers.
+    """A pruneable MLP ``n_in -> hidden -> n_out`` of :class:`MaskedLinear` layers.
 
     Parameters
     ----------

@@ -64,7 +64,7 @@ def init_module_(module, generator=None):
 
 def make_mlp(n_in, hidden_layer_sizes, n_out, *, activation="relu", generator=None,
              linear=nn.Linear):
-    """A fully connected network ``n_in -> hidden... -> n_out`` (no output activation).
+    """A fully connected network ``n_in -> hidden -> n_out`` (no output activation).
 
     Parameters
     ----------
