@@ -332,9 +332,9 @@ class BaseFairEstimator(BaseEstimator):
         self._check_method_params()
         self._check_validation_args(X_val, y_val, sensitive_features,
                                     sensitive_features_val, sample_weight_val)
-        rows = self._prepare(X, y, sensitive_features, sample_weight, fitting=True)
+        rows = self._prepare(X, y, sensitive_features, sample_weight)
         given = None if X_val is None else self._prepare(
-            X_val, y_val, sensitive_features_val, sample_weight_val, fitting=False)
+            X_val, y_val, sensitive_features_val, sample_weight_val, role="validation")
         self._start_fit(rows, given)
         self._init_module(rows.n_features)
         train, val = self._split(rows, given)
@@ -349,21 +349,22 @@ class BaseFairEstimator(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ data preparation
-    def _prepare(self, X, y, sensitive_features=None, sample_weight=None, *, fitting,
-                 canonical=True, validation=None):
+    def _prepare(self, X, y, sensitive_features=None, sample_weight=None, *, role="fit"):
         """The one data-preparation path, for the training rows and any other rows.
 
         Validates X and y, reads the sensitive features, encodes targets and groups and
-        checks the weights. ``fitting=True`` (the training rows) sets the fitted
-        attributes (``n_features_in_``, ``classes_``, ``groups_``, ...); otherwise the
-        rows are encoded with them and unseen labels or groups raise. ``canonical``
-        merges duplicate rows and orders them (the rows a model is fitted on); otherwise
-        every row is kept in its order with its weight. ``validation`` (default: not
-        ``fitting``) says whether the arguments are fit's ``*_val`` ones, for the error
-        messages.
+        checks the weights. ``role``:
+
+        * "fit": the training rows; sets the fitted attributes (``n_features_in_``,
+          ``classes_``, ``groups_``, ...) and returns canonical rows (zero weights
+          dropped, duplicates merged into weights of mean 1, a canonical order);
+        * "validation": fit's ``X_val`` rows, encoded with the fitted attributes (unseen
+          labels or groups raise, naming the ``*_val`` arguments), canonical rows;
+        * "rows": any other rows (e.g. of a public evaluation method), encoded with the
+          fitted attributes, every row kept in its order with its weight.
         """
-        names = _VALIDATION if (not fitting if validation is None else validation) \
-            else _TRAIN
+        fitting = role == "fit"
+        names = _VALIDATION if role == "validation" else _TRAIN
         X_raw = X
         X, y = self._validate_data(X, y, reset=fitting)
         A, model_columns = resolve_sensitive(X_raw, sensitive_features,
@@ -380,7 +381,7 @@ class BaseFairEstimator(BaseEstimator):
         sw = self._extra_sample_weight(y_enc, sw)
         g = self._encode_fit_groups(A, n) if fitting else self._encode_groups(A, n, names)
         X = np.asarray(X)
-        if not canonical:
+        if role == "rows":
             return Rows(X, y_enc, g, np.arange(n), sw)
         index, sw = canonical_index(X, y_enc, g, sw)
         if sw is not None:

@@ -68,7 +68,7 @@ def test_groups_are_encoded_with_the_fitted_groups(data):
         demographic_parity_difference(yv[keep], pred, sensitive_features=Av[keep]),
         abs=1e-6)
     # the ids themselves (the gaps above do not depend on the labelling of the groups)
-    rows = clf._prepare(Xv[keep], yv[keep], Av[keep], None, fitting=False)
+    rows = clf._prepare(Xv[keep], yv[keep], Av[keep], None, role="validation")
     Xc, yc, gc = rows.X[rows.index], rows.y[rows.index], rows.g[rows.index]
     where = {row.tobytes(): i for i, row in enumerate(Xv[keep])}
     original = np.array([where[row.tobytes()] for row in Xc])

@@ -305,8 +305,7 @@ class _BADRBase(BaseFairEstimator):
         if sensitive_features is None and self.sensitive_feature_ids is None:
             raise ValueError("fairness_objective needs sensitive_features (or "
                              "sensitive_feature_ids) to define the groups.")
-        rows = self._prepare(X, y, sensitive_features, fitting=False, canonical=False,
-                             validation=False)
+        rows = self._prepare(X, y, sensitive_features, role="rows")
         mod, dev, dtype, kind = self.module_, self.device_, self.module_.lam.dtype, \
             self._estimator_kind
         g = torch.as_tensor(rows.g, device=dev)

@@ -355,8 +355,7 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
 
     # ------------------------------------------------------------------ public helpers
     def _rows_as_tensors(self, X, y):
-        rows = self._prepare(X, y, fitting=False, canonical=False,
-                             validation=False)
+        rows = self._prepare(X, y, role="rows")
         data = self._tensors(rows)
         return data.X, data.y
 
