@@ -266,31 +266,37 @@ def configs():
 
 # ----------------------------------------------------------------------------- fitting
 def fit(est, recipe, data):
-    X, y, A = data["bin3"]
-    Xv, yv, Av = data["val"]
+    """Fit ``est`` by ``recipe``; returns ``(est, X, y, A)`` of its training data. A
+    ``binary_`` recipe is the same recipe on the two-group binary data."""
+    key, warm_rows = ("bin2", 120) if recipe.startswith("binary") else ("bin3", 150)
+    recipe = recipe.removeprefix("binary").removeprefix("_") or "plain"
+    X, y, A = data[key]
     if recipe == "plain":
         return est.fit(X, y, sensitive_features=A), X, y, A
     if recipe == "no_groups":
         return est.fit(X, y), X, y, None
     if recipe == "weights":
-        return est.fit(X, y, sensitive_features=A, sample_weight=data["weights"]), X, y, A
-    if recipe == "x_val":
+        w = data["weights"][:len(y)]
+        return est.fit(X, y, sensitive_features=A, sample_weight=w), X, y, A
+    if recipe == "x_val" and key == "bin3":
+        Xv, yv, Av = data["val"]
         est.fit(X, y, sensitive_features=A, X_val=Xv, y_val=yv, sensitive_features_val=Av,
                 sample_weight_val=np.linspace(0.5, 1.5, len(yv)))
         return est, X, y, A
+    if recipe == "x_val":  # the last 50 rows of the binary data validate
+        est.fit(X[:150], y[:150], sensitive_features=A[:150], X_val=X[150:],
+                y_val=y[150:], sensitive_features_val=A[150:])
+        return est, X, y, A
     if recipe == "warm":
-        est.fit(X[:150], y[:150], sensitive_features=A[:150])
+        est.fit(X[:warm_rows], y[:warm_rows], sensitive_features=A[:warm_rows])
         return est.fit(X, y, sensitive_features=A), X, y, A
     if recipe == "warm_width":
         est.fit(X[:, :4], y, sensitive_features=A)
         return est.fit(X, y, sensitive_features=A), X, y, A
-    if recipe == "warm_prune_rebuild":
+    if recipe in ("warm_prune", "warm_prune_rebuild"):
         est.fit(X, y, sensitive_features=A)
-        est.set_params(pretrain_epochs=2)
-        return est.fit(X, y, sensitive_features=A), X, y, A
-    if recipe == "warm_prune":
-        est.fit(X, y, sensitive_features=A)
-        est.set_params(sparsity=0.5, pruning="magnitude")
+        est.set_params(**({"pretrain_epochs": 2} if recipe == "warm_prune_rebuild"
+                          else {"sparsity": 0.5, "pruning": "magnitude"}))
         return est.fit(X, y, sensitive_features=A), X, y, A
     if recipe == "multi":
         Xm, ym, Am = data["multi"]
@@ -303,21 +309,6 @@ def fit(est, recipe, data):
         if recipe == "regression_no_groups":
             return est.fit(Xr, yr), Xr, yr, None
         return est.fit(Xr, yr, sensitive_features=Ar), Xr, yr, Ar
-    X2, y2, A2 = data["bin2"]
-    if recipe == "binary":
-        return est.fit(X2, y2, sensitive_features=A2), X2, y2, A2
-    if recipe == "binary_no_groups":
-        return est.fit(X2, y2), X2, y2, None
-    if recipe == "binary_weights":
-        w = data["weights"][:len(y2)]
-        return est.fit(X2, y2, sensitive_features=A2, sample_weight=w), X2, y2, A2
-    if recipe == "binary_x_val":
-        est.fit(X2[:150], y2[:150], sensitive_features=A2[:150], X_val=X2[150:],
-                y_val=y2[150:], sensitive_features_val=A2[150:])
-        return est, X2, y2, A2
-    if recipe == "binary_warm":
-        est.fit(X2[:120], y2[:120], sensitive_features=A2[:120])
-        return est.fit(X2, y2, sensitive_features=A2), X2, y2, A2
     raise ValueError(recipe)
 
 
