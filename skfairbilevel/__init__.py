@@ -35,7 +35,7 @@ def __dir__():
     return __all__
 
 
-def all_estimators():
+def all_estimators() -> list[tuple[str, type]]:
     """Return ``[(name, class)]`` for every public estimator whose module is installed.
 
     The test-suite parametrises its common checks over this list, so a new estimator

@@ -27,10 +27,11 @@ from .exceptions import ContinuousSensitiveFeatureWarning
 
 __all__ = [
     "encode_groups",
+    "encode_known_groups",
     "check_sensitive_features",
     "get_sensitive_columns",
-    "split_sensitive_columns",
     "resolve_column_ids",
+    "resolve_sensitive",
 ]
 
 
@@ -279,14 +280,86 @@ def get_sensitive_columns(X, ids, *, name="sensitive_feature_ids"):
     return pd.DataFrame(arr[:, positions], columns=positions)
 
 
-def split_sensitive_columns(X, ids, *, drop, name="sensitive_feature_ids"):
-    """Return ``(X_model, A)``: A read from the columns ``ids`` of X; X_model without
-    them when ``drop`` is true, else X unchanged."""
-    A = get_sensitive_columns(X, ids, name=name)
+def resolve_sensitive(X, sensitive_features=None, sensitive_feature_ids=None, *, drop=True,
+                      values=None, name="sensitive_feature_ids"):
+    """Where the sensitive features of the rows of ``X`` come from, in one rule.
+
+    They are either given (``sensitive_features``) or read from the columns of ``X``
+    named by ``sensitive_feature_ids`` (names need a DataFrame, indices work on any
+    2-D X), never both.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data as the user passed it (its column names are looked up).
+    sensitive_features : array-like, optional
+        The sensitive features, given directly.
+    sensitive_feature_ids : str, int or list of them, optional
+        Column names or indices of X holding the sensitive features.
+    drop : bool, default=True
+        With ``sensitive_feature_ids``: whether those columns are removed from the
+        model's inputs.
+    values : ndarray of shape (n_samples, n_features), optional
+        The validated numeric X to read the named columns from (default: X itself).
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    A : DataFrame, array-like or None
+        The sensitive features: ``sensitive_features`` as given, or a DataFrame of the
+        named columns, or None when neither was given.
+    model_columns : list of int or None
+        Positions of the columns of X the model uses; None for all of them.
+    """
+    if sensitive_feature_ids is None:
+        return sensitive_features, None
+    if sensitive_features is not None:
+        raise ValueError(
+            "Got both sensitive_features and sensitive_feature_ids; pass the sensitive "
+            "features one way only (set sensitive_feature_ids=None to use the "
+            "sensitive_features argument)."
+        )
+    positions = resolve_column_ids(X, sensitive_feature_ids, name=name)
+    if values is None:
+        A = get_sensitive_columns(X, sensitive_feature_ids, name=name)
+    else:
+        A = pd.DataFrame(np.asarray(values)[:, positions])
     if not drop:
-        return X, A
-    positions = set(resolve_column_ids(X, ids, name=name))
-    keep = [j for j in range(X.shape[1]) if j not in positions]
-    if isinstance(X, pd.DataFrame):
-        return X.iloc[:, keep], A
-    return X[:, keep], A
+        return A, None
+    dropped = set(positions)
+    keep = [j for j in range(X.shape[1]) if j not in dropped]
+    if not keep:
+        raise ValueError(
+            f"{name} names every column of X, and drop_sensitive=True removes them, "
+            f"leaving no features; set drop_sensitive=False or add features."
+        )
+    return A, keep
+
+
+def encode_known_groups(sensitive_features, n_samples, groups, *, name="sensitive_features"):
+    """Group ids of rows in an existing list of groups (e.g. the fitted ``groups_``).
+
+    Raises a ValueError naming ``name`` when the number of sensitive columns differs
+    from that of ``groups`` or when a row's group is not in ``groups``.
+    """
+    ids, labels = encode_groups(sensitive_features, n_samples, name=name)
+
+    def n_columns(label):
+        return len(label) if isinstance(label, tuple) else 1
+
+    n_known, n_given = n_columns(groups[0]), n_columns(labels[0])
+    if n_given != n_known:
+        raise ValueError(
+            f"{name} has {n_given} column(s) but the training sensitive features have "
+            f"{n_known}; pass the same sensitive columns for these rows."
+        )
+    lookup = {label: i for i, label in enumerate(groups)}
+    unseen = [label for label in labels if label not in lookup]
+    if unseen:
+        raise ValueError(
+            f"{name} contains group(s) {unseen[:5]} not seen in fit (training groups: "
+            f"{list(groups)[:20]}); every group must occur in the training rows. Drop "
+            f"those rows or add training rows of those groups."
+        )
+    return np.array([lookup[label] for label in labels], dtype=np.int64)[ids]

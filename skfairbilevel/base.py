@@ -1,51 +1,84 @@
-"""BaseFairEstimator: the scikit-learn contract around the training engine.
+"""BaseFairEstimator: the scikit-learn contract and the one data-preparation path.
 
-``fit`` does, in this order and for every estimator:
+``fit`` does, for every estimator and in this order:
 
-1. check the hyper-parameters (``_parameter_rules``);
-2. read the sensitive features, either from ``sensitive_features`` or from the columns of
-   X named by ``sensitive_feature_ids`` (``drop_sensitive`` says whether those columns
-   also feed the model), and encode them to group ids (:mod:`skfairbilevel._groups`);
-3. validate X, y and ``sample_weight`` (``validate_data``; ``n_features_in_``,
-   ``feature_names_in_``, ``classes_``);
-4. canonicalise the training set: rows with zero weight are dropped, exact duplicate rows
-   (same features, target and group) are merged into one row carrying the sum of their
-   weights, and rows are put in a canonical order. The weighted objective is unchanged,
-   and it makes ``fit`` invariant to the order of the rows and makes an integer
-   ``sample_weight`` exactly equivalent to repeating rows;
-5. seed a numpy and a torch generator from ``random_state`` (no global RNG), split off a
-   validation set when ``early_stopping`` (or, given ``X_val``/``y_val``, process those
-   rows like the training rows and train on all of X), move the data to the device once;
-6. build the network (``_build_module``) unless warm-starting, and call the method's
-   ``_fit_torch(train, val)``, which runs its step function(s) through :meth:`_train`.
+1. check the hyper-parameters (``_parameter_rules``, ``_check_method_params``) and the
+   consistency of the validation arguments;
+2. prepare the rows (:meth:`BaseFairEstimator._prepare`, the same path for ``X`` and
+   ``X_val``): validate X and y, read the sensitive features (given, or from the columns
+   named by ``sensitive_feature_ids``, which ``drop_sensitive`` removes from the model's
+   inputs), encode targets and groups, check the sample weights, and canonicalise the
+   rows (zero weights dropped, duplicates of (x, y, group) merged into one row carrying
+   their summed weight, rows in an order that does not depend on the input order);
+3. resolve the device and seed a numpy and a torch generator from ``random_state``;
+4. build the network (``_build_module``) unless warm-starting;
+5. split off the validation rows (``X_val``, or a held-out fraction of X);
+6. move the rows to the device once, as :class:`~skfairbilevel.nn.engine.TensorData`,
+   and call the method's ``_fit_torch(train, val)``, which runs its iterations through
+   the engine (:meth:`BaseFairEstimator._run`, or :meth:`EpochTrainingMixin._train_epochs`
+   for mini-batch training).
 
-Subclasses implement ``_build_module``, ``_fit_torch`` and ``_forward`` (logits), and
-declare ``_parameter_rules``; they contain no batching, device or validation code.
+The hooks a subclass implements, and the class attributes it may set, are listed in one
+place: the "How to add an estimator" section of ``CONTRIBUTING.md``.
 """
 
 import copy
+import math
 import warnings
+from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
-from ._groups import encode_groups, resolve_column_ids
-from ._params import any_of, check_params, is_array_like, number, one_of, text
+from ._groups import encode_groups, encode_known_groups, resolve_sensitive
+from ._params import (
+    any_of,
+    check_params,
+    check_sample_weight,
+    instance_of,
+    is_array_like,
+    number,
+    one_of,
+    random_state,
+    text,
+)
 from .exceptions import NoSensitiveFeaturesWarning
-from .nn.engine import TensorData, Trainer, make_generators, numpy_view, resolve_device
-from .nn.losses import cross_entropy_loss, group_means, proba_from_logits
+from .nn.engine import (
+    EarlyStopping,
+    Loop,
+    LRSchedulers,
+    Scores,
+    TensorData,
+    epochs,
+    make_generators,
+    numpy_view,
+    resolve_device,
+    shuffled_batches,
+)
+from .nn.losses import cross_entropy_loss, group_means, labels_from_logits, proba_from_logits
 
-__all__ = ["BaseFairEstimator", "FairClassifierMixin", "FairRegressorMixin"]
+__all__ = ["BaseFairEstimator", "EpochTrainingMixin", "FairClassifierMixin",
+           "FairRegressorMixin", "Rows", "holdout_by_strata"]
 
+#: rows per block when predicting
 PREDICT_CHUNK = 65536
+#: rows per block when a training-time accuracy is computed
+ACCURACY_BLOCK = 8192
+
+_TRAIN = {"X": "X", "y": "y", "A": "sensitive_features", "w": "sample_weight"}
+_VALIDATION = {"X": "X_val", "y": "y_val", "A": "sensitive_features_val",
+               "w": "sample_weight_val"}
 
 
+# ----------------------------------------------------------------------------- value checks
 def _check_dtype_range(X, dtype):
     """Refuse float64 values that overflow the torch ``dtype`` the model computes in.
 
@@ -67,12 +100,10 @@ def _check_dtype_range(X, dtype):
 def _check_predict_values(X, dtype, estimator_name):
     """Refuse NaN, infinity and values that overflow ``dtype``, in one pass over X.
 
-    At predict time this replaces ``validate_data``'s finiteness pass and the separate
-    range pass of :func:`_check_dtype_range` (three passes over float64 data): one
-    ``aminmax`` (float64 data, float32 model) or one ``sum`` (otherwise) over a
-    zero-copy view. Only when that value is not finite are the exact checks run, which
-    raise scikit-learn's message for NaN / infinity or ours for an overflowing value
-    (or pass, when a float32 sum of large finite values overflowed).
+    One ``aminmax`` (float64 data, float32 model) or one ``sum`` (otherwise) over a
+    zero-copy view; only when that value is not finite are the exact checks run, which
+    raise scikit-learn's message for NaN / infinity or ours for an overflowing value (or
+    pass, when a float32 sum of large finite values overflowed).
     """
     if X.size == 0:
         return
@@ -81,8 +112,7 @@ def _check_predict_values(X, dtype, estimator_name):
     except (TypeError, ValueError, RuntimeError):  # e.g. negative strides: exact checks
         t = None
     if t is not None:
-        narrowing = X.dtype.itemsize > torch.finfo(dtype).bits // 8
-        if narrowing:
+        if X.dtype.itemsize > torch.finfo(dtype).bits // 8:
             lo, hi = torch.aminmax(t)
             bound = max(-float(lo), float(hi))  # NaN if any NaN: fails the test below
             if bound <= torch.finfo(dtype).max:
@@ -93,43 +123,7 @@ def _check_predict_values(X, dtype, estimator_name):
     _check_dtype_range(X, dtype)
 
 
-def _device_rule(value):
-    if value is None:
-        return "a device such as 'cpu', 'cuda' or 'auto'"
-    return None if isinstance(value, str | torch.device) else "a str or torch.device"
-
-
-def check_sample_weight(sample_weight, n_samples, *, name="sample_weight", x_name="X"):
-    """Float64 sample weights of length ``n_samples``: finite, non-negative, not all 0.
-
-    ``name`` / ``x_name`` name the arguments in the error messages (e.g.
-    ``sample_weight_val`` / ``X_val``)."""
-    if sample_weight is None:
-        return None
-    sw = np.asarray(sample_weight)
-    if sw.ndim == 0:
-        sw = np.full(n_samples, float(sw))
-    if sw.ndim != 1 or sw.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} has shape {sw.shape} but {x_name} has {n_samples} rows; pass one "
-            f"weight per row of {x_name}."
-        )
-    try:
-        sw = sw.astype(np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must hold numbers (one weight per row).") from None
-    if not np.all(np.isfinite(sw)):
-        raise ValueError(f"{name} contains NaN or infinity; pass finite weights.")
-    if np.any(sw < 0):
-        raise ValueError(f"{name} contains negative values; weights must be >= 0.")
-    if not np.any(sw > 0):
-        raise ValueError(
-            f"{name} is all zero: sample weights must contain at least one non-zero "
-            "number."
-        )
-    return sw
-
-
+# ----------------------------------------------------------------------------- rows
 _MIX = np.uint64(0x100000001B3)
 
 
@@ -167,19 +161,63 @@ def canonical_index(X, y, g, w):
     return rows, merged
 
 
-def canonical_rows(X, y, g, w):
-    """:func:`canonical_index` applied: returns ``(X, y, g, w)`` of the kept rows."""
-    rows, weights = canonical_index(X, y, g, w)
-    return X[rows], y[rows], g[rows], weights
+@dataclass
+class Rows:
+    """Prepared rows on the host: the output of :meth:`BaseFairEstimator._prepare`.
+
+    ``X`` (validated model features), ``y`` (encoded targets) and ``g`` (group ids) hold
+    every input row; ``index`` selects the rows used, in canonical order, and ``w`` is
+    their weight (mean 1 over the prepared rows; None when all are 1). X is gathered
+    only when the rows become tensors.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    g: np.ndarray
+    index: np.ndarray
+    w: np.ndarray | None
+
+    def __len__(self):
+        return len(self.index)
+
+    @property
+    def n_features(self):
+        """Number of model features (columns of X the model sees)."""
+        return self.X.shape[1]
+
+    def take(self, positions):
+        """The rows at ``positions`` (indices into ``index``)."""
+        return Rows(self.X, self.y, self.g, self.index[positions],
+                    None if self.w is None else self.w[positions])
+
+    def tensors(self, *, n_groups, device, y_dtype):
+        """The rows as :class:`~skfairbilevel.nn.engine.TensorData` on ``device``."""
+        take = self.index  # the one gather of X during fit
+        return TensorData.from_numpy(self.X[take].astype(np.float32, copy=False),
+                                     self.y[take], self.g[take], self.w, n_groups=n_groups,
+                                     device=device, y_dtype=y_dtype)
 
 
+def holdout_by_strata(strata, fraction, rng):
+    """``(train, val)`` positions: ``round(fraction * n_s)`` rows of each stratum ``s``
+    held out, drawn by ``rng``, at most ``n_s - 1`` so that every stratum keeps a
+    training row (``val`` is empty when no stratum can spare one)."""
+    val = np.zeros(len(strata), dtype=bool)
+    for s in np.unique(strata):
+        rows = np.flatnonzero(strata == s)
+        k = min(int(math.floor(fraction * len(rows) + 0.5)), len(rows) - 1)
+        if k > 0:
+            val[rng.permutation(rows)[:k]] = True
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+# ----------------------------------------------------------------------------- the base
 class BaseFairEstimator(BaseEstimator):
     """Base class of the torch estimators (not used directly).
 
     Common parameters (each subclass lists them in its ``__init__``):
-    ``sensitive_feature_ids``, ``drop_sensitive``, ``max_epochs``, ``batch_size``,
-    ``early_stopping``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
-    ``warm_start``, ``verbose``, ``device``, ``random_state``.
+    ``sensitive_feature_ids``, ``drop_sensitive``, ``verbose``, ``device``,
+    ``random_state``, and ``warm_start`` where the method supports it.
     """
 
     # sensitive_features is requested for fit by default under metadata routing
@@ -189,34 +227,34 @@ class BaseFairEstimator(BaseEstimator):
         "sensitive_feature_ids": any_of(one_of(None), number(integer=True), text(),
                                         is_array_like()),
         "drop_sensitive": one_of(True, False),
-        "max_epochs": number(1, integer=True),
-        "batch_size": number(1, integer=True),
-        "early_stopping": one_of(True, False),
-        "validation_fraction": number(0, 1, low_open=True, high_open=True),
-        "n_iter_no_change": number(1, integer=True),
-        "tol": number(0),
         "warm_start": one_of(True, False),
         "verbose": any_of(one_of(True, False), number(0, integer=True)),
-        "device": _device_rule,
-        "random_state": lambda v: None if (
-            v is None or isinstance(v, np.random.RandomState | np.random.Generator)
-            or (isinstance(v, int | np.integer) and not isinstance(v, bool))
-        ) else "None, an int, a numpy RandomState or Generator",
+        "device": any_of(text(), instance_of(torch.device, "a torch.device"),
+                         hint="a device such as 'cpu', 'cuda' or 'auto'"),
+        "random_state": random_state(),
     }
 
     #: set by subclasses that only handle two classes
     _binary_only = False
     _estimator_kind = "classifier"
-    #: dtype of the feature tensors at predict time (a float64 model overrides it)
+    #: dtype of the feature tensors at predict time
     _predict_dtype = torch.float32
+    #: parameters named in the error raised when the training loss becomes non-finite
+    _learning_rates = ("lr",)
+    #: whether every group needs training rows (of positive weight) when fairness-aware
+    _needs_every_group = False
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
-        """Return the ``nn.Module`` holding everything trainable (on CPU; base moves it)."""
+        """Return the ``nn.Module`` holding everything trainable (on CPU; base moves it).
+        Random initial weights come from :meth:`_init_generator`."""
         raise NotImplementedError
 
     def _fit_torch(self, train, val):
-        """Train ``self.module_`` on ``train`` (and ``val`` or None) via ``self._train``."""
+        """Train ``self.module_`` on the TensorData ``train`` (and ``val`` or None).
+
+        Returns None, or the number of iterations when it is not ``len(history_)``.
+        """
         raise NotImplementedError
 
     def _forward(self, x):
@@ -227,13 +265,28 @@ class BaseFairEstimator(BaseEstimator):
         """Whether this configuration needs sensitive features (>= 2 groups)."""
         return True
 
-    def _lr_hint(self):
-        """Names the learning rate(s) in the non-finite-loss error, e.g. ``lr=0.1``."""
-        return f"lr={getattr(self, 'lr', '?')}"
+    def _check_method_params(self):
+        """Checks across parameters, beyond ``_parameter_rules``."""
+
+    def _uses_validation(self):
+        """Whether this configuration uses validation rows: then ``fit`` accepts
+        ``X_val``, and without it holds out rows by :meth:`_validation_split`."""
+        return False
+
+    def _validation_split(self, rows):
+        """``(train_positions, val_positions)``: the rows held out for validation."""
+        raise NotImplementedError
+
+    def _warm_start_key(self, n_features):
+        """With ``warm_start=True`` the fitted network is reused when this key equals
+        the one of the previous fit (default: the number of model features)."""
+        return n_features
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, sensitive_features=None, sample_weight=None, X_val=None,
-            y_val=None, sensitive_features_val=None, sample_weight_val=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, *, sensitive_features: ArrayLike | None = None,
+            sample_weight: ArrayLike | None = None, X_val: ArrayLike | None = None,
+            y_val: ArrayLike | None = None, sensitive_features_val: ArrayLike | None = None,
+            sample_weight_val: ArrayLike | None = None) -> Self:
         """Fit the model.
 
         Parameters
@@ -256,9 +309,8 @@ class BaseFairEstimator(BaseEstimator):
             validation data (e.g. ``early_stopping=True``; FACIMS always); otherwise a
             ValueError. Processed like X: same columns (and feature names), the columns
             of ``sensitive_feature_ids`` read and dropped the same way, duplicate rows
-            merged into weights. As in scikit-learn's
-            ``HistGradientBoostingClassifier.fit``; in a Pipeline,
-            ``Pipeline(..., transform_input=["X_val"])`` transforms it like X.
+            merged into weights. In a Pipeline, ``Pipeline(...,
+            transform_input=["X_val"])`` transforms it like X.
         y_val : array-like of shape (n_val,), optional
             Validation targets; required with ``X_val``. Classifiers: every label must
             occur in y.
@@ -273,44 +325,96 @@ class BaseFairEstimator(BaseEstimator):
 
         Returns
         -------
-        self
+        self : object
+            The fitted estimator.
         """
         check_params(self)
         self._check_method_params()
         self._check_validation_args(X_val, y_val, sensitive_features,
                                     sensitive_features_val, sample_weight_val)
+        rows = self._prepare(X, y, sensitive_features, sample_weight)
+        given = None if X_val is None else self._prepare(
+            X_val, y_val, sensitive_features_val, sample_weight_val, role="validation")
+        self._start_fit(rows, given)
+        self._init_module(rows.n_features)
+        train, val = self._split(rows, given)
+        del rows, given
+        train, val = self._tensors(train), self._tensors(val)
+        self.interrupted_ = False
+        n_iter = self._fit_torch(train, val)
+        self.n_iter_ = len(self.history_) if n_iter is None else n_iter
+        self.module_.eval()
+        for attr in ("_rng", "_gen", "_split_seed"):
+            self.__dict__.pop(attr, None)
+        return self
+
+    # ------------------------------------------------------------------ data preparation
+    def _prepare(self, X, y, sensitive_features=None, sample_weight=None, *, role="fit"):
+        """The one data-preparation path, for the training rows and any other rows.
+
+        Validates X and y, reads the sensitive features, encodes targets and groups and
+        checks the weights. ``role``:
+
+        * "fit": the training rows; sets the fitted attributes (``n_features_in_``,
+          ``classes_``, ``groups_``, ...) and returns canonical rows (zero weights
+          dropped, duplicates merged into weights of mean 1, a canonical order);
+        * "validation": fit's ``X_val`` rows, encoded with the fitted attributes (unseen
+          labels or groups raise, naming the ``*_val`` arguments), canonical rows;
+        * "rows": any other rows (e.g. of a public evaluation method), encoded with the
+          fitted attributes, every row kept in its order with its weight.
+        """
+        fitting = role == "fit"
+        names = _VALIDATION if role == "validation" else _TRAIN
         X_raw = X
-        if self.sensitive_feature_ids is not None:
-            if sensitive_features is not None:
-                raise ValueError(
-                    "Got both sensitive_features and sensitive_feature_ids; pass the "
-                    "sensitive features one way only (set sensitive_feature_ids=None to "
-                    "use the sensitive_features argument)."
-                )
-        X, y = self._validate_fit_data(X, y)
-        n = X.shape[0]
-        if self.sensitive_feature_ids is not None:
-            positions = resolve_column_ids(X_raw, self.sensitive_feature_ids)
-            A = pd.DataFrame(np.asarray(X)[:, positions])
-            self._model_columns = (
-                [j for j in range(X.shape[1]) if j not in set(positions)]
-                if self.drop_sensitive else None
-            )
-            if self._model_columns is not None and not self._model_columns:
-                raise ValueError(
-                    "sensitive_feature_ids names every column of X, and drop_sensitive=True "
-                    "removes them, leaving no features; set drop_sensitive=False or add "
-                    "features."
-                )
-        else:
-            A = sensitive_features
-            self._model_columns = None
+        X, y = self._validate_data(X, y, reset=fitting)
+        A, model_columns = resolve_sensitive(X_raw, sensitive_features,
+                                             self.sensitive_feature_ids,
+                                             drop=self.drop_sensitive, values=X)
+        if fitting:
+            self._model_columns = model_columns
         if self._model_columns is not None:
             X = X[:, self._model_columns]
-        y_enc = self._encode_targets(y)
-        sw = check_sample_weight(sample_weight, n)
+        n = X.shape[0]
+        y_enc = self._encode_targets(y) if fitting else self._encode_known_targets(
+            y, names["y"])
+        sw = check_sample_weight(sample_weight, n, name=names["w"], x_name=names["X"])
         sw = self._extra_sample_weight(y_enc, sw)
+        g = self._encode_fit_groups(A, n) if fitting else self._encode_groups(A, n, names)
+        X = np.asarray(X)
+        if role == "rows":
+            return Rows(X, y_enc, g, np.arange(n), sw)
+        index, sw = canonical_index(X, y_enc, g, sw)
+        if sw is not None:
+            sw = sw / sw.mean()
+        if fitting and self._needs_every_group and self.fairness_aware_:
+            counts = np.bincount(g[index], minlength=self.n_groups_)
+            if np.any(counts == 0):
+                empty = [self.groups_[a] for a in np.flatnonzero(counts == 0)]
+                raise ValueError(
+                    f"sensitive group(s) {empty} have no training rows with a positive "
+                    f"sample_weight; {type(self).__name__} needs every group. Drop those "
+                    f"groups from sensitive_features or give their rows positive weights."
+                )
+        return Rows(X, y_enc, g, index, sw)
 
+    def _validate_data(self, X, y, reset):
+        try:
+            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32],
+                                 y_numeric=self._estimator_kind == "regressor")
+        except ValueError as exc:
+            if "could not convert" in str(exc) and self.sensitive_feature_ids is not None:
+                raise ValueError(
+                    f"{exc}. X must be numeric; encode string columns first (e.g. with "
+                    f"skfairbilevel.datasets.make_preprocessor, which ordinal-encodes the "
+                    f"sensitive column and keeps its name)."
+                ) from exc
+            raise
+        _check_dtype_range(X, torch.float32)  # the training data is float32 tensors
+        return X, y
+
+    def _encode_fit_groups(self, A, n):
+        """Group ids of the training rows; sets ``groups_``, ``n_groups_`` and
+        ``fairness_aware_``."""
         uses_groups = self._uses_groups()
         if A is None:
             if uses_groups:
@@ -319,87 +423,33 @@ class BaseFairEstimator(BaseEstimator):
                     f"its fairness-unaware form. Pass sensitive_features=... to fit (with "
                     f"metadata routing on, GridSearchCV and Pipeline route it), or set "
                     f"sensitive_feature_ids to read them from columns of X.",
-                    NoSensitiveFeaturesWarning, stacklevel=2,
+                    NoSensitiveFeaturesWarning, stacklevel=4,
                 )
-            g = np.zeros(n, dtype=np.int64)
             self.groups_ = np.array([None], dtype=object)
             self.fairness_aware_ = False
-        else:
-            g, self.groups_ = encode_groups(A, n, name="sensitive_features"
-                                            if self.sensitive_feature_ids is None
-                                            else "sensitive_feature_ids")
-            self.fairness_aware_ = uses_groups
-            if uses_groups and len(self.groups_) < 2:
-                raise ValueError(
-                    f"sensitive_features has a single group ({self.groups_[0]!r}); "
-                    f"{type(self).__name__} needs at least two groups to measure "
-                    f"fairness. Check the sensitive column, or fit without "
-                    f"sensitive_features for the fairness-unaware model."
-                )
+            self.n_groups_ = 1
+            return np.zeros(n, dtype=np.int64)
+        name = ("sensitive_features" if self.sensitive_feature_ids is None
+                else "sensitive_feature_ids")
+        g, self.groups_ = encode_groups(A, n, name=name)
+        self.fairness_aware_ = uses_groups
+        if uses_groups and len(self.groups_) < 2:
+            raise ValueError(
+                f"sensitive_features has a single group ({self.groups_[0]!r}); "
+                f"{type(self).__name__} needs at least two groups to measure "
+                f"fairness. Check the sensitive column, or fit without "
+                f"sensitive_features for the fairness-unaware model."
+            )
         self.n_groups_ = len(self.groups_)
+        return g
 
-        X = np.asarray(X)
-        rows, sw = canonical_index(X, y_enc, g, sw)
-        if sw is not None:
-            sw = sw / sw.mean()
-
-        given_val = None if X_val is None else self._given_validation_data(
-            X_val, y_val, sensitive_features_val, sample_weight_val)
-
-        self.device_ = resolve_device(self.device)
-        self._rng, self._gen = make_generators(self.random_state, self.device_)
-        if given_val is None:
-            train_idx, val_idx = self._validation_split(len(rows), y_enc[rows], g[rows])
-        else:  # the given rows replace the held-out split: train on all of X
-            train_idx, val_idx = np.arange(len(rows)), None
-        y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
-
-        def to_data(X, idx):
-            take = rows[idx]  # the one gather of X during fit
-            return TensorData.from_numpy(X[take].astype(np.float32, copy=False),
-                                         y_enc[take], g[take],
-                                         None if sw is None else sw[idx],
-                                         n_groups=self.n_groups_, device=self.device_,
-                                         y_dtype=y_dtype)
-
-        train = to_data(X, train_idx)
-        val = None if val_idx is None else to_data(X, val_idx)
-        if given_val is not None:
-            Xv, yv, gv, wv = given_val
-            val = TensorData.from_numpy(Xv.astype(np.float32, copy=False), yv, gv, wv,
-                                        n_groups=self.n_groups_, device=self.device_,
-                                        y_dtype=y_dtype)
-            del Xv, given_val
-        n_model_features = X.shape[1]
-        # training reads only the float32 tensors: drop the validated array (a copy when
-        # X was e.g. a DataFrame or had its sensitive columns removed)
-        del X
-
-        warm = self.warm_start and hasattr(self, "module_") and \
-            getattr(self, "_n_model_features", None) == n_model_features
-        if not warm:
-            with torch.random.fork_rng(devices=[]):  # belt and braces: no global RNG use
-                module = self._build_module(n_model_features, self._n_outputs())
-            self.module_ = module.to(self.device_)
-            self.history_ = []
-            self._n_model_features = n_model_features
-        else:
-            self.module_ = self.module_.to(self.device_)
-        self.interrupted_ = False
-        self._fit_torch(train, val)
-        self.n_iter_ = len(self.history_)
-        self.module_.eval()
-        self._release_fit_state()
-        return self
-
-    # ------------------------------------------------------------------ given validation
-    def _uses_validation_data(self):
-        """Whether this configuration uses validation rows (so accepts ``X_val``).
-
-        Default: when ``fit`` would hold out ``validation_fraction`` of the rows
-        (:meth:`_holds_out_validation`). A method whose own algorithm needs validation
-        rows (FACIMS's upper level) returns True."""
-        return self._holds_out_validation()
+    def _encode_groups(self, A, n, names):
+        """Group ids of rows in the fitted ``groups_`` (all 0 when fitted without)."""
+        if A is None or self.groups_[0] is None:
+            return np.zeros(n, dtype=np.int64)
+        name = (f"the sensitive_feature_ids columns of {names['X']}"
+                if self.sensitive_feature_ids is not None else names["A"])
+        return encode_known_groups(A, n, self.groups_, name=name)
 
     def _check_validation_args(self, X_val, y_val, sensitive_features,
                                sensitive_features_val, sample_weight_val):
@@ -418,7 +468,7 @@ class BaseFairEstimator(BaseEstimator):
             raise ValueError(
                 "X_val was given without y_val; pass the validation targets as y_val."
             )
-        if not self._uses_validation_data():
+        if not self._uses_validation():
             params = self.get_params(deep=False)
             uses = [f"{k}=True" for k in ("early_stopping", "record_validation")
                     if k in params]
@@ -447,155 +497,58 @@ class BaseFairEstimator(BaseEstimator):
                 "rows' groups as sensitive_features too, or drop sensitive_features_val."
             )
 
-    def _given_validation_data(self, X_val, y_val, sensitive_features_val,
-                               sample_weight_val):
-        """``(X, y, g, w)`` numpy arrays of the given validation rows, processed like the
-        training rows (after the training data set ``n_features_in_``, ``classes_``,
-        ``groups_`` and the model columns): canonical rows, weights of mean 1 or None."""
-        X_raw = X_val
-        X_val, y_val = self._validate_fit_data(X_val, y_val, reset=False)
-        n = X_val.shape[0]
-        if self.sensitive_feature_ids is not None:
-            positions = resolve_column_ids(X_raw, self.sensitive_feature_ids)
-            A = pd.DataFrame(np.asarray(X_val)[:, positions])
-            name = "the sensitive_feature_ids columns of X_val"
-        else:
-            A = sensitive_features_val
-            name = "sensitive_features_val"
-        if self._model_columns is not None:
-            X_val = X_val[:, self._model_columns]
-        y_enc = self._encode_val_targets(y_val)
-        sw = check_sample_weight(sample_weight_val, n, name="sample_weight_val",
-                                 x_name="X_val")
-        sw = self._extra_sample_weight(y_enc, sw)
-        if A is None or self.groups_[0] is None:  # fitted without groups: one group
-            g = np.zeros(n, dtype=np.int64)
-        else:
-            g = self._encode_val_groups(A, n, name)
-        X_val = np.asarray(X_val)
-        rows, sw = canonical_index(X_val, y_enc, g, sw)
-        if sw is not None:
-            sw = sw / sw.mean()
-        return X_val[rows], y_enc[rows], g[rows], sw
+    # ------------------------------------------------------------------ fit steps
+    def _start_fit(self, rows, given):
+        """Resolve the device and seed the fit's generators (no global RNG is used)."""
+        self.device_ = resolve_device(self.device)
+        self._rng, self._gen = make_generators(self.random_state, self.device_)
 
-    def _encode_val_groups(self, A, n, name):
-        """Group ids of validation rows in the fitted ``groups_``; unseen groups raise."""
-        g_local, labels = encode_groups(A, n, name=name)
-        def n_columns(label):
-            return len(label) if isinstance(label, tuple) else 1
+    def _init_generator(self):
+        """A CPU torch generator for the initial weights, seeded from the fit's rng."""
+        gen = torch.Generator()
+        gen.manual_seed(int(self._rng.integers(0, 2**63 - 1)))
+        return gen
 
-        n_train, n_given = n_columns(self.groups_[0]), n_columns(labels[0])
-        if n_given != n_train:
-            raise ValueError(
-                f"{name} has {n_given} column(s) but the training sensitive features "
-                f"have {n_train}; pass the same sensitive columns for the validation rows."
-            )
-        lookup = {label: i for i, label in enumerate(self.groups_)}
-        unseen = [label for label in labels if label not in lookup]
-        if unseen:
-            raise ValueError(
-                f"{name} contains group(s) {unseen[:5]} not seen in the training data "
-                f"(training groups: {list(self.groups_)[:20]}); every validation group "
-                f"must occur in the training rows. Drop those validation rows or add "
-                f"training rows of those groups."
-            )
-        return np.array([lookup[label] for label in labels], dtype=np.int64)[g_local]
+    def _init_module(self, n_features):
+        """Build ``module_`` (or keep it, with ``warm_start``) and reset ``history_``."""
+        key = self._warm_start_key(n_features)
+        if getattr(self, "warm_start", False) and hasattr(self, "module_") \
+                and getattr(self, "_warm_key", None) == key:
+            self.module_ = self.module_.to(self.device_)
+            return
+        with torch.random.fork_rng(devices=[]):  # belt and braces: no global RNG use
+            module = self._build_module(n_features, self._n_outputs())
+        self.module_ = module.to(self.device_)
+        self.history_ = []
+        self._warm_key = key
 
-    def _release_fit_state(self):
-        for attr in ("_rng", "_gen"):
-            if hasattr(self, attr):
-                delattr(self, attr)
+    def _split(self, rows, given):
+        """``(train, val)`` rows: the given validation rows, held-out rows, or None."""
+        if given is not None or not self._uses_validation():
+            return rows, given
+        train, val = self._validation_split(rows)
+        return rows.take(train), rows.take(val)
 
-    def _check_method_params(self):
-        """Extra checks a subclass needs beyond ``_parameter_rules``."""
+    def _tensors(self, rows):
+        if rows is None:
+            return None
+        y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
+        return rows.tensors(n_groups=self.n_groups_, device=self.device_, y_dtype=y_dtype)
 
-    def _validate_fit_data(self, X, y, reset=True):
-        try:
-            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32],
-                                 y_numeric=self._estimator_kind == "regressor")
-        except ValueError as exc:
-            if "could not convert" in str(exc) and self.sensitive_feature_ids is not None:
-                raise ValueError(
-                    f"{exc}. X must be numeric; encode string columns first (e.g. with "
-                    f"skfairbilevel.datasets.make_preprocessor, which ordinal-encodes the "
-                    f"sensitive column and keeps its name)."
-                ) from exc
-            raise
-        _check_dtype_range(X, torch.float32)  # the training data is float32 tensors
-        return X, y
-
-    def _holds_out_validation(self):
-        """Whether ``fit`` holds out ``validation_fraction`` of the rows as ``val``
-        (default: only for early stopping; a subclass may also record validation
-        metrics without stopping early)."""
-        return self.early_stopping
-
-    def _validation_split(self, n, y, g):
-        if not self._holds_out_validation():
-            return np.arange(n), None
-        n_val = int(round(self.validation_fraction * n))
-        if n_val < 1 or n - n_val < 1:
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves {n_val} validation "
-                f"and {n - n_val} training rows out of {n}; early stopping needs both. Use "
-                f"more data, another validation_fraction, or early_stopping=False."
-            )
-        idx = np.arange(n)
-        seed = int(self._rng.integers(0, 2**31 - 1))
-        strata = y if self._estimator_kind == "classifier" else None
-        try:
-            tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=strata)
-        except ValueError:  # a class too small to stratify
-            tr, va = train_test_split(idx, test_size=n_val, random_state=seed)
-        return np.sort(tr), np.sort(va)
-
-    # ------------------------------------------------------------------ training
-    def _train(self, step, data, *, val=None, sampler=None, max_epochs=None,
-               schedulers=(), desc=None, early_stopping=None, stop=None):
-        """Run the shared engine; records into ``self.history_``. Returns the Trainer.
-
-        ``stop(record) -> bool`` (optional) ends training after an epoch, e.g. when an
-        outer loop has converged.
-        """
-        es = self.early_stopping if early_stopping is None else early_stopping
-        validate = None
-        if val is not None:
-            def validate():
-                return self._validation_metrics(val)
+    def _run(self, iterate, *, max_iter, callbacks=(), desc=None):
+        """Run ``iterate`` through the engine's :class:`~skfairbilevel.nn.engine.Loop`,
+        recording into ``history_``; returns the loop."""
+        lrs = ", ".join(f"{name}={getattr(self, name)}" for name in self._learning_rates)
+        loop = Loop(self.module_, max_iter=max_iter, callbacks=callbacks,
+                    history=self.history_, verbose=self.verbose,
+                    desc=desc or type(self).__name__, lr_hint=lrs)
         self.module_.train()
-        trainer = Trainer(
-            self.module_, max_epochs=self.max_epochs if max_epochs is None else max_epochs,
-            batch_size=self.batch_size, generator=self._gen, schedulers=schedulers,
-            validate=validate, early_stopping=es and val is not None,
-            n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
-            lr_hint=self._lr_hint(), history=self.history_,
-            desc=desc or type(self).__name__, stop=stop,
-        )
         try:
-            trainer.run(step, data, sampler)
+            loop.run(iterate)
         finally:
             self.module_.train(False)
-        self.interrupted_ = self.interrupted_ or trainer.interrupted
-        return trainer
-
-    @torch.no_grad()
-    def _validation_metrics(self, val):
-        """Validation loss plus (classifiers) accuracy and hard/soft DP and EO gaps."""
-        was_training = self.module_.training
-        self.module_.eval()
-        try:
-            logits = self._forward(val.X)
-            if self._estimator_kind == "regressor":
-                return {"val_loss": float(((logits.reshape(-1) - val.y) ** 2).mean())}
-            out = {"val_loss": float(cross_entropy_loss(logits, val.y, val.w))}
-            proba = self._proba_tensor(val.X, logits=logits)
-            pred = (proba > 0.5).long() if proba.dim() == 1 else proba.argmax(1)
-            out["val_accuracy"] = float((pred == val.y).float().mean())
-            if self.n_groups_ > 1 and proba.dim() == 1:
-                out.update(_group_gaps(pred.float(), proba, val.y, val.g, self.n_groups_))
-            return out
-        finally:
-            self.module_.train(was_training)
+        self.interrupted_ = self.interrupted_ or loop.interrupted
+        return loop
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_X(self, X):
@@ -609,7 +562,7 @@ class BaseFairEstimator(BaseEstimator):
 
     @torch.no_grad()
     def _predict_array(self, X, fn):
-        """Apply ``fn`` (tensor batch -> tensor) over X in chunks; return numpy float64."""
+        """Apply ``fn`` (tensor block -> tensor) over X in blocks of rows; numpy float64."""
         self.module_.eval()
         outs = []
         for start in range(0, X.shape[0], PREDICT_CHUNK):
@@ -629,8 +582,7 @@ class BaseFairEstimator(BaseEstimator):
         return tags
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
+        state = dict(super().__getstate__())
         for key, value in list(state.items()):
             if isinstance(value, torch.nn.Module):
                 if any(t.device.type != "cpu" for t in
@@ -659,6 +611,117 @@ class BaseFairEstimator(BaseEstimator):
                     setattr(self, key, value.to(dev))
 
 
+# ----------------------------------------------------------------------------- epochs
+class EpochTrainingMixin:
+    """Mini-batch training over epochs: its parameters, their rules and the engine call.
+
+    For estimators trained by passes over mini-batches of the training rows. Parameters
+    (listed in the subclass's ``__init__``): ``max_epochs``, ``batch_size``,
+    ``early_stopping``, ``validation_fraction``, ``n_iter_no_change``, ``tol``. With
+    ``early_stopping`` (or whatever :meth:`_uses_validation` says), ``fit`` holds out
+    ``validation_fraction`` of the rows, stratified by class, or takes ``X_val``.
+    Put it before :class:`BaseFairEstimator` in the bases.
+    """
+
+    _parameter_rules = {
+        "max_epochs": number(1, integer=True),
+        "batch_size": number(1, integer=True),
+        "early_stopping": one_of(True, False),
+        "validation_fraction": number(0, 1, low_open=True, high_open=True),
+        "n_iter_no_change": number(1, integer=True),
+        "tol": number(0),
+    }
+
+    def _uses_validation(self):
+        return self.early_stopping
+
+    def _start_fit(self, rows, given):
+        super()._start_fit(rows, given)
+        if given is not None or not self._uses_validation():
+            return
+        n = len(rows)
+        n_val = int(round(self.validation_fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves {n_val} validation "
+                f"and {n - n_val} training rows out of {n}; early stopping needs both. Use "
+                f"more data, another validation_fraction, or early_stopping=False."
+            )
+        # the split's seed is the fit's first random draw, before the initial weights
+        self._split_seed = int(self._rng.integers(0, 2**31 - 1))
+
+    def _validation_split(self, rows):
+        """``validation_fraction`` of the rows, stratified by class (when possible)."""
+        n = len(rows)
+        idx = np.arange(n)
+        n_val = int(round(self.validation_fraction * n))
+        strata = rows.y[rows.index] if self._estimator_kind == "classifier" else None
+        try:
+            tr, va = train_test_split(idx, test_size=n_val, random_state=self._split_seed,
+                                      stratify=strata)
+        except ValueError:  # a class too small to stratify
+            tr, va = train_test_split(idx, test_size=n_val, random_state=self._split_seed)
+        return np.sort(tr), np.sort(va)
+
+    def _train_epochs(self, step, data, val=None, *, sampler=None, max_epochs=None,
+                      schedulers=(), callbacks=(), desc=None):
+        """Run ``step(batch)`` over epochs of mini-batches of ``data`` (default sampler:
+        a fresh shuffle cut into ``batch_size`` rows). After each epoch: the schedulers,
+        the validation metrics (with ``val``), ``callbacks``, and early stopping."""
+        if sampler is None:
+            def sampler(epoch):
+                return shuffled_batches(len(data), self.batch_size, self._gen, data.device)
+        every_epoch = [LRSchedulers(schedulers)]
+        if val is not None:
+            every_epoch.append(Scores(lambda record: self._validation_metrics(val)))
+        every_epoch.extend(callbacks)
+        if self.early_stopping and val is not None:
+            every_epoch.append(EarlyStopping(patience=self.n_iter_no_change, tol=self.tol))
+        return self._run(epochs(step, data, sampler), callbacks=every_epoch, desc=desc,
+                         max_iter=self.max_epochs if max_epochs is None else max_epochs)
+
+    @torch.no_grad()
+    def _validation_metrics(self, val):
+        """Validation loss plus (classifiers) accuracy and hard/soft DP and EO gaps."""
+        was_training = self.module_.training
+        self.module_.eval()
+        try:
+            logits = self._forward(val.X)
+            if self._estimator_kind == "regressor":
+                return {"val_loss": float(((logits.reshape(-1) - val.y) ** 2).mean())}
+            out = {"val_loss": float(cross_entropy_loss(logits, val.y, val.w))}
+            proba = self._proba_tensor(val.X, logits=logits)
+            pred = (proba > 0.5).long() if proba.dim() == 1 else proba.argmax(1)
+            out["val_accuracy"] = float((pred == val.y).float().mean())
+            if self.n_groups_ > 1 and proba.dim() == 1:
+                out.update(_group_gaps(pred.float(), proba, val.y, val.g, self.n_groups_))
+            return out
+        finally:
+            self.module_.train(was_training)
+
+
+    @torch.no_grad()
+    def _accuracy(self, model, data):
+        """(Weighted) accuracy of the network ``model`` on the TensorData ``data``, in
+        blocks of rows (bounded memory: one pass over all rows would hold every hidden
+        activation at once)."""
+        was = model.training
+        model.eval()
+        hits, total = 0.0, 0.0
+        for start in range(0, len(data), ACCURACY_BLOCK):
+            rows = slice(start, start + ACCURACY_BLOCK)
+            correct = (labels_from_logits(model(data.X[rows])) == data.y[rows]).double()
+            if data.w is None:
+                hits += float(correct.sum())
+                total += correct.numel()
+            else:
+                w = data.w[rows].double()
+                hits += float((correct * w).sum())
+                total += float(w.sum())
+        model.train(was)
+        return hits / total if total else 0.0
+
+
 def _group_gaps(pred, proba, y, g, n_groups):
     """Hard and soft demographic-parity and hard equalized-odds gaps (binary), torch-side."""
     def spread(values, mask=None):
@@ -677,6 +740,7 @@ def _group_gaps(pred, proba, y, g, n_groups):
     }
 
 
+# ----------------------------------------------------------------------------- kinds
 class FairClassifierMixin(ClassifierMixin):
     """Classifier side of the contract: targets, class weights, predict/predict_proba."""
 
@@ -689,11 +753,19 @@ class FairClassifierMixin(ClassifierMixin):
         return tags
 
     def _encode_targets(self, y):
+        """Labels -> 0 .. n_classes-1; sets ``classes_``."""
         check_classification_targets(y)
-        if type_of_target(y) not in ("binary", "multiclass"):
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary", "multiclass"):
             raise ValueError(
-                f"Unknown label type: {type_of_target(y)}. y must hold class labels "
+                f"Unknown label type: {kind}. y must hold class labels "
                 f"(binary or multi-class) for {type(self).__name__}."
+            )
+        if self._binary_only and kind == "multiclass":
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is "
+                f"multiclass: {type(self).__name__} handles binary targets only; pass a "
+                f"binary y (e.g. one class against the rest)."
             )
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -701,23 +773,17 @@ class FairClassifierMixin(ClassifierMixin):
                 f"y contains only one class ({self.classes_[0]!r}); a classifier needs "
                 f"samples of at least 2 classes."
             )
-        if self._binary_only and len(self.classes_) > 2:
-            raise ValueError(
-                f"Only binary classification is supported: y has {len(self.classes_)} "
-                f"classes but {type(self).__name__} handles binary targets only; pass a "
-                f"binary y (e.g. one class against the rest)."
-            )
         return y_enc.astype(np.int64)
 
-    def _encode_val_targets(self, y):
-        """Validation labels encoded with the fitted ``classes_``; unseen labels raise."""
+    def _encode_known_targets(self, y, name="y_val"):
+        """Labels encoded with the fitted ``classes_``; unseen labels raise."""
         y = np.asarray(y)
         known = np.isin(y, self.classes_)
         if not known.all():
             unseen = np.unique(y[~known])
             raise ValueError(
-                f"y_val contains label(s) {unseen[:5].tolist()} not seen in y (classes: "
-                f"{self.classes_.tolist()[:20]}); every validation label must occur in the "
+                f"{name} contains label(s) {unseen[:5].tolist()} not seen in fit "
+                f"(classes: {self.classes_.tolist()[:20]}); every label must occur in the "
                 f"training targets."
             )
         return np.searchsorted(self.classes_, y).astype(np.int64)
@@ -744,16 +810,38 @@ class FairClassifierMixin(ClassifierMixin):
         """Positive-class probability (n,) for binary, class probabilities (n, K) else."""
         return proba_from_logits(self._forward(x) if logits is None else logits)
 
-    def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes); rows sum to 1."""
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to predict.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities of ``classes_``; each row sums to 1.
+        """
         X = self._validate_predict_X(X)
         P = self._predict_array(X, self._proba_tensor)
         if P.ndim == 1:
             P = np.column_stack([1.0 - P, P]) if P.size else np.zeros((0, 2))
         return P
 
-    def predict(self, X):
-        """Predicted class labels."""
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to predict.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            The most probable class of each row.
+        """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -769,7 +857,7 @@ class FairRegressorMixin(RegressorMixin):
             raise ValueError("y must be 1-D for a single-output regressor.")
         return y
 
-    def _encode_val_targets(self, y):
+    def _encode_known_targets(self, y, name="y_val"):
         return self._encode_targets(y)
 
     def _extra_sample_weight(self, y_enc, sw):
@@ -778,7 +866,18 @@ class FairRegressorMixin(RegressorMixin):
     def _n_outputs(self):
         return 1
 
-    def predict(self, X):
-        """Predicted values."""
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predicted values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to predict.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            The predictions.
+        """
         X = self._validate_predict_X(X)
         return self._predict_array(X, lambda x: self._forward(x).reshape(-1))

@@ -7,10 +7,14 @@ import os
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import matplotlib  # noqa: E402
 import pytest  # noqa: E402
 
-matplotlib.use("Agg")
+try:  # the plot extra: the examples and the comparison's plots need it
+    import matplotlib  # noqa: E402
+except ImportError:  # pragma: no cover
+    matplotlib = None
+else:
+    matplotlib.use("Agg")
 
 import torch  # noqa: E402
 

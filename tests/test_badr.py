@@ -11,7 +11,6 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch import nn
 
 import skfairbilevel.estimators.badr as badr
 from skfairbilevel import BADRClassifier, BADRRegressor
@@ -21,6 +20,7 @@ from skfairbilevel.exceptions import (
     TrainingInterruptedWarning,
 )
 from skfairbilevel.metrics import soft_demographic_parity_difference
+from skfairbilevel.nn.smooth_fairness import CLASSIFIER_FAIRNESS
 
 
 # --------------------------------------------------------------------- data
@@ -55,119 +55,6 @@ def crossing_regression_data(n=1500, seed=0):
     return X, y, g
 
 
-def torch_problem(kind, fairness, *, newton, mlp=False, n_classes=2, seed=0):
-    """A float64 _Bilevel with three groups and non-uniform sample weights."""
-    rng = np.random.default_rng(seed)
-    n, d, S = 400, 3, 3
-    X = torch.tensor(rng.normal(size=(n, d)))
-    g = torch.tensor(rng.integers(0, S, n))
-    X[:, 0] += 0.7 * g
-    w = torch.tensor(rng.uniform(0.5, 2.0, n))
-    if kind == "regressor":
-        y = X @ torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64) + 0.3 * g \
-            + torch.tensor(rng.normal(size=n))
-    elif n_classes == 2:
-        y = ((X[:, 0] + X[:, 1] + torch.tensor(rng.normal(size=n))) > 0.5).long()
-    else:
-        y = torch.tensor(rng.integers(0, n_classes, n))
-    K = 1 if kind == "regressor" or n_classes == 2 else n_classes
-    torch.manual_seed(seed)  # only to make the test's MLP; the estimators never do this
-    net = (nn.Sequential(nn.Linear(d, 5), nn.Tanh(), nn.Linear(5, K)) if mlp
-           else nn.Linear(d, K)).double()
-    pairs = None
-    if kind == "regressor" and fairness == "individual_fairness":
-        gen = torch.Generator().manual_seed(0)
-        i, j, c = badr._sample_pairs(g, S, 5000, gen)
-        pairs = (i, j, c.double())
-    return badr._Bilevel(net, X, y, g, w, S, kind=kind, alpha=0.1, fairness=fairness,
-                         rho=5.0, pairs=pairs, lower_max_iter=500, newton=newton)
-
-
-def finite_difference(prob, lam, eps=1e-5):
-    out = []
-    for a in range(lam.shape[0]):
-        e = torch.zeros_like(lam)
-        e[a] = eps
-        prob.solve(lam + e)
-        plus = prob.fair_value()
-        prob.solve(lam - e)
-        minus = prob.fair_value()
-        out.append((plus - minus) / (2 * eps))
-    prob.solve(lam)
-    return np.array(out)
-
-
-LAM = torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64)
-
-
-# --------------------------------------------------------------------- hypergradient
-@pytest.mark.parametrize("kind,fairness",
-                         [("classifier", f) for f in badr.CLASSIFIER_FAIRNESS]
-                         + [("regressor", f) for f in badr.REGRESSOR_FAIRNESS])
-@pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
-def test_hypergradient_matches_central_finite_differences(kind, fairness, newton):
-    prob = torch_problem(kind, fairness, newton=newton)
-    prob.solve(LAM)
-    _, h, _ = prob.hypergradient(LAM)
-    fd = finite_difference(prob, LAM)
-    assert np.linalg.norm(h.numpy() - fd) <= 1e-5 * np.linalg.norm(fd)
-
-
-@pytest.mark.parametrize("fairness", ["demographic_parity", "equalized_odds",
-                                      "group_variance"])
-def test_hypergradient_multiclass_linear(fairness):
-    prob = torch_problem("classifier", fairness, newton=True, n_classes=3)
-    prob.solve(LAM)
-    _, h, _ = prob.hypergradient(LAM)
-    fd = finite_difference(prob, LAM)
-    assert np.linalg.norm(h.numpy() - fd) <= 1e-5 * np.linalg.norm(fd)
-    # the Newton and the CG/HVP hypergradients agree
-    prob2 = torch_problem("classifier", fairness, newton=False, n_classes=3)
-    prob2.solve(LAM)
-    _, h2, _ = prob2.hypergradient(LAM)
-    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-6, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind,fairness,n_classes",
-                         [("classifier", "demographic_parity", 2),
-                          ("classifier", "equalized_odds", 3),
-                          ("regressor", "individual_fairness", 2)])
-@pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
-def test_row_chunks_and_float32_data_change_nothing(kind, fairness, n_classes, newton):
-    """The linear model works over row chunks of X, which may stay float32 under the
-    float64 model: small chunks (57 rows) give the one-chunk solution, hypergradient and
-    metric, and float32 X gives those of its exact float64 upcast."""
-    assert torch_problem(kind, fairness, newton=newton).chunk >= 400  # one chunk
-    ref = torch_problem(kind, fairness, newton=newton, n_classes=n_classes)
-    x32 = ref.X.float()
-    ref.X = x32.double()  # the values float32 data can represent
-    ref.solve(LAM)
-    value, h, _ = ref.hypergradient(LAM)
-    small = torch_problem(kind, fairness, newton=newton, n_classes=n_classes)
-    small.X = x32
-    small.chunk = 57  # 400 rows: 7 full chunks and a partial one
-    small.solve(LAM)
-    value2, h2, _ = small.hypergradient(LAM)
-    assert abs(value2 - value) <= 1e-12 * abs(value)
-    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-9, atol=1e-13)
-    theta = [p.detach() for p in ref.params]
-    theta2 = [p.detach() for p in small.params]
-    for a, b in zip(theta, theta2, strict=True):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind,fairness", [("classifier", "demographic_parity"),
-                                           ("classifier", "individual_fairness"),
-                                           ("regressor", "group_variance")])
-def test_hypergradient_mlp(kind, fairness):
-    # the MLP path adds a 1e-6 damping to the Hessian: agreement to 1e-4
-    prob = torch_problem(kind, fairness, newton=False, mlp=True)
-    prob.solve(LAM)
-    _, h, _ = prob.hypergradient(LAM)
-    fd = finite_difference(prob, LAM)
-    assert np.linalg.norm(h.numpy() - fd) <= 1e-4 * np.linalg.norm(fd)
-
-
 # --------------------------------------------------------------------- metrics by hand
 def _linear_scores(clf, X):
     return X @ clf.coef_.ravel() + clf.intercept_.ravel()[0]
@@ -176,7 +63,7 @@ def _linear_scores(clf, X):
 def test_metric_values_by_hand():
     X, y, g = classification_data(400)
     rho = 7.0
-    for fairness in badr.CLASSIFIER_FAIRNESS:
+    for fairness in CLASSIFIER_FAIRNESS:
         clf = BADRClassifier(fairness, rho=rho, group_weights="uniform").fit(
             X, y, sensitive_features=g)
         s = _linear_scores(clf, X)
@@ -216,39 +103,6 @@ def test_smooth_demographic_parity_tends_to_the_soft_gap():
         X, y, sensitive_features=g).fairness_objective_ for rho in (1e1, 1e3, 1e5)]
     assert values[0] < values[1] < values[2] <= gap
     np.testing.assert_allclose(values[2], gap, atol=2 * np.log(2) / 1e5 + 1e-9)
-
-
-def test_individual_fairness_weighted_and_sampled_pairs():
-    rng = np.random.default_rng(0)
-    n, S = 60, 3
-    g = torch.tensor(rng.integers(0, S, n))
-    s = torch.tensor(rng.normal(size=n))
-    y = torch.tensor(rng.normal(size=n))
-    w = torch.tensor(rng.uniform(0.5, 2, n))
-    gn, sn, yn, wn = g.numpy(), s.numpy(), y.numpy(), w.numpy()
-    i, j = np.nonzero(gn[:, None] < gn[None, :])
-    total = (wn[i] * wn[j] * np.exp(-np.abs(yn[i] - yn[j])) * (sn[i] - sn[j]) ** 2).sum()
-    W = np.bincount(gn, weights=wn)
-    expected = total / (W.sum() ** 2 - (W ** 2).sum())
-    gen = torch.Generator().manual_seed(0)
-    all_pairs = badr._sample_pairs(g, S, 10**6, gen)
-    got = badr._individual_fairness(s, y, g, w, S, kind="regressor",
-                                    pairs=(*all_pairs[:2], all_pairs[2].double()))
-    np.testing.assert_allclose(float(got), expected, rtol=1e-12)
-    # a sample of pairs is unbiased: the mean over many samples is close
-    est = []
-    for _ in range(200):
-        i2, j2, c2 = badr._sample_pairs(g, S, 200, gen)
-        est.append(float(badr._individual_fairness(s, y, g, w, S, kind="regressor",
-                                                   pairs=(i2, j2, c2.double()))))
-    assert abs(np.mean(est) - expected) < 4 * np.std(est) / np.sqrt(len(est))
-    # the classifier's O(n) formula equals brute force with weights (binary y)
-    yb = (y > 0).long()
-    ybn = yb.numpy()
-    total = (wn[i] * wn[j] * np.exp(-np.abs(ybn[i] - ybn[j])) * (sn[i] - sn[j]) ** 2).sum()
-    got = badr._individual_fairness(s, yb, g, w, S, kind="classifier")
-    np.testing.assert_allclose(float(got), total / (W.sum() ** 2 - (W ** 2).sum()),
-                               rtol=1e-12)
 
 
 # --------------------------------------------------------------------- lower level
@@ -330,37 +184,27 @@ def test_gd_and_sgd_reach_the_exact_objective(estimator, fairness, data, step,
         assert key in sgd.history_[-1]
 
 
-def test_balanced_sampler_draws_without_replacement():
-    g = torch.tensor([0] * 50 + [1] * 7 + [2] * 30)
-    data = badr.TensorData(torch.zeros(87, 1), torch.zeros(87), g, n_groups=3)
-    sampler = badr._balanced_sampler(data, 3, 31, torch.Generator().manual_seed(0))
-    for epoch in range(20):
-        (idx,) = sampler(epoch)
-        assert len(set(idx.tolist())) == len(idx)
-        # 11, 10, 10 wanted; group 1 has 7 rows: all of them
-        assert torch.bincount(g[idx], minlength=3).tolist() == [11, 7, 10]
-
-
-def test_sgd_balanced_batches_and_clipping():
+def test_sgd_balanced_batches_and_clipping(monkeypatch):
     X, y, g = classification_data(700, n_groups=3, seed=4)
     seen = []
-    original = badr._balanced_sampler
+    original = badr.balanced_batches
 
-    def spy(data, *args, **kwargs):
-        sampler = original(data, *args, **kwargs)
+    def spy(group_rows, *args, **kwargs):
+        sampler = original(group_rows, *args, **kwargs)
+        g_of = torch.zeros(sum(len(r) for r in group_rows), dtype=torch.long)
+        for a, rows in enumerate(group_rows):
+            g_of[rows] = a
 
         def wrapped(epoch):
             batches = list(sampler(epoch))
-            seen.append(data.g[batches[0]])
+            seen.append(g_of[batches[0]])
             return batches
         return wrapped
 
-    badr._balanced_sampler = spy
-    try:
-        clf = BADRClassifier(solver="sgd", batch_size=100, max_iter=5, clip=1e-9,
-                             random_state=0).fit(X, y, sensitive_features=g)
-    finally:
-        badr._balanced_sampler = original
+    monkeypatch.setattr(badr, "balanced_batches", spy)
+    clf = BADRClassifier(solver="sgd", batch_size=100, max_iter=5, clip=1e-9,
+                         random_state=0).fit(X, y, sensitive_features=g)
+    monkeypatch.undo()
     assert len(seen) == 5
     for groups in seen:  # quotas: the first 100 % 3 groups get one more row
         assert torch.bincount(groups, minlength=3).tolist() == [34, 33, 33]

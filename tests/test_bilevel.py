@@ -11,11 +11,20 @@ from skfairbilevel.nn.bilevel import (
     flat_grad,
     flatten,
     hvp,
+    implicit_gradients,
     neumann_inverse_hvp,
     project_simplex,
     sam_perturb_,
     unflatten_like,
 )
+from skfairbilevel.nn.gaussian import (
+    GaussianMLP,
+    divergence_derivatives,
+    gaussian_forward,
+)
+from skfairbilevel.nn.losses import vs_loss
+
+from ._reference import divergence
 
 
 # --------------------------------------------------------------------- project_simplex
@@ -238,3 +247,165 @@ def test_sam_perturb_batched_hand_computed():
     sam_perturb_([p1, p2], [g1, g2], torch.tensor([0.5, 0.7], dtype=torch.float64))
     torch.testing.assert_close(p1, torch.tensor([[1.3], [2.0]], dtype=torch.float64))
     torch.testing.assert_close(p2, torch.tensor([[0.4], [1.0]], dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------- Neumann / IFT
+def _quadratic_problem(seed=0, n=4, m=3, lam=0.7):
+    """f(Q, v) = 1/2 Q'AQ - Q'Bv, D(Q, P) = sum (Q - P)^2; Q* = (A + 2 lam I)^{-1}(Bv + 2 lam P)."""
+    g = torch.Generator().manual_seed(seed)
+    M = torch.randn(n, n, generator=g, dtype=torch.float64)
+    A = M @ M.T / n + 0.5 * torch.eye(n, dtype=torch.float64)
+    B = torch.randn(n, m, generator=g, dtype=torch.float64)
+    P = torch.randn(n, generator=g, dtype=torch.float64).requires_grad_(True)
+    v = torch.randn(m, generator=g, dtype=torch.float64).requires_grad_(True)
+    t = torch.randn(n, generator=g, dtype=torch.float64)
+    H = A + 2 * lam * torch.eye(n, dtype=torch.float64)
+    Q_star = torch.linalg.solve(H, B @ v.detach() + 2 * lam * P.detach())
+    Q = Q_star.clone().requires_grad_(True)
+    g_vs = flat_grad(0.5 * Q @ A @ Q - Q @ (B @ v), [Q], create_graph=True)
+    # D = sum (Q - P)^2: d2D/dQ2 = 2 I, d2D/dP dQ = -2 I
+    div = dict(div_hess=torch.full((n,), 2.0, dtype=torch.float64),
+               div_mixed=lambda c: -2.0 * c)
+    b = (Q_star - t)  # dF/dQ for F = 1/2 ||Q* - t||^2
+    return dict(A=A, B=B, H=H, P=P, v=v, Q=Q, b=b, g_vs=g_vs, div=div, lam=lam)
+
+
+def test_neumann_hypergradient_matches_exact_inverse():
+    pb = _quadratic_problem()
+    H, B, b, lam = pb["H"], pb["B"], pb["b"], pb["lam"]
+    alpha = 0.9 / float(torch.linalg.eigvalsh(H).max())
+    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"],
+                                          lambda_low=lam, n_terms=400, alpha=alpha)
+    p_exact = torch.linalg.solve(H, b)
+    # exact total derivatives of F(P, v) = 1/2 ||Q*(P, v) - t||^2
+    dF_dP = 2 * lam * p_exact
+    dF_dv = B.T @ p_exact
+    torch.testing.assert_close(-mixed_p, dF_dP, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(-mixed_v, dF_dv, rtol=1e-8, atol=1e-10)
+
+
+def test_neumann_truncation_closed_form():
+    """With K terms: p = alpha sum_{j<=K} (I - alpha H)^j b exactly (reference settings)."""
+    pb = _quadratic_problem(seed=1)
+    H, B, b, lam = pb["H"], pb["B"], pb["b"], pb["lam"]
+    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"],
+                                          lambda_low=lam, n_terms=10, alpha=0.1)
+    I = torch.eye(len(b), dtype=torch.float64)
+    p = 0.1 * sum(torch.linalg.matrix_power(I - 0.1 * H, j) @ b for j in range(11))
+    torch.testing.assert_close(-mixed_p, 2 * lam * p, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(-mixed_v, B.T @ p, rtol=1e-10, atol=1e-12)
+    # and it is not yet the exact inverse: the truncation error is (I - alpha H)^11 H^-1 b
+    err = torch.linalg.matrix_power(I - 0.1 * H, 11) @ torch.linalg.solve(H, b)
+    torch.testing.assert_close(torch.linalg.solve(H, b) - p, err, rtol=1e-8, atol=1e-12)
+
+
+def test_implicit_gradient_matches_finite_differences():
+    """dF/dP by central differences of F(Q*(P)) on the quadratic problem."""
+    pb = _quadratic_problem(seed=2)
+    A, B, lam, v = pb["A"], pb["B"], pb["lam"], pb["v"].detach()
+    H = pb["H"]
+    t = pb["Q"].detach() - pb["b"]
+
+    def F_of(P):
+        Qs = torch.linalg.solve(H, B @ v + 2 * lam * P)
+        return 0.5 * float(((Qs - t) ** 2).sum())
+
+    P0 = pb["P"].detach()
+    fd = torch.stack([torch.tensor((F_of(P0 + 1e-6 * e) - F_of(P0 - 1e-6 * e)) / 2e-6)
+                      for e in torch.eye(len(P0), dtype=torch.float64)])
+    alpha = 0.9 / float(torch.linalg.eigvalsh(H).max())
+    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [], pb["b"], **pb["div"],
+                                          lambda_low=lam, n_terms=400, alpha=alpha)
+    assert mixed_v is None
+    torch.testing.assert_close(-mixed_p, fd.to(torch.float64), rtol=1e-6, atol=1e-8)
+    del A
+
+
+def test_implicit_gradients_curved_blocks_equal_full_series():
+    """``curved``: f depends on Q[0] only; the Q[1] block of the series in closed form
+    gives the same p (hence mixed_p, mixed_v) as the full series, for any number of
+    terms, including a zero curvature entry."""
+    gen = torch.Generator().manual_seed(5)
+    n0, n1, m, lam = 6, 4, 3, 0.7
+    M = torch.randn(n0, n0, generator=gen, dtype=torch.float64)
+    A = M @ M.T / n0 + 0.3 * torch.eye(n0, dtype=torch.float64)
+    Bm = torch.randn(n0, m, generator=gen, dtype=torch.float64)
+    v = torch.randn(m, generator=gen, dtype=torch.float64).requires_grad_(True)
+    Q0 = torch.randn(n0, generator=gen, dtype=torch.float64).requires_grad_(True)
+    Q1 = torch.randn(n1, generator=gen, dtype=torch.float64).requires_grad_(True)
+
+    def f():
+        return 0.5 * Q0 @ A @ Q0 - Q0 @ (Bm @ v) + torch.sin(Q0).sum() * 0.1
+
+    hess = torch.rand(n0 + n1, generator=gen, dtype=torch.float64) + 0.5
+    hess[-1] = 0.0
+    b = torch.randn(n0 + n1, generator=gen, dtype=torch.float64)
+    kw = dict(div_hess=hess, div_mixed=lambda c: -hess * c, lambda_low=lam, alpha=0.2)
+    for n_terms in (0, 3, 10):
+        g_full = flat_grad(f(), [Q0, Q1], create_graph=True)
+        full = implicit_gradients(g_full, [Q0, Q1], [v], b, n_terms=n_terms, **kw)
+        g_cur = flat_grad(f(), [Q0], create_graph=True)
+        part = implicit_gradients(g_cur, [Q0, Q1], [v], b, n_terms=n_terms, curved=[0], **kw)
+        for a, c in zip(full, part, strict=True):
+            torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-14)
+
+
+def test_loss_parameter_hypergradient_matches_finite_differences():
+    """End to end on a small Gaussian network, with the estimator's own pieces (VS loss of
+    the mean network, closed-form W2 derivatives, Neumann series over the means,
+    log-variance block in closed form): dF/dv for F(v) = D(Q*(v) || P), Q*(v) the
+    minimiser of VS(Q, v) + lam * D(Q || P), against central differences of F."""
+    gen = torch.Generator().manual_seed(6)
+    net = GaussianMLP(3, (4,), 3, n_models=1, logvar_init=(0.1, 0.3), generator=gen)
+    P = [t.detach().double().contiguous() for t in net.parameter_list()]
+    x = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,), generator=gen)
+    omega = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
+    lam = 1.0
+    act = net.act
+
+    def vs(Q, dy, ly):
+        out = gaussian_forward(x, Q, act=act, eps_std=0.0)[0]
+        return vs_loss(out, y, scale=torch.sigmoid(dy), shift=ly, class_weight=omega).sum()
+
+    def solve(dy, ly):
+        Q = [t.clone(memory_format=torch.contiguous_format).requires_grad_(True) for t in P]
+        opt = torch.optim.LBFGS(Q, lr=1, max_iter=200, tolerance_grad=1e-13,
+                                tolerance_change=1e-15, history_size=50,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = vs(Q, dy, ly) + lam * divergence("w2", Q, P).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return [t.detach() for t in Q]
+
+    def F(dy, ly):
+        return float(divergence("w2", solve(dy, ly), P).sum())
+
+    dy0 = torch.tensor([1.0, 0.5, 1.5], dtype=torch.float64)
+    ly0 = torch.tensor([0.0, 0.3, -0.2], dtype=torch.float64)
+    Qs = [t.requires_grad_(True) for t in solve(dy0, ly0)]
+    dy, ly = dy0.clone().requires_grad_(True), ly0.clone().requires_grad_(True)
+    curved = [0, 2, 4, 6]  # the means
+    g_vs = flat_grad(vs(Qs, dy, ly), [Qs[i] for i in curved], create_graph=True)
+    _, gq, _, hq, mixed = divergence_derivatives("w2", [q.detach() for q in Qs], P)
+    _, mixed_v = implicit_gradients(
+        g_vs, Qs, [dy, ly], flatten(gq), div_hess=flatten(hq),
+        div_mixed=lambda c: flatten(mixed(unflatten_like(c, Qs))), lambda_low=lam,
+        n_terms=300, alpha=0.2, curved=curved)
+    fd = []
+    h = 1e-4
+    for which in range(2):
+        for k in range(3):
+            e = torch.zeros(3, dtype=torch.float64)
+            e[k] = h
+            args_p = (dy0 + e, ly0) if which == 0 else (dy0, ly0 + e)
+            args_m = (dy0 - e, ly0) if which == 0 else (dy0, ly0 - e)
+            fd.append((F(*args_p) - F(*args_m)) / (2 * h))
+    fd = torch.tensor(fd, dtype=torch.float64)
+    assert float(fd.abs().max()) > 1e-4  # v does move the lower solution
+    torch.testing.assert_close(-mixed_v, fd, rtol=1e-4, atol=1e-8)

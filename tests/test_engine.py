@@ -15,13 +15,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skfairbilevel import FairMLPClassifier
-from skfairbilevel.base import canonical_rows
+from skfairbilevel.base import canonical_index
 from skfairbilevel.exceptions import (
     NonFiniteLossError,
     NoSensitiveFeaturesWarning,
     TrainingInterruptedWarning,
 )
-from skfairbilevel.nn.engine import make_generators, resolve_device
+from skfairbilevel.nn.engine import TensorData, balanced_batches, make_generators, resolve_device
 
 
 def biased_data(n=400, seed=0):
@@ -76,18 +76,23 @@ def test_row_order_and_duplicates_do_not_change_the_model():
     assert np.array_equal(p3, p4)
 
 
-def test_canonical_rows_merges_duplicates_and_drops_zero_weights():
+def test_canonical_index_merges_duplicates_and_drops_zero_weights():
     X = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
     y = np.array([0, 0, 1, 1])
     g = np.array([0, 0, 1, 0])
-    Xc, yc, gc, wc = canonical_rows(X, y, g, np.array([1.0, 2.0, 0.0, 1.5]))
-    assert len(Xc) == 2
-    got = {tuple(x): w for x, w in zip(Xc.tolist(), wc, strict=False)}
+    rows, wc = canonical_index(X, y, g, np.array([1.0, 2.0, 0.0, 1.5]))
+    assert len(rows) == 2
+    got = {tuple(x): w for x, w in zip(X[rows].tolist(), wc, strict=True)}
     assert got == {(1.0, 2.0): 3.0, (5.0, 6.0): 1.5}
+    # the same rows in another order: the same canonical rows, in the same order
+    perm = np.array([3, 2, 1, 0])
+    rows_p, wc_p = canonical_index(X[perm], y[perm], g[perm], np.array([1.5, 0.0, 2.0, 1.0]))
+    np.testing.assert_array_equal(X[perm][rows_p], X[rows])
+    np.testing.assert_array_equal(wc_p, wc)
     # no weights: counts, and None when there are no duplicates
-    _, _, _, wc = canonical_rows(X, y, g, None)
+    _, wc = canonical_index(X, y, g, None)
     assert sorted(wc.tolist()) == [1.0, 1.0, 2.0]
-    _, _, _, wc = canonical_rows(X[1:], y[1:], g[1:], None)
+    _, wc = canonical_index(X[1:], y[1:], g[1:], None)
     assert wc is None
 
 
@@ -414,3 +419,15 @@ def test_make_adam_falls_back_where_the_kernel_does_not_apply():
     assert type(make_adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)) is LeanAdam
     with pytest.raises(ValueError, match="closure"):
         make_adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1).step(lambda: 0.0)
+
+
+# --------------------------------------------------------------------- samplers
+def test_balanced_sampler_draws_without_replacement():
+    g = torch.tensor([0] * 50 + [1] * 7 + [2] * 30)
+    data = TensorData(torch.zeros(87, 1), torch.zeros(87), g, n_groups=3)
+    sampler = balanced_batches(data.group_indices(), 31, torch.Generator().manual_seed(0))
+    for epoch in range(20):
+        (idx,) = sampler(epoch)
+        assert len(set(idx.tolist())) == len(idx)
+        # 11, 10, 10 wanted; group 1 has 7 rows: all of them
+        assert torch.bincount(g[idx], minlength=3).tolist() == [11, 7, 10]

@@ -1,8 +1,11 @@
 """Differentiable fairness penalties against hand-computed values."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from skfairbilevel.nn.losses import (
     cross_entropy_loss,
@@ -11,7 +14,8 @@ from skfairbilevel.nn.losses import (
     equalized_odds_loss,
     fairness_loss,
     group_means,
-    squared_loss,
+    repo_compat_dp_loss,
+    vs_loss,
 )
 
 T = torch.tensor
@@ -101,7 +105,6 @@ def test_prediction_losses_match_torch_and_numpy():
     w = T([1.0, 0.0, 3.0])
     bce_w = (np.log1p(np.exp(-0.3)) + 3 * np.log1p(np.exp(-2.0))) / 4
     assert float(cross_entropy_loss(logits, y, w)) == pytest.approx(bce_w, rel=1e-6)
-    assert float(squared_loss(T([1.0, 2.0]), T([0.0, 0.0]))) == pytest.approx(2.5)
 
 
 def test_penalties_with_fewer_than_two_groups_are_exactly_zero_with_finite_gradients():
@@ -165,3 +168,50 @@ def test_closed_form_binary_penalties_match_autograd_and_finite_differences(
         q = p.clone().requires_grad_(True)
         (d,) = torch.autograd.grad(fn(q, y, g, n_groups, w), q, create_graph=True)
         torch.autograd.grad(d.sum(), q)
+
+
+def test_repo_compat_loss_by_hand():
+    logits = torch.tensor([[0.0], [2.0], [-1.0], [1.0], [3.0]], dtype=torch.float64)
+    g = torch.tensor([0, 1, 0, 2, 1])
+
+    def sig(v):
+        return 1.0 / (1.0 + math.exp(-v))
+
+    o = [sig(sig(v)) for v in (0.0, 2.0, -1.0, 1.0, 3.0)]  # the double sigmoid
+    d = (o[0] + o[2]) / 2 - sum(o) / 5  # group 0 against the overall mean only
+    assert float(repo_compat_dp_loss(logits, g)) == pytest.approx(d * d / 2, abs=1e-12)
+    # groups 1 and 2 do not enter except through the overall mean: swapping them is free
+    g_swapped = torch.tensor([0, 2, 0, 1, 2])
+    assert float(repo_compat_dp_loss(logits, g_swapped)) == \
+        pytest.approx(d * d / 2, abs=1e-12)
+    # weighted: weight 3 on row 1
+    w = torch.tensor([1.0, 3.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    dw = (o[0] + o[2]) / 2 - (o[0] + 3 * o[1] + o[2] + o[3] + o[4]) / 7
+    assert float(repo_compat_dp_loss(logits, g, w)) == pytest.approx(dw * dw / 2, abs=1e-12)
+    # no row of group 0: zero, with a graph
+    z = torch.zeros(3, 1, requires_grad=True)
+    out = repo_compat_dp_loss(z, torch.tensor([1, 1, 2]))
+    assert float(out) == 0.0 and out.requires_grad
+
+
+def test_vs_loss_hand_computed():
+    logits = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=torch.float64)
+    y = torch.tensor([1, 0])
+    scale = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    shift = torch.tensor([0.0, 0.1], dtype=torch.float64)
+    omega = torch.tensor([2.0, 1.0], dtype=torch.float64)
+    # row 0: z = (0.5, 2.1), CE = log(1 + e^{0.5-2.1}); row 1: z = (0.25, -0.9)
+    ce0 = math.log1p(math.exp(0.5 - 2.1))
+    ce1 = math.log1p(math.exp(-0.9 - 0.25))
+    expected = (1.0 * ce0 + 2.0 * ce1) / 3.0  # weights omega[y] = (1, 2)
+    got = vs_loss(logits, y, scale=scale, shift=shift, class_weight=omega)
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+    # no adjustment: torch's class-weighted cross-entropy
+    ref = F.cross_entropy(logits, y, weight=omega)
+    assert float(vs_loss(logits, y, class_weight=omega)) == pytest.approx(float(ref), rel=1e-12)
+    # batched over models, zero weights drop rows
+    batch = torch.stack([logits, logits])
+    w = torch.tensor([[1.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    out = vs_loss(batch, torch.stack([y, y]), weight=w)
+    assert out.shape == (2,)
+    assert float(out[1]) == pytest.approx(math.log1p(math.exp(1.0 - 2.0)), rel=1e-12)

@@ -421,11 +421,11 @@ def test_dense_score_is_computed_in_chunks_exactly(data, monkeypatch):
     # the dense accuracy is summed over chunks of rows (no full-batch forward pass at
     # 1e6 rows); with chunks of 7 rows and integer weights it must equal the weighted
     # accuracy of the dense model computed in one go
-    import skfairbilevel.estimators.pruning as pruning_mod
+    import skfairbilevel.base as base_mod
 
     X, y, A = data
     w = np.arange(len(y)) % 3  # weight 0 drops a row, 2 repeats it
-    monkeypatch.setattr(pruning_mod, "ACCURACY_CHUNK", 7)
+    monkeypatch.setattr(base_mod, "ACCURACY_BLOCK", 7)
     clf = FairPruningClassifier(**FAST, sparsity=0.5, pruning="magnitude",
                                 random_state=0).fit(X, y, sensitive_features=A,
                                                     sample_weight=w)

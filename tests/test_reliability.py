@@ -263,18 +263,18 @@ def test_extreme_constant_and_separable_data(name, cls):
 # ------------------------------------------------------------------ interruption
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
 def test_keyboard_interrupt_mid_fit_leaves_a_fitted_model(name, cls, monkeypatch):
-    original_run = engine.Trainer.run
+    original_run = engine.Loop.run
     calls = {"n": 0}
 
-    def run(self, step, data, sampler=None):
-        def interrupting_step(batch):
+    def run(self, iterate):
+        def interrupting(epoch):
             calls["n"] += 1
             if calls["n"] == 3:
                 raise KeyboardInterrupt
-            return step(batch)
-        return original_run(self, interrupting_step, data, sampler)
+            return iterate(epoch)
+        return original_run(self, interrupting)
 
-    monkeypatch.setattr(engine.Trainer, "run", run)
+    monkeypatch.setattr(engine.Loop, "run", run)
     X, y, A = data(cls)
     est = make(name, cls, **STOCHASTIC.get(name, {}))
     with pytest.warns(TrainingInterruptedWarning):
@@ -388,7 +388,7 @@ def test_every_fit_takes_validation_data_or_refuses_it_by_name(name):
     y = X[:, 0] if "Regressor" in name else (X[:, 0] > 0).astype(int)
     A = (X[:, 1] > 0).astype(int)
     est = cls(**({"max_epochs": 1} if "max_epochs" in cls().get_params() else {}))
-    if est._uses_validation_data():
+    if est._uses_validation():
         return  # FACIMS: covered in tests/test_validation_data.py and test_facims.py
     with pytest.raises(ValueError, match="X_val was given, but"):
         est.fit(X, y, sensitive_features=A, X_val=X, y_val=y, sensitive_features_val=A)

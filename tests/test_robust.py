@@ -2,9 +2,8 @@
 brute force, the inner solvers against each other, the estimator contract, the
 history's fairness gaps, and the Unfair2D generator."""
 
-import math
+import copy
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -14,18 +13,11 @@ from sklearn.preprocessing import StandardScaler
 
 from skfairbilevel import FairRobustClassifier
 from skfairbilevel.datasets import make_unfair_2d
-from skfairbilevel.estimators.robust import (
-    _affine_logistic_loss_grad,
-    trust_region_step,
-    trust_region_step_eig,
-)
 from skfairbilevel.metrics import independence_gap, predictive_parity_gap, separation_gap
+from skfairbilevel.nn.perturbation import loss_input_derivatives
+from skfairbilevel.nn.trust_region import trust_region_step
 
 RADII = [0.05, 0.1, 0.25, 0.5, 1.0]
-
-
-def _model_value(g, H, p):
-    return g @ p + 0.5 * p @ H @ p
 
 
 def _t(a):
@@ -54,92 +46,6 @@ def _closed_form(clf, X, y, r):
     return delta, loss
 
 
-# ---------------------------------------------------------------------- TRS solver
-def test_trs_interior_newton_step():
-    H = _t([[[2.0, 0.5], [0.5, 1.0]]])
-    g = _t([[0.1, -0.2]])
-    p, _ = trust_region_step(g, H, 1.0)
-    expected = -np.linalg.solve(H[0].numpy(), g[0].numpy())
-    assert np.linalg.norm(expected) < 1.0
-    np.testing.assert_allclose(p[0].numpy(), expected, atol=1e-14)
-
-
-def test_trs_hard_case():
-    # g has no component along the eigenvector of lambda_min = -1, and the regular part
-    # -(H + I)^+ g = (0, -0.05, -0.1/3) is shorter than r: the rest goes along e_1
-    H = _t([np.diag([-1.0, 1.0, 2.0])])
-    g = _t([[0.0, 0.1, 0.1]])
-    p, _ = trust_region_step(g, H, 1.0)
-    rest = np.array([-0.05, -0.1 / 3])
-    np.testing.assert_allclose(p[0, 1:].numpy(), rest, atol=1e-12)
-    assert abs(abs(float(p[0, 0])) - math.sqrt(1 - rest @ rest)) < 1e-12
-    # g = 0, H = 0: every point is optimal; the step still has a valid length
-    p0, _ = trust_region_step(torch.zeros(1, 3, dtype=torch.float64),
-                              torch.zeros(1, 3, 3, dtype=torch.float64), 0.5)
-    assert torch.isfinite(p0).all() and float(p0.norm()) <= 0.5 + 1e-12
-
-
-@pytest.mark.parametrize("kind", ["indefinite", "nsd", "psd_far", "pd_near", "rank1"])
-def test_trs_global_minimum_against_brute_force(kind):
-    """In 2-D the model's minimum over the disc is found by a dense polar grid."""
-    rng = np.random.default_rng(zlib.crc32(kind.encode()))  # stable across processes
-    n, r = 20, 0.7
-    gs, Hs = [], []
-    for _ in range(n):
-        Q, _ = np.linalg.qr(rng.normal(size=(2, 2)))
-        lam = {"indefinite": [-rng.uniform(0.1, 3), rng.uniform(0.1, 3)],
-               "nsd": [-rng.uniform(0.1, 3), -rng.uniform(0, 3)],
-               "psd_far": [rng.uniform(0.01, 0.2), rng.uniform(0.5, 3)],
-               "pd_near": [rng.uniform(2, 4), rng.uniform(2, 4)],
-               "rank1": [-rng.uniform(0.1, 3), 0.0]}[kind]
-        Hs.append(Q @ np.diag(lam) @ Q.T)
-        scale = 0.1 if kind == "pd_near" else 2.0
-        gs.append(scale * rng.normal(size=2))
-    g, H = _t(gs), _t(Hs)
-    p, _ = trust_region_step(g, H, r)
-    p = p.numpy()
-    rad = np.linspace(0, r, 201)[:, None]
-    ang = np.linspace(0, 2 * np.pi, 1501)[None, :]
-    grid = np.stack([(rad * np.cos(ang)).ravel(), (rad * np.sin(ang)).ravel()], 1)
-    for i in range(n):
-        assert np.linalg.norm(p[i]) <= r * (1 + 1e-12)
-        vals = grid @ gs[i] + 0.5 * np.einsum("ij,jk,ik->i", grid, Hs[i], grid)
-        assert _model_value(gs[i], Hs[i], p[i]) <= vals.min() + 1e-12
-        newton_inside = kind in ("pd_near", "psd_far") and \
-            np.linalg.norm(np.linalg.solve(Hs[i], gs[i])) <= r
-        if newton_inside:  # convex with the Newton step in the disc: that step
-            np.testing.assert_allclose(p[i], -np.linalg.solve(Hs[i], gs[i]), atol=1e-10)
-        else:  # not convex, or the Newton step outside: on the boundary
-            assert abs(np.linalg.norm(p[i]) - r) < 1e-10
-
-
-def test_trs_kkt_conditions_random_high_dim():
-    """(H + a I) p = -g with a >= max(0, -lambda_min) and a (||p|| - r) = 0."""
-    rng = np.random.default_rng(3)
-    n, d, r = 64, 6, 0.4
-    A = rng.normal(size=(n, d, d))
-    H = _t((A + A.transpose(0, 2, 1)) / 2)
-    g = _t(rng.normal(size=(n, d)))
-    p, n_iter = trust_region_step(g, H, r)
-    assert n_iter < 60
-    lam_min = torch.linalg.eigvalsh(H)[:, 0]
-    # multiplier from the stationarity condition, along p
-    a = -((H @ p.unsqueeze(-1)).squeeze(-1) + g).mul(p).sum(1) / p.pow(2).sum(1)
-    resid = (H @ p.unsqueeze(-1)).squeeze(-1) + g + a[:, None] * p
-    assert float(resid.abs().max()) < 1e-9
-    assert bool((a >= (-lam_min).clamp_min(0) - 1e-9).all())
-    np.testing.assert_allclose(p.norm(dim=1).numpy(), r, rtol=1e-12)  # all indefinite
-
-
-def test_trs_eig_matches_full():
-    rng = np.random.default_rng(4)
-    lam = np.sort(rng.normal(size=(10, 3)), axis=1)
-    gh = rng.normal(size=(10, 3))
-    p_hat, _ = trust_region_step_eig(_t(gh), _t(lam), 0.3)
-    p, _ = trust_region_step(_t(gh), _t(np.stack([np.diag(v) for v in lam])), 0.3)
-    np.testing.assert_allclose(p_hat.numpy(), p.numpy(), atol=1e-12)
-
-
 # ---------------------------------------------------------------------- affine: trs == exact
 @pytest.mark.parametrize("r", RADII)
 def test_trs_matches_exact_affine(affine_fit, r):
@@ -150,25 +56,17 @@ def test_trs_matches_exact_affine(affine_fit, r):
     x = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y)
     # 1. the general solver, one eigen-decomposition per sample, on the Hessians
-    #    computed by torch.func (not the closed forms)
-    _, g, H = clf._loss_input_derivatives(x, yt, autodiff=True)
-    p, _ = trust_region_step(-g, -H, r)
-    assert np.abs(p.numpy() - delta_star).max() < 1e-5
-    # 2. the general solver in the shared eigenbasis of the affine model
-    p2, _ = clf._trs_affine(x, yt, r)
-    assert np.abs(p2.double().numpy() - delta_star).max() < 1e-5
-    # 3. the estimator's public path, and the loss at the perturbed points
+    #    computed by torch.func and in closed form: the closed-form maximiser
+    for autodiff in (True, False):
+        _, g, H = loss_input_derivatives(clf.module_, x, yt, affine=True, autodiff=autodiff)
+        p, _ = trust_region_step(-g, -H, r)
+        assert np.abs(p.numpy() - delta_star).max() < 1e-5
+    # 2. the estimator's public path, and the loss at the perturbed points
     for solver in ("trs", "exact"):
         np.testing.assert_allclose(clf.perturb(X, y, inner_solver=solver), delta_star,
                                    atol=1e-5)
         loss = clf.robust_loss(X, y, inner_solver=solver, per_sample=True)
         assert np.abs(loss - loss_star).max() < 1e-6
-    try:
-        clf._affine_closed_form = False
-        loss = clf.robust_loss(X, y, inner_solver="trs", per_sample=True)
-        assert np.abs(loss - loss_star).max() < 1e-6
-    finally:
-        del clf._affine_closed_form
 
 
 def test_trs_increases_loss_where_reference_interior_branch_fails():
@@ -190,39 +88,6 @@ def test_trs_increases_loss_where_reference_interior_branch_fails():
     assert np.all(1 / (s[:3] * 10) <= 0.5)  # the reference's interior branch
     np.testing.assert_allclose(robust, loss_star, rtol=1e-6)
     assert np.all(robust > clean + 1.0)
-
-
-def test_closed_form_derivatives_match_autodiff(affine_fit):
-    clf, X, y = affine_fit
-    x = torch.as_tensor(X[:20], dtype=torch.float32)
-    yt = torch.as_tensor(y[:20])
-    l1, g1, H1 = clf._loss_input_derivatives(x, yt)
-    l2, g2, H2 = clf._loss_input_derivatives(x, yt, autodiff=True)
-    for a, b in ((l1, l2), (g1, g2), (H1, H2)):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-14)
-
-
-@pytest.mark.parametrize("activation", ["tanh", "softplus"])
-def test_mlp_input_derivatives_finite_differences(activation):
-    X, y = make_classification(40, 3, n_informative=2, n_redundant=0, random_state=0)
-    clf = FairRobustClassifier(hidden_layer_sizes=(6,), activation=activation,
-                               batch_size=20, max_epochs=2, random_state=0).fit(X, y)
-    x = torch.as_tensor(X[:5], dtype=torch.float64)
-    yt = torch.as_tensor(y[:5])
-    with torch.no_grad():
-        clf.module_.double()
-        loss, g, H = clf._loss_input_derivatives(x, yt)
-        eps = 1e-5
-        for j in range(3):
-            e = torch.zeros(3, dtype=torch.float64)
-            e[j] = eps
-            lp, gp, _ = clf._loss_input_derivatives(x + e, yt)
-            lm, gm, _ = clf._loss_input_derivatives(x - e, yt)
-            np.testing.assert_allclose(((lp - lm) / (2 * eps)).numpy(), g[:, j].numpy(),
-                                       rtol=1e-6, atol=1e-9)
-            np.testing.assert_allclose(((gp - gm) / (2 * eps)).numpy(), H[:, :, j].numpy(),
-                                       rtol=1e-5, atol=1e-8)
-        clf.module_.float()
 
 
 # ---------------------------------------------------------------------- other inner solvers
@@ -262,47 +127,37 @@ def test_mlp_trs_loss_at_least_pgd_loss():
 
 
 # ---------------------------------------------------------------------- affine outer step
-@pytest.mark.parametrize("weighted", [False, True])
-def test_affine_loss_gradient_matches_autograd(weighted):
-    """The closed-form gradient of the (weighted) mean logistic loss in (w, b)."""
-    rng = np.random.default_rng(5)
-    n, d = 13, 4
-    x = _t(rng.normal(size=(n, d)))
-    y = _t(rng.integers(0, 2, n))
-    sw = _t(rng.uniform(0.2, 3.0, n)) if weighted else None
-    w = _t(rng.normal(size=d)).requires_grad_(True)
-    b = _t(rng.normal(size=1)).requires_grad_(True)
-    z = x @ w + b
-    per_row = torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none")
-    ref = per_row.mean() if sw is None else (sw * per_row).sum() / sw.sum()
-    ref.backward()
-    gw, gb = torch.empty(d, dtype=torch.float64), torch.empty(1, dtype=torch.float64)
-    loss = _affine_logistic_loss_grad(x, y, sw, w.detach(), b.detach(), gw, gb)
-    assert abs(float(loss) - float(ref.detach())) < 1e-14
-    np.testing.assert_allclose(gw.numpy(), w.grad.numpy(), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(gb.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize("solver", ["trs", "exact", "pgd", "random", "none"])
-def test_affine_fast_outer_step_matches_autograd_path(solver):
-    """The closed-form outer step trains the same model as autograd + torch.optim.Adam
-    (up to float32 rounding), with sample weights, weight decay and every inner solver;
-    afterwards the layer's weight and bias own separate storage again."""
+@pytest.mark.parametrize("solver", ["trs", "exact", "none"])
+def test_affine_outer_step_is_adam_on_the_robust_loss(solver):
+    """One full-batch epoch of the closed-form outer step equals one torch.optim.Adam
+    step on the autograd loss at the closed-form worst-case inputs (up to float32
+    rounding), with sample weights and weight decay; afterwards the layer's weight and
+    bias own separate storage again."""
     X, y, s = make_unfair_2d(40, random_state=4)
     sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
-    kw = dict(radius=0.15, inner_solver=solver, batch_size=8, max_epochs=4,
-              weight_decay=1e-3, random_state=0)
-    fast = FairRobustClassifier(**kw).fit(X, y, sensitive_features=s, sample_weight=sw)
-    slow = FairRobustClassifier(**kw)
-    slow._affine_closed_form_outer = False
-    slow.fit(X, y, sensitive_features=s, sample_weight=sw)
-    for a, b in zip(fast.module_.parameters(), slow.module_.parameters(), strict=True):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=2e-5)
-    np.testing.assert_allclose([h["loss"] for h in fast.history_],
-                               [h["loss"] for h in slow.history_], rtol=1e-5)
-    lin = fast.module_[-1]
-    assert lin.weight.untyped_storage().data_ptr() != lin.bias.untyped_storage().data_ptr()
-    assert lin.weight.requires_grad and lin.bias.requires_grad
+    kw = dict(radius=0.15, inner_solver=solver, batch_size=80, max_epochs=1, lr=0.05,
+              weight_decay=1e-3, warm_start=True, random_state=0)
+    est = FairRobustClassifier(**kw).fit(X, y, sensitive_features=s, sample_weight=sw)
+    lin = copy.deepcopy(est.module_[-1])
+    est.fit(X, y, sensitive_features=s, sample_weight=sw)  # one more step, fresh Adam
+    x = torch.as_tensor(X, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.float32)
+    w = torch.as_tensor(sw / sw.mean(), dtype=torch.float32)
+    if solver != "none":
+        unit = lin.weight[0].detach() / lin.weight[0].detach().norm()
+        x = x + (0.15 * (1 - 2 * yt))[:, None] * unit
+    opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-3)
+    per_row = torch.nn.functional.binary_cross_entropy_with_logits(
+        lin(x)[:, 0], yt, reduction="none")
+    ((w * per_row).sum() / w.sum()).backward()
+    opt.step()
+    got = est.module_[-1]
+    np.testing.assert_allclose(got.weight.detach().numpy(), lin.weight.detach().numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(got.bias.detach().numpy(), lin.bias.detach().numpy(),
+                               atol=1e-6)
+    assert got.weight.untyped_storage().data_ptr() != got.bias.untyped_storage().data_ptr()
+    assert got.weight.requires_grad and got.bias.requires_grad
 
 
 # ---------------------------------------------------------------------- estimator
@@ -351,7 +206,7 @@ def test_binary_only_and_bad_perturb_input(affine_fit):
     clf, X, y = affine_fit
     with pytest.raises(ValueError, match="not seen in fit"):
         clf.perturb(X, np.full(len(X), 7))
-    with pytest.raises(ValueError, match="one label per row"):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         clf.perturb(X, y[:-1])
     with pytest.raises(ValueError, match="inner_solver"):
         clf.perturb(X, y, inner_solver="bogus")

@@ -68,12 +68,13 @@ def test_groups_are_encoded_with_the_fitted_groups(data):
         demographic_parity_difference(yv[keep], pred, sensitive_features=Av[keep]),
         abs=1e-6)
     # the ids themselves (the gaps above do not depend on the labelling of the groups)
-    Xc, yc, gc, wc = clf._given_validation_data(Xv[keep], yv[keep], Av[keep], None)
+    rows = clf._prepare(Xv[keep], yv[keep], Av[keep], None, role="validation")
+    Xc, yc, gc = rows.X[rows.index], rows.y[rows.index], rows.g[rows.index]
     where = {row.tobytes(): i for i, row in enumerate(Xv[keep])}
     original = np.array([where[row.tobytes()] for row in Xc])
     np.testing.assert_array_equal(clf.groups_[gc], Av[keep][original])
     np.testing.assert_array_equal(yc, yv[keep][original])
-    assert wc is None and len(Xc) == keep.sum()
+    assert rows.w is None and len(Xc) == keep.sum()
     # several sensitive columns: the groups are the combinations seen in training
     A2 = pd.DataFrame({"g": A, "h": (np.arange(len(A)) % 2).astype(str)})
     Av2 = pd.DataFrame({"g": Av, "h": (np.arange(len(Av)) % 2).astype(str)})
@@ -149,7 +150,7 @@ def test_fairbinn_record_validation_accepts_X_val(data):
     (dict(X_val="Xv", sensitive_features_val="Av"), "X_val was given without y_val"),
     (dict(X_val="Xv", y_val="yv"), "without sensitive_features_val"),
     (dict(X_val="Xv", y_val="y3", sensitive_features_val="Av"),
-     r"y_val contains label\(s\) \[3\] not seen in y"),
+     r"y_val contains label\(s\) \[3\] not seen in fit"),
     (dict(X_val="Xv", y_val="yv", sensitive_features_val="Ad"),
      r"sensitive_features_val contains group\(s\) \['d'\] not seen"),
     (dict(X_val="Xv", y_val="yv", sensitive_features_val="A2"),

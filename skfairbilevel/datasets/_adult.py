@@ -1,5 +1,8 @@
 """Loader of the UCI Adult (Census Income) dataset."""
 
+import pandas as pd
+from sklearn.utils import Bunch
+
 from ._base import check_bool, check_sensitive, load_descr, make_bunch, read_bundled
 
 _SPLITS = (None, "train", "test")
@@ -7,12 +10,12 @@ _SPLITS = (None, "train", "test")
 
 def load_adult(
     *,
-    sensitive="sex",
-    split=None,
-    drop_missing=True,
-    drop_fnlwgt=True,
-    return_X_y=False,
-):
+    sensitive: str | list[str] = "sex",
+    split: str | None = None,
+    drop_missing: bool = True,
+    drop_fnlwgt: bool = True,
+    return_X_y: bool = False,
+) -> Bunch | tuple[pd.DataFrame, pd.Series]:
     """Load the UCI Adult (Census Income) dataset (bundled, CC BY 4.0).
 
     Binary classification: does a person earn more than $50K a year? 48,842 rows (the

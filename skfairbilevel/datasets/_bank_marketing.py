@@ -2,13 +2,17 @@
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Bunch
 
 from ._base import check_bool, check_sensitive, load_descr, make_bunch, read_bundled
 
 AGE_GROUPS = ("<25", "25-60", ">60")
 
 
-def load_bank_marketing(*, sensitive="age_group", drop_duration=True, return_X_y=False):
+def load_bank_marketing(
+    *, sensitive: str | list[str] = "age_group", drop_duration: bool = True,
+    return_X_y: bool = False,
+) -> Bunch | tuple[pd.DataFrame, pd.Series]:
     """Load the UCI Bank Marketing dataset, file ``bank-full`` (bundled, CC BY 4.0).
 
     Binary classification: does a client of a Portuguese bank subscribe a term deposit

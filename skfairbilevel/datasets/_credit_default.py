@@ -1,9 +1,14 @@
 """Loader of the UCI Default of Credit Card Clients (Taiwan) dataset."""
 
+import pandas as pd
+from sklearn.utils import Bunch
+
 from ._base import check_bool, check_sensitive, load_descr, make_bunch, read_bundled
 
 
-def load_credit_default(*, sensitive="SEX", return_X_y=False):
+def load_credit_default(
+    *, sensitive: str | list[str] = "SEX", return_X_y: bool = False
+) -> Bunch | tuple[pd.DataFrame, pd.Series]:
     """Load the UCI Default of Credit Card Clients dataset (bundled, CC BY 4.0).
 
     Binary classification: does a Taiwanese credit-card client default on the next

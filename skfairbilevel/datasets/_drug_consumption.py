@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Bunch
 
 from ._base import check_bool, check_sensitive, load_descr, make_bunch, read_bundled
 
@@ -90,12 +91,12 @@ def _decode(codes, table, column):
 
 def load_drug_consumption(
     *,
-    target="Alcohol",
-    sensitive="Education",
-    n_classes=None,
-    decode=True,
-    return_X_y=False,
-):
+    target: str = "Alcohol",
+    sensitive: str | list[str] = "Education",
+    n_classes: int | None = None,
+    decode: bool = True,
+    return_X_y: bool = False,
+) -> Bunch | tuple[pd.DataFrame, pd.Series]:
     """Load the UCI Drug Consumption (Quantified) dataset (bundled, CC BY 4.0).
 
     Classification of the usage of a substance (19 to choose from) from demographics and

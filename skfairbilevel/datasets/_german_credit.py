@@ -2,13 +2,16 @@
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Bunch
 
 from ._base import check_bool, check_sensitive, load_descr, make_bunch, read_bundled
 
 _FEMALE_CODES = ("A92", "A95")  # personal_status_sex codes of women (german.doc)
 
 
-def load_german_credit(*, sensitive="sex", return_X_y=False):
+def load_german_credit(
+    *, sensitive: str | list[str] = "sex", return_X_y: bool = False
+) -> Bunch | tuple[pd.DataFrame, pd.Series]:
     """Load the UCI Statlog German Credit dataset (bundled, CC BY 4.0).
 
     Binary classification: is a loan applicant a good or a bad credit risk? 1,000 rows,

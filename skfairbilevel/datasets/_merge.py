@@ -4,6 +4,7 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 
 def _sorted_labels(values):
@@ -15,7 +16,9 @@ def _sorted_labels(values):
         return sorted(labels, key=str)
 
 
-def merge_smallest_groups(groups, n_groups, *, return_mapping=False):
+def merge_smallest_groups(
+    groups: ArrayLike, n_groups: int, *, return_mapping: bool = False
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Merge the two smallest groups, repeatedly, until ``n_groups`` groups remain.
 
     This is the rule BADR uses to turn a sensitive attribute with many small groups

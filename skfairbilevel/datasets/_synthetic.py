@@ -4,8 +4,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.stats import norm
 from sklearn.utils import check_random_state
+
+from .._params import random_state as random_state_rule
 
 _LATENT_NOISE = 0.5  # std of the noise added to the latent score
 _PROXY_SHIFT = 1.0  # shift of the last feature between the two extreme groups
@@ -26,17 +29,17 @@ def _check_real(value, name):
 
 
 def make_biased_classification(
-    n_samples=1000,
-    n_features=5,
+    n_samples: int = 1000,
+    n_features: int = 5,
     *,
-    n_groups=2,
-    group_proportions=None,
-    bias=1.0,
-    label_noise=0.05,
-    n_classes=2,
-    random_state=None,
-    return_frame=False,
-):
+    n_groups: int = 2,
+    group_proportions: ArrayLike | None = None,
+    bias: float = 1.0,
+    label_noise: float = 0.05,
+    n_classes: int = 2,
+    random_state: int | np.random.RandomState | np.random.Generator | None = None,
+    return_frame: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Generate a classification problem whose labels depend on a group through ``bias``.
 
     A test-bench for fairness methods: the amount of group dependence of the labels is
@@ -175,16 +178,14 @@ def _as_generator(random_state):
     None gives a fresh, OS-seeded Generator; an int seeds ``np.random.default_rng``; a
     Generator is used as is; a RandomState (the user's own object) seeds a Generator.
     """
+    allowed = random_state_rule()(random_state)
+    if allowed is not None:
+        raise TypeError(f"random_state must be {allowed}; got {random_state!r}.")
     if random_state is None:
         return np.random.default_rng()
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        return np.random.default_rng(int(random_state))
     if isinstance(random_state, np.random.RandomState):
         rs = check_random_state(random_state)
         return np.random.default_rng(rs.randint(np.iinfo(np.int32).max))
-    raise TypeError(
-        "random_state must be None, an int, a numpy RandomState or a numpy Generator; "
-        f"got {random_state!r}."
-    )
+    return np.random.default_rng(int(random_state))

@@ -25,7 +25,10 @@ def _check_float(value, name, low=None, high=None):
     return float(value)
 
 
-def make_unfair_2d(n_per_class=250, *, alpha=0.1, p1=0.5, p2=0.5, random_state=None):
+def make_unfair_2d(
+    n_per_class: int = 250, *, alpha: float = 0.1, p1: float = 0.5, p2: float = 0.5,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generate the Unfair2D data of Fast & Fair: two classes in the unit square, with a
     group-dependent shift that makes a linear classifier unfair.
 

@@ -10,39 +10,21 @@ Tri-level Bayesian learning (Tarzanagh, Hou, Tong, Long, Shen et al., UAI 2023):
 ``Z`` is a global diagonal-Gaussian distribution over the weights of an MLP, ``Z^a`` one
 per group, ``v`` the loss parameters of the vector-scaling (VS) loss, ``D`` the
 divergence ("w2" or "kl"), ``T^a`` / ``V`` the group's training rows and the validation
-split. The global distribution predicts.
+rows. The global distribution predicts. The levels' tensor work is
+:class:`skfairbilevel.nn.trilevel.TriLevelProblem`.
 """
-
-import math
 
 import numpy as np
 import torch
-from torch import nn
 
-from .._params import any_of, is_array_like, layer_sizes, number, one_of
-from ..base import BaseFairEstimator, FairClassifierMixin
-from ..nn.bilevel import (
-    flat_grad,
-    flatten,
-    hvp,
-    neumann_inverse_hvp,
-    sam_perturb_,
-    unflatten_like,
-)
-from ..nn.engine import TensorData
-from ..nn.gaussian import (
-    DIVERGENCES,
-    GaussianMLP,
-    divergence_derivatives,
-    divergence_grad,
-    draw_noise,
-    gaussian_forward,
-    sampled_forward,
-)
-from ..nn.losses import group_means, vs_loss, weighted_mean
-from ..nn.modules import ACTIVATIONS
+from .._params import any_of, array_of, layer_sizes, number, one_of, tuple_of
+from ..base import BaseFairEstimator, FairClassifierMixin, holdout_by_strata
+from ..nn.engine import LRSchedulers, draw_groups
+from ..nn.gaussian import DIVERGENCES, sampled_forward
+from ..nn.modules import ACTIVATIONS, layer_widths
+from ..nn.trilevel import TriLevelNet, TriLevelProblem, balanced_class_weights
 
-__all__ = ["FACIMSClassifier", "implicit_gradients"]
+__all__ = ["FACIMSClassifier"]
 
 #: largest radius of the ``sam_rho="inverse_frequency"`` rule (the smallest group's)
 SAM_RHO_MAX = 0.05
@@ -51,144 +33,6 @@ HYPER_MOMENTUM = 0.9
 HYPER_WEIGHT_DECAY = 5e-4
 #: learning-rate factor of the local models at half of ``max_epochs`` (MultiStepLR)
 POST_LR_DROP = 0.2
-
-
-def _logvar_init_rule(value):
-    ok = (isinstance(value, tuple | list) and len(value) == 2
-          and all(isinstance(v, int | float | np.integer | np.floating)
-                  and not isinstance(v, bool) and np.isfinite(v) for v in value)
-          and value[1] >= 0)
-    return None if ok else "a pair (mean, std) of finite floats with std >= 0"
-
-
-def _sam_rho_rule(value):
-    if isinstance(value, str):
-        return None if value in ("inverse_frequency", "label_order") else (
-            '"inverse_frequency", "label_order", a float >= 0 or an array of floats >= 0'
-        )
-    if number(0)(value) is None:
-        return None
-    if is_array_like()(value) is None:
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            arr = None
-        if arr is not None and arr.ndim == 1 and np.all(np.isfinite(arr)) and np.all(arr >= 0):
-            return None
-    return '"inverse_frequency", "label_order", a float >= 0 or an array of floats >= 0'
-
-
-def _neumann_diagonal(b, shift, *, n_terms, alpha):
-    """The same series for a diagonal ``H = diag(shift)``, in closed form:
-    ``alpha * sum_{j<=K} r^j b = (1 - r^(K+1)) / shift * b`` with ``r = 1 - alpha shift``
-    (``alpha (K + 1) b`` where ``shift == 0``)."""
-    r = 1.0 - alpha * shift
-    zero = shift == 0
-    factor = torch.where(zero, torch.full_like(shift, alpha * (n_terms + 1)),
-                         (1.0 - r.pow(n_terms + 1)) / torch.where(zero, 1.0, shift))
-    return factor * b
-
-
-def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low, n_terms,
-                       alpha, retain_graph=False, curved=None, stacked=False):
-    """Implicit-function-theorem terms of the upper gradient through ``inner = Q*``.
-
-    The lower objective is ``L(Q, P, v) = f(Q, v) + lambda_low * D(Q, P)`` with ``D`` a
-    sum of elementwise terms, so that ``d2D/dQ2`` is diagonal (``div_hess``) and
-    ``d2D/dP dQ`` acts elementwise (``div_mixed``). With ``H = d2L/dQ2`` and
-    ``p = H^{-1} b`` (truncated Neumann series, ``b = dF/dQ``) the total derivatives of an
-    upper objective ``F`` are ``dF/dP = dF/dP|direct - mixed_p`` and
-    ``dF/dv = dF/dv|direct - mixed_v`` with::
-
-        mixed_p = lambda_low * (d2D / dP dQ) p,    mixed_v = (d2f / dv dQ) p.
-
-    Parameters
-    ----------
-    g_vs : Tensor
-        Flat ``df/dQ`` built with ``create_graph=True`` (its graph reaches ``hyper``);
-        over all of ``inner``, or over ``[inner[i] for i in curved]`` with ``curved``.
-    inner, hyper : lists of Tensor
-        ``Q`` and ``v`` (``hyper`` may be empty).
-    b : Tensor
-        Flat ``dF/dQ`` (over all of ``inner``).
-    div_hess : Tensor
-        Flat diagonal of ``d2D/dQ2`` (over all of ``inner``).
-    div_mixed : callable
-        Flat ``v`` (Q-space) -> flat ``(d2D / dP dQ) v`` (P-space).
-    lambda_low : float
-    n_terms, alpha : Neumann series settings (:func:`neumann_inverse_hvp`).
-    retain_graph : bool
-        Keep the graph of ``g_vs`` for later calls.
-    curved : list of int, optional
-        Indices of the ``inner`` tensors that ``f`` depends on (e.g. only the means when
-        ``f`` is the loss of the mean network). ``H`` is then block diagonal, the other
-        blocks being ``lambda_low * diag(div_hess)``, and their part of the series is
-        evaluated in closed form (the same numbers as the full series, without
-        Hessian-vector products over parameters with zero curvature of ``f``).
-    stacked : bool
-        The leading dimension of every ``inner`` tensor indexes independent problems
-        (groups): the Neumann series then stops per problem where its terms grow
-        (:func:`neumann_inverse_hvp`'s ``blocks``), not for all groups at once.
-
-    Returns
-    -------
-    mixed_p : Tensor (flat over ``P``)
-    mixed_v : Tensor (flat over ``hyper``) or None when ``hyper`` is empty
-    """
-    shift = lambda_low * div_hess
-
-    def blocks(tensors):
-        return (tensors[0].shape[0], [t[0].numel() for t in tensors]) if stacked else None
-
-    if curved is None:
-        p = neumann_inverse_hvp(lambda c: hvp(g_vs, inner, c), b, shift=shift,
-                                n_terms=n_terms, alpha=alpha, blocks=blocks(inner))
-        p_f = p
-    else:
-        curved = sorted(set(curved))
-        b_parts = unflatten_like(b, inner)
-        s_parts = unflatten_like(shift, inner)
-        cur = [inner[i] for i in curved]
-        p_f = neumann_inverse_hvp(lambda c: hvp(g_vs, cur, c),
-                                  flatten([b_parts[i] for i in curved]),
-                                  shift=flatten([s_parts[i] for i in curved]),
-                                  n_terms=n_terms, alpha=alpha, blocks=blocks(cur))
-        pieces = dict(zip(curved, unflatten_like(p_f, cur), strict=True))
-        p = flatten([pieces[i] if i in pieces else
-                     _neumann_diagonal(b_parts[i], s_parts[i], n_terms=n_terms, alpha=alpha)
-                     for i in range(len(inner))])
-    mixed_p = lambda_low * div_mixed(p)
-    mixed_v = hvp(g_vs, hyper, p_f, retain_graph=retain_graph) if hyper else None
-    return mixed_p, mixed_v
-
-
-class _FACIMSNet(nn.Module):
-    """Everything trainable: global distribution, per-group distributions, loss params.
-
-    Buffers ``zeta_*`` hold the standard-normal weight draws used at prediction time.
-    """
-
-    def __init__(self, n_in, hidden, n_out, n_groups, n_mc, activation, logvar_init,
-                 generator):
-        super().__init__()
-        self.prior = GaussianMLP(n_in, hidden, n_out, n_models=1, activation=activation,
-                                 logvar_init=logvar_init, generator=generator)
-        self.posts = GaussianMLP(n_in, hidden, n_out, n_models=n_groups,
-                                 activation=activation, logvar_init=logvar_init,
-                                 generator=generator)
-        self.posts.copy_from(self.prior)
-        self.dy = nn.Parameter(torch.ones(n_out))   # scale = sigmoid(dy)
-        self.ly = nn.Parameter(torch.zeros(n_out))  # additive shift
-        widths = self.prior.widths
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            self.register_buffer(f"zeta_w{i}", torch.zeros(n_mc, fan_in, fan_out))
-            self.register_buffer(f"zeta_b{i}", torch.zeros(n_mc, fan_out))
-
-    def zetas(self):
-        out = []
-        for i in range(self.prior.n_layers):
-            out += [getattr(self, f"zeta_w{i}"), getattr(self, f"zeta_b{i}")]
-        return out
 
 
 class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
@@ -372,89 +216,19 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
 
     Notes
     -----
-    Prediction. ``predict_proba`` averages the softmax outputs of ``n_mc`` weight
-    samples ``mu + eps_std_predict * sigma * zeta_k`` of the global distribution, with
-    ``zeta_k`` drawn once at the end of ``fit`` from the fit's generator. Predictions
-    are therefore reproducible and each row's output is independent of the other rows.
-    The reference code instead keeps the local-reparameterisation noise on at
-    inference, so its predictions are random.
+    ``predict_proba`` averages the softmax outputs of ``n_mc`` weight samples
+    ``mu + eps_std_predict * sigma * zeta_k`` of the global distribution, with ``zeta_k``
+    drawn once at the end of ``fit`` from the fit's generator: predictions are
+    reproducible and each row's output is independent of the other rows.
 
-    Differences from the paper and the reference code (``PennShenLab/FACIMS``):
-
-    * No sigmoid on the network outputs (``output_sigmoid=True`` restores it).
-    * Upper objective ``L_bal + lambda_up * D`` as in Eq. 7a, not the reference's
-      double weighting (``upper_weighting="reference"``).
-    * The implicit gradient treats every group's solution separately: ``p_a =
-      H_a^{-1} dF/dZ^a`` for each group, then ``sum_a d2 L_a / dZ dZ^a p_a``. The
-      reference sums all groups' Hessian-vector products in one vector and uses one
-      ``p`` for all groups, which is not the gradient of Eq. 7.
-    * The lower-level gradient graph is recomputed after each upper step
-      (``stale_graph=True`` for the reference behaviour).
-    * Class weights from the training split (the reference counts test labels), in
-      both levels by default; ``upper_class_weight="validation"`` balances the upper
-      loss on the validation rows' own counts instead. On the paper's credit protocol
-      the resampled training rows have 13-14 % positives and the validation rows 22 %;
-      the default was kept by a comparison on validation data only
-      (``benchmarks/results/facims.md``, session 5).
-    * SAM radius by inverse group frequency by default, not by label order; the SAM
-      step perturbs each group's parameters by ``rho_a g_a / ||g_a||`` with its own norm.
-    * All groups get local models (the reference only the first ``N_subtask``);
-      ``groups_per_epoch`` subsamples groups instead.
-    * A group with fewer than ``group_batch_size`` training rows uses all its rows
-      (with their weights) in each batch; the reference resamples it with replacement.
-    * Without ``X_val`` the validation split is internal (stratified by group and
-      class, taken after duplicate rows were merged into weights) and varies with
-      ``random_state``. With ``X_val`` the upper level uses those rows and the lower
-      level all of X; this is the paper's protocol (its validation set is 30 % of the
-      non-test rows in their natural distribution, and only the training part is
-      resampled). The upper loss is one Monte Carlo pass (``max(1, n_mc_hyper)``)
-      over at most ``val_batch_size`` validation rows (the reference: one pass per
-      batch of 50 over the whole validation set).
-    * The Hessian-vector products of the implicit gradient use the mean network by
-      default (``n_mc_hyper=0``), the reference ``n_mc`` noisy passes; the divergence's
-      part of the Hessian and its mixed derivative with the global distribution are
-      computed in closed form (both divergences are elementwise, so the part is
-      diagonal). Only the mean network's part goes through double back-propagation.
-    * The Neumann series of each group stops before its first term that grows in norm
-      (the series diverges there: ``neumann_lr`` too large for that group's curvature,
-      or negative curvature), instead of summing all ``neumann_terms`` terms as the
-      reference does. Without growth the result is the same to the bit; with growth the
-      reference's sum overflows: with the defaults, on the drug data (paper protocol,
-      seed 777) the terms grew from the second epoch on and the lower loss became NaN
-      in epoch 6.
-      The closed-form diagonal part (the divergence's curvature) is not guarded;
-      ``neumann_lr`` must stay below ``2 / (lambda_low * max curvature)`` there.
-    * The SAM ascent and descent evaluations of an inner step share one draw of the
-      local-reparameterisation noise (the reference draws twice).
-    * The posterior (group) distributions start as copies of the initial global one.
-    * As in the reference (its quirk kept on purpose), ``v`` gets no direct gradient:
-      the balanced validation loss does not depend on it, so its only gradient is the
-      implicit one of the divergence term through the group solutions. That gradient
-      is small (about 1e-2 per coordinate on the credit benchmark) and with the
-      reference's ``lr_hyper=1e-3`` ``v`` moves by about 1e-3 in 50 epochs: with the
-      defaults FACIMS and FACIMS-II (``learn_loss_params=False``) give nearly the same
-      model. A larger ``lr_hyper`` lets ``v`` matter.
-    * ``lr_post`` defaults to 0.1, not the reference CLI's 0.4 (which its credit and
-      drug configs inherit). Adagrad's first step moves every weight by about
-      ``lr_post`` (initial weights are within +-0.05 at fan-in 400); with 0.4 the
-      lower-level gradients of the (400, 200, 100) ELU network grew from 0.35 to 1e6 in
-      25 steps and the loss became NaN on credit (seeds 0 and 42, every
-      ``lr_prior``). 0.1 is the best of the reference grid on a validation split
-      (``benchmarks/results/facims.md``).
-    * ``lambda_up`` and ``lambda_low`` default to 0.7 as in the shipped configs; the
-      hyper-optimiser (SGD, momentum 0.9, weight decay 5e-4), the local models'
-      learning-rate drop (x0.2 at half of ``max_epochs``) and the largest
-      ``"inverse_frequency"`` radius (0.05) are fixed.
-
-    Cost. An epoch runs ``inner_steps`` SAM steps (two forward/backward passes of
-    ``n_mc`` copies of every group batch) and ``outer_steps`` upper steps with
+    An epoch costs ``inner_steps`` sharpness-aware steps (two forward/backward passes of
+    ``n_mc`` copies of every group batch) and ``outer_steps`` upper steps of
     ``neumann_terms`` Hessian-vector products each, for all groups at once (the group
-    networks are stacked and run as batched matrix products). With the default
-    ``n_mc_hyper=0`` the lower loss in the upper-level graphs is the mean network's,
-    which does not depend on the log-variances: the Hessian-vector products run over
-    the means only and the log-variance part of the Neumann series (diagonal) is summed
-    in closed form. With the defaults, 7 groups and 22 features an epoch takes about
-    2-2.5 CPU seconds (one thread; see ``benchmarks/results/facims.md``).
+    networks are stacked and run as batched matrix products).
+
+    The differences from the paper and the reference code (``PennShenLab/FACIMS``), and
+    the choice of the defaults, are listed in the user guide
+    (:ref:`facims-differences`).
 
     References
     ----------
@@ -487,7 +261,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "n_mc_hyper": number(0, integer=True),
         "eps_std": number(0),
         "eps_std_predict": number(0, none=True),
-        "logvar_init": _logvar_init_rule,
+        "logvar_init": any_of(tuple_of(number(), number(0)),
+                              hint="a pair (mean, std) of finite floats with std >= 0"),
         "divergence": one_of(*DIVERGENCES),
         "prior_noise": number(0),
         "lambda_low": number(0),
@@ -501,10 +276,14 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "prior_lr_decay": number(0, 1, low_open=True),
         "lr_hyper": number(0, low_open=True),
         "sam": one_of(True, False),
-        "sam_rho": _sam_rho_rule,
+        "sam_rho": any_of(one_of("inverse_frequency", "label_order"), number(0),
+                          array_of(number(0)), hint='"inverse_frequency", "label_order", a '
+                          'float >= 0 or an array of floats >= 0'),
         "learn_loss_params": one_of(True, False),
         "neumann_terms": number(0, integer=True),
         "neumann_lr": number(0, low_open=True),
+        "max_epochs": number(1, integer=True),
+        "validation_fraction": number(0, 1, low_open=True, high_open=True),
         "upper_class_weight": one_of("training", "validation"),
         "validation_aggregation": one_of("pooled", "per_group"),
         "val_batch_size": any_of(number(1, integer=True), one_of(None)),
@@ -512,14 +291,6 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "stale_graph": one_of(True, False),
         "output_sigmoid": one_of(True, False),
     }
-
-    # Engine settings that are not parameters of this estimator: FACIMS keeps its own
-    # validation split (inside ``_fit_torch``) and runs a fixed number of epochs.
-    early_stopping = False
-    warm_start = False
-    n_iter_no_change = 10
-    tol = 0.0
-    batch_size = 1
 
     def __init__(self, hidden_layer_sizes=(400, 200, 100), *, activation="elu", n_mc=5,
                  n_mc_hyper=0, eps_std=0.08, eps_std_predict=None, logvar_init=(0.01, 0.01),
@@ -571,6 +342,8 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         self.device = device
         self.random_state = random_state
 
+    _learning_rates = ("lr_post", "lr_prior", "lr_hyper", "neumann_lr")
+
     # ------------------------------------------------------------------ hooks
     def _check_method_params(self):
         if self.upper_weighting in ("convex", "reference") and self.lambda_up > 1:
@@ -580,24 +353,23 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
                 f"use upper_weighting='paper'."
             )
 
-    def _uses_validation_data(self):
-        # the upper level always needs validation rows: X_val replaces the internal split
-        return True
+    def _uses_validation(self):
+        return True  # the upper level's rows: X_val, or held out from X
 
-    def _lr_hint(self):
-        return (f"lr_post={self.lr_post}, lr_prior={self.lr_prior}, "
-                f"lr_hyper={self.lr_hyper}, neumann_lr={self.neumann_lr}")
+    def _validation_split(self, rows):
+        """``validation_fraction`` of each (group, class) stratum, each keeping at least
+        one training row; drawn after the initial weights."""
+        y, g = rows.y[rows.index], rows.g[rows.index]
+        return holdout_by_strata(g * len(self.classes_) + y, self.validation_fraction,
+                                 self._rng)
 
     def _n_outputs(self):
         return len(self.classes_)
 
     def _build_module(self, n_features, n_outputs):
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-        gen = torch.Generator()
-        gen.manual_seed(int(self._rng.integers(0, 2**63 - 1)))
-        return _FACIMSNet(n_features, hidden, n_outputs, self.n_groups_, self.n_mc,
-                          self.activation, tuple(self.logvar_init), gen)
+        return TriLevelNet(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
+                           self.n_groups_, self.n_mc, self.activation,
+                           tuple(self.logvar_init), self._init_generator())
 
     def _proba_tensor(self, x, logits=None):
         """Mean over the stored weight samples of the softmax outputs, (n, n_classes)."""
@@ -612,274 +384,73 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         """Log of the Monte Carlo averaged probabilities (softmax logits of the mixture)."""
         return torch.log(self._proba_tensor(x).clamp_min(torch.finfo(torch.float32).tiny))
 
-    # ------------------------------------------------------------------ data helpers
-    def _split_train_validation(self, data):
-        """Stratified (group x class) split; every stratum keeps >= 1 training row."""
-        y = data.y.detach().cpu().numpy()
-        g = data.g.detach().cpu().numpy()
-        strata = g * len(self.classes_) + y
-        val = np.zeros(len(y), dtype=bool)
-        for s in np.unique(strata):
-            rows = np.flatnonzero(strata == s)
-            k = min(int(math.floor(self.validation_fraction * len(rows) + 0.5)), len(rows) - 1)
-            if k > 0:
-                val[self._rng.permutation(rows)[:k]] = True
-        tr_idx = np.flatnonzero(~val)
-        va_idx = np.flatnonzero(val) if val.any() else tr_idx  # tiny data: validate on T
-
-        def subset(idx):
-            t = torch.as_tensor(idx, dtype=torch.long, device=data.device)
-            b = data.batch(t)
-            return TensorData(b.x, b.y, b.g, b.w, n_groups=data.n_groups)
-
-        return subset(tr_idx), subset(va_idx), int(val.sum())
-
-    def _class_weights(self, data):
-        K = len(self.classes_)
-        w = torch.ones_like(data.y, dtype=torch.float32) if data.w is None else data.w
-        counts = torch.zeros(K, device=data.device).index_add(0, data.y, w)
-        omega = torch.where(counts > 0, counts.sum() / counts.clamp_min(1e-12),
-                            torch.zeros_like(counts))
-        return omega / torch.linalg.vector_norm(omega)
-
     def _sam_radii(self, data):
         if not self.sam:
             return None
-        G = self.n_groups_
-        rho = self.sam_rho
+        G, rho = self.n_groups_, self.sam_rho
         if isinstance(rho, str) and rho == "label_order":
-            radii = 5e-5 * 10.0 ** np.arange(G)
-        elif isinstance(rho, str):  # inverse_frequency
+            return 5e-5 * 10.0 ** np.arange(G)
+        if isinstance(rho, str):  # inverse_frequency
             w = torch.ones_like(data.g, dtype=torch.float32) if data.w is None else data.w
             mass = torch.zeros(G, device=data.device).index_add(0, data.g, w)
             mass = mass.detach().cpu().numpy().astype(np.float64)
-            radii = SAM_RHO_MAX * mass.min() / mass
-        elif np.ndim(rho) == 0:
-            radii = np.full(G, float(rho))
-        else:
-            radii = np.asarray(rho, dtype=np.float64)
-            if radii.shape != (G,):
-                raise ValueError(
-                    f"sam_rho has {radii.size} radii but the data have {G} groups "
-                    f"({list(self.groups_)}); pass one radius per group in that order, a "
-                    f"single float, or 'inverse_frequency'."
-                )
+            return SAM_RHO_MAX * mass.min() / mass
+        if np.ndim(rho) == 0:
+            return np.full(G, float(rho))
+        radii = np.asarray(rho, dtype=np.float64)
+        if radii.shape != (G,):
+            raise ValueError(
+                f"sam_rho has {radii.size} radii but the data have {G} groups "
+                f"({list(self.groups_)}); pass one radius per group in that order, a "
+                f"single float, or 'inverse_frequency'."
+            )
         return radii
-
-    def _group_batch(self, data, rows, active):
-        """Padded per-group batch: x (A, m, d), y (A, m), row weights w (A, m)."""
-        bs = self.group_batch_size
-        picked = []
-        for a in active:
-            r = rows[a]
-            if len(r) > bs:
-                r = r[torch.randperm(len(r), generator=self._gen, device=data.device)[:bs]]
-            picked.append(r)
-        m = max(len(r) for r in picked)
-        pos = torch.arange(m, device=data.device)
-        idx = torch.stack([torch.cat([r, r[:1].expand(m - len(r))]) for r in picked])
-        mask = torch.stack([(pos < len(r)).to(torch.float32) for r in picked])
-        w = mask if data.w is None else data.w[idx] * mask
-        return data.X[idx], data.y[idx], w
 
     # ------------------------------------------------------------------ training
     def _fit_torch(self, train, val):
-        net = self.module_
-        dev = self.device_
-        if val is None:
-            T, V, n_val = self._split_train_validation(train)
-        else:  # X_val given to fit (the paper's protocol): T = all of X, V = X_val
-            T, V, n_val = train, val, len(val)
-        self.n_train_rows_, self.n_validation_rows_ = len(T), n_val
-        omega = self._class_weights(T)
-        omega_up = omega if self.upper_class_weight == "training" else self._class_weights(V)
-        radii = self._sam_radii(T)
-        self.sam_rho_ = radii
-        rho_t = (None if radii is None else
-                 torch.as_tensor(radii, dtype=torch.float32, device=dev))
-        rows = T.group_indices()
-        G = self.n_groups_
-        S = self.n_mc
-        S_h = self.n_mc_hyper            # 0: mean network in the implicit gradient
-        S_val = max(1, S_h)
-        act_fn = net.prior.act
-        eps_std = float(self.eps_std)
-        lam_low = float(self.lambda_low)
-        lam = float(self.lambda_up)
-        w_val, w_dir, w_ind, w_v = {
-            "paper": (1.0, lam, lam, lam),
-            "convex": (lam, 1.0 - lam, 1.0 - lam, 1.0 - lam),
-            "reference": (lam * lam, lam * (1.0 - lam), 1.0 - lam, 1.0),
-        }[self.upper_weighting]
-        div_name = self.divergence
-        # parameters the lower VS loss of the upper-level graphs depends on: all, or only
-        # the means (w_mu, b_mu of each layer) for the mean network (n_mc_hyper=0)
-        curved = None if (S_h > 0 and eps_std > 0) else [
-            i for i in range(len(net.posts.parameter_list())) if i % 2 == 0]
-
-        prior = net.prior.parameter_list()
-        posts = net.posts.parameter_list()
-        hyper = [net.dy, net.ly] if self.learn_loss_params else []
-        opt_post = torch.optim.Adagrad(posts, lr=self.lr_post)
-        opt_prior = torch.optim.Adagrad(prior, lr=self.lr_prior)
-        opt_hyper = (torch.optim.SGD(hyper, lr=self.lr_hyper, momentum=HYPER_MOMENTUM,
-                                     weight_decay=HYPER_WEIGHT_DECAY) if hyper else None)
+        net, K = self.module_, len(self.classes_)
+        T, V = train, (val if len(val) else train)  # no row could be held out: use T
+        self.n_train_rows_, self.n_validation_rows_ = len(train), len(val)
+        omega = balanced_class_weights(T, K)
+        omega_up = omega if self.upper_class_weight == "training" else \
+            balanced_class_weights(V, K)
+        self.sam_rho_ = radii = self._sam_radii(T)
+        opt_post = torch.optim.Adagrad(net.posts.parameter_list(), lr=self.lr_post)
+        opt_prior = torch.optim.Adagrad(net.prior.parameter_list(), lr=self.lr_prior)
+        opt_hyper = torch.optim.SGD([net.dy, net.ly], lr=self.lr_hyper,
+                                    momentum=HYPER_MOMENTUM, weight_decay=HYPER_WEIGHT_DECAY
+                                    ) if self.learn_loss_params else None
+        problem = TriLevelProblem(
+            net, T, V, optimizers=(opt_post, opt_prior, opt_hyper), generator=self._gen,
+            class_weight=omega, upper_class_weight=omega_up,
+            sam_radii=None if radii is None else torch.as_tensor(
+                radii, dtype=torch.float32, device=self.device_),
+            n_mc=self.n_mc, n_mc_hyper=self.n_mc_hyper, eps_std=self.eps_std,
+            lambda_low=self.lambda_low, lambda_up=self.lambda_up,
+            upper_weighting=self.upper_weighting, divergence=self.divergence,
+            prior_noise=self.prior_noise, output_sigmoid=self.output_sigmoid,
+            group_batch_size=self.group_batch_size, val_batch_size=self.val_batch_size,
+            validation_aggregation=self.validation_aggregation,
+            neumann_terms=self.neumann_terms, neumann_lr=self.neumann_lr)
         schedulers = [
             torch.optim.lr_scheduler.MultiStepLR(
                 opt_post, milestones=[max(1, self.max_epochs // 2)], gamma=POST_LR_DROP),
             torch.optim.lr_scheduler.ExponentialLR(opt_prior, gamma=self.prior_lr_decay),
         ]
 
-        def noisy(params):
-            if self.prior_noise == 0:
-                return list(params)
-            return [p + self.prior_noise * torch.randn(p.shape, generator=self._gen,
-                                                       device=dev, dtype=p.dtype)
-                    for p in params]
-
-        def lower_vs(Q, batch, scale, shift, noise=None, eps=eps_std):
-            """Per-group VS loss averaged over the Monte Carlo copies in ``batch``: (A,).
-
-            ``batch = (x, y, w)`` holds each group's rows repeated once per pass."""
-            xr, yr, wr = batch
-            out = gaussian_forward(xr, Q, act=act_fn, eps_std=eps, generator=self._gen,
-                                   noise=noise)
-            if self.output_sigmoid:
-                out = torch.sigmoid(out)
-            return vs_loss(out, yr, scale=scale, shift=shift, class_weight=omega, weight=wr)
-
-        def select(params, act_idx):
-            """The active groups' rows of stacked per-group parameters (None: all)."""
-            if act_idx is None:
-                return list(params)
-            return [q.index_select(0, act_idx) for q in params]
-
-        def lower_grads(P, batch, scale, shift, noise, act_idx):
-            """Gradients of the per-group lower losses for all of ``posts`` (zero rows
-            for inactive groups); the divergence part in closed form."""
-            Q = select(posts, act_idx)
-            L_vs = lower_vs(Q, batch, scale, shift, noise)
-            grads = torch.autograd.grad(L_vs.sum(), posts)
-            gq = divergence_grad(div_name, [q.detach() for q in Q], P)
-            if act_idx is None:
-                for g, d in zip(grads, gq, strict=True):
-                    g.add_(d, alpha=lam_low)
-            else:
-                grads = [g.index_add(0, act_idx, d, alpha=lam_low)
-                         for g, d in zip(grads, gq, strict=True)]
-            return grads
-
-        def repeat(batch, n_pass):
-            xb, yb, wb = batch
-            return xb.repeat(1, n_pass, 1), yb.repeat(1, n_pass), wb.repeat(1, n_pass)
-
-        n_v = len(V)
-        vbs = n_v if self.val_batch_size is None else min(n_v, self.val_batch_size)
-
-        def upper_loss(P):
-            if vbs < n_v:
-                idx = torch.randperm(n_v, generator=self._gen, device=dev)[:vbs]
-                b = V.batch(idx)
-                x, y, g, w = b.x, b.y, b.g, b.w
-            else:
-                x, y, g, w = V.X, V.y, V.g, V.w
-            out = gaussian_forward(x.repeat(S_val, 1), P, act=act_fn, eps_std=eps_std,
-                                   generator=self._gen)[0]
-            if self.output_sigmoid:
-                out = torch.sigmoid(out)
-            yr = y.repeat(S_val)
-            per_row = -torch.log_softmax(out, dim=-1).gather(1, yr[:, None])[:, 0]
-            rw = omega_up[yr] if w is None else omega_up[yr] * w.repeat(S_val)
-            if self.validation_aggregation == "pooled":
-                return weighted_mean(per_row, rw)
-            means, totals = group_means(per_row, g.repeat(S_val), G, weight=rw)
-            return means[totals > 0].mean()
-
-        def scale_shift(detach):
-            scale, shift = torch.sigmoid(net.dy), net.ly
-            return (scale.detach(), shift.detach()) if detach else (scale, shift)
-
-        def set_grads(params, flat):
-            for p, g in zip(params, unflatten_like(flat, params), strict=True):
-                p.grad = g.detach().clone()
-
-        def epoch(_batch):
-            if self.groups_per_epoch is None or self.groups_per_epoch >= G:
-                active = list(range(G))
-            else:
-                active = sorted(self._rng.choice(G, size=self.groups_per_epoch,
-                                                 replace=False).tolist())
-            act_idx = (None if len(active) == G else
-                       torch.as_tensor(active, dtype=torch.long, device=dev))
-
-            batch = self._group_batch(T, rows, active)
-            batch_mc, batch_h = repeat(batch, S), repeat(batch, max(1, S_h))
-
-            # lower / middle level: (SAM-)Adagrad on each group's distribution
-            scale, shift = scale_shift(detach=True)
-            for _ in range(self.inner_steps):
-                with torch.no_grad():
-                    P = noisy(prior)
-                noise = draw_noise(batch_mc[0], posts, self._gen) if eps_std > 0 else None
-                grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
-                if radii is not None:
-                    saved = [q.detach().clone() for q in posts]
-                    # every group's SAM step rho_a g_a / ||g_a|| at once (inactive
-                    # groups have zero gradients, hence zero steps)
-                    sam_perturb_(posts, grads, rho_t)
-                    grads = lower_grads(P, batch_mc, scale, shift, noise, act_idx)
-                    with torch.no_grad():
-                        for q, s in zip(posts, saved, strict=True):
-                            q.copy_(s)
-                for q, g in zip(posts, grads, strict=True):
-                    q.grad = g
-                opt_post.step()
-
-            # upper level: global distribution (and v) by the implicit gradient
-            for j in range(self.outer_steps):
+        def epoch(_):
+            batch = problem.group_batch(draw_groups(self.n_groups_, self.groups_per_epoch,
+                                                    self._rng))
+            for _ in range(self.inner_steps):  # lower (and middle) level, every group
+                problem.lower_step(batch)
+            for j in range(self.outer_steps):  # upper level, by the implicit gradient
                 if j == 0 or not self.stale_graph:
-                    Q = select(posts, act_idx)
-                    scale, shift = scale_shift(detach=not hyper)
-                    L_vs = lower_vs(Q, batch_h, scale, shift,
-                                    eps=eps_std if S_h > 0 else 0.0)
-                    # the mean network's loss does not depend on the log-variances:
-                    # differentiate w.r.t. the means only (``curved``)
-                    g_vs = flat_grad(L_vs.sum(), Q if curved is None else
-                                     [Q[i] for i in curved], create_graph=True)
-                with torch.no_grad():
-                    Pn = noisy(prior)
-                D, gq, gp, hq, mixed = divergence_derivatives(
-                    div_name, [q.detach() for q in Q], Pn)
-                D_mean = D.mean()
-                u_q = flatten(gq) / len(active)
-                u_p = flatten(gp) / len(active)
-                val_loss = upper_loss(prior)
-                g_val = flat_grad(val_loss, prior)
-                mixed_p, mixed_v = implicit_gradients(
-                    g_vs, Q, hyper, u_q, div_hess=flatten(hq),
-                    div_mixed=lambda v, Q=Q, mixed=mixed: flatten(mixed(unflatten_like(v, Q))),
-                    lambda_low=lam_low, n_terms=self.neumann_terms, alpha=self.neumann_lr,
-                    retain_graph=self.stale_graph, curved=curved, stacked=True)
-                g_prior = w_val * g_val + w_dir * u_p - w_ind * mixed_p
-                opt_prior.zero_grad(set_to_none=True)
-                set_grads(prior, g_prior)
-                opt_prior.step()
-                if hyper:
-                    opt_hyper.zero_grad(set_to_none=True)
-                    set_grads(hyper, -w_v * mixed_v)
-                    opt_hyper.step()
-                L = L_vs.detach() + lam_low * D
-            return {"lower": L.detach().mean(), "val_loss": val_loss.detach(),
-                    "divergence": D_mean.detach()}
+                    graph = problem.lower_graph(batch)
+                record = problem.upper_step(graph, retain_graph=self.stale_graph)
+            return record
 
-        empty = torch.zeros(0, dtype=torch.long, device=dev)
-        self._train(epoch, train, sampler=lambda _epoch: [empty], schedulers=schedulers,
-                    early_stopping=False)
-
-        # prediction samples, drawn once from the fit's generator
-        with torch.no_grad():
-            for z in net.zetas():
-                z.copy_(torch.randn(z.shape, generator=self._gen, device=dev))
+        self._run(epoch, max_iter=self.max_epochs, callbacks=[LRSchedulers(schedulers)])
+        problem.draw_prediction_samples()
         self.eps_std_predict_ = float(self.eps_std if self.eps_std_predict is None
                                       else self.eps_std_predict)
         self.class_weight_ = omega.detach().cpu().numpy().astype(np.float64)

@@ -14,178 +14,30 @@ Algorithm 1). ``mode="lagrangian"`` trains the same network with one optimiser o
 ``CE + eta * Fair`` (the paper's baseline).
 """
 
-from numbers import Integral, Real
-
-import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from .._params import layer_sizes, number, one_of
 from .._pareto import pareto_front
-from ..base import BaseFairEstimator, FairClassifierMixin
-from ..nn.engine import descend, shuffled_batches
+from ..base import BaseFairEstimator, EpochTrainingMixin, FairClassifierMixin
+from ..nn.engine import Scores, descend
+from ..nn.leader_follower import ClosedFormFollower, LeaderFollowerNet
 from ..nn.losses import (
+    FAIRNESS_LOSSES,
     cross_entropy_loss,
     fairness_loss,
-    fairness_loss_and_grad,
     proba_from_logits,
+    repo_compat_dp_loss,
 )
-from ..nn.modules import ACTIVATIONS, make_mlp
+from ..nn.modules import ACTIVATIONS, layer_widths, make_mlp
 from ..nn.optim import make_adam
 
-__all__ = ["FairBiNNClassifier", "FairBiNNNet", "ClosedFormFollower", "repo_compat_dp_loss"]
+__all__ = ["FairBiNNClassifier"]
 
-FAIRNESS_OPTIONS = ("demographic_parity", "equalized_odds", "equal_opportunity")
 UPDATE_ORDERS = ("leader_first", "follower_first", "simultaneous")
 
 
-def _finite(low, *, low_open=False, high=None):
-    """Rule: a finite real in [low, high] (``low_open``: (low, high])."""
-    lo = "(" if low_open else "["
-    hi = "inf)" if high is None else f"{high}]"
-    allowed = f"a finite float in {lo}{low}, {hi}"
-
-    def rule(v):
-        if isinstance(v, bool) or not isinstance(v, Real | np.integer | np.floating):
-            return allowed
-        if not np.isfinite(v) or v < low or (low_open and v == low):
-            return allowed
-        if high is not None and v > high:
-            return allowed
-        return None
-
-    return rule
-
-
-def repo_compat_dp_loss(logits, groups, weight=None):
-    """The reference implementation's demographic-parity loss, bugs included.
-
-    The reference model already outputs probabilities and the loss applies a sigmoid
-    again, so it sees ``o = sigmoid(sigmoid(logit))`` in [0.5, 0.73]; an indexing bug
-    makes every constraint compare group 0 with the overall mean, and the loss is the
-    mean of the squared hinge terms, i.e. ``(mean(o | g = 0) - mean(o)) ** 2 / 2``
-    whatever the number of groups. Zero (with a graph) when group 0 is absent. Binary
-    targets only (one logit column).
-    """
-    o = torch.sigmoid(torch.sigmoid(logits[:, 0]))
-    w = torch.ones_like(o) if weight is None else weight.to(o.dtype)
-    w0 = w * (groups == 0).to(o.dtype)
-    overall = (o * w).sum() / w.sum()
-    total0 = w0.sum()
-    mean0 = (o * w0).sum() / total0.clamp_min(torch.finfo(o.dtype).tiny)
-    d = (mean0 - overall) * (total0 > 0).to(o.dtype)
-    return d * d / 2.0
-
-
-class FairBiNNNet(nn.Module):
-    """``suffix(fairness_block(prefix(x)))``: the leader's layers around the follower's.
-
-    ``prefix`` and ``suffix`` hold the accuracy parameters (theta_a), ``fairness_block``
-    the fairness parameters (theta_f). The output is logits (no sigmoid).
-    """
-
-    def __init__(self, prefix, fairness_block, suffix):
-        super().__init__()
-        self.prefix = prefix
-        self.fairness_block = fairness_block
-        self.suffix = suffix
-
-    def leader_parameters(self):
-        """theta_a: the parameters of ``prefix`` and ``suffix``."""
-        return [*self.prefix.parameters(), *self.suffix.parameters()]
-
-    def follower_parameters(self):
-        """theta_f: the parameters of ``fairness_block``."""
-        return list(self.fairness_block.parameters())
-
-    def head(self, h):
-        """The layers from the fairness block on, applied to prefix features ``h``."""
-        return self.suffix(self.fairness_block(h))
-
-    def forward(self, x):
-        return self.head(self.prefix(x))
-
-
-def _activation_backward(act, out, upstream):
-    """``upstream * act'(z)`` from the activation's output ``out = act(z)``, or None when
-    ``act`` is not one of the activations handled in closed form."""
-    if isinstance(act, nn.ReLU):
-        return upstream * (out > 0)
-    if isinstance(act, nn.LeakyReLU):
-        return torch.where(out > 0, upstream, upstream * act.negative_slope)
-    if isinstance(act, nn.ELU):
-        return torch.where(out > 0, upstream, upstream * (out + act.alpha))
-    if isinstance(act, nn.Tanh):
-        return upstream * (1.0 - out * out)
-    if isinstance(act, nn.Sigmoid):
-        return upstream * out * (1.0 - out)
-    if isinstance(act, nn.Identity):
-        return upstream
-    return None
-
-
-class ClosedFormFollower:
-    """The follower's gradient in closed form, for the usual network shape.
-
-    Applies when the fairness block is Linear + activation layers (ReLU, leaky ReLU,
-    ELU, tanh, sigmoid or identity) followed directly by the output Linear with one
-    logit (binary target, block right before the output: the default), and the loss is
-    one of the soft penalties of :func:`skfairbilevel.nn.losses.fairness_loss`. Then the
-    follower's step needs only the forward pass of the block and its hand-written
-    backward pass (the penalty's gradient from
-    :func:`~skfairbilevel.nn.losses.fairness_loss_and_grad`): about 15 tensor operations
-    and no autograd graph, instead of the autograd engine run on a handful of small
-    layers, which dominated the follower's cost at the paper's batch size of 100. The
-    gradients equal autograd's up to rounding (``tests/test_fairbinn.py``).
-    """
-
-    def __init__(self, net, fairness, n_groups):
-        self.blocks = [(net.fairness_block[i], net.fairness_block[i + 1])
-                       for i in range(0, len(net.fairness_block), 2)]
-        self.out = net.suffix[0]
-        self.fairness, self.n_groups = fairness, n_groups
-
-    @classmethod
-    def build(cls, net, fairness, n_groups, repo_compat=False):
-        """The closed-form follower of ``net``, or None if the network does not fit."""
-        block, suffix = list(net.fairness_block), list(net.suffix)
-        if repo_compat or fairness not in FAIRNESS_OPTIONS or len(suffix) != 1:
-            return None
-        out = suffix[0]
-        if not isinstance(out, nn.Linear) or out.out_features != 1 or out.bias is None \
-                or len(block) % 2:
-            return None
-        probe = torch.ones(1)
-        for lin, act in zip(block[::2], block[1::2], strict=True):
-            if not isinstance(lin, nn.Linear) or lin.bias is None \
-                    or _activation_backward(act, probe, probe) is None:
-                return None
-        return cls(net, fairness, n_groups)
-
-    @torch.no_grad()
-    def __call__(self, h, b, eta):
-        """Set ``.grad`` of the block's parameters to d(eta * Fair)/d theta_f at the
-        prefix features ``h``; return Fair."""
-        inputs, a = [], h
-        for lin, act in self.blocks:
-            inputs.append(a)
-            a = act(torch.addmm(lin.bias, a, lin.weight.t()))
-        outs = [*inputs[1:], a]
-        p = torch.sigmoid(torch.addmm(self.out.bias, a, self.out.weight.t())[:, 0])
-        fair, dp = fairness_loss_and_grad(self.fairness, p, b.y, b.g, self.n_groups, b.w)
-        up = ((eta * dp) * p * (1.0 - p))[:, None] * self.out.weight
-        for k in range(len(self.blocks) - 1, -1, -1):
-            lin, act = self.blocks[k]
-            dz = _activation_backward(act, outs[k], up)
-            lin.weight.grad = dz.t() @ inputs[k]
-            lin.bias.grad = dz.sum(0)
-            if k:
-                up = dz @ lin.weight
-        return fair
-
-
-class FairBiNNClassifier(FairClassifierMixin, BaseFairEstimator):
+class FairBiNNClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimator):
     """Fair Bilevel Neural Network (FairBiNN): leader/follower training of one MLP.
 
     The network is an MLP with ``hidden_layer_sizes`` (the leader's accuracy layers,
@@ -329,52 +181,17 @@ default="leader_first"
 
     Notes
     -----
-    Differences from the paper and the reference code (``yazdanimehdi/FairBiNN``):
+    On every mini-batch of "leader_first" the follower steps on the batch of the next
+    leader step (Algorithm 1 draws a batch per step), so that the layers before the
+    fairness block, which depend on theta_a only, are evaluated once for both players;
+    after the epoch's last leader step it steps on that last batch. "follower_first" and
+    "simultaneous" use one batch for both players, as the reference code.
 
-    * The fairness losses apply the sigmoid once (the reference applies it to
-      probabilities, a double sigmoid) and penalise every group, not only group 0
-      (``repo_compat_dp_loss=True`` restores the reference loss). Equalized odds and
-      equal opportunity losses are provided; the reference code has only DP.
-    * Defaults are the paper's (eta 100, 50 epochs, batch 100, one fairness layer before
-      the output), not the reference CLI's (eta 10000, 200 epochs, batch 200,
-      ``fairness_layers_position=2``). Mini-batches are shuffled every epoch from
-      ``random_state`` (the reference takes them in file order, unseeded).
-    * Mini-batches: in "leader_first" (Algorithm 1, which draws a batch per step)
-      each follower step uses the mini-batch of the next leader step, so that the
-      layers before the fairness block (theta_a only, unchanged between the two steps)
-      are evaluated once for both; the follower step after the epoch's last leader step
-      uses that last batch. "follower_first" and "simultaneous" use one batch for both
-      players, as the reference code. The default order is Algorithm 1's (leader first,
-      gradients zeroed in between); ``update_order="follower_first"`` with
-      ``leader_includes_fairness_grad=True`` is the reference code's step.
-    * ``mode="lagrangian"`` has exactly the bilevel network's parameters; the reference
-      ``reg`` mode inserts the fairness block twice and lists the post-fairness layers
-      twice in its optimiser.
-    * Only the per-step cost is optimised, not the update: the follower
-      back-propagates through the fairness block and the layers after it only, the
-      leader's backward pass skips the block's weight gradient, the forward pass of
-      the layers before the block is shared by the two players (see above), and Adam
-      is torch's fused kernel called directly (:class:`skfairbilevel.nn.optim.LeanAdam`:
-      ``torch.optim.Adam(fused=True)`` spends three times longer in Python than in its
-      kernel at this size, and the bilevel modes take two optimiser steps per batch).
-      Falls back to ``torch.optim.Adam`` for parameters the fused kernel does not take.
-      "leader_first" and "follower_first" still run the fairness block and the layers
-      after it twice per batch and take two optimiser steps; "simultaneous" (one
-      forward pass) costs about the same as the Lagrangian. For the usual shape (the
-      block of Linear + ReLU / leaky ReLU / ELU / tanh / sigmoid / identity layers
-      right before the single-logit output layer, any of the three penalties,
-      ``repo_compat_dp_loss=False``) the follower's gradient is computed in closed form
-      (:class:`ClosedFormFollower`, equal to autograd's up to rounding) instead of by
-      autograd, whose per-operation overhead dominated the follower's step at batch 100;
-      other shapes use autograd. See ``benchmarks/bench_fairbinn.py``.
-    * With Adam the follower's update is invariant to ``eta`` (see ``eta``); the
-      paper's eta sweeps change the model through the reference code's carried
-      fairness gradient (``leader_includes_fairness_grad=True``).
-    * Checkpoint selection over epochs is done on a validation split
-      (``record_validation``), never on the test set as in the reference script.
-    * Multi-class targets are supported (softmax output, one-vs-rest fairness losses);
-      the paper is binary only and notes that softmax outputs void its Lipschitz
-      argument, so the paper's guarantees do not extend to them.
+    With Adam the follower's update does not depend on ``eta`` (see ``eta``). For the
+    usual network shape the follower's gradient is computed in closed form
+    (:class:`~skfairbilevel.nn.leader_follower.ClosedFormFollower`, equal to autograd's
+    up to rounding). The differences from the paper and the reference code are listed
+    in the user guide (:ref:`fairbinn-differences`).
 
     References
     ----------
@@ -400,18 +217,18 @@ default="leader_first"
         "fairness_layers": number(1, integer=True),
         "fairness_position": number(0, integer=True, none=True),
         "activation": one_of(*ACTIVATIONS),
-        "fairness": one_of(*FAIRNESS_OPTIONS),
-        "eta": _finite(0),
+        "fairness": one_of(*FAIRNESS_LOSSES),
+        "eta": number(0),
         "mode": one_of("bilevel", "lagrangian"),
         "update_order": one_of(*UPDATE_ORDERS),
         "leader_includes_fairness_grad": one_of(True, False),
         "repo_compat_dp_loss": one_of(True, False),
-        "lr": _finite(0, low_open=True),
-        "fairness_lr": _finite(0, low_open=True),
+        "lr": number(0, low_open=True),
+        "fairness_lr": number(0, low_open=True),
         "optimizer": one_of("adam", "sgd"),
-        "weight_decay": _finite(0),
-        "lr_gamma": _finite(0, low_open=True, high=1),
-        "fairness_lr_gamma": _finite(0, low_open=True, high=1),
+        "weight_decay": number(0),
+        "lr_gamma": number(0, 1, low_open=True),
+        "fairness_lr_gamma": number(0, 1, low_open=True),
         "lr_step_size": number(1, integer=True),
         "record_validation": one_of(True, False),
     }
@@ -457,17 +274,15 @@ default="leader_first"
         self.device = device
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ checks
-    def _hidden(self):
-        h = self.hidden_layer_sizes
-        return (int(h),) if isinstance(h, Integral) else tuple(int(v) for v in h)
+    _learning_rates = ("lr", "fairness_lr")
 
+    # ------------------------------------------------------------------ checks
     def _position(self):
-        return len(self._hidden()) if self.fairness_position is None \
-            else int(self.fairness_position)
+        hidden = layer_widths(self.hidden_layer_sizes)
+        return len(hidden) if self.fairness_position is None else int(self.fairness_position)
 
     def _check_method_params(self):
-        n_hidden = len(self._hidden())
+        n_hidden = len(layer_widths(self.hidden_layer_sizes))
         if self.fairness_position is not None and self.fairness_position > n_hidden:
             raise ValueError(
                 f"fairness_position={self.fairness_position} is larger than the number of "
@@ -482,13 +297,8 @@ default="leader_first"
                 f"or repo_compat_dp_loss=False."
             )
 
-    def _holds_out_validation(self):
+    def _uses_validation(self):
         return self.early_stopping or self.record_validation
-
-    def _lr_hint(self):
-        if self.mode == "lagrangian":
-            return f"lr={self.lr}"
-        return f"lr={self.lr} (leader), fairness_lr={self.fairness_lr} (follower)"
 
     # ------------------------------------------------------------------ model
     def _build_module(self, n_features, n_outputs):
@@ -497,21 +307,20 @@ default="leader_first"
                 f"repo_compat_dp_loss=True is defined for binary targets only, but y has "
                 f"{n_outputs} classes; set repo_compat_dp_loss=False."
             )
-        hidden, pos, k = self._hidden(), self._position(), int(self.fairness_layers)
+        hidden, pos = layer_widths(self.hidden_layer_sizes), self._position()
+        k = int(self.fairness_layers)
         width = n_features if pos == 0 else hidden[pos - 1]
         widths = hidden[:pos] + (width,) * k + hidden[pos:]
-        gen = torch.Generator()
-        gen.manual_seed(int(self._rng.integers(0, 2**63 - 1)))
         # one builder and one generator pass in layer order: the initial weights are
         # those of a plain MLP with the same widths (FairMLPClassifier)
         seq = make_mlp(n_features, widths, n_outputs, activation=self.activation,
-                       generator=gen)
-        return FairBiNNNet(seq[:2 * pos], seq[2 * pos:2 * (pos + k)], seq[2 * (pos + k):])
+                       generator=self._init_generator())
+        return LeaderFollowerNet(seq[:2 * pos], seq[2 * pos:2 * (pos + k)],
+                                 seq[2 * (pos + k):])
 
     def _make_optimizer(self, params, lr):
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
-        # one fused Adam kernel call per step (two optimiser steps per mini-batch)
         return make_adam(params, lr=lr, weight_decay=self.weight_decay)
 
     def _schedulers(self, pairs):
@@ -533,34 +342,18 @@ default="leader_first"
         if self.mode == "lagrangian":
             opt = self._make_optimizer(list(net.parameters()), self.lr)
             step = self._lagrangian_step(opt, penalised)
-            scheds = self._schedulers([(opt, self.lr_gamma)])
-        else:
-            theta_a, theta_f = net.leader_parameters(), net.follower_parameters()
-            opt_a = self._make_optimizer(theta_a, self.lr)
-            opt_f = self._make_optimizer(theta_f, self.fairness_lr)
-            epoch = {"last": None, "pending": False}
-            step = self._bilevel_step(opt_a, opt_f, theta_a, theta_f, penalised,
-                                      epoch=epoch)
-            scheds = self._schedulers([(opt_a, self.lr_gamma),
-                                       (opt_f, self.fairness_lr_gamma)])
-
-            def sampler(_):
-                # the engine's default batches, with the last one marked so that
-                # "leader_first" can close the epoch
-                batches = shuffled_batches(len(train), self.batch_size, self._gen,
-                                           train.device)
-                epoch["last"], epoch["pending"] = batches[-1], False
-                return batches
-
-            start = len(self.history_)
-            self._train(step, train, val=val, schedulers=scheds, sampler=sampler)
-            # the bilevel steps return ce and fairness only (two fewer tensor ops per
-            # batch); the epoch's mean total loss follows from their means
-            for rec in self.history_[start:]:
-                if "fairness" in rec and "loss" not in rec:
-                    rec["loss"] = rec["ce"] + float(self.eta) * rec["fairness"]
+            self._train_epochs(step, train, val,
+                               schedulers=self._schedulers([(opt, self.lr_gamma)]))
             return
-        self._train(step, train, val=val, schedulers=scheds)
+        theta_a, theta_f = net.leader_parameters(), net.follower_parameters()
+        opt_a = self._make_optimizer(theta_a, self.lr)
+        opt_f = self._make_optimizer(theta_f, self.fairness_lr)
+        step = self._bilevel_step(opt_a, opt_f, theta_a, theta_f, penalised)
+        eta = float(self.eta)
+        # the bilevel steps record ce and fairness; the epoch's mean total loss follows
+        total = [Scores(lambda r: {"loss": r["ce"] + eta * r["fairness"]})] if penalised else []
+        self._train_epochs(step, train, val, callbacks=total, schedulers=self._schedulers(
+            [(opt_a, self.lr_gamma), (opt_f, self.fairness_lr_gamma)]))
 
     def _lagrangian_step(self, opt, penalised):
         net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
@@ -579,12 +372,8 @@ default="leader_first"
 
         return step
 
-    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised, *, epoch):
-        """The per-mini-batch update of the two players (see ``update_order``).
-
-        ``epoch``: ``{"last": index tensor of the epoch's last batch, "pending": bool}``,
-        kept up to date by the sampler (``_fit_torch``); "leader_first" uses it.
-        """
+    def _bilevel_step(self, opt_a, opt_f, theta_a, theta_f, penalised):
+        """The per-mini-batch update of the two players (see ``update_order``)."""
         net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
         carry = self.leader_includes_fairness_grad
 
@@ -612,18 +401,16 @@ default="leader_first"
             return fair
 
         def leader_first(b):
-            # Leader and follower alternate L, F, L, F, ... and every follower step sees
-            # the leader's new parameters. The follower's step runs on the mini-batch of
-            # the *next* leader step (Algorithm 1 draws a batch per step): the layers
-            # before the block depend on theta_a only, which does not change between
-            # the two, so one forward pass of them (with its graph) serves both. The
-            # follower's step after the epoch's last leader step uses that last batch.
+            # L, F, L, F, ...: every follower step sees the leader's new parameters. The
+            # follower steps on the batch of the *next* leader step (Algorithm 1 draws a
+            # batch per step): the layers before the block depend on theta_a only, so one
+            # forward pass of them serves both. After the epoch's last leader step the
+            # follower steps on that last batch.
             h = net.prefix(b.x)
-            fair = follower(h.detach(), b) if epoch["pending"] else None
+            fair = None if b.first else follower(h.detach(), b)
             ce, lead = leader_loss(net.head(h), b)  # at (theta_a, theta_f_new)
             descend(lead, opt_a, theta_a)
-            epoch["pending"] = b.idx is not epoch["last"]
-            if not epoch["pending"]:  # close the epoch: F at theta_a_new on this batch
+            if b.last:  # close the epoch: F at theta_a_new on this batch
                 with torch.no_grad():
                     h = net.prefix(b.x)
                 last = follower(h, b)
@@ -667,7 +454,8 @@ default="leader_first"
                 "simultaneous": simultaneous}[self.update_order]
 
     # ------------------------------------------------------------------ model selection
-    def pareto_epochs(self, fairness="val_dp", accuracy="val_accuracy"):
+    def pareto_epochs(self, fairness: str = "val_dp",
+                      accuracy: str = "val_accuracy") -> list[dict]:
         """The epochs of ``history_`` on the validation accuracy/fairness Pareto front.
 
         Needs validation metrics (``record_validation=True`` or ``early_stopping=True``).

@@ -9,18 +9,18 @@ It is the single-level, penalised baseline the bilevel methods compare against, 
 
 import torch
 
-from .._params import layer_sizes, number, one_of
-from ..base import BaseFairEstimator, FairClassifierMixin
+from .._params import any_of, instance_of, layer_sizes, number, one_of
+from ..base import BaseFairEstimator, EpochTrainingMixin, FairClassifierMixin
 from ..nn.engine import descend
 from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
-from ..nn.modules import ACTIVATIONS, make_mlp
+from ..nn.modules import ACTIVATIONS, layer_widths, make_mlp
 
 __all__ = ["FairMLPClassifier"]
 
 FAIRNESS_OPTIONS = (None, "demographic_parity", "equalized_odds", "equal_opportunity")
 
 
-class FairMLPClassifier(FairClassifierMixin, BaseFairEstimator):
+class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimator):
     """Multi-layer perceptron classifier with an optional group-fairness penalty.
 
     Binary and multi-class. Trained with Adam on mini-batches by the shared engine.
@@ -105,8 +105,8 @@ class FairMLPClassifier(FairClassifierMixin, BaseFairEstimator):
         "activation": one_of(*ACTIVATIONS),
         "fairness": one_of(*FAIRNESS_OPTIONS),
         "fairness_weight": number(0),
-        "class_weight": lambda v: None if v is None or v == "balanced" or isinstance(v, dict)
-        else 'None, "balanced" or a dict {class: weight}',
+        "class_weight": any_of(one_of(None, "balanced"), instance_of(dict, "a dict"),
+                               hint='None, "balanced" or a dict {class: weight}'),
         "lr": number(0, low_open=True),
         "weight_decay": number(0),
     }
@@ -141,20 +141,12 @@ class FairMLPClassifier(FairClassifierMixin, BaseFairEstimator):
         return self.fairness is not None
 
     def _build_module(self, n_features, n_outputs):
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-        return make_mlp(n_features, hidden, n_outputs, activation=self.activation,
-                        generator=self._gen_cpu())
-
-    def _gen_cpu(self):
-        """A CPU generator for weight initialisation, drawn from the fit's numpy rng."""
-        gen = torch.Generator()
-        gen.manual_seed(int(self._rng.integers(0, 2**63 - 1)))
-        return gen
+        return make_mlp(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
+                        activation=self.activation, generator=self._init_generator())
 
     def _fit_torch(self, train, val):
-        params = list(self.module_.parameters())
-        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr,
+                               weight_decay=self.weight_decay)
         penalised = self.fairness_aware_ and self.fairness_weight > 0
         n_groups = self.n_groups_
 
@@ -170,4 +162,4 @@ class FairMLPClassifier(FairClassifierMixin, BaseFairEstimator):
             descend(loss, opt)
             return {"loss": loss, "ce": ce, "fairness": fair}
 
-        self._train(step, train, val=val)
+        self._train_epochs(step, train, val)

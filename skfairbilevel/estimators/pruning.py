@@ -21,13 +21,21 @@ already pruned model):
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from .._params import layer_sizes, number, one_of
-from ..base import BaseFairEstimator, FairClassifierMixin
-from ..nn.engine import descend
-from ..nn.losses import accuracy_parity_loss, cross_entropy_loss, group_means, proba_from_logits
+from .._groups import encode_groups
+from .._params import check_sample_weight, layer_sizes, number, one_of
+from ..base import BaseFairEstimator, EpochTrainingMixin, FairClassifierMixin
+from ..nn.engine import Scores, descend, paired_batches
+from ..nn.losses import (
+    accuracy_parity_loss,
+    cross_entropy_loss,
+    group_means,
+    labels_from_logits,
+    proba_from_logits,
+)
 from ..nn.masked import MaskedMLP, compact_mlp, implicit_score_gradient, load_dense_
-from ..nn.modules import ACTIVATIONS
+from ..nn.modules import ACTIVATIONS, layer_widths
 
 __all__ = ["FairPruningClassifier"]
 
@@ -37,20 +45,9 @@ PRUNING_OPTIONS = ("bilevel", "magnitude", "prune_then_fair", "fair_then_prune")
 #: (inert zero units): matrix-product kernels process output columns in SIMD-width
 #: blocks, so e.g. 19 units cost more than 24 (benchmarks/results/pruning.md)
 UNIT_ALIGN = 8
-#: rows per chunk when the dense model's training accuracy is computed (bounded memory)
-ACCURACY_CHUNK = 8192
 
 
-def _sparsity_rule(value):
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        return "a float in [0, 1) (the fraction of weights removed)"
-    if not np.isfinite(value) or value < 0 or value >= 1:
-        return ("a float in [0, 1): the fraction of prunable weights (or hidden units) "
-                "removed; 1.0 would remove every weight, so use e.g. 0.98 for 2% kept")
-    return None
-
-
-class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
+class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimator):
     """MLP classifier pruned to a given sparsity by bi-level fair pruning (BiFP).
 
     The masks of the network's Linear layers are chosen, together with the weights, so
@@ -178,27 +175,15 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
 
     Notes
     -----
-    BiFP has no public code; the details follow the BiP reference implementation
-    (Zhang et al. 2022) where the paper is silent, and differ from BiP/BiFP as follows:
+    BiFP has no public code; where the paper is silent the details follow the BiP
+    reference implementation (Zhang et al. 2022). Masks apply to the Linear layers of an
+    MLP; scores start at the weight magnitudes, so the first bilevel mask is the
+    magnitude mask. Structured pruning gives each hidden unit one score and a binary
+    gate after its activation, so a removed unit outputs 0 and still gets a gradient.
+    The upper-level batch is a second, independent batch of the training rows.
 
-    - Networks are MLPs (the paper prunes CNNs); masks apply to the Linear layers.
-    - Scores rank by their value, not by their absolute value as in BiP; they start at
-      the weight magnitudes, so the first bilevel mask is the magnitude mask.
-    - The implicit-gradient term uses the gradient of the upper loss with respect to the
-      weights, at the masked weights, instead of the score gradient (BiP issue #3).
-    - Structured pruning removes a fixed fraction of each hidden layer's units. Each unit
-      has one score (initialised to the mean magnitude of its incoming weights) and a
-      binary gate after its activation, so a removed unit outputs 0 and still gets a
-      gradient (BiP scores every weight of a filter and ranks filters by the norm of
-      their scores; with ReLU, masking a unit's weights kills its gradient).
-    - The fairness penalty is ``max_c acc_c - min_c acc_c`` of the smooth accuracy
-      ``sigmoid(margin / T)`` (the paper's Eq. 8 leaves the surrogate unspecified).
-    - The upper-level batch is a second, independent batch of the training rows (the
-      paper prunes on a validation split); pre-training and pruning use the same data.
-    - Weights are trained with Adam (BiP: SGD with momentum and a cosine schedule).
-    - The structured prediction network ``model_`` pads each compacted hidden layer
-      to a multiple of 8 units with inert zero units (a speed measure, see
-      ``model_``); ``sparsity_`` and ``units_kept_`` count the real units only.
+    The differences from BiFP and BiP are listed in the user guide
+    (:ref:`pruning-differences`).
 
     References
     ----------
@@ -223,7 +208,9 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     _parameter_rules = {
         "hidden_layer_sizes": layer_sizes(),
         "activation": one_of(*ACTIVATIONS),
-        "sparsity": _sparsity_rule,
+        "sparsity": number(0, 1, high_open=True, hint=(
+            "a float in [0, 1): the fraction of prunable weights (or hidden units) removed; "
+            "1.0 would remove every weight, so use e.g. 0.98 for 2% kept")),
         "structured": one_of(True, False),
         "pruning": one_of(*PRUNING_OPTIONS),
         "fairness_weight": number(0),
@@ -272,13 +259,11 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         self.device = device
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ hooks
-    def _hidden(self):
-        h = self.hidden_layer_sizes
-        return (h,) if isinstance(h, int) else tuple(int(v) for v in h)
+    _learning_rates = ("lr", "score_lr")
 
+    # ------------------------------------------------------------------ hooks
     def _check_method_params(self):
-        if self.structured and not self._hidden() and self.sparsity > 0:
+        if self.structured and not layer_widths(self.hidden_layer_sizes) and self.sparsity > 0:
             raise ValueError(
                 "structured=True prunes hidden units, but hidden_layer_sizes is empty (a "
                 "linear model has none); give hidden layers, or use structured=False."
@@ -287,21 +272,56 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
     def _uses_groups(self):
         return self.pruning != "magnitude" and self.fairness_weight > 0
 
-    def _lr_hint(self):
-        return "lr or score_lr"
-
     def _build_module(self, n_features, n_outputs):
-        gen = torch.Generator()
-        gen.manual_seed(int(self._rng.integers(0, 2**63 - 1)))
-        return MaskedMLP(n_features, self._hidden(), n_outputs, sparsity=self.sparsity,
-                         structured=self.structured, activation=self.activation,
-                         generator=gen)
+        return MaskedMLP(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
+                         sparsity=self.sparsity, structured=self.structured,
+                         activation=self.activation, generator=self._init_generator())
+
+    def _warm_start_key(self, n_features):
+        """The dense pre-trained network is reused when its training is unchanged."""
+        fair_pre = self.pruning == "fair_then_prune" and self.fairness_aware_ \
+            and self.fairness_weight > 0
+        return (n_features, self._n_outputs(), layer_widths(self.hidden_layer_sizes),
+                self.activation, self.pretrain_epochs, self.lr, self.weight_decay,
+                self.batch_size, self.random_state if isinstance(self.random_state, int)
+                else None, (self.fairness_weight, self.temperature) if fair_pre else None)
 
     def _forward(self, x):
         model = getattr(self, "model_", None)
         return self.module_(x) if model is None else model(x)
 
     # ------------------------------------------------------------------ training
+    def _fit_torch(self, train, val):
+        self.__dict__.pop("model_", None)
+        self._iterations, self._evaluations = 0, 0
+        net = self.module_
+        reuse = getattr(net, "fitted", False)  # warm start: the last fit's network is kept
+        net.sparsity = float(self.sparsity)
+        net.structured = bool(self.structured)
+        net.mode = "dense"
+        if reuse:
+            self.history_ = []
+            load_dense_(net, self.dense_module_)
+        else:
+            self._plain_phase("pretrain", train, val, self.pretrain_epochs,
+                              fair=self.pruning == "fair_then_prune")
+            self.dense_module_ = compact_mlp(net, dense=True)
+        self.dense_score_ = self._accuracy(self.dense_module_, train)
+
+        if self.pruning == "bilevel" and not self.interrupted_:
+            self._bilevel_phase(train, val, self.max_epochs)
+            self._plain_phase("finetune", train, val, self.finetune_epochs, fair=True)
+        else:
+            net.init_scores_()
+            net.freeze_()
+            fair = self.pruning == "prune_then_fair"
+            self._plain_phase("finetune", train, val, self.max_epochs + self.finetune_epochs,
+                              fair=fair)
+        if net.mode != "fixed":  # interrupted before the masks were set
+            net.init_scores_()
+            net.freeze_()
+        self._finalize()
+
     def _objective(self, fair):
         """``(x, y, g, w) -> (loss, parts)``: the network's CE on the rows plus, when
         ``fair`` (and groups are known), lambda times the smooth accuracy gap."""
@@ -322,21 +342,23 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         return torch.optim.Adam(self.module_.weights(), lr=self.lr,
                                 weight_decay=self.weight_decay)
 
-    def _run_phase(self, phase, step, data, val, epochs, sampler=None):
+    def _run_phase(self, phase, step, data, val, epochs, *, sampler=None,
+                   evaluations_per_batch=1):
+        """One phase through the engine; each epoch records the phase and the
+        cumulative weight updates and gradient evaluations of the fit."""
         if epochs <= 0 or self.interrupted_:
             return
-        start = len(self.history_)
-        self._train(step, data, val=val, sampler=sampler, max_epochs=epochs,
-                    desc=f"{type(self).__name__} [{phase}]")
-        n_batches = max(1, -(-len(data) // max(1, min(self.batch_size, len(data)))))
-        per_epoch = self._counts.pop(phase, None)
-        for rec in self.history_[start:]:
-            rec["phase"] = phase
-            its, evals = per_epoch if per_epoch else (n_batches, n_batches)
-            self._iterations += its
-            self._evaluations += evals
-            rec["iterations"] = self._iterations
-            rec["gradient_evaluations"] = self._evaluations
+        n_batches = -(-len(data) // max(1, min(self.batch_size, len(data))))
+
+        def counts(record):
+            self._iterations += n_batches
+            self._evaluations += evaluations_per_batch * n_batches
+            return {"phase": phase, "iterations": self._iterations,
+                    "gradient_evaluations": self._evaluations}
+
+        self._train_epochs(step, data, val, sampler=sampler, max_epochs=epochs,
+                           callbacks=[Scores(counts)],
+                           desc=f"{type(self).__name__} [{phase}]")
 
     def _plain_phase(self, phase, data, val, epochs, fair):
         """Train the weights (masks as set in the module) on CE [+ lambda F]."""
@@ -354,24 +376,15 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         self._run_phase(phase, step, data, val, epochs)
 
     def _bilevel_phase(self, data, val, epochs):
+        """Weights (lower) and mask scores (upper) on two independent batches each
+        iteration: each index batch holds the lower rows, then the upper rows."""
         net = self.module_
         objective = self._objective(True)
-        weights = net.weights()
-        scores = net.scores()
+        weights, scores = net.weights(), net.scores()
         implicit_weights = [layer.weight for layer in net.prunable]
         opt_w = self._weight_optimizer()
         opt_s = torch.optim.SGD(scores, lr=self.score_lr, momentum=self.score_momentum)
         lr2 = float(self.implicit_lr)
-        n = len(data)
-        bs = max(1, min(self.batch_size, n))
-        gen = self._gen
-
-        def sampler(epoch):
-            # two independent passes: the first half of each index tensor is the lower
-            # (weight) batch, the second half the upper (score) batch
-            lower = torch.randperm(n, generator=gen, device=data.device).split(bs)
-            upper = torch.randperm(n, generator=gen, device=data.device).split(bs)
-            return [torch.cat([a, b]) for a, b in zip(lower, upper, strict=True)]
 
         def step(b):
             m = b.x.shape[0] // 2
@@ -388,60 +401,16 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
             opt_s.zero_grad(set_to_none=True)
             return {"loss": loss_w, "upper_loss": loss_s, **parts}
 
-        n_batches = -(-n // bs)
-        self._counts["prune"] = (n_batches, 2 * n_batches)
+        def sampler(epoch):
+            return paired_batches(len(data), self.batch_size, self._gen, data.device)
+
         net.init_scores_()
         net.mode = "scores"
         try:
-            self._run_phase("prune", step, data, val, epochs, sampler=sampler)
+            self._run_phase("prune", step, data, val, epochs, sampler=sampler,
+                            evaluations_per_batch=2)
         finally:
             net.freeze_()
-
-    def _dense_key(self, n_features):
-        fair_pre = self.pruning == "fair_then_prune" and self.fairness_aware_ \
-            and self.fairness_weight > 0
-        return (n_features, self._n_outputs(), self._hidden(), self.activation,
-                self.pretrain_epochs, self.lr, self.weight_decay, self.batch_size,
-                self.random_state if isinstance(self.random_state, int) else None,
-                (self.fairness_weight, self.temperature) if fair_pre else None)
-
-    def _fit_torch(self, train, val):
-        self.__dict__.pop("model_", None)
-        self._counts, self._iterations, self._evaluations = {}, 0, 0
-        net = self.module_
-        key = self._dense_key(train.X.shape[1])
-        kept = getattr(net, "fitted", False)  # the base kept the last fit's module
-        reuse = kept and getattr(self, "_pretrained_key", None) == key
-        if kept:
-            self.history_ = []
-            if not reuse:  # architecture or pre-training changed: start afresh
-                self.module_ = net = self._build_module(
-                    train.X.shape[1], self._n_outputs()).to(self.device_)
-        net.sparsity = float(self.sparsity)
-        net.structured = bool(self.structured)
-        net.mode = "dense"
-        if reuse:
-            load_dense_(net, self.dense_module_)
-        else:
-            self._plain_phase("pretrain", train, val, self.pretrain_epochs,
-                              fair=self.pruning == "fair_then_prune")
-            self.dense_module_ = compact_mlp(net, dense=True)
-            self._pretrained_key = key
-        self.dense_score_ = self._train_accuracy(self.dense_module_, train)
-
-        if self.pruning == "bilevel" and not self.interrupted_:
-            self._bilevel_phase(train, val, self.max_epochs)
-            self._plain_phase("finetune", train, val, self.finetune_epochs, fair=True)
-        else:
-            net.init_scores_()
-            net.freeze_()
-            fair = self.pruning == "prune_then_fair"
-            self._plain_phase("finetune", train, val, self.max_epochs + self.finetune_epochs,
-                              fair=fair)
-        if net.mode != "fixed":  # interrupted before the masks were set
-            net.init_scores_()
-            net.freeze_()
-        self._finalize()
 
     def _finalize(self):
         net = self.module_
@@ -454,29 +423,8 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         )
         self.model_ = compact_mlp(net, align=UNIT_ALIGN)
         net.fitted = True
-        for attr in ("_counts", "_iterations", "_evaluations"):
+        for attr in ("_iterations", "_evaluations"):
             self.__dict__.pop(attr, None)
-
-    @torch.no_grad()
-    def _train_accuracy(self, model, data):
-        """(Weighted) accuracy of ``model`` on ``data``, in chunks of rows: one forward
-        pass over all training rows at once would hold every hidden activation (at 1e6
-        rows and width 64, 256 MB per layer)."""
-        was = model.training
-        model.eval()
-        hits, total = 0.0, 0.0
-        for start in range(0, len(data), ACCURACY_CHUNK):
-            rows = slice(start, start + ACCURACY_CHUNK)
-            correct = (_predict_labels(model(data.X[rows])) == data.y[rows]).double()
-            if data.w is None:
-                hits += float(correct.sum())
-                total += correct.numel()
-            else:
-                w = data.w[rows].double()
-                hits += float((correct * w).sum())
-                total += float(w.sum())
-        model.train(was)
-        return hits / total if total else 0.0
 
     @torch.no_grad()
     def _validation_metrics(self, val):
@@ -484,7 +432,7 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         if self.n_groups_ > 1:
             was = self.module_.training
             self.module_.eval()
-            correct = (_predict_labels(self._forward(val.X)) == val.y).float()
+            correct = (labels_from_logits(self._forward(val.X)) == val.y).float()
             self.module_.train(was)
             means, totals = group_means(correct, val.g, self.n_groups_, val.w)
             present = means[totals > 0]
@@ -493,14 +441,16 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         return out
 
     # ------------------------------------------------------------------ public extras
-    def predict_dense(self, X):
+    def predict_dense(self, X: ArrayLike) -> np.ndarray:
         """Class labels predicted by the dense pre-trained network (before pruning)."""
         X = self._validate_predict_X(X)
         P = self._predict_array(X, lambda x: proba_from_logits(self.dense_module_(x)))
         idx = (P > 0.5).astype(int) if P.ndim == 1 else np.argmax(P, axis=1)
         return self.classes_[idx]
 
-    def degradation_fairness(self, X, y, *, sensitive_features, sample_weight=None):
+    def degradation_fairness(self, X: ArrayLike, y: ArrayLike, *,
+                             sensitive_features: ArrayLike,
+                             sample_weight: ArrayLike | None = None) -> float:
         """BiFP's degradation fairness (Definition 3) on ``(X, y)``.
 
         With ``R_c = acc_c(dense) - acc_c(pruned)`` the accuracy lost to pruning in
@@ -517,16 +467,11 @@ class FairPruningClassifier(FairClassifierMixin, BaseFairEstimator):
         -------
         float
         """
-        from .._groups import encode_groups
-
         y = np.asarray(y)
         g, _ = encode_groups(sensitive_features, len(y), name="sensitive_features")
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+        w = check_sample_weight(sample_weight, len(y), x_name="y")
+        w = np.ones(len(y)) if w is None else w
         lost = (self.predict_dense(X) == y).astype(float) - (self.predict(X) == y)
         per_group = [np.average(lost[g == c], weights=w[g == c]) for c in np.unique(g)
                      if w[g == c].sum() > 0]
         return float(max(per_group) - min(per_group)) if per_group else 0.0
-
-
-def _predict_labels(logits):
-    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)

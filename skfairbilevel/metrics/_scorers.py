@@ -25,7 +25,7 @@ import numpy as np
 import sklearn
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
-from .._groups import get_sensitive_columns
+from .._groups import resolve_sensitive
 from ..exceptions import FairnessWarning
 from . import _fairness, _regression
 
@@ -224,7 +224,7 @@ class FairnessScorer:
         if A is None:
             if self.sensitive_feature_ids is None:
                 raise ValueError(_NO_SENSITIVE_FEATURES.format(scorer=repr(self)))
-            A = get_sensitive_columns(X, self.sensitive_feature_ids)
+            A, _ = resolve_sensitive(X, None, self.sensitive_feature_ids)
         response = self._response(estimator, X)
         metric_kwargs = dict(self.metric_kwargs)
         if sample_weight is not None:

@@ -11,12 +11,15 @@
   sort-based algorithm of Held et al. / Duchi et al.), batched over leading dims.
 * :func:`sam_perturb_` - the sharpness-aware-minimisation ascent step
   ``rho * g / ||g||``, in place, batched over independent problems.
+* :func:`implicit_gradients` - the implicit-function-theorem terms of an upper
+  gradient through the solution of a lower problem regularised by an elementwise
+  divergence (FACIMS's upper level).
 """
 
 import torch
 
 __all__ = ["flatten", "flat_grad", "hvp", "conjugate_gradient", "neumann_inverse_hvp",
-           "project_simplex", "sam_perturb_", "unflatten_like"]
+           "project_simplex", "sam_perturb_", "unflatten_like", "implicit_gradients"]
 
 
 def flatten(tensors):
@@ -183,3 +186,87 @@ def sam_perturb_(params, grads, rho, eps=1e-12):
     step = rho / (torch.sqrt(sq) + eps)
     for q, g in zip(params, grads, strict=True):
         q.addcmul_(g, step.view((n,) + (1,) * (g.dim() - 1)))
+
+
+def _neumann_diagonal(b, shift, *, n_terms, alpha):
+    """The same series for a diagonal ``H = diag(shift)``, in closed form:
+    ``alpha * sum_{j<=K} r^j b = (1 - r^(K+1)) / shift * b`` with ``r = 1 - alpha shift``
+    (``alpha (K + 1) b`` where ``shift == 0``)."""
+    r = 1.0 - alpha * shift
+    zero = shift == 0
+    factor = torch.where(zero, torch.full_like(shift, alpha * (n_terms + 1)),
+                         (1.0 - r.pow(n_terms + 1)) / torch.where(zero, 1.0, shift))
+    return factor * b
+
+
+def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low, n_terms,
+                       alpha, retain_graph=False, curved=None, stacked=False):
+    """Implicit-function-theorem terms of the upper gradient through ``inner = Q*``.
+
+    The lower objective is ``L(Q, P, v) = f(Q, v) + lambda_low * D(Q, P)`` with ``D`` a
+    sum of elementwise terms, so that ``d2D/dQ2`` is diagonal (``div_hess``) and
+    ``d2D/dP dQ`` acts elementwise (``div_mixed``). With ``H = d2L/dQ2`` and
+    ``p = H^{-1} b`` (truncated Neumann series, ``b = dF/dQ``) the total derivatives of an
+    upper objective ``F`` are ``dF/dP = dF/dP|direct - mixed_p`` and
+    ``dF/dv = dF/dv|direct - mixed_v`` with::
+
+        mixed_p = lambda_low * (d2D / dP dQ) p,    mixed_v = (d2f / dv dQ) p.
+
+    Parameters
+    ----------
+    g_vs : Tensor
+        Flat ``df/dQ`` built with ``create_graph=True`` (its graph reaches ``hyper``);
+        over all of ``inner``, or over ``[inner[i] for i in curved]`` with ``curved``.
+    inner, hyper : lists of Tensor
+        ``Q`` and ``v`` (``hyper`` may be empty).
+    b : Tensor
+        Flat ``dF/dQ`` (over all of ``inner``).
+    div_hess : Tensor
+        Flat diagonal of ``d2D/dQ2`` (over all of ``inner``).
+    div_mixed : callable
+        Flat ``v`` (Q-space) -> flat ``(d2D / dP dQ) v`` (P-space).
+    lambda_low : float
+    n_terms, alpha : Neumann series settings (:func:`neumann_inverse_hvp`).
+    retain_graph : bool
+        Keep the graph of ``g_vs`` for later calls.
+    curved : list of int, optional
+        Indices of the ``inner`` tensors that ``f`` depends on (e.g. only the means when
+        ``f`` is the loss of the mean network). ``H`` is then block diagonal, the other
+        blocks being ``lambda_low * diag(div_hess)``, and their part of the series is
+        evaluated in closed form (the same numbers as the full series, without
+        Hessian-vector products over parameters with zero curvature of ``f``).
+    stacked : bool
+        The leading dimension of every ``inner`` tensor indexes independent problems
+        (groups): the Neumann series then stops per problem where its terms grow
+        (:func:`neumann_inverse_hvp`'s ``blocks``), not for all groups at once.
+
+    Returns
+    -------
+    mixed_p : Tensor (flat over ``P``)
+    mixed_v : Tensor (flat over ``hyper``) or None when ``hyper`` is empty
+    """
+    shift = lambda_low * div_hess
+
+    def blocks(tensors):
+        return (tensors[0].shape[0], [t[0].numel() for t in tensors]) if stacked else None
+
+    if curved is None:
+        p = neumann_inverse_hvp(lambda c: hvp(g_vs, inner, c), b, shift=shift,
+                                n_terms=n_terms, alpha=alpha, blocks=blocks(inner))
+        p_f = p
+    else:
+        curved = sorted(set(curved))
+        b_parts = unflatten_like(b, inner)
+        s_parts = unflatten_like(shift, inner)
+        cur = [inner[i] for i in curved]
+        p_f = neumann_inverse_hvp(lambda c: hvp(g_vs, cur, c),
+                                  flatten([b_parts[i] for i in curved]),
+                                  shift=flatten([s_parts[i] for i in curved]),
+                                  n_terms=n_terms, alpha=alpha, blocks=blocks(cur))
+        pieces = dict(zip(curved, unflatten_like(p_f, cur), strict=True))
+        p = flatten([pieces[i] if i in pieces else
+                     _neumann_diagonal(b_parts[i], s_parts[i], n_terms=n_terms, alpha=alpha)
+                     for i in range(len(inner))])
+    mixed_p = lambda_low * div_mixed(p)
+    mixed_v = hvp(g_vs, hyper, p_f, retain_graph=retain_graph) if hyper else None
+    return mixed_p, mixed_v

@@ -1,21 +1,22 @@
 """The one training engine shared by every torch estimator.
 
-An estimator hands the engine
+Two layers:
 
-* its data as a :class:`TensorData` (float32 features, targets, group ids and sample
-  weights, moved to the device once per ``fit``),
-* a *step* function ``step(batch) -> dict[str, Tensor]`` that does one update on a
-  mini-batch (computing losses, calling ``backward`` and stepping whichever of its
-  optimisers it alternates) and returns the scalar losses to record,
-* optionally a *sampler* ``sampler(epoch) -> iterable[LongTensor]`` of row indices (the
-  default shuffles all rows each epoch and cuts them into ``batch_size`` chunks) and a
-  *validate* function returning per-epoch validation metrics.
+* :class:`Loop` runs *iterations*: ``iterate(i) -> dict`` does one unit of work (an
+  epoch over mini-batches, or one outer iteration of a bilevel method) and returns the
+  scalars to record. The loop owns everything around it: the history, the progress bar,
+  timing, the non-finite check (restore the last good weights, raise
+  :class:`NonFiniteLossError`), KeyboardInterrupt (keep the last completed iteration,
+  warn) and stopping. Method-specific work at the end of an iteration goes into
+  :class:`Callback` objects (learning-rate schedules, validation scores, early stopping,
+  convergence tests).
+* :func:`epochs` builds the iteration of mini-batch training on top of it: a *step*
+  function ``step(batch) -> dict[str, Tensor]`` runs on every :class:`Batch` a sampler
+  draws (by default :func:`shuffled_batches`: a permutation of in-memory tensors cut
+  into chunks, no per-row ``Dataset``) and the epoch records the mean of its outputs.
 
-The engine owns everything around the step: batching by index permutation of in-memory
-tensors (no per-row ``Dataset``), epoch timing, ``history``, the progress bar, early
-stopping on a validation metric (restoring the best weights), learning-rate schedulers,
-KeyboardInterrupt handling (keep the last completed epoch, warn) and the non-finite loss
-check (restore the last good weights, raise :class:`NonFiniteLossError`).
+The samplers used by the estimators (shuffled, paired, group-balanced and per-group
+padded batches) live here too, so that no estimator carries batching code.
 """
 
 import time
@@ -28,20 +29,44 @@ from tqdm.auto import tqdm
 
 from ..exceptions import NonFiniteLossError, TrainingInterruptedWarning
 
-__all__ = ["TensorData", "Batch", "Trainer", "resolve_device", "make_generators",
-           "snapshot", "restore", "descend", "numpy_view", "shuffled_batches"]
+__all__ = [
+    "Batch",
+    "TensorData",
+    "Loop",
+    "Callback",
+    "Scores",
+    "LRSchedulers",
+    "EarlyStopping",
+    "StopWhen",
+    "epochs",
+    "shuffled_batches",
+    "paired_batches",
+    "balanced_batches",
+    "padded_group_batch",
+    "draw_groups",
+    "resolve_device",
+    "make_generators",
+    "snapshot",
+    "restore",
+    "descend",
+    "numpy_view",
+]
 
 
+# ----------------------------------------------------------------------------- data
 @dataclass
 class Batch:
     """One mini-batch: features ``x``, targets ``y``, group ids ``g``, sample weights
-    ``w`` (None when all rows weigh the same) and the row indices ``idx``."""
+    ``w`` (None when all rows weigh the same), the row indices ``idx``, and whether it
+    is the ``first`` / ``last`` batch of its epoch."""
 
     x: torch.Tensor
     y: torch.Tensor
     g: torch.Tensor
     w: torch.Tensor | None
     idx: torch.Tensor
+    first: bool = True
+    last: bool = True
 
 
 @dataclass
@@ -59,18 +84,15 @@ class TensorData:
 
     @property
     def device(self):
+        """The device of the tensors."""
         return self.X.device
 
-    def batch(self, idx):
+    def batch(self, idx, *, first=True, last=True):
         """The rows ``idx`` (a LongTensor on the data's device) as a :class:`Batch`."""
         return Batch(self.X.index_select(0, idx), self.y.index_select(0, idx),
                      self.g.index_select(0, idx),
-                     None if self.w is None else self.w.index_select(0, idx), idx)
-
-    def full(self):
-        """All rows as one :class:`Batch` (no copy)."""
-        idx = torch.arange(len(self), device=self.device)
-        return Batch(self.X, self.y, self.g, self.w, idx)
+                     None if self.w is None else self.w.index_select(0, idx), idx,
+                     first, last)
 
     def group_indices(self):
         """List of LongTensors: the rows of each group ``0 .. n_groups-1``."""
@@ -96,13 +118,12 @@ class TensorData:
 def numpy_view(a, dtype=None, device=None):
     """``torch.as_tensor`` of a numpy array that may be read-only, for reading only.
 
-    pandas' copy-on-write and joblib's memory maps (``n_jobs`` in ``GridSearchCV``) give
-    read-only arrays; ``torch.as_tensor`` shares their memory and warns that writing to
-    it is undefined. The tensors made here are only read (prediction inputs, validation
-    passes), so a read-only array is wrapped through DLPack instead (numpy >= 2.1 exports
-    it marked read-only): no copy, no warning, and no change to the process's warning
-    filters (``warnings.catch_warnings`` is not thread-safe). Where numpy cannot export
-    it (older numpy, byte-swapped or object arrays), the warning is silenced locally.
+    pandas' copy-on-write and joblib's memory maps give read-only arrays, which
+    ``torch.as_tensor`` shares with a warning that writing to them is undefined. The
+    tensors made here are only read, so a read-only array is wrapped through DLPack
+    (numpy >= 2.1 exports it marked read-only): no copy, no warning, and no change to
+    the process's warning filters. Where numpy cannot export it (older numpy,
+    byte-swapped or object arrays), the warning is silenced locally.
     """
     if a.flags.writeable:
         return torch.as_tensor(a, dtype=dtype, device=device)
@@ -115,13 +136,82 @@ def numpy_view(a, dtype=None, device=None):
     return t.to(dtype=dtype, device=device)
 
 
+# ----------------------------------------------------------------------------- samplers
 def shuffled_batches(n, batch_size, generator, device):
-    """The engine's default sampler for one epoch: a fresh permutation of ``n`` rows
-    (drawn from ``generator``) cut into batches of ``batch_size`` (clipped to ``n``)."""
+    """One epoch of the default sampler: a fresh permutation of ``n`` rows (drawn from
+    ``generator``) cut into batches of ``batch_size`` (clipped to ``n``)."""
     perm = torch.randperm(n, generator=generator, device=device)
     return torch.split(perm, max(1, min(int(batch_size), n)))
 
 
+def paired_batches(n, batch_size, generator, device):
+    """Two independent shuffled passes over ``n`` rows, batch by batch: each index
+    tensor holds a batch of the first pass followed by one of the second (equal sizes),
+    for methods that update two levels on independent batches."""
+    size = max(1, min(int(batch_size), n))
+    first = torch.randperm(n, generator=generator, device=device).split(size)
+    second = torch.randperm(n, generator=generator, device=device).split(size)
+    return [torch.cat([a, b]) for a, b in zip(first, second, strict=True)]
+
+
+def balanced_batches(group_rows, batch_size, generator):
+    """A sampler of one group-balanced batch per epoch.
+
+    ``batch_size // S`` rows of each of the ``S`` groups (the first ``batch_size % S``
+    groups one more), drawn without replacement within the batch; a group with fewer
+    rows contributes all of them. ``group_rows`` is :meth:`TensorData.group_indices`.
+    """
+    n_groups = len(group_rows)
+    quota = [batch_size // n_groups + (1 if a < batch_size % n_groups else 0)
+             for a in range(n_groups)]
+
+    def sampler(epoch):
+        parts = []
+        for a, r in enumerate(group_rows):
+            m = min(quota[a], r.shape[0])
+            if m >= r.shape[0]:
+                parts.append(r)
+            else:
+                parts.append(r[torch.randperm(r.shape[0], generator=generator,
+                                              device=r.device)[:m]])
+        return [torch.cat(parts)]
+
+    return sampler
+
+
+def padded_group_batch(data, group_rows, groups, batch_size, generator):
+    """One batch per group, stacked: ``x`` (A, m, d), ``y`` (A, m), row weights (A, m).
+
+    For each group in ``groups``, at most ``batch_size`` of its rows (``group_rows``, as
+    from :meth:`TensorData.group_indices`) drawn without replacement, all of them for a
+    smaller group. Shorter batches are padded to the longest with weight 0.
+    """
+    picked = []
+    for a in groups:
+        r = group_rows[a]
+        if len(r) > batch_size:
+            r = r[torch.randperm(len(r), generator=generator, device=data.device)[:batch_size]]
+        picked.append(r)
+    m = max(len(r) for r in picked)
+    pos = torch.arange(m, device=data.device)
+    idx = torch.stack([torch.cat([r, r[:1].expand(m - len(r))]) for r in picked])
+    mask = torch.stack([(pos < len(r)).to(torch.float32) for r in picked])
+    w = mask if data.w is None else data.w[idx] * mask
+    return data.X[idx], data.y[idx], w
+
+
+def draw_groups(n_groups, k, rng):
+    """Draw ``k`` of the ``n_groups`` groups without replacement (sorted ids).
+
+    The draw is by the numpy generator ``rng``; all groups when ``k`` is None or at least
+    ``n_groups``.
+    """
+    if k is None or k >= n_groups:
+        return list(range(n_groups))
+    return sorted(rng.choice(n_groups, size=k, replace=False).tolist())
+
+
+# ----------------------------------------------------------------------------- devices, RNG
 def resolve_device(device):
     """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` or a torch.device -> torch.device.
 
@@ -177,6 +267,7 @@ def make_generators(random_state, device):
     return rng, gen
 
 
+# ----------------------------------------------------------------------------- parameters
 def snapshot(module):
     """A detached copy of ``module.state_dict()`` (parameters and buffers)."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -197,9 +288,9 @@ def descend(loss, optimizer, params=None, *, retain_graph=False, step=True):
     Only ``params`` receive gradients (nothing accumulates elsewhere, so alternating
     players of a bilevel method never see each other's gradients); a parameter the
     loss does not depend on gets ``grad = None``, which ``torch.optim`` optimisers skip
-    and :class:`~skfairbilevel.nn.optim.LeanAdam` (what ``make_adam`` returns on CPU and
-    CUDA) refuses with an error naming the parameter.
-    ``step=False`` only sets the gradients (e.g. to step two optimisers together).
+    and :class:`~skfairbilevel.nn.optim.LeanAdam` refuses with an error naming the
+    parameter. ``step=False`` only sets the gradients (e.g. to step two optimisers
+    together).
     """
     if params is None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -210,132 +301,214 @@ def descend(loss, optimizer, params=None, *, retain_graph=False, step=True):
         optimizer.step()
 
 
-class Trainer:
-    """Runs epochs of a step function over mini-batches.
+# ----------------------------------------------------------------------------- callbacks
+class Callback:
+    """A hook of :class:`Loop`; every method does nothing unless overridden.
+
+    ``on_iteration_end(loop, record)`` runs after an iteration's scalars passed the
+    non-finite check and may add entries to ``record`` (which is then timed, stored in
+    the history and its weights snapshotted as ``loop.state``);
+    ``after_iteration(loop, record)`` runs after that and may end training by setting
+    ``loop.stop = True``; ``on_train_end(loop)`` runs once after the last iteration
+    (not after an error).
+    """
+
+    def on_iteration_end(self, loop, record):
+        """Add entries to ``record`` (before it is stored)."""
+
+    def after_iteration(self, loop, record):
+        """Decide on stopping (after the record and the weights are stored)."""
+
+    def on_train_end(self, loop):
+        """Finish (after the last iteration)."""
+
+
+class Scores(Callback):
+    """Adds ``scores(record) -> dict`` to every record (e.g. validation metrics)."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def on_iteration_end(self, loop, record):
+        """Add the scores to ``record``."""
+        record.update(self.scores(record))
+
+
+class LRSchedulers(Callback):
+    """Steps learning-rate schedulers once per iteration."""
+
+    def __init__(self, schedulers):
+        self.schedulers = list(schedulers)
+
+    def on_iteration_end(self, loop, record):
+        """Step every scheduler."""
+        for scheduler in self.schedulers:
+            scheduler.step()
+
+
+class StopWhen(Callback):
+    """Ends training after an iteration for which ``predicate(record)`` is true (e.g. an
+    outer loop that has converged); the module keeps that iteration's weights."""
+
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+    def after_iteration(self, loop, record):
+        """Stop when the predicate holds."""
+        if self.predicate(record):
+            loop.stop = True
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved by ``tol`` for ``patience`` iterations,
+    and restores the weights of the best iteration (``mode``: "min" or "max")."""
+
+    def __init__(self, monitor="val_loss", *, patience=10, tol=1e-4, mode="min"):
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.tol = float(tol)
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.best_value = self.best_state = self.best_iteration = None
+        self.bad_iterations = 0
+        self.stopped = False
+
+    def after_iteration(self, loop, record):
+        """Keep the best weights; stop after ``patience`` iterations without progress."""
+        value = record[self.monitor]
+        if self.best_value is None or self.sign * (self.best_value - value) > self.tol:
+            self.best_value, self.best_state = value, loop.state
+            self.best_iteration, self.bad_iterations = record["epoch"], 0
+            return
+        self.bad_iterations += 1
+        if self.bad_iterations >= self.patience:
+            self.stopped = loop.stop = True
+
+    def on_train_end(self, loop):
+        """Restore the best weights when training stopped early."""
+        if self.stopped:
+            restore(loop.module, self.best_state)
+
+
+# ----------------------------------------------------------------------------- the loop
+class Loop:
+    """Runs iterations of a training procedure.
 
     Parameters
     ----------
     module : nn.Module
-        Everything trainable (the engine snapshots and restores its ``state_dict``).
-    max_epochs : int
-    batch_size : int
-        Rows per mini-batch for the default sampler (clipped to the data size).
-    generator : torch.Generator
-        Source of the shuffling permutations (on the data's device).
-    schedulers : sequence of LR schedulers, stepped once per epoch.
-    validate : callable () -> dict[str, float], optional
-        Validation metrics, computed after each epoch; stored in history.
-    early_stopping : bool
-        Stop when ``monitor`` (from ``validate``) has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and restore the best weights.
-    monitor : str
-        Key of the validation dict; ``mode`` "min" or "max".
-    verbose : int
-        0 silent; 1 a tqdm progress bar over epochs with the latest losses.
-    lr_hint : str
-        Text naming the learning-rate parameter(s), for the non-finite loss error.
+        Everything trainable; the loop snapshots and restores its ``state_dict``.
+    max_iter : int
+        Number of iterations at most.
+    callbacks : sequence of Callback
+        Called in order (see :class:`Callback`).
     history : list, optional
-        Existing history to append to (warm start); epochs are numbered on from it.
-    stop : callable (record) -> bool, optional
-        Checked after each recorded epoch; True ends training (e.g. an outer loop that
-        has converged). The module keeps the weights of that epoch.
+        Existing history to append to (warm start); iterations are numbered on from it.
+    verbose : int
+        0 silent; 1 a tqdm progress bar over iterations with the latest values.
+    desc : str
+        Label of the progress bar.
+    lr_hint : str
+        Text naming the learning-rate parameter(s), for the non-finite error.
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per completed iteration: ``epoch`` (its number), the iteration's
+        scalars, what the callbacks added, and ``seconds``.
+    state : dict
+        Snapshot of the module after the last completed iteration.
+    stop : bool
+        Set by a callback to end training after the current iteration.
+    interrupted : bool
+        Whether training ended by KeyboardInterrupt.
     """
 
-    def __init__(self, module, *, max_epochs, batch_size, generator, schedulers=(),
-                 validate=None, early_stopping=False, monitor="val_loss", mode="min",
-                 n_iter_no_change=10, tol=1e-4, verbose=0, lr_hint="lr", history=None,
-                 desc="fit", stop=None):
+    def __init__(self, module, *, max_iter, callbacks=(), history=None, verbose=0,
+                 desc="fit", lr_hint="lr"):
         self.module = module
-        self.max_epochs = int(max_epochs)
-        self.batch_size = int(batch_size)
-        self.generator = generator
-        self.schedulers = list(schedulers)
-        self.validate = validate
-        self.early_stopping = early_stopping
-        self.monitor = monitor
-        self.mode = mode
-        self.n_iter_no_change = int(n_iter_no_change)
-        self.tol = float(tol)
-        self.verbose = verbose
-        self.lr_hint = lr_hint
+        self.max_iter = int(max_iter)
+        self.callbacks = list(callbacks)
         self.history = [] if history is None else history
+        self.verbose = verbose
         self.desc = desc
-        self.stop = stop
+        self.lr_hint = lr_hint
+        self.state = None
+        self.stop = False
         self.interrupted = False
-        self.stopped_early = False
-        self.best_epoch = None
 
-    # ------------------------------------------------------------------ main loop
-    def run(self, step, data, sampler=None):
-        """Train; returns the history list. ``sampler(epoch)`` yields index tensors."""
-        if sampler is None:
-            def sampler(epoch):
-                return shuffled_batches(len(data), self.batch_size, self.generator,
-                                        data.device)
-        good_state = snapshot(self.module)
-        best_state, best_value, bad_epochs = None, None, 0
-        start_epoch = len(self.history)
-        bar = tqdm(range(self.max_epochs), desc=self.desc, disable=not self.verbose,
+    def run(self, iterate):
+        """Call ``iterate(epoch) -> dict`` up to ``max_iter`` times; returns the history.
+
+        The values ``iterate`` returns (numbers or one-element tensors) are recorded as
+        floats."""
+        self.state = snapshot(self.module)
+        start = len(self.history)
+        bar = tqdm(range(self.max_iter), desc=self.desc, disable=not self.verbose,
                    leave=False, dynamic_ncols=True)
         try:
             for _ in bar:
-                epoch = start_epoch + len(self.history) - start_epoch
+                epoch = len(self.history)
                 t0 = time.perf_counter()
-                sums, n_batches = {}, 0
-                for idx in sampler(epoch):
-                    losses = step(data.batch(idx))
-                    for key, value in losses.items():
-                        value = value.detach() if torch.is_tensor(value) else value
-                        sums[key] = sums[key] + value if key in sums else value
-                    n_batches += 1
                 record = {"epoch": epoch}
-                for key, total in sums.items():
-                    record[key] = float(total) / max(n_batches, 1)
-                bad = [k for k, v in record.items() if k != "epoch" and not np.isfinite(v)]
-                if bad:
-                    restore(self.module, good_state)
-                    raise NonFiniteLossError(
-                        f"The training loss {bad[0]!r} became {record[bad[0]]} in epoch "
-                        f"{epoch}; training stopped and the weights of the last finite "
-                        f"epoch were restored. The optimisation diverged: try a smaller "
-                        f"learning rate ({self.lr_hint}), standardise the features, or a "
-                        f"smaller fairness weight."
-                    )
-                for sched in self.schedulers:
-                    sched.step()
-                if self.validate is not None:
-                    record.update(self.validate())
+                record.update({k: float(v) for k, v in iterate(epoch).items()})
+                self._check_finite(record, epoch)
+                for callback in self.callbacks:
+                    callback.on_iteration_end(self, record)
                 record["seconds"] = time.perf_counter() - t0
                 self.history.append(record)
-                good_state = snapshot(self.module)
+                self.state = snapshot(self.module)
                 if self.verbose:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
-                                     if k not in ("epoch", "seconds")}, refresh=False)
-                if self.early_stopping and self.validate is not None:
-                    value = record[self.monitor]
-                    sign = 1.0 if self.mode == "min" else -1.0
-                    if best_value is None or sign * (best_value - value) > self.tol:
-                        best_value, best_state, bad_epochs = value, good_state, 0
-                        self.best_epoch = epoch
-                    else:
-                        bad_epochs += 1
-                        if bad_epochs >= self.n_iter_no_change:
-                            self.stopped_early = True
-                            break
-                if self.stop is not None and self.stop(record):
+                                     if k not in ("epoch", "seconds")
+                                     and isinstance(v, int | float)}, refresh=False)
+                for callback in self.callbacks:
+                    callback.after_iteration(self, record)
+                if self.stop:
                     break
         except KeyboardInterrupt:
             self.interrupted = True
-            restore(self.module, good_state)
-            done = len(self.history) - start_epoch
+            restore(self.module, self.state)
             warnings.warn(
-                f"Training interrupted by KeyboardInterrupt after {done} completed "
-                f"epoch(s); the estimator keeps the weights of the last completed epoch "
-                f"and can be used for prediction.",
-                TrainingInterruptedWarning, stacklevel=3,
+                f"Training interrupted by KeyboardInterrupt after {len(self.history) - start}"
+                f" completed epoch(s); the estimator keeps the weights of the last completed "
+                f"epoch and can be used for prediction.",
+                TrainingInterruptedWarning, stacklevel=4,
             )
         finally:
             bar.close()
-        if best_state is not None and self.stopped_early:
-            restore(self.module, best_state)
+        for callback in self.callbacks:
+            callback.on_train_end(self)
         return self.history
+
+    def _check_finite(self, record, epoch):
+        bad = [k for k, v in record.items() if k != "epoch" and not np.isfinite(v)]
+        if bad:
+            restore(self.module, self.state)
+            raise NonFiniteLossError(
+                f"The training loss {bad[0]!r} became {record[bad[0]]} in epoch {epoch}; "
+                f"training stopped and the weights of the last finite epoch were restored. "
+                f"The optimisation diverged: try a smaller learning rate ({self.lr_hint}), "
+                f"standardise the features, or a smaller fairness weight."
+            )
+
+
+def epochs(step, data, sampler):
+    """The iteration of mini-batch training, for :meth:`Loop.run`.
+
+    One call is one epoch: ``step(batch)`` on every batch of ``sampler(epoch)`` (a
+    sequence of index tensors into ``data``); returns the mean over the batches of each
+    value ``step`` returned (summed on the device, read once per epoch).
+    """
+    def iterate(epoch):
+        batches = sampler(epoch)
+        last = len(batches) - 1
+        sums = {}
+        for k, idx in enumerate(batches):
+            losses = step(data.batch(idx, first=k == 0, last=k == last))
+            for key, value in losses.items():
+                value = value.detach() if torch.is_tensor(value) else value
+                sums[key] = sums[key] + value if key in sums else value
+        n_batches = max(len(batches), 1)
+        return {key: float(total) / n_batches for key, total in sums.items()}
+
+    return iterate

@@ -45,17 +45,14 @@ __all__ = [
     "gaussian_forward",
     "sampled_forward",
     "draw_noise",
-    "kl_divergence",
-    "w2_divergence",
     "DIVERGENCES",
-    "divergence",
     "divergence_derivatives",
     "divergence_grad",
 ]
 
 
 class GaussianMLP(nn.Module):
-    """``n_models`` diagonal-Gaussian MLPs ``n_in -> hidden... -> n_out``.
+    """``n_models`` diagonal-Gaussian MLPs ``n_in -> hidden -> n_out``.
 
     Parameters
     ----------
@@ -98,6 +95,7 @@ class GaussianMLP(nn.Module):
 
     @property
     def n_layers(self):
+        """Number of Linear layers."""
         return len(self.widths) - 1
 
     def parameter_list(self):
@@ -213,46 +211,12 @@ def _per_model_sum(t):
     return t.reshape(t.shape[0], -1).sum(1)
 
 
-def kl_divergence(q_params, p_params):
-    """``KL(q || p)`` between diagonal Gaussians, summed over all weights: shape (B,).
-
-    ``q_params`` has ``B`` models, ``p_params`` ``B`` or 1 (broadcast).
-    """
-    total = 0.0
-    for (q_mu, q_lv), (p_mu, p_lv) in zip(_pairs(q_params), _pairs(p_params), strict=True):
-        term = p_lv - q_lv + (q_lv.exp() + (q_mu - p_mu) ** 2) / p_lv.exp() - 1.0
-        total = total + 0.5 * _per_model_sum(term.expand_as(q_mu))
-    return total
-
-
-def w2_divergence(q_params, p_params):
-    """Squared 2-Wasserstein distance between diagonal Gaussians: shape (B,).
-
-    ``sum[(mu_q - mu_p)^2 + (sigma_q - sigma_p)^2]`` with ``sigma = exp(logvar / 2)``.
-    """
-    total = 0.0
-    for (q_mu, q_lv), (p_mu, p_lv) in zip(_pairs(q_params), _pairs(p_params), strict=True):
-        term = (q_mu - p_mu) ** 2 + (torch.exp(0.5 * q_lv) - torch.exp(0.5 * p_lv)) ** 2
-        total = total + _per_model_sum(term.expand_as(q_mu))
-    return total
-
-
 def _pairs(params):
     return [(params[i], params[i + 1]) for i in range(0, len(params), 2)]
 
 
-DIVERGENCES = {"kl": kl_divergence, "w2": w2_divergence}
-
-
-def divergence(name, q_params, p_params):
-    """Dispatch to one of :data:`DIVERGENCES` by name."""
-    try:
-        fn = DIVERGENCES[name]
-    except KeyError:
-        raise ValueError(
-            f"divergence={name!r} is not supported; use one of {sorted(DIVERGENCES)}."
-        ) from None
-    return fn(q_params, p_params)
+#: the divergences between diagonal Gaussians
+DIVERGENCES = ("kl", "w2")
 
 
 def _sum_to(t, like):

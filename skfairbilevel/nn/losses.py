@@ -39,8 +39,9 @@ __all__ = [
     "fairness_loss_and_grad",
     "FAIRNESS_LOSSES",
     "cross_entropy_loss",
-    "squared_loss",
+    "repo_compat_dp_loss",
     "proba_from_logits",
+    "labels_from_logits",
     "vs_loss",
 ]
 
@@ -251,11 +252,36 @@ def fairness_loss(name, proba, y, groups, n_groups, weight=None):
     return fn(proba, y, groups, n_groups, weight)
 
 
+def repo_compat_dp_loss(logits, groups, weight=None):
+    """The FairBiNN reference implementation's demographic-parity loss, bugs included.
+
+    The reference model already outputs probabilities and the loss applies a sigmoid
+    again, so it sees ``o = sigmoid(sigmoid(logit))`` in [0.5, 0.73]; an indexing bug
+    makes every constraint compare group 0 with the overall mean, and the loss is the
+    mean of the squared hinge terms, i.e. ``(mean(o | g = 0) - mean(o)) ** 2 / 2``
+    whatever the number of groups. Zero (with a graph) when group 0 is absent. Binary
+    targets only (one logit column).
+    """
+    o = torch.sigmoid(torch.sigmoid(logits[:, 0]))
+    w = torch.ones_like(o) if weight is None else weight.to(o.dtype)
+    w0 = w * (groups == 0).to(o.dtype)
+    overall = (o * w).sum() / w.sum()
+    total0 = w0.sum()
+    mean0 = (o * w0).sum() / total0.clamp_min(torch.finfo(o.dtype).tiny)
+    d = (mean0 - overall) * (total0 > 0).to(o.dtype)
+    return d * d / 2.0
+
+
 def proba_from_logits(logits):
     """Binary: one logit column -> positive-class probability (n,). Multi-class: softmax."""
     if logits.dim() == 2 and logits.shape[1] == 1:
         return torch.sigmoid(logits[:, 0])
     return torch.softmax(logits, dim=1)
+
+
+def labels_from_logits(logits):
+    """Predicted class indices: ``logit > 0`` for one logit column, else the argmax."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
 def cross_entropy_loss(logits, y, weight=None):
@@ -267,11 +293,6 @@ def cross_entropy_loss(logits, y, weight=None):
     else:
         per_row = F.cross_entropy(logits, y.long(), reduction="none")
     return weighted_mean(per_row, weight)
-
-
-def squared_loss(pred, y, weight=None):
-    """(Weighted) mean squared error of a one-column prediction."""
-    return weighted_mean((pred.reshape(-1) - y) ** 2, weight)
 
 
 def vs_loss(logits, y, *, scale=None, shift=None, class_weight=None, weight=None):

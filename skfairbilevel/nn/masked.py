@@ -123,15 +123,17 @@ class MaskedLinear(nn.Linear):
         self.register_buffer("unit_mask", torch.ones_like(self.unit_scores))
 
     def masked_forward(self, x, weight_mask=None):
+        """The layer with ``weight_mask`` (default: its own mask) applied to the weight."""
         w = self.weight if weight_mask is None else self.weight * weight_mask
         return F.linear(x, w, self.bias)
 
     def forward(self, x):
+        """The masked layer."""
         return self.masked_forward(x, self.weight_mask)
 
 
 class MaskedMLP(nn.Module):
-    """A pruneable MLP ``n_in -> hidden... -> n_out`` of :class:`MaskedLinear` layers.
+    """A pruneable MLP ``n_in -> hidden -> n_out`` of :class:`MaskedLinear` layers.
 
     Parameters
     ----------
@@ -261,6 +263,7 @@ class MaskedMLP(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x):
+        """Logits of the rows ``x`` under the current masks."""
         if self.mode == "dense":
             masks = [(None, None)] * len(self.layers)
         elif self.mode == "scores":

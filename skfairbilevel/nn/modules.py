@@ -6,11 +6,13 @@ All parameter initialisation goes through :func:`init_linear_` with an explicit
 """
 
 import math
+from numbers import Integral
 
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "make_activation", "init_linear_", "init_module_", "make_mlp"]
+__all__ = ["ACTIVATIONS", "make_activation", "init_linear_", "init_module_", "make_mlp",
+           "layer_widths"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -22,6 +24,12 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
     "identity": nn.Identity,
 }
+
+
+def layer_widths(hidden_layer_sizes):
+    """``hidden_layer_sizes`` (an int or a sequence of ints) as a tuple of ints."""
+    h = hidden_layer_sizes
+    return (int(h),) if isinstance(h, Integral) else tuple(int(v) for v in h)
 
 
 def make_activation(name):
@@ -56,7 +64,7 @@ def init_module_(module, generator=None):
 
 def make_mlp(n_in, hidden_layer_sizes, n_out, *, activation="relu", generator=None,
              linear=nn.Linear):
-    """A fully connected network ``n_in -> hidden... -> n_out`` (no output activation).
+    """A fully connected network ``n_in -> hidden -> n_out`` (no output activation).
 
     Parameters
     ----------

@@ -52,6 +52,7 @@ class LeanAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One Adam step of every parameter (all must have a gradient)."""
         if closure is not None:
             raise ValueError("LeanAdam.step does not take a closure.")
         group = self.param_groups[0]
