@@ -53,26 +53,40 @@ print("groups:", {g: int((A[tr] == g).sum()) for g in np.unique(A)})
 # BADR-SGD (balanced mini-batches, Hessian-vector products) learn lambda.
 common = dict(fairness="individual_fairness", alpha=1e-2)
 grid = np.linspace(0, 1, 11 if QUICK else 41)
-scan = [BADRClassifier(group_weights=[t, 1 - t], **common).fit(
-    Z_train, y[tr], sensitive_features=A[tr]).fairness_objective_ for t in grid]
+scan = [
+    BADRClassifier(group_weights=[t, 1 - t], **common)
+    .fit(Z_train, y[tr], sensitive_features=A[tr])
+    .fairness_objective_
+    for t in grid
+]
 
 exact = BADRClassifier(**common).fit(Z_train, y[tr], sensitive_features=A[tr])
 # BADR-SGD starts at uniform weights here (``init="uniform"``) to show its path; its
 # lambda direction is a noisy estimate, hence large batches and small lambda steps.
-sgd = BADRClassifier(solver="sgd", init="uniform", max_iter=60 if QUICK else 300,
-                     batch_size=4096, step_w=0.5, step_lambda=0.1, random_state=0,
-                     **common)
+sgd = BADRClassifier(
+    solver="sgd",
+    init="uniform",
+    max_iter=60 if QUICK else 300,
+    batch_size=4096,
+    step_w=0.5,
+    step_lambda=0.1,
+    random_state=0,
+    **common,
+)
 sgd.fit(Z_train, y[tr], sensitive_features=A[tr])
-baselines = {name: BADRClassifier(group_weights=name, **common).fit(
-    Z_train, y[tr], sensitive_features=A[tr])
-    for name in ("uniform", "balanced", "minimax", "one_group")}
+baselines = {
+    name: BADRClassifier(group_weights=name, **common).fit(Z_train, y[tr], sensitive_features=A[tr])
+    for name in ("uniform", "balanced", "minimax", "one_group")
+}
 
 models = {"BADR exact": exact, "BADR-SGD": sgd, **baselines}
 for name, model in models.items():
     test_metric = model.fairness_objective(Z_test, y[te], sensitive_features=A[te])
-    print(f"{name:11s} lambda_0 {model.group_weights_[0]:.3f}  train IF "
-          f"{model.fairness_objective_:.4f}  test IF {test_metric:.4f}  test accuracy "
-          f"{model.score(Z_test, y[te]):.4f}")
+    print(
+        f"{name:11s} lambda_0 {model.group_weights_[0]:.3f}  train IF "
+        f"{model.fairness_objective_:.4f}  test IF {test_metric:.4f}  test accuracy "
+        f"{model.score(Z_test, y[te]):.4f}"
+    )
 
 # %%
 # Plot
@@ -83,8 +97,13 @@ fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
 ax.plot(grid, scan, "-", color="0.6", label="fixed lambda = (t, 1 - t)")
 markers = dict(zip(models, ["*", "P", "o", "s", "^", "v"], strict=True))
 for name, model in models.items():
-    ax.plot(model.group_weights_[0], model.fairness_objective_, markers[name],
-            markersize=12 if name.startswith("BADR") else 8, label=name)
+    ax.plot(
+        model.group_weights_[0],
+        model.fairness_objective_,
+        markers[name],
+        markersize=12 if name.startswith("BADR") else 8,
+        label=name,
+    )
 ax.set_xlabel("lambda_0 (weight of the first group)")
 ax.set_ylabel("individual unfairness (training)")
 ax.set_title("The Pareto front of the two group risks")

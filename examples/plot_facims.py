@@ -42,20 +42,23 @@ from skfairbilevel.metrics import sufficiency_gap
 
 QUICK = os.environ.get("SKFB_EXAMPLE_QUICK", "0") == "1"
 
-bunch = load_drug_consumption(target="Alcohol", sensitive="Education", n_classes=4,
-                              decode=False)
-features = ["Age", "Gender", "Nscore", "Escore", "Oscore", "Ascore", "Cscore",
-            "Impulsive", "SS"]
+bunch = load_drug_consumption(target="Alcohol", sensitive="Education", n_classes=4, decode=False)
+features = ["Age", "Gender", "Nscore", "Escore", "Oscore", "Ascore", "Cscore", "Impulsive", "SS"]
 X = bunch.data[features].to_numpy(dtype=np.float64)
 y = bunch.target.to_numpy()
 # education labels, with the four "left school at ..." levels merged into two groups
 education = load_drug_consumption(n_classes=4).data["Education"].astype(str)
-merge = {"left school before 16": "<=16", "left at 16": "<=16",
-         "left at 17": "17-18", "left at 18": "17-18"}
+merge = {
+    "left school before 16": "<=16",
+    "left at 16": "<=16",
+    "left at 17": "17-18",
+    "left at 18": "17-18",
+}
 A = education.map(lambda v: merge.get(v, v)).to_numpy()
 
 X_tr, X_te, y_tr, y_te, A_tr, A_te = train_test_split(
-    X, y, A, test_size=0.3, stratify=y, random_state=0)
+    X, y, A, test_size=0.3, stratify=y, random_state=0
+)
 scaler = StandardScaler().fit(X_tr)
 X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
 print(f"{len(y_tr)} training rows, class counts {np.bincount(y_tr).tolist()}")
@@ -69,12 +72,16 @@ if QUICK:
     hidden, epochs, extra = (16,), 2, dict(inner_steps=2, outer_steps=1, neumann_terms=2)
 else:
     hidden, epochs, extra = (400, 200, 100), 50, {}
-facims = FACIMSClassifier(hidden_layer_sizes=hidden, max_epochs=epochs, random_state=0,
-                          **extra)
+facims = FACIMSClassifier(hidden_layer_sizes=hidden, max_epochs=epochs, random_state=0, **extra)
 facims.fit(X_tr, y_tr, sensitive_features=A_tr)
-berm = FairMLPClassifier(hidden_layer_sizes=hidden, activation="elu",
-                         class_weight="balanced", batch_size=50, max_epochs=epochs,
-                         random_state=0)
+berm = FairMLPClassifier(
+    hidden_layer_sizes=hidden,
+    activation="elu",
+    class_weight="balanced",
+    batch_size=50,
+    max_epochs=epochs,
+    random_state=0,
+)
 berm.fit(X_tr, y_tr)
 
 groups = np.unique(A_te)
@@ -84,15 +91,22 @@ for name, model in [("balanced ERM", berm), ("FACIMS", facims)]:
     pred = model.classes_[proba.argmax(1)]
     with warnings.catch_warnings():  # a group's test rows may miss a rare class
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        per_group = [balanced_accuracy_score(y_te[A_te == g], pred[A_te == g])
-                     for g in groups]
+        per_group = [balanced_accuracy_score(y_te[A_te == g], pred[A_te == g]) for g in groups]
     results[name] = dict(
-        bacc=balanced_accuracy_score(y_te, pred), per_group=per_group,
-        sg=sufficiency_gap(y_te, proba, sensitive_features=A_te))
-    print(f"{name:13s} balanced accuracy {results[name]['bacc']:.3f}  "
-          f"sufficiency gap {results[name]['sg']:.3f}")
-print("learned VS-loss scale", np.round(facims.loss_scale_, 3),
-      "shift", np.round(facims.loss_shift_, 3))
+        bacc=balanced_accuracy_score(y_te, pred),
+        per_group=per_group,
+        sg=sufficiency_gap(y_te, proba, sensitive_features=A_te),
+    )
+    print(
+        f"{name:13s} balanced accuracy {results[name]['bacc']:.3f}  "
+        f"sufficiency gap {results[name]['sg']:.3f}"
+    )
+print(
+    "learned VS-loss scale",
+    np.round(facims.loss_scale_, 3),
+    "shift",
+    np.round(facims.loss_shift_, 3),
+)
 
 # %%
 # Plot
@@ -104,8 +118,12 @@ print("learned VS-loss scale", np.round(facims.loss_scale_, 3),
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
 pos = np.arange(len(groups))
 for k, (name, res) in enumerate(results.items()):
-    ax1.bar(pos + (k - 0.5) * 0.38, res["per_group"], width=0.38,
-            label=f"{name} (all: {res['bacc']:.3f}, SG {res['sg']:.3f})")
+    ax1.bar(
+        pos + (k - 0.5) * 0.38,
+        res["per_group"],
+        width=0.38,
+        label=f"{name} (all: {res['bacc']:.3f}, SG {res['sg']:.3f})",
+    )
 ax1.set_xticks(pos, groups, rotation=30, ha="right", fontsize=8)
 ax1.set_ylabel("balanced accuracy (test)")
 ax1.set_title("Per education group")
@@ -113,8 +131,13 @@ ax1.legend(fontsize=8)
 epochs_run = [h["epoch"] for h in facims.history_]
 ax2.plot(epochs_run, [h["val_loss"] for h in facims.history_], "o-", label="val loss")
 ax2b = ax2.twinx()
-ax2b.plot(epochs_run, [h["divergence"] for h in facims.history_], "s--",
-          color="tab:orange", label="mean divergence")
+ax2b.plot(
+    epochs_run,
+    [h["divergence"] for h in facims.history_],
+    "s--",
+    color="tab:orange",
+    label="mean divergence",
+)
 ax2.set_xlabel("epoch")
 ax2.set_ylabel("balanced validation loss")
 ax2b.set_ylabel("mean W2 divergence")

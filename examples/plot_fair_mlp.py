@@ -61,15 +61,28 @@ weights = [0.0, 2.0, 10.0] if QUICK else [0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
 epochs, lr = (8, 1e-2) if QUICK else (20, 1e-3)
 rows = []
 for w in weights:
-    clf = FairMLPClassifier(hidden_layer_sizes=(64,), fairness="demographic_parity",
-                            fairness_weight=w, max_epochs=epochs, lr=lr, random_state=0)
+    clf = FairMLPClassifier(
+        hidden_layer_sizes=(64,),
+        fairness="demographic_parity",
+        fairness_weight=w,
+        max_epochs=epochs,
+        lr=lr,
+        random_state=0,
+    )
     clf.fit(Z_train, y_train, sensitive_features=A_train)
     pred = clf.predict(Z_test)
-    rows.append((w, float(np.mean(pred == y_test)),
-                 demographic_parity_difference(y_test, pred, sensitive_features=A_test),
-                 equalized_odds_difference(y_test, pred, sensitive_features=A_test)))
-    print(f"weight {w:5.1f}: accuracy {rows[-1][1]:.3f}  DP diff {rows[-1][2]:.3f}  "
-          f"EO diff {rows[-1][3]:.3f}")
+    rows.append(
+        (
+            w,
+            float(np.mean(pred == y_test)),
+            demographic_parity_difference(y_test, pred, sensitive_features=A_test),
+            equalized_odds_difference(y_test, pred, sensitive_features=A_test),
+        )
+    )
+    print(
+        f"weight {w:5.1f}: accuracy {rows[-1][1]:.3f}  DP diff {rows[-1][2]:.3f}  "
+        f"EO diff {rows[-1][3]:.3f}"
+    )
 
 # %%
 # Plot

@@ -68,22 +68,32 @@ print(f"{Z_train.shape[0]} training rows, {Z_train.shape[1]} columns")
 # The estimator reads the groups from the "sex" column and, like the reference code,
 # also uses it as a feature (``drop_sensitive=False``).
 etas = [0.0, 100.0] if QUICK else [0.0, 1.0, 10.0, 100.0, 1000.0]
-common = dict(hidden_layer_sizes=(32, 32) if QUICK else (64, 64),
-              max_epochs=4 if QUICK else 20, lr=1e-2 if QUICK else 1e-3, batch_size=100,
-              sensitive_feature_ids="sex", drop_sensitive=False, record_validation=True,
-              validation_fraction=0.2, random_state=0)
+common = dict(
+    hidden_layer_sizes=(32, 32) if QUICK else (64, 64),
+    max_epochs=4 if QUICK else 20,
+    lr=1e-2 if QUICK else 1e-3,
+    batch_size=100,
+    sensitive_feature_ids="sex",
+    drop_sensitive=False,
+    record_validation=True,
+    validation_fraction=0.2,
+    random_state=0,
+)
 variants = {
     "Lagrangian": dict(mode="lagrangian"),
     "FairBiNN (Algorithm 1)": dict(),
-    "FairBiNN (reference update)": dict(update_order="follower_first",
-                                        leader_includes_fairness_grad=True),
+    "FairBiNN (reference update)": dict(
+        update_order="follower_first", leader_includes_fairness_grad=True
+    ),
 }
 
 
 def evaluate(clf):
     pred = clf.predict(Z_test)
-    return (float(np.mean(pred == y_test)),
-            demographic_parity_difference(y_test, pred, sensitive_features=A_test))
+    return (
+        float(np.mean(pred == y_test)),
+        demographic_parity_difference(y_test, pred, sensitive_features=A_test),
+    )
 
 
 results = {}
@@ -93,9 +103,11 @@ for name, params in variants.items():
         clf = FairBiNNClassifier(eta=eta, **params, **common).fit(Z_train, y_train)
         acc, dp = evaluate(clf)
         results[name].append((eta, acc, dp))
-        print(f"{name:28s} eta {eta:7g}: test accuracy {acc:.3f}, DP difference {dp:.3f} "
-              f"(validation: {clf.history_[-1]['val_accuracy']:.3f}, "
-              f"{clf.history_[-1]['val_dp']:.3f})")
+        print(
+            f"{name:28s} eta {eta:7g}: test accuracy {acc:.3f}, DP difference {dp:.3f} "
+            f"(validation: {clf.history_[-1]['val_accuracy']:.3f}, "
+            f"{clf.history_[-1]['val_dp']:.3f})"
+        )
 
 # the follower's own knob under Algorithm 1
 flrs = [1e-3] if QUICK else [1e-5, 1e-4, 3e-4, 1e-3]
@@ -116,8 +128,7 @@ for (name, rows), style in zip(results.items(), styles, strict=True):
     knob, acc, dp = map(np.array, zip(*rows, strict=True))
     ax.plot(dp, acc, style, label=name, alpha=0.85)
     for x, y, k in zip(dp, acc, knob, strict=True):
-        ax.annotate(f"{k:g}", (x, y), textcoords="offset points", xytext=(4, 3),
-                    fontsize=7)
+        ax.annotate(f"{k:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
 ax.set_xlabel("demographic parity difference on the test split (lower is fairer)")
 ax.set_ylabel("test accuracy")
 ax.set_title("FairBiNNClassifier on Adult (sex)")
@@ -125,7 +136,8 @@ ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 fig.tight_layout()
 if matplotlib.get_backend().lower() == "agg":  # not interactive: save the figure
-    fig.savefig(os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."),
-                             "plot_fairbinn_eta_sweep.png"))
+    fig.savefig(
+        os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."), "plot_fairbinn_eta_sweep.png")
+    )
 else:
     plt.show()

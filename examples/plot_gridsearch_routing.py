@@ -51,8 +51,14 @@ from skfairbilevel.metrics import fairness_constrained_refit, make_fairness_scor
 QUICK = os.environ.get("SKFB_EXAMPLE_QUICK", "0") == "1"
 n_rows = 800 if QUICK else 6000
 weights = [0.0, 5.0] if QUICK else [0.0, 1.0, 3.0, 10.0, 30.0]
-mlp = dict(hidden_layer_sizes=(32,), fairness="demographic_parity", lr=1e-2,
-           max_epochs=3 if QUICK else 15, batch_size=128, random_state=0)
+mlp = dict(
+    hidden_layer_sizes=(32,),
+    fairness="demographic_parity",
+    lr=1e-2,
+    max_epochs=3 if QUICK else 15,
+    batch_size=128,
+    random_state=0,
+)
 
 bunch = load_adult(sensitive="sex", split="train")
 rows = np.random.default_rng(0).choice(len(bunch.target), n_rows, replace=False)
@@ -66,12 +72,13 @@ refit = fairness_constrained_refit("acc", "dp", 0.05)
 # Routing on: ``sensitive_features`` flows to the estimator and the scorer
 # --------------------------------------------------------------------------
 with sklearn.config_context(enable_metadata_routing=True):
-    pipe = make_pipeline(make_preprocessor(X, sensitive="sex", keep_sensitive=False),
-                         FairMLPClassifier(**mlp))
-    scoring = {"acc": "accuracy",
-               "dp": make_fairness_scorer("demographic_parity_difference")}
-    on = GridSearchCV(pipe, {"fairmlpclassifier__fairness_weight": weights},
-                      scoring=scoring, refit=refit, cv=cv)
+    pipe = make_pipeline(
+        make_preprocessor(X, sensitive="sex", keep_sensitive=False), FairMLPClassifier(**mlp)
+    )
+    scoring = {"acc": "accuracy", "dp": make_fairness_scorer("demographic_parity_difference")}
+    on = GridSearchCV(
+        pipe, {"fairmlpclassifier__fairness_weight": weights}, scoring=scoring, refit=refit, cv=cv
+    )
     on.fit(X, y, sensitive_features=A)
 print("routing on,  chosen:", on.best_params_)
 
@@ -80,13 +87,17 @@ print("routing on,  chosen:", on.best_params_)
 # -------------------------------------------------
 # ``make_preprocessor`` passes ``sex`` through (0 = Female, 1 = Male) under its own name;
 # the estimator reads it and removes it from its inputs (``drop_sensitive=True``).
-pipe = make_pipeline(make_preprocessor(X, sensitive="sex", keep_sensitive=True),
-                     FairMLPClassifier(sensitive_feature_ids="sex", **mlp))
-scoring = {"acc": "accuracy",
-           "dp": make_fairness_scorer("demographic_parity_difference",
-                                      sensitive_feature_ids="sex")}
-off = GridSearchCV(pipe, {"fairmlpclassifier__fairness_weight": weights},
-                   scoring=scoring, refit=refit, cv=cv)
+pipe = make_pipeline(
+    make_preprocessor(X, sensitive="sex", keep_sensitive=True),
+    FairMLPClassifier(sensitive_feature_ids="sex", **mlp),
+)
+scoring = {
+    "acc": "accuracy",
+    "dp": make_fairness_scorer("demographic_parity_difference", sensitive_feature_ids="sex"),
+}
+off = GridSearchCV(
+    pipe, {"fairmlpclassifier__fairness_weight": weights}, scoring=scoring, refit=refit, cv=cv
+)
 off.fit(X, y)
 print("routing off, chosen:", off.best_params_)
 
@@ -102,28 +113,43 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 Xn = make_preprocessor(X, sensitive="sex", keep_sensitive=False).fit_transform(X)
 with sklearn.config_context(enable_metadata_routing=True):
     try:
-        GridSearchCV(ExponentiatedGradient(LogisticRegression(), DemographicParity()),
-                     {"eps": [0.01]}, scoring="accuracy", cv=cv).fit(
-            Xn, y, sensitive_features=A)
+        GridSearchCV(
+            ExponentiatedGradient(LogisticRegression(), DemographicParity()),
+            {"eps": [0.01]},
+            scoring="accuracy",
+            cv=cv,
+        ).fit(Xn, y, sensitive_features=A)
     except (TypeError, ValueError) as exc:
         print("fairlearn ExponentiatedGradient:", type(exc).__name__, str(exc)[:200])
     eg = GridSearchCV(
         ExponentiatedGradientClassifier(max_iter=5 if QUICK else 30, random_state=0),
         {"difference_bound": [0.05] if QUICK else [0.005, 0.02, 0.05, 0.1]},
-        scoring={"acc": "accuracy",
-                 "dp": make_fairness_scorer("demographic_parity_difference")},
-        refit="acc", cv=cv,
+        scoring={"acc": "accuracy", "dp": make_fairness_scorer("demographic_parity_difference")},
+        refit="acc",
+        cv=cv,
     ).fit(Xn, y, sensitive_features=A)
 
 
 def summary(search, name):
     res = pd.DataFrame(search.cv_results_)
-    return pd.DataFrame({"search": name, "params": res["params"].astype(str),
-                         "accuracy": res["mean_test_acc"], "dp_difference": -res["mean_test_dp"]})
+    return pd.DataFrame(
+        {
+            "search": name,
+            "params": res["params"].astype(str),
+            "accuracy": res["mean_test_acc"],
+            "dp_difference": -res["mean_test_dp"],
+        }
+    )
 
 
-table = pd.concat([summary(on, "FairMLP, routing on"), summary(off, "FairMLP, routing off"),
-                   summary(eg, "EG wrapper, routing on")], ignore_index=True)
+table = pd.concat(
+    [
+        summary(on, "FairMLP, routing on"),
+        summary(off, "FairMLP, routing off"),
+        summary(eg, "EG wrapper, routing on"),
+    ],
+    ignore_index=True,
+)
 print(table.to_string(index=False, float_format="%.3f"))
 
 # %%
@@ -133,8 +159,7 @@ print(table.to_string(index=False, float_format="%.3f"))
 # order differs), so their curves nearly coincide.
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 for (name, sub), marker in zip(table.groupby("search", sort=False), "os^", strict=True):
-    ax.plot(sub["dp_difference"], sub["accuracy"], marker=marker, ls="-", alpha=0.8,
-            label=name)
+    ax.plot(sub["dp_difference"], sub["accuracy"], marker=marker, ls="-", alpha=0.8, label=name)
 ax.axvline(0.05, color="k", lw=0.8, ls=":", label="refit bound 0.05")
 ax.set_xlabel("mean CV demographic parity difference")
 ax.set_ylabel("mean CV accuracy")
@@ -143,7 +168,8 @@ ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 fig.tight_layout()
 if matplotlib.get_backend().lower() == "agg":  # not interactive: save the figure
-    fig.savefig(os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."),
-                             "plot_gridsearch_routing.png"))
+    fig.savefig(
+        os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."), "plot_gridsearch_routing.png")
+    )
 else:
     plt.show()

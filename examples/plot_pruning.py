@@ -44,12 +44,19 @@ if QUICK:
     X_train, y_train, A_train = X_train[:2000], y_train[:2000], A_train[:2000]
     X_test, y_test, A_test = X_test[:2000], y_test[:2000], A_test[:2000]
 
-settings = dict(hidden_layer_sizes=(64, 64), batch_size=512, lr=2e-3, pretrain_epochs=20,
-                max_epochs=6, finetune_epochs=3, fairness_weight=0.5, random_state=0)
+settings = dict(
+    hidden_layer_sizes=(64, 64),
+    batch_size=512,
+    lr=2e-3,
+    pretrain_epochs=20,
+    max_epochs=6,
+    finetune_epochs=3,
+    fairness_weight=0.5,
+    random_state=0,
+)
 sparsities = [0.5, 0.7, 0.9, 0.95]
 if QUICK:
-    settings.update(hidden_layer_sizes=(16, 16), pretrain_epochs=2, max_epochs=1,
-                    finetune_epochs=1)
+    settings.update(hidden_layer_sizes=(16, 16), pretrain_epochs=2, max_epochs=1, finetune_epochs=1)
     sparsities = [0.5, 0.9]
 
 # %%
@@ -61,15 +68,21 @@ for sparsity in sparsities:
         clf.set_params(sparsity=sparsity, pruning=strategy)
         clf.fit(X_train, y_train, sensitive_features=A_train)
         pred = clf.predict(X_test)
-        results[strategy].append((
-            np.mean(pred == y_test),
-            accuracy_parity_difference(y_test, pred, sensitive_features=A_test),
-        ))
-        print(f"{strategy:9s} sparsity {clf.sparsity_:.2f}: accuracy "
-              f"{results[strategy][-1][0]:.3f}, accuracy gap {results[strategy][-1][1]:.3f}")
+        results[strategy].append(
+            (
+                np.mean(pred == y_test),
+                accuracy_parity_difference(y_test, pred, sensitive_features=A_test),
+            )
+        )
+        print(
+            f"{strategy:9s} sparsity {clf.sparsity_:.2f}: accuracy "
+            f"{results[strategy][-1][0]:.3f}, accuracy gap {results[strategy][-1][1]:.3f}"
+        )
 dense_pred = clf.predict_dense(X_test)
-dense = (np.mean(dense_pred == y_test),
-         accuracy_parity_difference(y_test, dense_pred, sensitive_features=A_test))
+dense = (
+    np.mean(dense_pred == y_test),
+    accuracy_parity_difference(y_test, dense_pred, sensitive_features=A_test),
+)
 
 # %%
 # Structured pruning removes hidden units; the prediction network is smaller.
@@ -92,8 +105,9 @@ for strategy, values in results.items():
     values = np.array(values)
     axes[0].plot(sparsities, values[:, 0], marker="o", label=strategy)
     axes[1].plot(sparsities, values[:, 1], marker="o", label=strategy)
-for ax, value, label in zip(axes, dense, ("test accuracy", "accuracy-parity difference"),
-                            strict=True):
+for ax, value, label in zip(
+    axes, dense, ("test accuracy", "accuracy-parity difference"), strict=True
+):
     ax.axhline(value, color="grey", ls="--", lw=1, label="dense model")
     ax.set_xlabel("sparsity (fraction of weights removed)")
     ax.set_ylabel(label)

@@ -61,13 +61,17 @@ results = {}
 for name, clf in models.items():
     clf.fit(X_train, y_train, sensitive_features=s_train)
     pred = clf.predict(X_test)
-    gaps = [independence_gap(y_test, pred, sensitive_features=s_test),
-            separation_gap(y_test, pred, sensitive_features=s_test, k=0),
-            separation_gap(y_test, pred, sensitive_features=s_test, k=1),
-            predictive_parity_gap(y_test, pred, sensitive_features=s_test, k=1)]
+    gaps = [
+        independence_gap(y_test, pred, sensitive_features=s_test),
+        separation_gap(y_test, pred, sensitive_features=s_test, k=0),
+        separation_gap(y_test, pred, sensitive_features=s_test, k=1),
+        predictive_parity_gap(y_test, pred, sensitive_features=s_test, k=1),
+    ]
     results[name] = (float(np.mean(pred == y_test)), gaps)
-    print(f"{name:24s} accuracy {results[name][0]:.3f}  "
-          + "  ".join(f"{g} {v:+.3f}" for g, v in zip(gap_names, gaps, strict=True)))
+    print(
+        f"{name:24s} accuracy {results[name][0]:.3f}  "
+        + "  ".join(f"{g} {v:+.3f}" for g, v in zip(gap_names, gaps, strict=True))
+    )
 
 # %%
 # Plot
@@ -78,8 +82,14 @@ for name, clf in models.items():
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.6))
 for group, marker in ((0, "o"), (1, "^")):
     m = s_test == group
-    ax.scatter(X_test[m, 0], X_test[m, 1], c=np.where(y_test[m] == 1, "tab:blue", "tab:red"),
-               marker=marker, s=22, alpha=0.8)
+    ax.scatter(
+        X_test[m, 0],
+        X_test[m, 1],
+        c=np.where(y_test[m] == 1, "tab:blue", "tab:red"),
+        marker=marker,
+        s=22,
+        alpha=0.8,
+    )
     ax.scatter([], [], c="grey", marker=marker, label=f"group {group} (red: y=0, blue: y=1)")
 t = np.linspace(-0.1, 1.1, 50)
 for (name, clf), style in zip(models.items(), ("k--", "k-"), strict=True):
@@ -88,8 +98,17 @@ for (name, clf), style in zip(models.items(), ("k--", "k-"), strict=True):
     ax.plot(t, -(w[0] * t + b) / w[1], style, label=name)
 robust = models[f"robust, trs (r = {radius})"]
 delta = robust.perturb(X_train[:25], y_train[:25])
-ax.quiver(X_train[:25, 0], X_train[:25, 1], delta[:, 0], delta[:, 1], angles="xy",
-          scale_units="xy", scale=1, width=0.003, color="grey")
+ax.quiver(
+    X_train[:25, 0],
+    X_train[:25, 1],
+    delta[:, 0],
+    delta[:, 1],
+    angles="xy",
+    scale_units="xy",
+    scale=1,
+    width=0.003,
+    color="grey",
+)
 ax.set_xlim(-0.1, 1.1)
 ax.set_ylim(-0.1, 1.1)
 ax.set_title("Unfair2D test data and decision boundaries")

@@ -81,9 +81,7 @@ def check_sensitive_features(sensitive_features, n_samples=None, *, name="sensit
         elif arr.ndim == 2:
             frame = pd.DataFrame(arr)
         else:
-            raise ValueError(
-                f"{name} must be 1-D or 2-D; got an array of shape {arr.shape}."
-            )
+            raise ValueError(f"{name} must be 1-D or 2-D; got an array of shape {arr.shape}.")
     if frame.shape[1] == 0:
         raise ValueError(f"{name} has no columns; pass at least one sensitive feature.")
     if n_samples is not None and frame.shape[0] != n_samples:
@@ -186,9 +184,7 @@ def encode_groups(sensitive_features, n_samples=None, *, name="sensitive_feature
         The group labels in sorted order: the values themselves for one column, tuples
         of values for several columns (only combinations that occur are groups).
     """
-    frame = check_sensitive_features(
-        _dataframe.to_pandas(sensitive_features), n_samples, name=name
-    )
+    frame = check_sensitive_features(_dataframe.to_pandas(sensitive_features), n_samples, name=name)
     _warn_continuous(frame, name)
     per_col = [_column_labels(frame[c]) for c in frame.columns]
     if len(per_col) == 1:
@@ -280,8 +276,15 @@ def get_sensitive_columns(X, ids, *, name="sensitive_feature_ids"):
     return pd.DataFrame(arr[:, positions], columns=positions)
 
 
-def resolve_sensitive(X, sensitive_features=None, sensitive_feature_ids=None, *, drop=True,
-                      values=None, name="sensitive_feature_ids"):
+def resolve_sensitive(
+    X,
+    sensitive_features=None,
+    sensitive_feature_ids=None,
+    *,
+    drop=True,
+    values=None,
+    name="sensitive_feature_ids",
+):
     """Where the sensitive features of the rows of ``X`` come from, in one rule.
 
     They are either given (``sensitive_features``) or read from the columns of ``X``

@@ -44,8 +44,9 @@ def _is_number(v):
     return not isinstance(v, bool) and isinstance(v, Real | np.floating | np.integer)
 
 
-def number(low=None, high=None, *, integer=False, low_open=False, high_open=False,
-           none=False, hint=None):
+def number(
+    low=None, high=None, *, integer=False, low_open=False, high_open=False, none=False, hint=None
+):
     """A finite real (or integer) in an interval; ``none=True`` also allows None.
 
     ``hint`` replaces the generated description in error messages (e.g. to say what
@@ -54,8 +55,10 @@ def number(low=None, high=None, *, integer=False, low_open=False, high_open=Fals
     kind = "an int" if integer else "a finite float"
     lo = "-inf" if low is None else low
     hi = "inf" if high is None else high
-    allowed = (f"{kind} in {'(' if low_open or low is None else '['}{lo}, {hi}"
-               f"{')' if high_open or high is None else ']'}")
+    allowed = (
+        f"{kind} in {'(' if low_open or low is None else '['}{lo}, {hi}"
+        f"{')' if high_open or high is None else ']'}"
+    )
     if none:
         allowed += " or None"
 
@@ -78,14 +81,18 @@ def number(low=None, high=None, *, integer=False, low_open=False, high_open=Fals
 def one_of(*options):
     """One of the listed values (compared with ``==`` within the same type)."""
     shown = ", ".join(repr(o) for o in options)
-    return _Rule(lambda v: any(v is o or (type(v) is type(o) and v == o) for o in options),
-                 f"one of {{{shown}}}")
+    return _Rule(
+        lambda v: any(v is o or (type(v) is type(o) and v == o) for o in options),
+        f"one of {{{shown}}}",
+    )
 
 
 def any_of(*rules, hint=None):
     """Accept when any of the rules accepts."""
-    return _Rule(lambda v: any(r(v) is None for r in rules),
-                 " or ".join(r.allowed for r in rules) if hint is None else hint)
+    return _Rule(
+        lambda v: any(r(v) is None for r in rules),
+        " or ".join(r.allowed for r in rules) if hint is None else hint,
+    )
 
 
 def text():
@@ -95,15 +102,17 @@ def text():
 
 def is_array_like(min_len=1):
     """A non-string sequence or array."""
+
     def accept(v):
-        return (not isinstance(v, str | bytes) and hasattr(v, "__len__")
-                and len(v) >= min_len)
+        return not isinstance(v, str | bytes) and hasattr(v, "__len__") and len(v) >= min_len
+
     return _Rule(accept, f"an array-like of length >= {min_len}")
 
 
 def array_of(rule, *, nonzero=False, hint=None):
     """A non-empty 1-D array-like whose every entry ``rule`` accepts (``nonzero``: and
     whose entries are not all 0)."""
+
     def accept(v):
         if is_array_like()(v) is not None:
             return False
@@ -123,11 +132,20 @@ def array_of(rule, *, nonzero=False, hint=None):
 
 def tuple_of(*rules):
     """A tuple or list with one entry per rule, each accepted by its rule."""
+
     def accept(v):
-        return (isinstance(v, tuple | list) and len(v) == len(rules)
-                and all(r(x) is None for r, x in zip(rules, v, strict=True)))
-    return _Rule(accept, f"a pair ({', '.join(r.allowed for r in rules)})"
-                 if len(rules) == 2 else f"a tuple of {len(rules)} values")
+        return (
+            isinstance(v, tuple | list)
+            and len(v) == len(rules)
+            and all(r(x) is None for r, x in zip(rules, v, strict=True))
+        )
+
+    return _Rule(
+        accept,
+        f"a pair ({', '.join(r.allowed for r in rules)})"
+        if len(rules) == 2
+        else f"a tuple of {len(rules)} values",
+    )
 
 
 def instance_of(types, allowed):
@@ -137,6 +155,7 @@ def instance_of(types, allowed):
 
 def layer_sizes(allow_empty=True):
     """A tuple/list of positive ints (hidden layer widths); an int is one layer."""
+
     def accept(v):
         if isinstance(v, Integral) and not isinstance(v, bool):
             v = (v,)
@@ -144,16 +163,23 @@ def layer_sizes(allow_empty=True):
             return False
         if not v and not allow_empty:
             return False
-        return all(isinstance(h, Integral | np.integer) and not isinstance(h, bool) and h > 0
-                   for h in v)
+        return all(
+            isinstance(h, Integral | np.integer) and not isinstance(h, bool) and h > 0 for h in v
+        )
+
     return _Rule(accept, "a tuple of positive ints" + (" (may be empty)" if allow_empty else ""))
 
 
 def random_state():
     """None, an int, a numpy RandomState or a numpy Generator."""
+
     def accept(v):
-        return (v is None or isinstance(v, np.random.RandomState | np.random.Generator)
-                or (isinstance(v, Integral | np.integer) and not isinstance(v, bool)))
+        return (
+            v is None
+            or isinstance(v, np.random.RandomState | np.random.Generator)
+            or (isinstance(v, Integral | np.integer) and not isinstance(v, bool))
+        )
+
     return _Rule(accept, "None, an int, a numpy RandomState or Generator")
 
 

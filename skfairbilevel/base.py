@@ -65,8 +65,14 @@ from .nn.engine import (
 )
 from .nn.losses import cross_entropy_loss, group_means, labels_from_logits, proba_from_logits
 
-__all__ = ["BaseFairEstimator", "EpochTrainingMixin", "FairClassifierMixin",
-           "FairRegressorMixin", "Rows", "holdout_by_strata"]
+__all__ = [
+    "BaseFairEstimator",
+    "EpochTrainingMixin",
+    "FairClassifierMixin",
+    "FairRegressorMixin",
+    "Rows",
+    "holdout_by_strata",
+]
 
 #: rows per block when predicting
 PREDICT_CHUNK = 65536
@@ -74,8 +80,7 @@ PREDICT_CHUNK = 65536
 ACCURACY_BLOCK = 8192
 
 _TRAIN = {"X": "X", "y": "y", "A": "sensitive_features", "w": "sample_weight"}
-_VALIDATION = {"X": "X_val", "y": "y_val", "A": "sensitive_features_val",
-               "w": "sample_weight_val"}
+_VALIDATION = {"X": "X_val", "y": "y_val", "A": "sensitive_features_val", "w": "sample_weight_val"}
 
 
 # ----------------------------------------------------------------------------- value checks
@@ -187,15 +192,26 @@ class Rows:
 
     def take(self, positions):
         """The rows at ``positions`` (indices into ``index``)."""
-        return Rows(self.X, self.y, self.g, self.index[positions],
-                    None if self.w is None else self.w[positions])
+        return Rows(
+            self.X,
+            self.y,
+            self.g,
+            self.index[positions],
+            None if self.w is None else self.w[positions],
+        )
 
     def tensors(self, *, n_groups, device, y_dtype):
         """The rows as :class:`~skfairbilevel.nn.engine.TensorData` on ``device``."""
         take = self.index  # the one gather of X during fit
-        return TensorData.from_numpy(self.X[take].astype(np.float32, copy=False),
-                                     self.y[take], self.g[take], self.w, n_groups=n_groups,
-                                     device=device, y_dtype=y_dtype)
+        return TensorData.from_numpy(
+            self.X[take].astype(np.float32, copy=False),
+            self.y[take],
+            self.g[take],
+            self.w,
+            n_groups=n_groups,
+            device=device,
+            y_dtype=y_dtype,
+        )
 
 
 def holdout_by_strata(strata, fraction, rng):
@@ -224,13 +240,17 @@ class BaseFairEstimator(BaseEstimator):
     __metadata_request__fit = {"sensitive_features": True}
 
     _parameter_rules = {
-        "sensitive_feature_ids": any_of(one_of(None), number(integer=True), text(),
-                                        is_array_like()),
+        "sensitive_feature_ids": any_of(
+            one_of(None), number(integer=True), text(), is_array_like()
+        ),
         "drop_sensitive": one_of(True, False),
         "warm_start": one_of(True, False),
         "verbose": any_of(one_of(True, False), number(0, integer=True)),
-        "device": any_of(text(), instance_of(torch.device, "a torch.device"),
-                         hint="a device such as 'cpu', 'cuda' or 'auto'"),
+        "device": any_of(
+            text(),
+            instance_of(torch.device, "a torch.device"),
+            hint="a device such as 'cpu', 'cuda' or 'auto'",
+        ),
         "random_state": random_state(),
     }
 
@@ -283,10 +303,18 @@ class BaseFairEstimator(BaseEstimator):
         return n_features
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: ArrayLike, y: ArrayLike, *, sensitive_features: ArrayLike | None = None,
-            sample_weight: ArrayLike | None = None, X_val: ArrayLike | None = None,
-            y_val: ArrayLike | None = None, sensitive_features_val: ArrayLike | None = None,
-            sample_weight_val: ArrayLike | None = None) -> Self:
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        sensitive_features: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+        sensitive_features_val: ArrayLike | None = None,
+        sample_weight_val: ArrayLike | None = None,
+    ) -> Self:
         """Fit the model.
 
         Parameters
@@ -330,11 +358,17 @@ class BaseFairEstimator(BaseEstimator):
         """
         check_params(self)
         self._check_method_params()
-        self._check_validation_args(X_val, y_val, sensitive_features,
-                                    sensitive_features_val, sample_weight_val)
+        self._check_validation_args(
+            X_val, y_val, sensitive_features, sensitive_features_val, sample_weight_val
+        )
         rows = self._prepare(X, y, sensitive_features, sample_weight)
-        given = None if X_val is None else self._prepare(
-            X_val, y_val, sensitive_features_val, sample_weight_val, role="validation")
+        given = (
+            None
+            if X_val is None
+            else self._prepare(
+                X_val, y_val, sensitive_features_val, sample_weight_val, role="validation"
+            )
+        )
         self._start_fit(rows, given)
         self._init_module(rows.n_features)
         train, val = self._split(rows, given)
@@ -367,16 +401,19 @@ class BaseFairEstimator(BaseEstimator):
         names = _VALIDATION if role == "validation" else _TRAIN
         X_raw = X
         X, y = self._validate_data(X, y, reset=fitting)
-        A, model_columns = resolve_sensitive(X_raw, sensitive_features,
-                                             self.sensitive_feature_ids,
-                                             drop=self.drop_sensitive, values=X)
+        A, model_columns = resolve_sensitive(
+            X_raw,
+            sensitive_features,
+            self.sensitive_feature_ids,
+            drop=self.drop_sensitive,
+            values=X,
+        )
         if fitting:
             self._model_columns = model_columns
         if self._model_columns is not None:
             X = X[:, self._model_columns]
         n = X.shape[0]
-        y_enc = self._encode_targets(y) if fitting else self._encode_known_targets(
-            y, names["y"])
+        y_enc = self._encode_targets(y) if fitting else self._encode_known_targets(y, names["y"])
         sw = check_sample_weight(sample_weight, n, name=names["w"], x_name=names["X"])
         sw = self._extra_sample_weight(y_enc, sw)
         g = self._encode_fit_groups(A, n) if fitting else self._encode_groups(A, n, names)
@@ -399,8 +436,14 @@ class BaseFairEstimator(BaseEstimator):
 
     def _validate_data(self, X, y, reset):
         try:
-            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32],
-                                 y_numeric=self._estimator_kind == "regressor")
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=reset,
+                dtype=[np.float64, np.float32],
+                y_numeric=self._estimator_kind == "regressor",
+            )
         except ValueError as exc:
             if "could not convert" in str(exc) and self.sensitive_feature_ids is not None:
                 raise ValueError(
@@ -423,14 +466,16 @@ class BaseFairEstimator(BaseEstimator):
                     f"its fairness-unaware form. Pass sensitive_features=... to fit (with "
                     f"metadata routing on, GridSearchCV and Pipeline route it), or set "
                     f"sensitive_feature_ids to read them from columns of X.",
-                    NoSensitiveFeaturesWarning, stacklevel=4,
+                    NoSensitiveFeaturesWarning,
+                    stacklevel=4,
                 )
             self.groups_ = np.array([None], dtype=object)
             self.fairness_aware_ = False
             self.n_groups_ = 1
             return np.zeros(n, dtype=np.int64)
-        name = ("sensitive_features" if self.sensitive_feature_ids is None
-                else "sensitive_feature_ids")
+        name = (
+            "sensitive_features" if self.sensitive_feature_ids is None else "sensitive_feature_ids"
+        )
         g, self.groups_ = encode_groups(A, n, name=name)
         self.fairness_aware_ = uses_groups
         if uses_groups and len(self.groups_) < 2:
@@ -447,17 +492,23 @@ class BaseFairEstimator(BaseEstimator):
         """Group ids of rows in the fitted ``groups_`` (all 0 when fitted without)."""
         if A is None or self.groups_[0] is None:
             return np.zeros(n, dtype=np.int64)
-        name = (f"the sensitive_feature_ids columns of {names['X']}"
-                if self.sensitive_feature_ids is not None else names["A"])
+        name = (
+            f"the sensitive_feature_ids columns of {names['X']}"
+            if self.sensitive_feature_ids is not None
+            else names["A"]
+        )
         return encode_known_groups(A, n, self.groups_, name=name)
 
-    def _check_validation_args(self, X_val, y_val, sensitive_features,
-                               sensitive_features_val, sample_weight_val):
+    def _check_validation_args(
+        self, X_val, y_val, sensitive_features, sensitive_features_val, sample_weight_val
+    ):
         """Consistency of the ``*_val`` arguments of ``fit`` (before any work)."""
         if X_val is None:
-            for name, value in (("y_val", y_val),
-                                ("sensitive_features_val", sensitive_features_val),
-                                ("sample_weight_val", sample_weight_val)):
+            for name, value in (
+                ("y_val", y_val),
+                ("sensitive_features_val", sensitive_features_val),
+                ("sample_weight_val", sample_weight_val),
+            ):
                 if value is not None:
                     raise ValueError(
                         f"{name} was given without X_val; pass the validation features "
@@ -465,15 +516,15 @@ class BaseFairEstimator(BaseEstimator):
                     )
             return
         if y_val is None:
-            raise ValueError(
-                "X_val was given without y_val; pass the validation targets as y_val."
-            )
+            raise ValueError("X_val was given without y_val; pass the validation targets as y_val.")
         if not self._uses_validation():
             params = self.get_params(deep=False)
-            uses = [f"{k}=True" for k in ("early_stopping", "record_validation")
-                    if k in params]
-            fix = (f"set {' or '.join(uses)} to use X_val, or do not pass X_val" if uses
-                   else "do not pass X_val")
+            uses = [f"{k}=True" for k in ("early_stopping", "record_validation") if k in params]
+            fix = (
+                f"set {' or '.join(uses)} to use X_val, or do not pass X_val"
+                if uses
+                else "do not pass X_val"
+            )
             raise ValueError(
                 f"X_val was given, but {type(self).__name__} does not use validation data "
                 f"in this configuration; {fix}."
@@ -512,8 +563,11 @@ class BaseFairEstimator(BaseEstimator):
     def _init_module(self, n_features):
         """Build ``module_`` (or keep it, with ``warm_start``) and reset ``history_``."""
         key = self._warm_start_key(n_features)
-        if getattr(self, "warm_start", False) and hasattr(self, "module_") \
-                and getattr(self, "_warm_key", None) == key:
+        if (
+            getattr(self, "warm_start", False)
+            and hasattr(self, "module_")
+            and getattr(self, "_warm_key", None) == key
+        ):
             self.module_ = self.module_.to(self.device_)
             return
         with torch.random.fork_rng(devices=[]):  # belt and braces: no global RNG use
@@ -539,9 +593,15 @@ class BaseFairEstimator(BaseEstimator):
         """Run ``iterate`` through the engine's :class:`~skfairbilevel.nn.engine.Loop`,
         recording into ``history_``; returns the loop."""
         lrs = ", ".join(f"{name}={getattr(self, name)}" for name in self._learning_rates)
-        loop = Loop(self.module_, max_iter=max_iter, callbacks=callbacks,
-                    history=self.history_, verbose=self.verbose,
-                    desc=desc or type(self).__name__, lr_hint=lrs)
+        loop = Loop(
+            self.module_,
+            max_iter=max_iter,
+            callbacks=callbacks,
+            history=self.history_,
+            verbose=self.verbose,
+            desc=desc or type(self).__name__,
+            lr_hint=lrs,
+        )
         self.module_.train()
         try:
             loop.run(iterate)
@@ -553,8 +613,9 @@ class BaseFairEstimator(BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _validate_predict_X(self, X):
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64],
-                          ensure_all_finite=False)
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=False
+        )
         _check_predict_values(X, self._predict_dtype, type(self).__name__)
         if self._model_columns is not None:
             X = X[:, self._model_columns]
@@ -566,8 +627,11 @@ class BaseFairEstimator(BaseEstimator):
         self.module_.eval()
         outs = []
         for start in range(0, X.shape[0], PREDICT_CHUNK):
-            xb = numpy_view(np.ascontiguousarray(X[start:start + PREDICT_CHUNK]),
-                            dtype=self._predict_dtype, device=self.device_)
+            xb = numpy_view(
+                np.ascontiguousarray(X[start : start + PREDICT_CHUNK]),
+                dtype=self._predict_dtype,
+                device=self.device_,
+            )
             outs.append(fn(xb).detach().to("cpu", torch.float64))
         if not outs:
             return np.zeros((0,))
@@ -585,8 +649,9 @@ class BaseFairEstimator(BaseEstimator):
         state = dict(super().__getstate__())
         for key, value in list(state.items()):
             if isinstance(value, torch.nn.Module):
-                if any(t.device.type != "cpu" for t in
-                       list(value.parameters()) + list(value.buffers())):
+                if any(
+                    t.device.type != "cpu" for t in list(value.parameters()) + list(value.buffers())
+                ):
                     value = copy.deepcopy(value).to("cpu")
                 state[key] = value
             elif torch.is_tensor(value) and value.device.type != "cpu":
@@ -657,28 +722,45 @@ class EpochTrainingMixin:
         n_val = int(round(self.validation_fraction * n))
         strata = rows.y[rows.index] if self._estimator_kind == "classifier" else None
         try:
-            tr, va = train_test_split(idx, test_size=n_val, random_state=self._split_seed,
-                                      stratify=strata)
+            tr, va = train_test_split(
+                idx, test_size=n_val, random_state=self._split_seed, stratify=strata
+            )
         except ValueError:  # a class too small to stratify
             tr, va = train_test_split(idx, test_size=n_val, random_state=self._split_seed)
         return np.sort(tr), np.sort(va)
 
-    def _train_epochs(self, step, data, val=None, *, sampler=None, max_epochs=None,
-                      schedulers=(), callbacks=(), desc=None):
+    def _train_epochs(
+        self,
+        step,
+        data,
+        val=None,
+        *,
+        sampler=None,
+        max_epochs=None,
+        schedulers=(),
+        callbacks=(),
+        desc=None,
+    ):
         """Run ``step(batch)`` over epochs of mini-batches of ``data`` (default sampler:
         a fresh shuffle cut into ``batch_size`` rows). After each epoch: the schedulers,
         the validation metrics (with ``val``), ``callbacks``, and early stopping."""
         if sampler is None:
+
             def sampler(epoch):
                 return shuffled_batches(len(data), self.batch_size, self._gen, data.device)
+
         every_epoch = [LRSchedulers(schedulers)]
         if val is not None:
             every_epoch.append(Scores(lambda record: self._validation_metrics(val)))
         every_epoch.extend(callbacks)
         if self.early_stopping and val is not None:
             every_epoch.append(EarlyStopping(patience=self.n_iter_no_change, tol=self.tol))
-        return self._run(epochs(step, data, sampler), callbacks=every_epoch, desc=desc,
-                         max_iter=self.max_epochs if max_epochs is None else max_epochs)
+        return self._run(
+            epochs(step, data, sampler),
+            callbacks=every_epoch,
+            desc=desc,
+            max_iter=self.max_epochs if max_epochs is None else max_epochs,
+        )
 
     @torch.no_grad()
     def _validation_metrics(self, val):
@@ -698,7 +780,6 @@ class EpochTrainingMixin:
             return out
         finally:
             self.module_.train(was_training)
-
 
     @torch.no_grad()
     def _accuracy(self, model, data):
@@ -724,6 +805,7 @@ class EpochTrainingMixin:
 
 def _group_gaps(pred, proba, y, g, n_groups):
     """Hard and soft demographic-parity and hard equalized-odds gaps (binary), torch-side."""
+
     def spread(values, mask=None):
         means, totals = group_means(values, g, n_groups, mask=mask)
         present = totals > 0

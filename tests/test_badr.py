@@ -65,7 +65,8 @@ def test_metric_values_by_hand():
     rho = 7.0
     for fairness in CLASSIFIER_FAIRNESS:
         clf = BADRClassifier(fairness, rho=rho, group_weights="uniform").fit(
-            X, y, sensitive_features=g)
+            X, y, sensitive_features=g
+        )
         s = _linear_scores(clf, X)
         p = 1 / (1 + np.exp(-s))
         if fairness == "demographic_parity":
@@ -91,16 +92,22 @@ def test_metric_values_by_hand():
             k = np.exp(-np.abs(y[i] - y[j]))
             expected = (k * (s[i] - s[j]) ** 2).sum() / 2 / len(i)
         np.testing.assert_allclose(clf.fairness_objective_, expected, rtol=1e-7)
-        np.testing.assert_allclose(clf.fairness_objective(X, y, sensitive_features=g),
-                                   expected, rtol=1e-7)
+        np.testing.assert_allclose(
+            clf.fairness_objective(X, y, sensitive_features=g), expected, rtol=1e-7
+        )
 
 
 def test_smooth_demographic_parity_tends_to_the_soft_gap():
     X, y, g = classification_data(400)
     clf = BADRClassifier(group_weights="uniform").fit(X, y, sensitive_features=g)
     gap = soft_demographic_parity_difference(y, clf.predict_proba(X), sensitive_features=g)
-    values = [BADRClassifier(rho=rho).set_params(group_weights="uniform").fit(
-        X, y, sensitive_features=g).fairness_objective_ for rho in (1e1, 1e3, 1e5)]
+    values = [
+        BADRClassifier(rho=rho)
+        .set_params(group_weights="uniform")
+        .fit(X, y, sensitive_features=g)
+        .fairness_objective_
+        for rho in (1e1, 1e3, 1e5)
+    ]
     assert values[0] < values[1] < values[2] <= gap
     np.testing.assert_allclose(values[2], gap, atol=2 * np.log(2) / 1e5 + 1e-9)
 
@@ -112,8 +119,7 @@ def test_lower_level_equals_sklearn_weighted_logistic_and_ridge():
     lam = np.array([0.3, 0.7])
     clf = BADRClassifier(alpha=alpha, group_weights=lam).fit(X, y, sensitive_features=g)
     sw = lam[g] / np.bincount(g)[g]
-    ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=10_000).fit(
-        X, y, sample_weight=sw)
+    ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=10_000).fit(X, y, sample_weight=sw)
     np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(clf.intercept_, ref.intercept_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-6)
@@ -128,13 +134,18 @@ def test_lower_level_equals_sklearn_weighted_logistic_and_ridge():
 
 
 # --------------------------------------------------------------------- exact solver
-@pytest.mark.parametrize("fairness", ["demographic_parity", "individual_fairness",
-                                      "equal_opportunity"])
+@pytest.mark.parametrize(
+    "fairness", ["demographic_parity", "individual_fairness", "equal_opportunity"]
+)
 def test_exact_solver_lands_on_the_grid_optimum(fairness):
     X, y, g = classification_data(300, seed=1)
     grid = np.linspace(0, 1, 201)
-    values = [BADRClassifier(fairness, group_weights=[t, 1 - t]).fit(
-        X, y, sensitive_features=g).fairness_objective_ for t in grid]
+    values = [
+        BADRClassifier(fairness, group_weights=[t, 1 - t])
+        .fit(X, y, sensitive_features=g)
+        .fairness_objective_
+        for t in grid
+    ]
     best = grid[int(np.argmin(values))]
     clf = BADRClassifier(fairness).fit(X, y, sensitive_features=g)
     assert abs(clf.group_weights_[0] - best) <= 0.01
@@ -148,9 +159,9 @@ def test_exact_solver_three_groups_beats_every_vertex_and_uniform():
     X, y, g = classification_data(900, n_groups=3, seed=2)
     clf = BADRClassifier("demographic_parity").fit(X, y, sensitive_features=g)
     uni = BADRClassifier("demographic_parity", init="uniform", max_iter=1).fit(
-        X, y, sensitive_features=g)
-    np.testing.assert_allclose([uni.history_[0][f"lambda_{a}"] for a in range(3)],
-                               [1 / 3] * 3)
+        X, y, sensitive_features=g
+    )
+    np.testing.assert_allclose([uni.history_[0][f"lambda_{a}"] for a in range(3)], [1 / 3] * 3)
     assert clf.group_weights_.shape == (3,) and abs(clf.group_weights_.sum() - 1) < 1e-12
     for lam in ([1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]):
         other = BADRClassifier(group_weights=lam).fit(X, y, sensitive_features=g)
@@ -158,13 +169,15 @@ def test_exact_solver_three_groups_beats_every_vertex_and_uniform():
 
 
 # --------------------------------------------------------------------- BADR-GD / SGD
-@pytest.mark.parametrize("estimator,fairness,data,step,step_lambda", [
-    (BADRClassifier, "demographic_parity", classification_data, 1.0, 1.0),
-    (BADRClassifier, "individual_fairness", classification_data, 1.0, 1.0),
-    (BADRRegressor, "demographic_parity", crossing_regression_data, 0.3, 0.1),
-])
-def test_gd_and_sgd_reach_the_exact_objective(estimator, fairness, data, step,
-                                              step_lambda):
+@pytest.mark.parametrize(
+    "estimator,fairness,data,step,step_lambda",
+    [
+        (BADRClassifier, "demographic_parity", classification_data, 1.0, 1.0),
+        (BADRClassifier, "individual_fairness", classification_data, 1.0, 1.0),
+        (BADRRegressor, "demographic_parity", crossing_regression_data, 0.3, 0.1),
+    ],
+)
+def test_gd_and_sgd_reach_the_exact_objective(estimator, fairness, data, step, step_lambda):
     # step_w below 2 / L (the squared loss is more curved than the logistic one); the
     # regressor's metric is in units of std(y), its hypergradient larger: smaller
     # lambda steps keep lambda slower than w and v (the single loop's time scales)
@@ -173,14 +186,26 @@ def test_gd_and_sgd_reach_the_exact_objective(estimator, fairness, data, step,
     common = dict(alpha=0.1, step_lambda=step_lambda)
     exact = estimator(fairness, **common).fit(X, y, sensitive_features=g)
     gd = estimator(fairness, solver="gd", step_w=step, max_iter=300, **common).fit(
-        X, y, sensitive_features=g)
-    sgd = estimator(fairness, solver="sgd", step_w=step / 2, max_iter=300, random_state=0,
-                    **common).fit(X, y, sensitive_features=g)
+        X, y, sensitive_features=g
+    )
+    sgd = estimator(
+        fairness, solver="sgd", step_w=step / 2, max_iter=300, random_state=0, **common
+    ).fit(X, y, sensitive_features=g)
     assert abs(gd.fairness_objective_ - exact.fairness_objective_) <= 1e-3
     assert abs(sgd.fairness_objective_ - exact.fairness_objective_) <= 1e-3
     assert len(sgd.history_) == 300 and sgd.n_iter_ == 300
-    for key in ("upper", "lower", "entropy", "v_norm", "hypergrad_norm", "grad_norm",
-                "fair_grad_norm", "clipped_fraction", "lambda_0", "lambda_1"):
+    for key in (
+        "upper",
+        "lower",
+        "entropy",
+        "v_norm",
+        "hypergrad_norm",
+        "grad_norm",
+        "fair_grad_norm",
+        "clipped_fraction",
+        "lambda_0",
+        "lambda_1",
+    ):
         assert key in sgd.history_[-1]
 
 
@@ -199,11 +224,13 @@ def test_sgd_balanced_batches_and_clipping(monkeypatch):
             batches = list(sampler(epoch))
             seen.append(g_of[batches[0]])
             return batches
+
         return wrapped
 
     monkeypatch.setattr(badr, "balanced_batches", spy)
-    clf = BADRClassifier(solver="sgd", batch_size=100, max_iter=5, clip=1e-9,
-                         random_state=0).fit(X, y, sensitive_features=g)
+    clf = BADRClassifier(solver="sgd", batch_size=100, max_iter=5, clip=1e-9, random_state=0).fit(
+        X, y, sensitive_features=g
+    )
     monkeypatch.undo()
     assert len(seen) == 5
     for groups in seen:  # quotas: the first 100 % 3 groups get one more row
@@ -217,22 +244,27 @@ def test_sgd_balanced_batches_and_clipping(monkeypatch):
 def test_fixed_baselines():
     X, y, g = classification_data(600, n_groups=3, seed=5)
     counts = np.bincount(g)
-    fit = {gw: BADRClassifier(group_weights=gw).fit(X, y, sensitive_features=g)
-           for gw in ("uniform", "balanced", "pooled", "minimax", "one_group")}
+    fit = {
+        gw: BADRClassifier(group_weights=gw).fit(X, y, sensitive_features=g)
+        for gw in ("uniform", "balanced", "pooled", "minimax", "one_group")
+    }
     np.testing.assert_allclose(fit["uniform"].group_weights_, [1 / 3] * 3)
-    np.testing.assert_allclose(fit["balanced"].group_weights_,
-                               (1 / counts) / (1 / counts).sum())
+    np.testing.assert_allclose(fit["balanced"].group_weights_, (1 / counts) / (1 / counts).sum())
     np.testing.assert_allclose(fit["pooled"].group_weights_, counts / counts.sum())
     # pooled = ordinary (unweighted) regularised logistic regression
     ref = LogisticRegression(C=1 / 0.01, tol=1e-12, max_iter=10_000).fit(
-        X, y, sample_weight=np.full(len(y), 1 / len(y)))
+        X, y, sample_weight=np.full(len(y), 1 / len(y))
+    )
     np.testing.assert_allclose(fit["pooled"].coef_, ref.coef_, rtol=1e-6)
     # one_group: the vertex whose model has the smallest training metric
-    vertex = [BADRClassifier(group_weights=np.eye(3)[a]).fit(
-        X, y, sensitive_features=g).fairness_objective_ for a in range(3)]
+    vertex = [
+        BADRClassifier(group_weights=np.eye(3)[a])
+        .fit(X, y, sensitive_features=g)
+        .fairness_objective_
+        for a in range(3)
+    ]
     np.testing.assert_allclose(fit["one_group"].group_weights_, np.eye(3)[np.argmin(vertex)])
-    assert all(len(f.history_) == 0 and f.n_iter_ >= 1
-               for k, f in fit.items() if k != "minimax")
+    assert all(len(f.history_) == 0 and f.n_iter_ >= 1 for k, f in fit.items() if k != "minimax")
 
 
 def test_minimax_weights_equalise_the_active_group_risks():
@@ -264,7 +296,8 @@ def test_without_sensitive_features_is_plain_erm():
         clf = BADRClassifier().fit(X, y)
     assert not clf.fairness_aware_ and clf.group_weights_.tolist() == [1.0]
     ref = LogisticRegression(C=100, tol=1e-12, max_iter=10_000).fit(
-        X, y, sample_weight=np.full(len(y), 1 / len(y)))
+        X, y, sample_weight=np.full(len(y), 1 / len(y))
+    )
     np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-6)
 
 
@@ -272,8 +305,9 @@ def test_sample_weight_is_repetition_with_groups():
     X, y, g = classification_data(200, seed=7)
     reps = np.random.default_rng(0).integers(1, 4, len(y))
     a = BADRClassifier().fit(X, y, sensitive_features=g, sample_weight=reps)
-    b = BADRClassifier().fit(np.repeat(X, reps, 0), np.repeat(y, reps),
-                             sensitive_features=np.repeat(g, reps))
+    b = BADRClassifier().fit(
+        np.repeat(X, reps, 0), np.repeat(y, reps), sensitive_features=np.repeat(g, reps)
+    )
     np.testing.assert_allclose(a.group_weights_, b.group_weights_, atol=1e-10)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-10)
 
@@ -282,14 +316,14 @@ def test_determinism_and_seeds():
     X, y, g = classification_data(400, seed=8)
 
     def proba(seed, **kw):
-        return BADRClassifier(random_state=seed, **kw).fit(
-            X, y, sensitive_features=g).predict_proba(X)
+        return (
+            BADRClassifier(random_state=seed, **kw).fit(X, y, sensitive_features=g).predict_proba(X)
+        )
 
     sgd = dict(solver="sgd", max_iter=30, batch_size=64)
     assert np.array_equal(proba(0, **sgd), proba(0, **sgd))
     assert not np.array_equal(proba(0, **sgd), proba(1, **sgd))
-    mlp = dict(model="mlp", hidden_layer_sizes=(4,), solver="sgd", max_iter=5,
-               lower_max_iter=10)
+    mlp = dict(model="mlp", hidden_layer_sizes=(4,), solver="sgd", max_iter=5, lower_max_iter=10)
     assert np.array_equal(proba(0, **mlp), proba(0, **mlp))
     assert not np.array_equal(proba(0, **mlp), proba(1, **mlp))
 
@@ -318,10 +352,10 @@ def test_multiclass_and_regressor_outputs():
     assert set(clf.predict(X)) <= {0, 1, 2}
     Xr, yr, gr = regression_data(300)
     reg = BADRRegressor("individual_fairness", max_pairs=2000, random_state=0).fit(
-        Xr, yr, sensitive_features=gr)
+        Xr, yr, sensitive_features=gr
+    )
     assert reg.coef_.shape == (4,) and isinstance(reg.intercept_, float)
-    np.testing.assert_allclose(reg.predict(Xr), Xr @ reg.coef_ + reg.intercept_,
-                               rtol=1e-10)
+    np.testing.assert_allclose(reg.predict(Xr), Xr @ reg.coef_ + reg.intercept_, rtol=1e-10)
     assert reg.score(Xr, yr) > 0.5
 
 
@@ -339,7 +373,8 @@ def test_interrupt_keeps_last_completed_iteration(monkeypatch):
     monkeypatch.setattr(badr, "project_simplex", flaky)
     with pytest.warns(TrainingInterruptedWarning):
         clf = BADRClassifier(solver="sgd", max_iter=50, random_state=0).fit(
-            X, y, sensitive_features=g)
+            X, y, sensitive_features=g
+        )
     assert clf.interrupted_ and clf.n_iter_ == 5
     last = clf.history_[-1]
     # the state after the 5th update: lambda from the 5th projection, not a refit
@@ -350,20 +385,37 @@ def test_interrupt_keeps_last_completed_iteration(monkeypatch):
 def test_divergence_raises_non_finite_error_naming_the_steps():
     X, y, g = classification_data(300, seed=12)
     with pytest.raises(NonFiniteLossError, match="step_w"):
-        BADRRegressor(solver="gd", step_w=1e4, max_iter=50).fit(
-            X, y * 1.0, sensitive_features=g)
+        BADRRegressor(solver="gd", step_w=1e4, max_iter=50).fit(X, y * 1.0, sensitive_features=g)
 
 
-@pytest.mark.parametrize("param,value", [
-    ("fairness", "accuracy"), ("model", "tree"), ("hidden_layer_sizes", (0,)),
-    ("activation", "nope"), ("alpha", -1.0), ("rho", 0.0), ("group_weights", "equal"),
-    ("group_weights", [-1, 2]), ("group_weights", [0, 0]), ("solver", "adam"),
-    ("max_iter", 0), ("batch_size", 0), ("step_w", 0.0), ("step_v", -1.0),
-    ("step_lambda", -0.1), ("clip", 0.0), ("fairness_gradient", "half"),
-    ("average_lambda", "yes"), ("init", "random"), ("lower_max_iter", 0),
-    ("tol", -1e-3),
-    ("device", None), ("random_state", "seed"),
-])
+@pytest.mark.parametrize(
+    "param,value",
+    [
+        ("fairness", "accuracy"),
+        ("model", "tree"),
+        ("hidden_layer_sizes", (0,)),
+        ("activation", "nope"),
+        ("alpha", -1.0),
+        ("rho", 0.0),
+        ("group_weights", "equal"),
+        ("group_weights", [-1, 2]),
+        ("group_weights", [0, 0]),
+        ("solver", "adam"),
+        ("max_iter", 0),
+        ("batch_size", 0),
+        ("step_w", 0.0),
+        ("step_v", -1.0),
+        ("step_lambda", -0.1),
+        ("clip", 0.0),
+        ("fairness_gradient", "half"),
+        ("average_lambda", "yes"),
+        ("init", "random"),
+        ("lower_max_iter", 0),
+        ("tol", -1e-3),
+        ("device", None),
+        ("random_state", "seed"),
+    ],
+)
 def test_bad_hyper_parameters_name_themselves(param, value):
     X, y, g = classification_data(100)
     with pytest.raises(ValueError, match=param):
@@ -384,11 +436,9 @@ def test_bad_combinations():
     with pytest.raises(ValueError, match="binary target"):
         BADRClassifier("individual_fairness").fit(X, y3, sensitive_features=g)
     with pytest.raises(ValueError, match="batch_size"):
-        BADRClassifier(solver="sgd", batch_size=2).fit(
-            X, y, sensitive_features=np.arange(100) % 3)
+        BADRClassifier(solver="sgd", batch_size=2).fit(X, y, sensitive_features=np.arange(100) % 3)
     with pytest.raises(ValueError, match="positive"):
-        BADRClassifier().fit(X, y, sensitive_features=g,
-                             sample_weight=(g == 0).astype(float))
+        BADRClassifier().fit(X, y, sensitive_features=g, sample_weight=(g == 0).astype(float))
     clf = BADRClassifier().fit(X, y, sensitive_features=g)
     with pytest.raises(ValueError, match="not seen in fit"):
         clf.fairness_objective(X, y, sensitive_features=g + 5)
@@ -397,8 +447,11 @@ def test_bad_combinations():
 def test_pipeline_grid_search_routing_pickle_and_warm_start():
     X, y, g = classification_data(300, seed=13)
     with sklearn.config_context(enable_metadata_routing=True):
-        search = GridSearchCV(make_pipeline(StandardScaler(), BADRClassifier()),
-                              {"badrclassifier__rho": [5.0, 20.0]}, cv=2)
+        search = GridSearchCV(
+            make_pipeline(StandardScaler(), BADRClassifier()),
+            {"badrclassifier__rho": [5.0, 20.0]},
+            cv=2,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("error", NoSensitiveFeaturesWarning)
             search.fit(X, y, sensitive_features=g)

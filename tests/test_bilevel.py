@@ -68,8 +68,9 @@ def test_project_simplex_fixed_points_batches_and_ties():
     v = torch.tensor(rng.normal(size=(2, 3, 5)))
     batched = project_simplex(v)
     for i, j in itertools.product(range(2), range(3)):
-        np.testing.assert_allclose(batched[i, j].numpy(),
-                                   _project_brute_force(v[i, j].numpy()), atol=1e-12)
+        np.testing.assert_allclose(
+            batched[i, j].numpy(), _project_brute_force(v[i, j].numpy()), atol=1e-12
+        )
     # ties and a shift along the all-ones direction (the simplex's normal)
     tie = torch.tensor([0.3, 0.3, 0.3], dtype=torch.float64)
     np.testing.assert_allclose(project_simplex(tie).numpy(), [1 / 3] * 3)
@@ -124,7 +125,7 @@ def _loss_and_params(seed=0):
     params = [W1, b1, w2, unused]
 
     def loss_of(W1, b1, w2, unused):
-        return ((torch.tanh(X @ W1.T + b1) @ w2 - y) ** 2).mean() + 0.1 * (W1 ** 2).sum()
+        return ((torch.tanh(X @ W1.T + b1) @ w2 - y) ** 2).mean() + 0.1 * (W1**2).sum()
 
     return loss_of, params
 
@@ -143,13 +144,13 @@ def test_flat_grad_and_hvp_match_dense_autograd_hessian():
     z0 = flatten([p.detach() for p in params])
     H = torch.autograd.functional.hessian(flat_loss, z0)
     dense_grad = torch.autograd.functional.jacobian(flat_loss, z0)
-    np.testing.assert_allclose(g.detach().numpy(), dense_grad.numpy(), rtol=1e-12,
-                               atol=1e-14)
+    np.testing.assert_allclose(g.detach().numpy(), dense_grad.numpy(), rtol=1e-12, atol=1e-14)
     rng = np.random.default_rng(1)
     for _ in range(3):
         v = torch.tensor(rng.normal(size=z0.shape[0]))
-        np.testing.assert_allclose(hvp(g, params, v).numpy(), (H @ v).numpy(),
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            hvp(g, params, v).numpy(), (H @ v).numpy(), rtol=1e-10, atol=1e-12
+        )
 
 
 def test_unflatten_round_trip():
@@ -188,11 +189,9 @@ def test_neumann_series_stops_before_the_first_growing_term():
     kept = 0.1 * sum(r**j for j in range(9)) * b
     for shift in (None, torch.tensor([0.0, 20.0], dtype=torch.float64)):
         M = H if shift is None else H - torch.diag(shift)
-        got = neumann_inverse_hvp(lambda c, M=M: M @ c, b, n_terms=10, alpha=0.1,
-                                  shift=shift)
+        got = neumann_inverse_hvp(lambda c, M=M: M @ c, b, n_terms=10, alpha=0.1, shift=shift)
         torch.testing.assert_close(got, kept, rtol=1e-12, atol=1e-12)
-    plain = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1,
-                                stop_on_growth=False)
+    plain = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1, stop_on_growth=False)
     torch.testing.assert_close(plain, 0.1 * sum(r**j for j in range(11)) * b)
     # a matvec that returns NaN from the third call on: the sum stays finite
     calls = []
@@ -215,8 +214,7 @@ def test_neumann_series_stops_per_block():
     perm = torch.tensor([0, 2, 1, 3])  # problem-major order -> flatten order
     Hf, bf = H[perm][:, perm], b[perm]
     r = 1.0 - 0.1 * torch.diag(H)
-    got = neumann_inverse_hvp(lambda c: Hf @ c, bf, n_terms=10, alpha=0.1,
-                              blocks=(2, [1, 1]))
+    got = neumann_inverse_hvp(lambda c: Hf @ c, bf, n_terms=10, alpha=0.1, blocks=(2, [1, 1]))
     want = torch.cat([0.1 * b[:2], 0.1 * sum(r[2:] ** j for j in range(11)) * b[2:]])[perm]
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     whole = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=10, alpha=0.1)
@@ -230,10 +228,10 @@ def test_neumann_series_without_growth_is_the_plain_sum_bit_for_bit():
     b = torch.randn(6, generator=g)
     alpha = 1.0 / float(torch.linalg.eigvalsh(H).max())
     for shift in (None, torch.rand(6, generator=g)):
-        guarded = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=15, alpha=alpha,
-                                      shift=shift)
-        plain = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=15, alpha=alpha,
-                                    shift=shift, stop_on_growth=False)
+        guarded = neumann_inverse_hvp(lambda c: H @ c, b, n_terms=15, alpha=alpha, shift=shift)
+        plain = neumann_inverse_hvp(
+            lambda c: H @ c, b, n_terms=15, alpha=alpha, shift=shift, stop_on_growth=False
+        )
         assert torch.equal(guarded, plain)
 
 
@@ -264,9 +262,8 @@ def _quadratic_problem(seed=0, n=4, m=3, lam=0.7):
     Q = Q_star.clone().requires_grad_(True)
     g_vs = flat_grad(0.5 * Q @ A @ Q - Q @ (B @ v), [Q], create_graph=True)
     # D = sum (Q - P)^2: d2D/dQ2 = 2 I, d2D/dP dQ = -2 I
-    div = dict(div_hess=torch.full((n,), 2.0, dtype=torch.float64),
-               div_mixed=lambda c: -2.0 * c)
-    b = (Q_star - t)  # dF/dQ for F = 1/2 ||Q* - t||^2
+    div = dict(div_hess=torch.full((n,), 2.0, dtype=torch.float64), div_mixed=lambda c: -2.0 * c)
+    b = Q_star - t  # dF/dQ for F = 1/2 ||Q* - t||^2
     return dict(A=A, B=B, H=H, P=P, v=v, Q=Q, b=b, g_vs=g_vs, div=div, lam=lam)
 
 
@@ -274,8 +271,9 @@ def test_neumann_hypergradient_matches_exact_inverse():
     pb = _quadratic_problem()
     H, B, b, lam = pb["H"], pb["B"], pb["b"], pb["lam"]
     alpha = 0.9 / float(torch.linalg.eigvalsh(H).max())
-    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"],
-                                          lambda_low=lam, n_terms=400, alpha=alpha)
+    mixed_p, mixed_v = implicit_gradients(
+        pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"], lambda_low=lam, n_terms=400, alpha=alpha
+    )
     p_exact = torch.linalg.solve(H, b)
     # exact total derivatives of F(P, v) = 1/2 ||Q*(P, v) - t||^2
     dF_dP = 2 * lam * p_exact
@@ -288,8 +286,9 @@ def test_neumann_truncation_closed_form():
     """With K terms: p = alpha sum_{j<=K} (I - alpha H)^j b exactly (reference settings)."""
     pb = _quadratic_problem(seed=1)
     H, B, b, lam = pb["H"], pb["B"], pb["b"], pb["lam"]
-    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"],
-                                          lambda_low=lam, n_terms=10, alpha=0.1)
+    mixed_p, mixed_v = implicit_gradients(
+        pb["g_vs"], [pb["Q"]], [pb["v"]], b, **pb["div"], lambda_low=lam, n_terms=10, alpha=0.1
+    )
     I = torch.eye(len(b), dtype=torch.float64)
     p = 0.1 * sum(torch.linalg.matrix_power(I - 0.1 * H, j) @ b for j in range(11))
     torch.testing.assert_close(-mixed_p, 2 * lam * p, rtol=1e-10, atol=1e-12)
@@ -311,11 +310,16 @@ def test_implicit_gradient_matches_finite_differences():
         return 0.5 * float(((Qs - t) ** 2).sum())
 
     P0 = pb["P"].detach()
-    fd = torch.stack([torch.tensor((F_of(P0 + 1e-6 * e) - F_of(P0 - 1e-6 * e)) / 2e-6)
-                      for e in torch.eye(len(P0), dtype=torch.float64)])
+    fd = torch.stack(
+        [
+            torch.tensor((F_of(P0 + 1e-6 * e) - F_of(P0 - 1e-6 * e)) / 2e-6)
+            for e in torch.eye(len(P0), dtype=torch.float64)
+        ]
+    )
     alpha = 0.9 / float(torch.linalg.eigvalsh(H).max())
-    mixed_p, mixed_v = implicit_gradients(pb["g_vs"], [pb["Q"]], [], pb["b"], **pb["div"],
-                                          lambda_low=lam, n_terms=400, alpha=alpha)
+    mixed_p, mixed_v = implicit_gradients(
+        pb["g_vs"], [pb["Q"]], [], pb["b"], **pb["div"], lambda_low=lam, n_terms=400, alpha=alpha
+    )
     assert mixed_v is None
     torch.testing.assert_close(-mixed_p, fd.to(torch.float64), rtol=1e-6, atol=1e-8)
     del A
@@ -370,9 +374,15 @@ def test_loss_parameter_hypergradient_matches_finite_differences():
 
     def solve(dy, ly):
         Q = [t.clone(memory_format=torch.contiguous_format).requires_grad_(True) for t in P]
-        opt = torch.optim.LBFGS(Q, lr=1, max_iter=200, tolerance_grad=1e-13,
-                                tolerance_change=1e-15, history_size=50,
-                                line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            Q,
+            lr=1,
+            max_iter=200,
+            tolerance_grad=1e-13,
+            tolerance_change=1e-15,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure():
             opt.zero_grad()
@@ -394,9 +404,17 @@ def test_loss_parameter_hypergradient_matches_finite_differences():
     g_vs = flat_grad(vs(Qs, dy, ly), [Qs[i] for i in curved], create_graph=True)
     _, gq, _, hq, mixed = divergence_derivatives("w2", [q.detach() for q in Qs], P)
     _, mixed_v = implicit_gradients(
-        g_vs, Qs, [dy, ly], flatten(gq), div_hess=flatten(hq),
-        div_mixed=lambda c: flatten(mixed(unflatten_like(c, Qs))), lambda_low=lam,
-        n_terms=300, alpha=0.2, curved=curved)
+        g_vs,
+        Qs,
+        [dy, ly],
+        flatten(gq),
+        div_hess=flatten(hq),
+        div_mixed=lambda c: flatten(mixed(unflatten_like(c, Qs))),
+        lambda_low=lam,
+        n_terms=300,
+        alpha=0.2,
+        curved=curved,
+    )
     fd = []
     h = 1e-4
     for which in range(2):

@@ -30,8 +30,9 @@ def _continuous_warnings(func, *args, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         func(*args, **kwargs)
-    return [str(w.message) for w in caught
-            if issubclass(w.category, ContinuousSensitiveFeatureWarning)]
+    return [
+        str(w.message) for w in caught if issubclass(w.category, ContinuousSensitiveFeatureWarning)
+    ]
 
 
 def test_warning_class():
@@ -80,16 +81,31 @@ def test_metrics_warn_once():
     age = rng.integers(18, 90, n)
     y_true = rng.integers(0, 2, n)
     y_pred = rng.integers(0, 2, n)
-    assert len(_continuous_warnings(demographic_parity_difference, y_true, y_pred,
-                                    sensitive_features=age)) == 1
-    assert len(_continuous_warnings(mean_prediction_difference, None, rng.normal(size=n),
-                                    sensitive_features=age)) == 1
-    assert len(_continuous_warnings(fairness_report, y_true, y_pred,
-                                    sensitive_features=age)) == 1
+    assert (
+        len(
+            _continuous_warnings(
+                demographic_parity_difference, y_true, y_pred, sensitive_features=age
+            )
+        )
+        == 1
+    )
+    assert (
+        len(
+            _continuous_warnings(
+                mean_prediction_difference, None, rng.normal(size=n), sensitive_features=age
+            )
+        )
+        == 1
+    )
+    assert len(_continuous_warnings(fairness_report, y_true, y_pred, sensitive_features=age)) == 1
     # 25 string groups: fairness_report's internal group ids are not taken for numbers
     many = np.array([f"g{i}" for i in range(25)])[rng.integers(0, 25, n)]
-    assert _continuous_warnings(fairness_report, y_true, y_pred, sensitive_features=many,
-                                y_score=rng.random(n)) == []
+    assert (
+        _continuous_warnings(
+            fairness_report, y_true, y_pred, sensitive_features=many, y_score=rng.random(n)
+        )
+        == []
+    )
 
 
 def _scorer_data(n=200, seed=2):
@@ -107,9 +123,14 @@ def test_scorers_warn_routing_on_and_off():
     assert len(_continuous_warnings(dp, clf, X, y)) == 1
     with sklearn.config_context(enable_metadata_routing=True):
         messages = _continuous_warnings(
-            cross_validate, LogisticRegression(), X, y, cv=KFold(2),
+            cross_validate,
+            LogisticRegression(),
+            X,
+            y,
+            cv=KFold(2),
             scoring={"dp": make_fairness_scorer("demographic_parity_difference")},
-            params={"sensitive_features": X["age"]}, error_score="raise",
+            params={"sensitive_features": X["age"]},
+            error_score="raise",
         )
     assert len(messages) == 2  # one per test fold
 
@@ -132,7 +153,8 @@ def test_estimators_warn(name_cls):
 
 def test_estimator_warns_for_a_column_read_by_id():
     X, y = _scorer_data(n=120, seed=4)
-    est = FairMLPClassifier(hidden_layer_sizes=(4,), max_epochs=2, random_state=0,
-                            sensitive_feature_ids="age")
+    est = FairMLPClassifier(
+        hidden_layer_sizes=(4,), max_epochs=2, random_state=0, sensitive_feature_ids="age"
+    )
     assert len(_continuous_warnings(est.fit, X, y)) == 1
     assert est.n_groups_ == X["age"].nunique()  # encoded all the same, one group per value

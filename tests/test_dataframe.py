@@ -29,12 +29,14 @@ from skfairbilevel.metrics import (
 pl = pytest.importorskip("polars")  # the test extra installs polars and pyarrow
 pa = pytest.importorskip("pyarrow")
 
-FRAME = pd.DataFrame({
-    "x": [0.5, 1.5, 2.5, 3.5],
-    "n": [1, 2, 3, 4],
-    "sex": ["f", "m", "m", "f"],
-    "ok": [True, False, True, True],
-})
+FRAME = pd.DataFrame(
+    {
+        "x": [0.5, 1.5, 2.5, 3.5],
+        "n": [1, 2, 3, 4],
+        "sex": ["f", "m", "m", "f"],
+        "ok": [True, False, True, True],
+    }
+)
 
 # one constructor per library: pandas frame -> that library's frame
 TO_FRAME = {
@@ -62,7 +64,11 @@ def test_helpers_on_each_library(lib):
     assert _dataframe.n_rows(df) == 4
     assert _dataframe.column_names(df) == ["x", "n", "sex", "ok"]
     assert _dataframe.column_kinds(df) == {
-        "x": "numeric", "n": "numeric", "sex": "string", "ok": "boolean"}
+        "x": "numeric",
+        "n": "numeric",
+        "sex": "string",
+        "ok": "boolean",
+    }
     values = _dataframe.to_numpy(df)
     assert values.dtype == object and values.shape == (4, 4)
     assert values[:, 2].tolist() == ["f", "m", "m", "f"]
@@ -102,7 +108,11 @@ def test_sensitive_columns_by_name_or_position(lib):
     A = get_sensitive_columns(df, ["sex", "ok"])
     assert isinstance(A, pd.DataFrame) and list(A.columns) == ["sex", "ok"]
     assert A["sex"].tolist() == ["f", "m", "m", "f"] and A["ok"].tolist() == [
-        True, False, True, True]
+        True,
+        False,
+        True,
+        True,
+    ]
     gid, groups = encode_groups(A)
     assert groups.tolist() == [("f", True), ("m", False), ("m", True)]
     assert gid.tolist() == [0, 1, 2, 0]
@@ -144,17 +154,26 @@ def test_classification_metrics_accept_series_and_frames(lib):
             got = metric(S(y_true), S(y_pred), sensitive_features=A_df, sample_weight=S(w))
             assert got == expected
             assert metric(y_true, one, sensitive_features=A_df) == metric(
-                y_true, y_pred, sensitive_features=A_np)
+                y_true, y_pred, sensitive_features=A_np
+            )
         assert soft_demographic_parity_difference(
-            S(y_true), S(proba), sensitive_features=A_df, sample_weight=S(w)) == (
-            soft_demographic_parity_difference(y_true, proba, sensitive_features=A_np,
-                                               sample_weight=w))
+            S(y_true), S(proba), sensitive_features=A_df, sample_weight=S(w)
+        ) == (
+            soft_demographic_parity_difference(
+                y_true, proba, sensitive_features=A_np, sample_weight=w
+            )
+        )
         assert sufficiency_gap(S(y_true), S(proba), sensitive_features=A_df) == (
-            sufficiency_gap(y_true, proba, sensitive_features=A_np))
+            sufficiency_gap(y_true, proba, sensitive_features=A_np)
+        )
     report = fairness_report(S(y_true), S(y_pred), sensitive_features=two)
     assert report.by_group.index.names == ["sex", "race"]
-    assert report.summary == fairness_report(
-        y_true, y_pred, sensitive_features=pd.DataFrame({"sex": sex, "race": race})).summary
+    assert (
+        report.summary
+        == fairness_report(
+            y_true, y_pred, sensitive_features=pd.DataFrame({"sex": sex, "race": race})
+        ).summary
+    )
     with pytest.raises(ValueError, match="y_pred must be 1-D.*2 columns"):
         demographic_parity_difference(y_true, two, sensitive_features=sex)
 
@@ -169,19 +188,20 @@ def test_regression_metrics_accept_series_and_frames(lib):
     w = rng.uniform(0.5, 2.0, n)
     S = TO_SERIES[lib]
     kw_np = {"sensitive_features": sex, "sample_weight": w}
-    kw_df = {"sensitive_features": TO_FRAME[lib](pd.DataFrame({"sex": sex})),
-             "sample_weight": S(w)}
+    kw_df = {"sensitive_features": TO_FRAME[lib](pd.DataFrame({"sex": sex})), "sample_weight": S(w)}
     for metric in (mean_prediction_difference, bounded_group_loss, group_loss_ratio):
         assert metric(S(y_true), S(y_pred), **kw_df) == metric(y_true, y_pred, **kw_np)
 
 
 def test_missing_values_in_polars_are_refused():
     with pytest.raises(ValueError, match="sensitive_features has 1 missing"):
-        demographic_parity_difference([0, 1, 1], [0, 1, 0],
-                                      sensitive_features=pl.Series("s", ["a", None, "b"]))
+        demographic_parity_difference(
+            [0, 1, 1], [0, 1, 0], sensitive_features=pl.Series("s", ["a", None, "b"])
+        )
     with pytest.raises(ValueError, match="y_pred has 1 missing"):
-        mean_prediction_difference(None, pl.Series([1.0, None, 2.0]),
-                                   sensitive_features=["a", "b", "b"])
+        mean_prediction_difference(
+            None, pl.Series([1.0, None, 2.0]), sensitive_features=["a", "b", "b"]
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,16 +226,28 @@ def test_scorer_reads_columns_of_any_dataframe_in_cross_validate(lib):
     results = {}
     for name, data in (("pandas", X), (lib, Xlib)):
         pipe = make_pipeline(make_preprocessor(data, sensitive="sex"), LogisticRegression())
-        results[name] = cross_validate(pipe, data, y, cv=cv, scoring={"dp": dp},
-                                       return_estimator=True, return_indices=True,
-                                       error_score="raise")
+        results[name] = cross_validate(
+            pipe,
+            data,
+            y,
+            cv=cv,
+            scoring={"dp": dp},
+            return_estimator=True,
+            return_indices=True,
+            error_score="raise",
+        )
     np.testing.assert_array_equal(results[lib]["test_dp"], results["pandas"]["test_dp"])
     # and by hand: each fold's predictions and the fold's slice of the sex column
-    for score, est, test in zip(results[lib]["test_dp"], results[lib]["estimator"],
-                                results[lib]["indices"]["test"], strict=True):
+    for score, est, test in zip(
+        results[lib]["test_dp"],
+        results[lib]["estimator"],
+        results[lib]["indices"]["test"],
+        strict=True,
+    ):
         Xt = X.iloc[test]
         assert score == -demographic_parity_difference(
-            y[test], est.predict(Xt), sensitive_features=Xt["sex"])
+            y[test], est.predict(Xt), sensitive_features=Xt["sex"]
+        )
     assert len(set(np.round(results[lib]["test_dp"], 12))) > 1  # folds differ
 
 
@@ -232,12 +264,10 @@ def test_scorer_on_polars_output_of_set_output():
         LogisticRegression(),
     )
     model.fit(Xpl, y)
-    expected = demographic_parity_difference(
-        y, model.predict(Xpl), sensitive_features=X["sex"])
+    expected = demographic_parity_difference(y, model.predict(Xpl), sensitive_features=X["sex"])
     assert expected > 0
     for metric_ids in ("sex", 3, ["sex"]):
-        dp = make_fairness_scorer("demographic_parity_difference",
-                                  sensitive_feature_ids=metric_ids)
+        dp = make_fairness_scorer("demographic_parity_difference", sensitive_feature_ids=metric_ids)
         assert dp(model, Xpl, y) == -expected
     with sklearn.config_context(enable_metadata_routing=True):
         dp = make_fairness_scorer("demographic_parity_difference", sensitive_feature_ids="sex")

@@ -311,8 +311,9 @@ def test_preprocessor_missing_values_and_several_sensitive():
 
 def test_preprocessor_integer_codes_and_pipeline():
     bunch = load_credit_default(sensitive="SEX")
-    pre = make_preprocessor(bunch.data, sensitive="SEX", categorical=["EDUCATION", "MARRIAGE"],
-                            keep_sensitive=True)
+    pre = make_preprocessor(
+        bunch.data, sensitive="SEX", categorical=["EDUCATION", "MARRIAGE"], keep_sensitive=True
+    )
     Xt = pre.fit_transform(bunch.data)
     assert sorted(Xt["SEX"].unique()) == [1.0, 2.0]  # numeric sensitive: cast, not recoded
     assert Xt.filter(like="EDUCATION_").shape[1] == 7
@@ -375,12 +376,14 @@ def test_preprocessor_polars_and_pyarrow_give_the_pandas_output(lib):
 
 
 def test_preprocessor_string_and_bool_sensitive_columns():
-    X = pd.DataFrame({
-        "x": [0.0, 1.0, 2.0, 3.0],
-        "sex": pd.Series(["F", "M", "M", "F"], dtype="str"),
-        "old": [True, False, True, False],
-        "race": pd.Series(["b", "a", "c", "a"], dtype=object),
-    })
+    X = pd.DataFrame(
+        {
+            "x": [0.0, 1.0, 2.0, 3.0],
+            "sex": pd.Series(["F", "M", "M", "F"], dtype="str"),
+            "old": [True, False, True, False],
+            "race": pd.Series(["b", "a", "c", "a"], dtype=object),
+        }
+    )
     sens = ["sex", "old", "race"]
     assert make_preprocessor(X, sensitive=sens).fit_transform(X).columns.tolist() == ["x"]
     kept = make_preprocessor(X, sensitive=sens, keep_sensitive=True).fit_transform(X)
@@ -400,8 +403,13 @@ def test_default_preprocessor_makes_predictions_blind_to_the_sensitive_column():
     flipped = X.copy()
     flipped["sex"] = X["sex"].map({"female": "male", "male": "female"}).astype(X["sex"].dtype)
     assert (flipped["sex"] != X["sex"]).all()
-    params = dict(hidden_layer_sizes=(16,), fairness="demographic_parity", max_epochs=15,
-                  lr=1e-2, random_state=0)
+    params = dict(
+        hidden_layer_sizes=(16,),
+        fairness="demographic_parity",
+        max_epochs=15,
+        lr=1e-2,
+        random_state=0,
+    )
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = make_pipeline(make_preprocessor(X, sensitive="sex"), FairMLPClassifier(**params))
         pipe.fit(X, y, sensitive_features=A)
@@ -410,8 +418,9 @@ def test_default_preprocessor_makes_predictions_blind_to_the_sensitive_column():
         np.testing.assert_array_equal(pipe.predict_proba(flipped), pipe.predict_proba(X))
         # the opt-in keeps the column as a model input: then the flip does change
         # predictions, so the check above could fail
-        kept = make_pipeline(make_preprocessor(X, sensitive="sex", keep_sensitive=True),
-                             FairMLPClassifier(**params))
+        kept = make_pipeline(
+            make_preprocessor(X, sensitive="sex", keep_sensitive=True), FairMLPClassifier(**params)
+        )
         kept.fit(X, y, sensitive_features=A)
         assert np.abs(kept.predict_proba(flipped) - kept.predict_proba(X)).max() > 1e-3
 

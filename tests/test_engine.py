@@ -44,8 +44,11 @@ def test_same_seed_same_probabilities_bitwise():
     p1 = small(fairness="demographic_parity").fit(X, y, sensitive_features=A).predict_proba(X)
     p2 = small(fairness="demographic_parity").fit(X, y, sensitive_features=A).predict_proba(X)
     assert np.array_equal(p1, p2)
-    p3 = small(fairness="demographic_parity", random_state=1).fit(
-        X, y, sensitive_features=A).predict_proba(X)
+    p3 = (
+        small(fairness="demographic_parity", random_state=1)
+        .fit(X, y, sensitive_features=A)
+        .predict_proba(X)
+    )
     assert not np.array_equal(p1, p3)
 
 
@@ -130,8 +133,9 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
 
 def test_interrupt_in_first_epoch_leaves_initial_model(monkeypatch):
     X, y, A = biased_data()
-    monkeypatch.setattr(torch.optim.Adam, "step",
-                        lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        torch.optim.Adam, "step", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     est = small()
     with pytest.warns(TrainingInterruptedWarning):
         est.fit(X, y, sensitive_features=A)
@@ -198,21 +202,24 @@ def test_warm_start_continues_history():
 
 def test_early_stopping_stops_and_records_validation():
     X, y, A = biased_data(600)
-    est = small(early_stopping=True, max_epochs=300, n_iter_no_change=3, lr=3e-2,
-                fairness="demographic_parity")
+    est = small(
+        early_stopping=True,
+        max_epochs=300,
+        n_iter_no_change=3,
+        lr=3e-2,
+        fairness="demographic_parity",
+    )
     est.fit(X, y, sensitive_features=A)
     assert est.n_iter_ < 300
     rec = est.history_[-1]
-    for key in ("loss", "val_loss", "val_accuracy", "val_dp", "val_soft_dp", "val_eo",
-                "seconds"):
+    for key in ("loss", "val_loss", "val_accuracy", "val_dp", "val_soft_dp", "val_eo", "seconds"):
         assert key in rec
     assert 0 <= rec["val_dp"] <= 1 and 0.5 < rec["val_accuracy"] <= 1
 
 
 def test_history_records_per_epoch_losses():
     X, y, A = biased_data()
-    est = small(fairness="demographic_parity", fairness_weight=2.0).fit(
-        X, y, sensitive_features=A)
+    est = small(fairness="demographic_parity", fairness_weight=2.0).fit(X, y, sensitive_features=A)
     assert [h["epoch"] for h in est.history_] == list(range(5))
     h = est.history_[0]
     assert h["loss"] == pytest.approx(h["ce"] + 2.0 * h["fairness"], rel=1e-5)
@@ -234,12 +241,20 @@ def test_device_errors_name_the_argument():
     assert resolve_device("auto").type in ("cpu", "cuda")
 
 
-@pytest.mark.parametrize("param, value", [("lr", 0.0), ("lr", -1.0), ("max_epochs", 0),
-                                          ("batch_size", 0), ("fairness", "parity"),
-                                          ("fairness_weight", -1.0),
-                                          ("validation_fraction", 1.0),
-                                          ("hidden_layer_sizes", (0,)),
-                                          ("class_weight", "auto")])
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("lr", 0.0),
+        ("lr", -1.0),
+        ("max_epochs", 0),
+        ("batch_size", 0),
+        ("fairness", "parity"),
+        ("fairness_weight", -1.0),
+        ("validation_fraction", 1.0),
+        ("hidden_layer_sizes", (0,)),
+        ("class_weight", "auto"),
+    ],
+)
 def test_bad_hyperparameters_are_named(param, value):
     X, y, A = biased_data(50)
     with pytest.raises(ValueError, match=f"'{param}' parameter of FairMLPClassifier"):
@@ -291,8 +306,9 @@ def test_sensitive_feature_ids_drop_or_keep_column():
     df = pd.DataFrame(X, columns=list("abcd"))
     df["sex"] = (A == "f").astype(float)
     dropped = small(fairness="demographic_parity", sensitive_feature_ids="sex").fit(df, y)
-    kept = small(fairness="demographic_parity", sensitive_feature_ids="sex",
-                 drop_sensitive=False).fit(df, y)
+    kept = small(
+        fairness="demographic_parity", sensitive_feature_ids="sex", drop_sensitive=False
+    ).fit(df, y)
     assert dropped.n_features_in_ == 5 and kept.n_features_in_ == 5
     assert dropped.module_[0].in_features == 4 and kept.module_[0].in_features == 5
     assert list(dropped.feature_names_in_) == ["a", "b", "c", "d", "sex"]
@@ -309,15 +325,20 @@ def test_grid_search_pipeline_routes_sensitive_features():
     class Spy(FairMLPClassifier):
         def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
             seen.append(None if sensitive_features is None else len(sensitive_features))
-            return super().fit(X, y, sensitive_features=sensitive_features,
-                               sample_weight=sample_weight)
+            return super().fit(
+                X, y, sensitive_features=sensitive_features, sample_weight=sample_weight
+            )
 
     with sklearn.config_context(enable_metadata_routing=True):
-        pipe = make_pipeline(StandardScaler(), Spy(hidden_layer_sizes=(4,), max_epochs=2,
-                                                   fairness="demographic_parity",
-                                                   random_state=0))
-        search = GridSearchCV(pipe, {"spy__fairness_weight": [0.0, 5.0]},
-                              cv=KFold(3), scoring="accuracy")
+        pipe = make_pipeline(
+            StandardScaler(),
+            Spy(
+                hidden_layer_sizes=(4,), max_epochs=2, fairness="demographic_parity", random_state=0
+            ),
+        )
+        search = GridSearchCV(
+            pipe, {"spy__fairness_weight": [0.0, 5.0]}, cv=KFold(3), scoring="accuracy"
+        )
         search.fit(X, y, sensitive_features=A)
     assert sorted(seen) == [200] * 6 + [300]
     assert search.best_estimator_[-1].fairness_aware_
@@ -326,15 +347,22 @@ def test_grid_search_pipeline_routes_sensitive_features():
 def test_cross_validate_routes_with_params():
     X, y, A = biased_data(300)
     with sklearn.config_context(enable_metadata_routing=True):
-        res = cross_validate(small(fairness="demographic_parity"), X, y, cv=3,
-                             params={"sensitive_features": A}, return_estimator=True)
+        res = cross_validate(
+            small(fairness="demographic_parity"),
+            X,
+            y,
+            cv=3,
+            params={"sensitive_features": A},
+            return_estimator=True,
+        )
     assert all(e.fairness_aware_ and e.n_groups_ == 2 for e in res["estimator"])
 
 
 def test_routing_off_legacy_fit_params_in_search():
     X, y, A = biased_data(300)
-    search = GridSearchCV(small(fairness="demographic_parity"),
-                          {"fairness_weight": [0.0, 1.0]}, cv=3)
+    search = GridSearchCV(
+        small(fairness="demographic_parity"), {"fairness_weight": [0.0, 1.0]}, cv=3
+    )
     search.fit(X, y, sensitive_features=A)
     assert search.best_estimator_.fairness_aware_
 
@@ -343,8 +371,7 @@ def test_routing_off_legacy_fit_params_in_search():
 def _run_adam(make, init, grads, schedule=True):
     ps = [torch.nn.Parameter(v.clone()) for v in init]
     opt = make(ps)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5) if schedule \
-        else None
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5) if schedule else None
     for gs in grads:
         for p, g in zip(ps, gs, strict=True):
             p.grad = g.clone()
@@ -365,8 +392,9 @@ def test_lean_adam_matches_torch_adam(dtype):
     init = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
     grads = [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in range(12)]
     ours = _run_adam(lambda ps: LeanAdam(ps, lr=0.05, weight_decay=0.1), init, grads)
-    ref = _run_adam(lambda ps: torch.optim.Adam(ps, lr=0.05, weight_decay=0.1,
-                                                foreach=False), init, grads)
+    ref = _run_adam(
+        lambda ps: torch.optim.Adam(ps, lr=0.05, weight_decay=0.1, foreach=False), init, grads
+    )
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     for a, b, v in zip(ours, ref, init, strict=True):
         assert not torch.equal(a, v)

@@ -34,8 +34,7 @@ def test_divergences_hand_computed():
     assert float(divergence("kl", p, p)) == 0.0
     assert float(divergence("w2", q, q)) == 0.0
     # the package's closed-form values: the same numbers
-    assert float(divergence_derivatives("kl", q, p)[0]) == pytest.approx(2 - math.log(2),
-                                                                         abs=1e-12)
+    assert float(divergence_derivatives("kl", q, p)[0]) == pytest.approx(2 - math.log(2), abs=1e-12)
     assert float(divergence_derivatives("w2", q, p)[0]) == pytest.approx(2.0, abs=1e-12)
     for fn in (divergence_derivatives, divergence_grad):
         with pytest.raises(ValueError, match="divergence='js'"):
@@ -50,12 +49,15 @@ def test_kl_matches_quadrature_and_torch_distributions():
     ours = float(kl_divergence(q, p))
     Nq = torch.distributions.Normal(torch.tensor(mq), torch.tensor(np.exp(0.5 * lq)))
     Np = torch.distributions.Normal(torch.tensor(mp), torch.tensor(np.exp(0.5 * lp)))
-    assert ours == pytest.approx(float(torch.distributions.kl_divergence(Nq, Np).sum()),
-                                 rel=1e-10)
+    assert ours == pytest.approx(float(torch.distributions.kl_divergence(Nq, Np).sum()), rel=1e-10)
     # numerical integration of the first coordinate
     sq, sp = np.exp(0.5 * lq[0]), np.exp(0.5 * lp[0])
-    f = lambda x: stats.norm.pdf(x, mq[0], sq) * (  # noqa: E731
-        stats.norm.logpdf(x, mq[0], sq) - stats.norm.logpdf(x, mp[0], sp))
+
+    def f(x):
+        return stats.norm.pdf(x, mq[0], sq) * (
+            stats.norm.logpdf(x, mq[0], sq) - stats.norm.logpdf(x, mp[0], sp)
+        )
+
     quad, _ = integrate.quad(f, -30, 30, limit=200)
     one = float(kl_divergence(*gaussian_params(mq[:1], lq[:1], mp[:1], lp[:1])))
     assert one == pytest.approx(quad, rel=1e-7)
@@ -99,20 +101,26 @@ def test_divergence_derivatives_match_autograd(name):
     gen = torch.Generator().manual_seed(3)
     base = GaussianMLP(3, (4,), 2, n_models=1, logvar_init=(0.1, 0.5), generator=gen)
     p = [t.detach().double().requires_grad_(True) for t in base.parameter_list()]
-    q = [(t.detach().expand(3, *t.shape[1:])
-          + 0.3 * torch.randn((3,) + tuple(t.shape[1:]), generator=gen, dtype=torch.float64)
-          ).requires_grad_(True) for t in p]
+    q = [
+        (
+            t.detach().expand(3, *t.shape[1:])
+            + 0.3 * torch.randn((3,) + tuple(t.shape[1:]), generator=gen, dtype=torch.float64)
+        ).requires_grad_(True)
+        for t in p
+    ]
     D = divergence(name, q, p)
     value, gq, gp, hq, mixed = divergence_derivatives(name, q, p)
     torch.testing.assert_close(value, D.detach(), rtol=1e-12, atol=1e-12)
     g = flat_grad(D.sum(), q, create_graph=True)
     torch.testing.assert_close(flatten(gq), g.detach(), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(flatten(gp), flat_grad(D.sum(), p, retain_graph=True),
-                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        flatten(gp), flat_grad(D.sum(), p, retain_graph=True), rtol=1e-12, atol=1e-12
+    )
     v = torch.randn(g.shape, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(hvp(g, q, v), flatten(hq) * v, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(hvp(g, p, v), flatten(mixed(unflatten_like(v, q))),
-                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        hvp(g, p, v), flatten(mixed(unflatten_like(v, q))), rtol=1e-10, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", ["kl", "w2"])
@@ -120,12 +128,15 @@ def test_divergence_grad_is_grad_q(name):
     gen = torch.Generator().manual_seed(4)
     base = GaussianMLP(3, (4,), 2, n_models=1, logvar_init=(0.1, 0.5), generator=gen)
     p = [t.detach().double() for t in base.parameter_list()]
-    q = [t.expand(3, *t.shape[1:]) + 0.3 * torch.randn((3,) + tuple(t.shape[1:]),
-                                                       generator=gen, dtype=torch.float64)
-         for t in p]
+    q = [
+        t.expand(3, *t.shape[1:])
+        + 0.3 * torch.randn((3,) + tuple(t.shape[1:]), generator=gen, dtype=torch.float64)
+        for t in p
+    ]
     q_before = [t.clone() for t in q]
-    for a, b in zip(divergence_grad(name, q, p), divergence_derivatives(name, q, p)[1],
-                    strict=True):
+    for a, b in zip(
+        divergence_grad(name, q, p), divergence_derivatives(name, q, p)[1], strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(q, q_before, strict=True):  # inputs untouched by the in-place ops
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -140,17 +151,17 @@ def test_local_reparameterisation_moments():
     params = [p.detach() for p in net.parameter_list()]
     w_mu, w_lv, b_mu, b_lv = params
     mean = x @ w_mu[0] + b_mu[0]  # weights are stored (in, out)
-    var = 0.25 * ((x ** 2) @ w_lv[0].exp() + b_lv[0].exp())
+    var = 0.25 * ((x**2) @ w_lv[0].exp() + b_lv[0].exp())
     xr = x.expand(20000, 3)
     out = gaussian_forward(xr, params, act=net.act, eps_std=0.5, generator=gen)[0]
-    torch.testing.assert_close(out.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 141,
-                               rtol=0)
+    torch.testing.assert_close(out.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 141, rtol=0)
     torch.testing.assert_close(out.var(0), var[0], rtol=0.05, atol=0)
     # sampled weights: same distribution across samples
     z = [torch.randn((20000,) + tuple(p.shape[1:]), generator=gen) for p in (w_lv, b_lv)]
     outs = sampled_forward(x, params, z, act=net.act, eps_std=0.5)[:, 0]
-    torch.testing.assert_close(outs.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 141,
-                               rtol=0)
+    torch.testing.assert_close(
+        outs.mean(0), mean[0], atol=4 * float(var.max().sqrt()) / 141, rtol=0
+    )
     torch.testing.assert_close(outs.var(0), var[0], rtol=0.05, atol=0)
     # eps_std = 0: the mean network, deterministic
     det = gaussian_forward(x, params, act=net.act, eps_std=0.0)[0]

@@ -25,23 +25,40 @@ def torch_problem(kind, fairness, *, newton, mlp=False, n_classes=2, seed=0):
     X[:, 0] += 0.7 * g
     w = torch.tensor(rng.uniform(0.5, 2.0, n))
     if kind == "regressor":
-        y = X @ torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64) + 0.3 * g \
+        y = (
+            X @ torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+            + 0.3 * g
             + torch.tensor(rng.normal(size=n))
+        )
     elif n_classes == 2:
         y = ((X[:, 0] + X[:, 1] + torch.tensor(rng.normal(size=n))) > 0.5).long()
     else:
         y = torch.tensor(rng.integers(0, n_classes, n))
     K = 1 if kind == "regressor" or n_classes == 2 else n_classes
     torch.manual_seed(seed)  # only to make the test's MLP; the estimators never do this
-    net = (nn.Sequential(nn.Linear(d, 5), nn.Tanh(), nn.Linear(5, K)) if mlp
-           else nn.Linear(d, K)).double()
+    net = (
+        nn.Sequential(nn.Linear(d, 5), nn.Tanh(), nn.Linear(5, K)) if mlp else nn.Linear(d, K)
+    ).double()
     pairs = None
     if kind == "regressor" and fairness == "individual_fairness":
         gen = torch.Generator().manual_seed(0)
         i, j, c = sample_pairs(g, S, 5000, gen)
         pairs = (i, j, c.double())
-    return GroupRiskProblem(net, X, y, g, w, S, kind=kind, alpha=0.1, fairness=fairness,
-                         rho=5.0, pairs=pairs, lower_max_iter=500, newton=newton)
+    return GroupRiskProblem(
+        net,
+        X,
+        y,
+        g,
+        w,
+        S,
+        kind=kind,
+        alpha=0.1,
+        fairness=fairness,
+        rho=5.0,
+        pairs=pairs,
+        lower_max_iter=500,
+        newton=newton,
+    )
 
 
 def finite_difference(prob, lam, eps=1e-5):
@@ -62,9 +79,11 @@ LAM = torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64)
 
 
 # --------------------------------------------------------------------- hypergradient
-@pytest.mark.parametrize("kind,fairness",
-                         [("classifier", f) for f in CLASSIFIER_FAIRNESS]
-                         + [("regressor", f) for f in REGRESSOR_FAIRNESS])
+@pytest.mark.parametrize(
+    "kind,fairness",
+    [("classifier", f) for f in CLASSIFIER_FAIRNESS]
+    + [("regressor", f) for f in REGRESSOR_FAIRNESS],
+)
 @pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
 def test_hypergradient_matches_central_finite_differences(kind, fairness, newton):
     prob = torch_problem(kind, fairness, newton=newton)
@@ -74,8 +93,7 @@ def test_hypergradient_matches_central_finite_differences(kind, fairness, newton
     assert np.linalg.norm(h.numpy() - fd) <= 1e-5 * np.linalg.norm(fd)
 
 
-@pytest.mark.parametrize("fairness", ["demographic_parity", "equalized_odds",
-                                      "group_variance"])
+@pytest.mark.parametrize("fairness", ["demographic_parity", "equalized_odds", "group_variance"])
 def test_hypergradient_multiclass_linear(fairness):
     prob = torch_problem("classifier", fairness, newton=True, n_classes=3)
     prob.solve(LAM)
@@ -89,10 +107,14 @@ def test_hypergradient_multiclass_linear(fairness):
     np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-6, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind,fairness,n_classes",
-                         [("classifier", "demographic_parity", 2),
-                          ("classifier", "equalized_odds", 3),
-                          ("regressor", "individual_fairness", 2)])
+@pytest.mark.parametrize(
+    "kind,fairness,n_classes",
+    [
+        ("classifier", "demographic_parity", 2),
+        ("classifier", "equalized_odds", 3),
+        ("regressor", "individual_fairness", 2),
+    ],
+)
 @pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
 def test_row_chunks_and_float32_data_change_nothing(kind, fairness, n_classes, newton):
     """The linear model works over row chunks of X, which may stay float32 under the
@@ -117,9 +139,14 @@ def test_row_chunks_and_float32_data_change_nothing(kind, fairness, n_classes, n
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind,fairness", [("classifier", "demographic_parity"),
-                                           ("classifier", "individual_fairness"),
-                                           ("regressor", "group_variance")])
+@pytest.mark.parametrize(
+    "kind,fairness",
+    [
+        ("classifier", "demographic_parity"),
+        ("classifier", "individual_fairness"),
+        ("regressor", "group_variance"),
+    ],
+)
 def test_hypergradient_mlp(kind, fairness):
     # the MLP path adds a 1e-6 damping to the Hessian: agreement to 1e-4
     prob = torch_problem(kind, fairness, newton=False, mlp=True)
@@ -127,8 +154,6 @@ def test_hypergradient_mlp(kind, fairness):
     _, h, _ = prob.hypergradient(LAM)
     fd = finite_difference(prob, LAM)
     assert np.linalg.norm(h.numpy() - fd) <= 1e-4 * np.linalg.norm(fd)
-
-
 
 
 def test_solve_spd_regularises_a_singular_matrix():
@@ -161,10 +186,11 @@ def test_single_loop_directions_match_autograd(batch):
         x, y, gg, w = (prob.X, prob.y, prob.g, prob.w) if b is None else (b.x, b.y, b.g, b.w)
         out = x @ W.T + bias
         per_row = nn.functional.binary_cross_entropy_with_logits(
-            out[:, 0], y.double(), reduction="none")
+            out[:, 0], y.double(), reduction="none"
+        )
         tot = torch.zeros(3, dtype=torch.float64).index_add(0, gg, w)
         means = torch.zeros(3, dtype=torch.float64).index_add(0, gg, w * per_row) / tot
-        return (lam * (means + 0.05 * (W ** 2).sum())).sum()
+        return (lam * (means + 0.05 * (W**2).sum())).sum()
 
     lam = LAM.clone().requires_grad_(True)
     want_g = torch.autograd.grad(objective(theta, lam), theta, create_graph=True)[0]

@@ -42,8 +42,9 @@ def test_dp_three_groups_by_hand_penalises_every_group():
 def test_dp_absent_group_and_single_group_batches():
     p = T([0.2, 0.4])
     assert float(demographic_parity_loss(p, None, T([1, 1]), 3)) == 0.0
-    assert float(demographic_parity_loss(T([0.2, 0.6]), None, T([0, 2]), 3)) == \
-        pytest.approx(0.04 + 0.04)
+    assert float(demographic_parity_loss(T([0.2, 0.6]), None, T([0, 2]), 3)) == pytest.approx(
+        0.04 + 0.04
+    )
 
 
 def test_sample_weights_enter_group_means():
@@ -77,8 +78,7 @@ def test_multiclass_penalty_is_sum_over_classes():
     assert float(demographic_parity_loss(P, None, g, 2)) == pytest.approx(total)
     y = T([0, 1, 2, 0])
     eo = float(equal_opportunity_loss(P, y, g, 2))
-    by_hand = sum(float(equal_opportunity_loss(P[:, k], (y == k).float(), g, 2))
-                  for k in range(3))
+    by_hand = sum(float(equal_opportunity_loss(P[:, k], (y == k).float(), g, 2)) for k in range(3))
     assert eo == pytest.approx(by_hand)
 
 
@@ -115,9 +115,11 @@ def test_penalties_with_fewer_than_two_groups_are_exactly_zero_with_finite_gradi
         logits = torch.full((n, 1), 0.5, dtype=torch.float64, requires_grad=True)
         y = torch.ones(n, dtype=torch.float64)
         groups = torch.tensor(g, dtype=torch.long)
-        for loss in (demographic_parity_loss(p, y, groups, 3),
-                     equalized_odds_loss(p, y, groups, 3),
-                     accuracy_parity_loss(logits, y, groups, 3)):
+        for loss in (
+            demographic_parity_loss(p, y, groups, 3),
+            equalized_odds_loss(p, y, groups, 3),
+            accuracy_parity_loss(logits, y, groups, 3),
+        ):
             assert float(loss) == 0.0
             loss.backward()
         assert p.grad is None or torch.isfinite(p.grad).all()
@@ -139,7 +141,8 @@ def test_accuracy_parity_loss_skips_absent_groups():
 @pytest.mark.parametrize("name", ["demographic_parity", "equal_opportunity", "equalized_odds"])
 @pytest.mark.parametrize("n_groups, weighted", [(2, False), (3, True), (4, True)])
 def test_closed_form_binary_penalties_match_autograd_and_finite_differences(
-        name, n_groups, weighted):
+    name, n_groups, weighted
+):
     from skfairbilevel.nn.losses import _deviation_penalty, fairness_loss_and_grad
 
     gen = torch.Generator().manual_seed(n_groups)
@@ -149,8 +152,11 @@ def test_closed_form_binary_penalties_match_autograd_and_finite_differences(
     g = torch.randint(0, n_groups - 1, (n,), generator=gen)  # the last group is absent
     w = torch.rand(n, generator=gen, dtype=torch.float64) if weighted else None
     # reference: the autograd implementation of the same penalty (the multi-class path)
-    masks = {"demographic_parity": [None], "equal_opportunity": [y > 0.5],
-             "equalized_odds": [y > 0.5, y <= 0.5]}[name]
+    masks = {
+        "demographic_parity": [None],
+        "equal_opportunity": [y > 0.5],
+        "equalized_odds": [y > 0.5, y <= 0.5],
+    }[name]
     pr = p.clone().requires_grad_(True)
     ref = sum(_deviation_penalty(pr, g, n_groups, w, mask=m) for m in masks)
     (ref_grad,) = torch.autograd.grad(ref, pr)
@@ -161,9 +167,11 @@ def test_closed_form_binary_penalties_match_autograd_and_finite_differences(
     fn = {"demographic_parity": demographic_parity_loss}.get(name)
     if fn is None:
         from skfairbilevel.nn.losses import FAIRNESS_LOSSES
+
         fn = FAIRNESS_LOSSES[name]
     assert torch.autograd.gradcheck(
-        lambda q: fn(q, y, g, n_groups, w), (p.clone().requires_grad_(True),))
+        lambda q: fn(q, y, g, n_groups, w), (p.clone().requires_grad_(True),)
+    )
     with pytest.raises(RuntimeError):  # first order only: a second derivative refuses
         q = p.clone().requires_grad_(True)
         (d,) = torch.autograd.grad(fn(q, y, g, n_groups, w), q, create_graph=True)
@@ -182,8 +190,7 @@ def test_repo_compat_loss_by_hand():
     assert float(repo_compat_dp_loss(logits, g)) == pytest.approx(d * d / 2, abs=1e-12)
     # groups 1 and 2 do not enter except through the overall mean: swapping them is free
     g_swapped = torch.tensor([0, 2, 0, 1, 2])
-    assert float(repo_compat_dp_loss(logits, g_swapped)) == \
-        pytest.approx(d * d / 2, abs=1e-12)
+    assert float(repo_compat_dp_loss(logits, g_swapped)) == pytest.approx(d * d / 2, abs=1e-12)
     # weighted: weight 3 on row 1
     w = torch.tensor([1.0, 3.0, 1.0, 1.0, 1.0], dtype=torch.float64)
     dw = (o[0] + o[2]) / 2 - (o[0] + 3 * o[1] + o[2] + o[3] + o[4]) / 7

@@ -90,8 +90,12 @@ def test_binary_metrics_equal_fairlearn():
 
 def test_returns_python_float():
     y_true, y_pred, A, sw = _random_case(1)
-    for f in (demographic_parity_difference, equalized_odds_difference,
-              equal_opportunity_difference, accuracy_parity_difference):
+    for f in (
+        demographic_parity_difference,
+        equalized_odds_difference,
+        equal_opportunity_difference,
+        accuracy_parity_difference,
+    ):
         assert type(f(y_true, y_pred, sensitive_features=A)) is float
 
 
@@ -116,9 +120,7 @@ def test_string_binary_labels_use_greater_label():
     # ... and pos_label="no" makes it the TNR spread, which is the FPR spread of "yes"
     assert equal_opportunity_difference(
         y_s, p_s, sensitive_features=A, pos_label="no"
-    ) == pytest.approx(
-        flm.false_positive_rate_difference(y01, p01, sensitive_features=A), abs=TOL
-    )
+    ) == pytest.approx(flm.false_positive_rate_difference(y01, p01, sensitive_features=A), abs=TOL)
     # fairlearn itself cannot do this
     with pytest.raises(ValueError):
         flm.equalized_odds_difference(y_s, p_s, sensitive_features=A)
@@ -177,9 +179,7 @@ def test_multiclass_string_labels_hand():
     assert demographic_parity_difference(y, p, sensitive_features=MC_A) == pytest.approx(
         1 / 6, abs=TOL
     )
-    assert equalized_odds_difference(y, p, sensitive_features=MC_A) == pytest.approx(
-        0.5, abs=TOL
-    )
+    assert equalized_odds_difference(y, p, sensitive_features=MC_A) == pytest.approx(0.5, abs=TOL)
 
 
 # ---------------------------------------------------------------------------------------
@@ -201,7 +201,9 @@ def test_accuracy_parity_hand():
 def test_accuracy_parity_weighted_and_multiclass_hand():
     # a: right (w=3), wrong (w=1) -> 0.75; b: right, right -> 1
     got = accuracy_parity_difference(
-        [1, 1, 0, 0], [1, 0, 0, 0], sensitive_features=["a", "a", "b", "b"],
+        [1, 1, 0, 0],
+        [1, 0, 0, 0],
+        sensitive_features=["a", "a", "b", "b"],
         sample_weight=[3, 1, 1, 1],
     )
     assert got == pytest.approx(0.25, abs=TOL)
@@ -307,8 +309,7 @@ def test_sufficiency_gap_multiclass_hand():
     y = rng.integers(0, 3, 90)
     P = rng.dirichlet([1, 1, 1], 90)
     A = rng.choice(["u", "v", "w"], 90)
-    ovr = [sufficiency_gap((y == c).astype(int), P[:, c], sensitive_features=A)
-           for c in range(3)]
+    ovr = [sufficiency_gap((y == c).astype(int), P[:, c], sensitive_features=A) for c in range(3)]
     assert sufficiency_gap(y, P, sensitive_features=A) == pytest.approx(max(ovr), abs=TOL)
     assert len(set(np.round(ovr, 10))) == 3
 
@@ -324,8 +325,9 @@ def test_sufficiency_gap_zero_and_errors():
     with pytest.raises(ValueError, match="y_score"):
         sufficiency_gap(y, [0.1, 0.1, 1.9, 0.9], sensitive_features=[0, 0, 1, 1])
     with pytest.raises(ValueError, match="columns"):  # 3 columns, 2 string labels
-        sufficiency_gap(["x", "y", "x", "y"], np.full((4, 3), 1 / 3),
-                        sensitive_features=[0, 0, 1, 1])
+        sufficiency_gap(
+            ["x", "y", "x", "y"], np.full((4, 3), 1 / 3), sensitive_features=[0, 0, 1, 1]
+        )
     with pytest.raises(ValueError, match="predict_proba"):  # 3 classes, 1-D score
         sufficiency_gap([0, 1, 2, 0], p, sensitive_features=[0, 0, 1, 1])
 
@@ -409,23 +411,25 @@ def test_fairness_report_binary_matches_scalars():
     assert isinstance(A, pd.Series) and sw is not None
     rng = np.random.default_rng(13)
     score = np.clip(y_pred * 0.6 + rng.random(len(y_pred)) * 0.4, 0, 1)
-    report = fairness_report(y_true, y_pred, sensitive_features=A, y_score=score,
-                             sample_weight=sw)
+    report = fairness_report(y_true, y_pred, sensitive_features=A, y_score=score, sample_weight=sw)
     assert isinstance(report, FairnessReport)
     assert list(report.by_group.columns) == [
-        "count", "selection_rate", "accuracy", "true_positive_rate",
-        "false_positive_rate", "balanced_accuracy",
+        "count",
+        "selection_rate",
+        "accuracy",
+        "true_positive_rate",
+        "false_positive_rate",
+        "balanced_accuracy",
     ]
     common = dict(sensitive_features=A, sample_weight=sw)
     expected = {
-        "demographic_parity_difference": demographic_parity_difference(
-            y_true, y_pred, **common),
+        "demographic_parity_difference": demographic_parity_difference(y_true, y_pred, **common),
         "equalized_odds_difference": equalized_odds_difference(y_true, y_pred, **common),
-        "equal_opportunity_difference": equal_opportunity_difference(
-            y_true, y_pred, **common),
+        "equal_opportunity_difference": equal_opportunity_difference(y_true, y_pred, **common),
         "accuracy_parity_difference": accuracy_parity_difference(y_true, y_pred, **common),
         "soft_demographic_parity_difference": soft_demographic_parity_difference(
-            y_true, score, **common),
+            y_true, score, **common
+        ),
         "sufficiency_gap": sufficiency_gap(y_true, score, sensitive_features=A),
     }
     assert report.summary.keys() == expected.keys()
@@ -445,9 +449,7 @@ def test_fairness_report_binary_matches_scalars():
     assert bg.loc["g2", "selection_rate"] == pytest.approx(
         np.sum(w[mask] * (y_pred[mask] == 1)) / np.sum(w[mask])
     )
-    assert report.overall["accuracy"] == pytest.approx(
-        np.sum(w * (y_true == y_pred)) / w.sum()
-    )
+    assert report.overall["accuracy"] == pytest.approx(np.sum(w * (y_true == y_pred)) / w.sum())
     assert "demographic_parity_difference" in repr(report)
 
 
@@ -521,13 +523,13 @@ def test_other_input_errors():
     with pytest.raises(ValueError, match="y_pred holds continuous"):
         demographic_parity_difference([0, 1], [0.2, 0.7], sensitive_features=[0, 1])
     with pytest.raises(ValueError, match="method must be one of"):
-        demographic_parity_difference([0, 1], [0, 1], sensitive_features=[0, 1],
-                                      method="ratio")
+        demographic_parity_difference([0, 1], [0, 1], sensitive_features=[0, 1], method="ratio")
     with pytest.raises(ValueError, match="agg must be one of"):
         equalized_odds_difference([0, 1], [0, 1], sensitive_features=[0, 1], agg="max")
     with pytest.raises(ValueError, match="sample_weight"):
-        demographic_parity_difference([0, 1], [0, 1], sensitive_features=[0, 1],
-                                      sample_weight=[1.0, -1.0])
+        demographic_parity_difference(
+            [0, 1], [0, 1], sensitive_features=[0, 1], sample_weight=[1.0, -1.0]
+        )
     with pytest.raises(ValueError, match="y_true is empty"):
         demographic_parity_difference([], [], sensitive_features=[])
     with pytest.raises(ValueError, match="y_true has 1 missing"):

@@ -33,8 +33,12 @@ from skfairbilevel.metrics import (
 # name -> (function, uses "pred" or "score", signed, accepts sample_weight)
 METRICS = {
     "dp": (demographic_parity_difference, "pred", False, True),
-    "dp_to_overall": (partial(demographic_parity_difference, method="to_overall"),
-                      "pred", False, True),
+    "dp_to_overall": (
+        partial(demographic_parity_difference, method="to_overall"),
+        "pred",
+        False,
+        True,
+    ),
     "eo": (equalized_odds_difference, "pred", False, True),
     "eo_mean": (partial(equalized_odds_difference, agg="mean"), "pred", False, True),
     "eop": (equal_opportunity_difference, "pred", False, True),
@@ -69,9 +73,10 @@ def problems(draw):
     signed = METRICS[name][2]
     n_groups = 2 if signed else draw(st.integers(2, 4))
     n = draw(st.integers(n_groups + 1, 40))
-    g = np.array(list(range(n_groups)) + draw(
-        st.lists(st.integers(0, n_groups - 1), min_size=n - n_groups, max_size=n - n_groups)
-    ))  # every group occurs
+    g = np.array(
+        list(range(n_groups))
+        + draw(st.lists(st.integers(0, n_groups - 1), min_size=n - n_groups, max_size=n - n_groups))
+    )  # every group occurs
     y = np.array(draw(st.lists(BITS, min_size=n, max_size=n)))
     pred = np.array(draw(st.lists(BITS, min_size=n, max_size=n)))
     score = np.array(draw(st.lists(PROBS, min_size=n, max_size=n)))
@@ -115,7 +120,11 @@ def test_range_renaming_and_row_permutation(problem, data):
     # permuting the rows
     rows = np.array(data.draw(st.permutations(range(len(y))), label="rows"))
     value_perm = _evaluate(
-        name, y[rows], pred[rows], score[rows], groups[rows],
+        name,
+        y[rows],
+        pred[rows],
+        score[rows],
+        groups[rows],
         None if weights is None else weights[rows],
     )
     assert _same(value_perm, value)
@@ -134,7 +143,11 @@ def group_blind_problems(draw):
     tile = partial(np.tile, reps=n_groups)
     groups = np.repeat(np.array(NAMES[:n_groups], dtype=object), m)
     return (
-        name, tile(np.array(y)), tile(np.array(pred)), tile(np.array(score)), groups,
+        name,
+        tile(np.array(y)),
+        tile(np.array(pred)),
+        tile(np.array(score)),
+        groups,
         None if weights is None else tile(np.array(weights, float)),
     )
 
@@ -157,15 +170,16 @@ def test_zero_when_predictions_do_not_depend_on_group(problem):
 # parity) or "max" (bounded group loss)
 REGRESSION = {
     "mp_diff": (mean_prediction_difference, "difference"),
-    "mp_diff_overall": (partial(mean_prediction_difference, method="to_overall"),
-                        "difference"),
+    "mp_diff_overall": (partial(mean_prediction_difference, method="to_overall"), "difference"),
     "mp_ratio": (mean_prediction_ratio, "ratio"),
     "mp_ratio_overall": (partial(mean_prediction_ratio, method="to_overall"), "ratio"),
     "bgl_mse": (bounded_group_loss, "max"),
     "bgl_mae": (partial(bounded_group_loss, loss="absolute_error"), "max"),
     "gl_diff": (group_loss_difference, "difference"),
-    "gl_diff_mae_overall": (partial(group_loss_difference, loss="absolute_error",
-                                    method="to_overall"), "difference"),
+    "gl_diff_mae_overall": (
+        partial(group_loss_difference, loss="absolute_error", method="to_overall"),
+        "difference",
+    ),
     "gl_ratio": (group_loss_ratio, "ratio"),
     "gl_ratio_overall": (partial(group_loss_ratio, method="to_overall"), "ratio"),
 }
@@ -177,9 +191,10 @@ def regression_problems(draw):
     name = draw(st.sampled_from(sorted(REGRESSION)))
     n_groups = draw(st.integers(2, 4))
     n = draw(st.integers(n_groups + 1, 40))
-    g = np.array(list(range(n_groups)) + draw(
-        st.lists(st.integers(0, n_groups - 1), min_size=n - n_groups, max_size=n - n_groups)
-    ))
+    g = np.array(
+        list(range(n_groups))
+        + draw(st.lists(st.integers(0, n_groups - 1), min_size=n - n_groups, max_size=n - n_groups))
+    )
     y = np.array(draw(st.lists(VALUES, min_size=n, max_size=n)))
     pred = np.array(draw(st.lists(VALUES, min_size=n, max_size=n)))
     weights = None
@@ -213,15 +228,17 @@ def test_regression_range_invariances_and_repetition(problem, data):
     renamed = pool[perm][np.searchsorted(NAMES, groups.astype(str))]
     assert _same(_regression(name, y, pred, renamed, weights), value)
     rows = np.array(data.draw(st.permutations(range(len(y))), label="rows"))
-    value_perm = _regression(name, y[rows], pred[rows], groups[rows],
-                             None if weights is None else weights[rows])
+    value_perm = _regression(
+        name, y[rows], pred[rows], groups[rows], None if weights is None else weights[rows]
+    )
     assert _same(value_perm, value)
 
     # integer weights are repetitions of the rows
     if weights is not None:
         reps = weights.astype(int)
-        repeated = _regression(name, np.repeat(y, reps), np.repeat(pred, reps),
-                               np.repeat(groups, reps), None)
+        repeated = _regression(
+            name, np.repeat(y, reps), np.repeat(pred, reps), np.repeat(groups, reps), None
+        )
         assert _same(repeated, value)
 
 
@@ -229,21 +246,32 @@ def test_regression_range_invariances_and_repetition(problem, data):
 @given(problem=regression_problems(), shift=VALUES, scale=st.integers(1, 8))
 def test_mean_prediction_shift_and_scale(problem, shift, scale):
     name, _, pred, groups, weights = problem
-    diff = mean_prediction_difference(None, pred, sensitive_features=groups,
-                                      sample_weight=weights)
-    assert _same(mean_prediction_difference(None, pred + shift, sensitive_features=groups,
-                                            sample_weight=weights), diff)
-    assert _same(mean_prediction_difference(None, scale * pred, sensitive_features=groups,
-                                            sample_weight=weights), scale * diff)
-    ratio = mean_prediction_ratio(None, pred, sensitive_features=groups,
-                                  sample_weight=weights)
-    assert _same(mean_prediction_ratio(None, scale * pred, sensitive_features=groups,
-                                       sample_weight=weights), ratio)
+    diff = mean_prediction_difference(None, pred, sensitive_features=groups, sample_weight=weights)
+    assert _same(
+        mean_prediction_difference(
+            None, pred + shift, sensitive_features=groups, sample_weight=weights
+        ),
+        diff,
+    )
+    assert _same(
+        mean_prediction_difference(
+            None, scale * pred, sensitive_features=groups, sample_weight=weights
+        ),
+        scale * diff,
+    )
+    ratio = mean_prediction_ratio(None, pred, sensitive_features=groups, sample_weight=weights)
+    assert _same(
+        mean_prediction_ratio(None, scale * pred, sensitive_features=groups, sample_weight=weights),
+        ratio,
+    )
 
 
 @settings(max_examples=40, deadline=None, database=None)
-@given(name=st.sampled_from(sorted(REGRESSION)), n_groups=st.integers(2, 4),
-       rows=st.lists(st.tuples(VALUES, VALUES, st.integers(1, 4)), min_size=1, max_size=15))
+@given(
+    name=st.sampled_from(sorted(REGRESSION)),
+    n_groups=st.integers(2, 4),
+    rows=st.lists(st.tuples(VALUES, VALUES, st.integers(1, 4)), min_size=1, max_size=15),
+)
 def test_regression_parity_when_every_group_has_the_same_rows(name, n_groups, rows):
     y, pred, w = (np.tile(np.array(col, float), n_groups) for col in zip(*rows, strict=True))
     groups = np.repeat(np.array(NAMES[:n_groups], dtype=object), len(rows))
@@ -254,5 +282,4 @@ def test_regression_parity_when_every_group_has_the_same_rows(name, n_groups, ro
     elif kind == "difference":
         assert value == pytest.approx(0.0, abs=1e-9)
     else:  # every group's loss is the overall loss
-        assert value == pytest.approx(_regression(name, y, pred, np.zeros(len(y)), w),
-                                      abs=1e-9)
+        assert value == pytest.approx(_regression(name, y, pred, np.zeros(len(y)), w), abs=1e-9)

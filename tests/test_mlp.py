@@ -14,25 +14,33 @@ from skfairbilevel.datasets import load_adult, make_preprocessor
 def adult_subset():
     bunch = load_adult(sensitive="sex")
     X, y = bunch.data, bunch.target.to_numpy()
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=6000, test_size=4000,
-                                              stratify=y, random_state=0)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, train_size=6000, test_size=4000, stratify=y, random_state=0
+    )
     pre = make_preprocessor(X_tr, sensitive="sex", keep_sensitive=True).fit(X_tr)
     return pre.transform(X_tr), y_tr, pre.transform(X_te), y_te
 
 
 def test_penalty_lowers_demographic_parity_on_adult(adult_subset):
     X_tr, y_tr, X_te, y_te = adult_subset
-    common = dict(hidden_layer_sizes=(32,), max_epochs=8, batch_size=128, lr=3e-3,
-                  sensitive_feature_ids="sex", random_state=0)
+    common = dict(
+        hidden_layer_sizes=(32,),
+        max_epochs=8,
+        batch_size=128,
+        lr=3e-3,
+        sensitive_feature_ids="sex",
+        random_state=0,
+    )
     plain = FairMLPClassifier(**common).fit(X_tr, y_tr)
-    fair = FairMLPClassifier(fairness="demographic_parity", fairness_weight=20.0,
-                             **common).fit(X_tr, y_tr)
+    fair = FairMLPClassifier(fairness="demographic_parity", fairness_weight=20.0, **common).fit(
+        X_tr, y_tr
+    )
     A_te = X_te["sex"]
     dp_plain = demographic_parity_difference(y_te, plain.predict(X_te), sensitive_features=A_te)
     dp_fair = demographic_parity_difference(y_te, fair.predict(X_te), sensitive_features=A_te)
     acc_plain, acc_fair = plain.score(X_te, y_te), fair.score(X_te, y_te)
-    assert dp_plain > 0.12            # Adult's sex gap for an unconstrained model
-    assert dp_fair < 0.5 * dp_plain   # the penalty at least halves it
+    assert dp_plain > 0.12  # Adult's sex gap for an unconstrained model
+    assert dp_fair < 0.5 * dp_plain  # the penalty at least halves it
     assert acc_plain > 0.82 and acc_fair > 0.78
 
 
@@ -41,8 +49,9 @@ def test_multiclass_with_penalty():
     X = rng.normal(size=(300, 3)).astype(np.float32)
     y = np.digitize(X[:, 0] + 0.3 * rng.normal(size=300), [-0.5, 0.5])
     A = rng.integers(0, 3, 300)
-    est = FairMLPClassifier((8,), fairness="equalized_odds", max_epochs=30, lr=1e-2,
-                            random_state=0).fit(X, y, sensitive_features=A)
+    est = FairMLPClassifier(
+        (8,), fairness="equalized_odds", max_epochs=30, lr=1e-2, random_state=0
+    ).fit(X, y, sensitive_features=A)
     P = est.predict_proba(X)
     assert P.shape == (300, 3)
     np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-6)

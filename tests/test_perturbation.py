@@ -54,10 +54,12 @@ def test_mlp_input_derivatives_finite_differences(activation):
             e[j] = eps
             lp, gp, _ = loss_input_derivatives(module, x + e, y, affine=False)
             lm, gm, _ = loss_input_derivatives(module, x - e, y, affine=False)
-            np.testing.assert_allclose(((lp - lm) / (2 * eps)).numpy(), g[:, j].numpy(),
-                                       rtol=1e-6, atol=1e-9)
-            np.testing.assert_allclose(((gp - gm) / (2 * eps)).numpy(), H[:, :, j].numpy(),
-                                       rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(
+                ((lp - lm) / (2 * eps)).numpy(), g[:, j].numpy(), rtol=1e-6, atol=1e-9
+            )
+            np.testing.assert_allclose(
+                ((gp - gm) / (2 * eps)).numpy(), H[:, :, j].numpy(), rtol=1e-5, atol=1e-8
+            )
 
 
 @pytest.mark.parametrize("r", [0.05, 0.3, 1.0])
@@ -73,7 +75,8 @@ def test_worst_case_affine_is_the_trust_region_solution_and_the_maximum(r):
     sgn = 2 * y - 1
     loss = torch.nn.functional.softplus(-sgn * z + r * w.norm())  # the closed-form max
     at = torch.nn.functional.binary_cross_entropy_with_logits(
-        module(x + delta)[:, 0], y, reduction="none")
+        module(x + delta)[:, 0], y, reduction="none"
+    )
     np.testing.assert_allclose(at.detach().numpy(), loss.detach().numpy(), rtol=1e-12)
     assert torch.equal(perturbation("trs", module, x, y, r, affine=True)[0], delta)
     assert torch.equal(perturbation("exact", module, x, y, r, affine=True)[0], delta)
@@ -86,7 +89,8 @@ def test_solvers_stay_in_the_ball_and_raise_the_loss():
 
     def losses(delta):
         return torch.nn.functional.binary_cross_entropy_with_logits(
-            module(x + delta)[:, 0], y, reduction="none").detach()
+            module(x + delta)[:, 0], y, reduction="none"
+        ).detach()
 
     clean = losses(torch.zeros_like(x))
     trs1, _ = trust_region_perturbation(module, x, y, r, steps=1)

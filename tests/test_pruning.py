@@ -23,8 +23,14 @@ from skfairbilevel.nn.masked import (
     straight_through,
 )
 
-FAST = dict(hidden_layer_sizes=(16, 16), pretrain_epochs=15, max_epochs=5,
-            finetune_epochs=3, lr=1e-2, batch_size=128)
+FAST = dict(
+    hidden_layer_sizes=(16, 16),
+    pretrain_epochs=15,
+    max_epochs=5,
+    finetune_epochs=3,
+    lr=1e-2,
+    batch_size=128,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +42,9 @@ def data():
 def _net(structured=False, sparsity=0.5, activation="relu", hidden=(8, 6), seed=0):
     gen = torch.Generator()
     gen.manual_seed(seed)
-    net = MaskedMLP(5, hidden, 2, sparsity=sparsity, structured=structured,
-                    activation=activation, generator=gen)
+    net = MaskedMLP(
+        5, hidden, 2, sparsity=sparsity, structured=structured, activation=activation, generator=gen
+    )
     net.init_scores_()
     return net
 
@@ -254,9 +261,12 @@ def test_multiclass_margin_and_three_groups():
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.7, 0.95])
 def test_achieved_sparsity_equals_request(data, structured, sparsity):
     X, y, A = data
-    clf = FairPruningClassifier(**{**FAST, "pretrain_epochs": 2, "max_epochs": 1,
-                                   "finetune_epochs": 1},
-                                sparsity=sparsity, structured=structured, random_state=0)
+    clf = FairPruningClassifier(
+        **{**FAST, "pretrain_epochs": 2, "max_epochs": 1, "finetune_epochs": 1},
+        sparsity=sparsity,
+        structured=structured,
+        random_state=0,
+    )
     clf.fit(X, y, sensitive_features=A)
     if structured:
         units = [16, 16]
@@ -283,8 +293,9 @@ def test_magnitude_pruning_removes_the_smallest_dense_weights(data):
     X, y, A = data
     clf = FairPruningClassifier(**FAST, pruning="magnitude", sparsity=0.8, random_state=0)
     clf.fit(X, y, sensitive_features=A)
-    dense = np.concatenate([m.weight.detach().numpy().ravel() for m in clf.dense_module_
-                            if isinstance(m, nn.Linear)])
+    dense = np.concatenate(
+        [m.weight.detach().numpy().ravel() for m in clf.dense_module_ if isinstance(m, nn.Linear)]
+    )
     keep = np.concatenate([m.ravel() for m in clf.masks_])
     assert np.abs(dense[keep]).min() >= np.abs(dense[~keep]).max()
     assert keep.sum() == len(keep) - round(0.8 * len(keep))
@@ -294,15 +305,28 @@ def test_bilevel_moves_the_scores_and_the_mask(data):
     X, y, A = data
     kw = dict(**FAST, sparsity=0.8, random_state=0, fairness_weight=1.0, score_lr=0.5)
     bil = FairPruningClassifier(**kw).fit(X, y, sensitive_features=A)
-    mag = FairPruningClassifier(**{**kw, "pruning": "magnitude"}).fit(
-        X, y, sensitive_features=A)
+    mag = FairPruningClassifier(**{**kw, "pruning": "magnitude"}).fit(X, y, sensitive_features=A)
     assert np.array_equal(
-        np.concatenate([m.weight.detach().numpy().ravel() for m in bil.dense_module_
-                        if isinstance(m, nn.Linear)]),
-        np.concatenate([m.weight.detach().numpy().ravel() for m in mag.dense_module_
-                        if isinstance(m, nn.Linear)]))  # same dense model
-    changed = np.mean(np.concatenate([a.ravel() != b.ravel() for a, b in
-                                      zip(bil.masks_, mag.masks_, strict=True)]))
+        np.concatenate(
+            [
+                m.weight.detach().numpy().ravel()
+                for m in bil.dense_module_
+                if isinstance(m, nn.Linear)
+            ]
+        ),
+        np.concatenate(
+            [
+                m.weight.detach().numpy().ravel()
+                for m in mag.dense_module_
+                if isinstance(m, nn.Linear)
+            ]
+        ),
+    )  # same dense model
+    changed = np.mean(
+        np.concatenate(
+            [a.ravel() != b.ravel() for a, b in zip(bil.masks_, mag.masks_, strict=True)]
+        )
+    )
     assert changed > 0.01
     phases = [h["phase"] for h in bil.history_]
     assert phases == ["pretrain"] * 15 + ["prune"] * 5 + ["finetune"] * 3
@@ -323,8 +347,9 @@ def test_fairness_weight_reduces_the_accuracy_gap():
     X = np.column_stack([X, A]).astype(np.float32)
     gaps = {}
     for lam in (0.0, 1.0):
-        clf = FairPruningClassifier(**FAST, sparsity=0.7, random_state=0,
-                                    fairness_weight=lam).fit(X, y, sensitive_features=A)
+        clf = FairPruningClassifier(**FAST, sparsity=0.7, random_state=0, fairness_weight=lam).fit(
+            X, y, sensitive_features=A
+        )
         gaps[lam] = accuracy_parity_difference(y, clf.predict(X), sensitive_features=A)
     assert gaps[0.0] > 0.12
     assert gaps[1.0] < 0.5 * gaps[0.0]
@@ -332,12 +357,21 @@ def test_fairness_weight_reduces_the_accuracy_gap():
 
 def test_same_seed_identical_different_seed_differs(data):
     X, y, A = data
-    p1 = FairPruningClassifier(**FAST, random_state=3).fit(
-        X, y, sensitive_features=A).predict_proba(X)
-    p2 = FairPruningClassifier(**FAST, random_state=3).fit(
-        X, y, sensitive_features=A).predict_proba(X)
-    p3 = FairPruningClassifier(**FAST, random_state=4).fit(
-        X, y, sensitive_features=A).predict_proba(X)
+    p1 = (
+        FairPruningClassifier(**FAST, random_state=3)
+        .fit(X, y, sensitive_features=A)
+        .predict_proba(X)
+    )
+    p2 = (
+        FairPruningClassifier(**FAST, random_state=3)
+        .fit(X, y, sensitive_features=A)
+        .predict_proba(X)
+    )
+    p3 = (
+        FairPruningClassifier(**FAST, random_state=4)
+        .fit(X, y, sensitive_features=A)
+        .predict_proba(X)
+    )
     assert np.array_equal(p1, p2)
     assert not np.allclose(p1, p3)
 
@@ -349,8 +383,9 @@ def test_warm_start_reuses_the_dense_model(data):
     dense = [p.detach().clone() for p in clf.dense_module_.parameters()]
     clf.set_params(sparsity=0.9, pruning="prune_then_fair").fit(X, y, sensitive_features=A)
     assert "pretrain" not in {h["phase"] for h in clf.history_}
-    assert all(torch.equal(a, b) for a, b in zip(dense, clf.dense_module_.parameters(),
-                                                 strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(dense, clf.dense_module_.parameters(), strict=True)
+    )
     assert clf.sparsity_ == pytest.approx(0.9, abs=2e-3)
     # pre-training settings changed: pre-trains again
     clf.set_params(pretrain_epochs=3).fit(X, y, sensitive_features=A)
@@ -407,13 +442,13 @@ def test_interrupt_in_pretraining_still_prunes(data, monkeypatch):
 
 def test_degradation_fairness_matches_definition(data):
     X, y, A = data
-    clf = FairPruningClassifier(**FAST, sparsity=0.9, pruning="magnitude",
-                                random_state=0).fit(X, y, sensitive_features=A)
+    clf = FairPruningClassifier(**FAST, sparsity=0.9, pruning="magnitude", random_state=0).fit(
+        X, y, sensitive_features=A
+    )
     dense_ok = clf.predict_dense(X) == y
     pruned_ok = clf.predict(X) == y
     r = [dense_ok[A == a].mean() - pruned_ok[A == a].mean() for a in np.unique(A)]
-    assert clf.degradation_fairness(X, y, sensitive_features=A) == pytest.approx(
-        max(r) - min(r))
+    assert clf.degradation_fairness(X, y, sensitive_features=A) == pytest.approx(max(r) - min(r))
     assert clf.dense_score_ == pytest.approx(dense_ok.mean(), abs=1e-6)
 
 
@@ -426,9 +461,9 @@ def test_dense_score_is_computed_in_chunks_exactly(data, monkeypatch):
     X, y, A = data
     w = np.arange(len(y)) % 3  # weight 0 drops a row, 2 repeats it
     monkeypatch.setattr(base_mod, "ACCURACY_BLOCK", 7)
-    clf = FairPruningClassifier(**FAST, sparsity=0.5, pruning="magnitude",
-                                random_state=0).fit(X, y, sensitive_features=A,
-                                                    sample_weight=w)
+    clf = FairPruningClassifier(**FAST, sparsity=0.5, pruning="magnitude", random_state=0).fit(
+        X, y, sensitive_features=A, sample_weight=w
+    )
     ok = clf.predict_dense(X) == y
     assert clf.dense_score_ == pytest.approx(np.average(ok, weights=w), abs=1e-9)
 
@@ -453,20 +488,23 @@ def test_without_sensitive_features_magnitude_does_not_warn(data):
         FairPruningClassifier(**FAST, pruning="magnitude", random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(sparsity=1.0), "sparsity.*1.0 would remove every weight"),
-    (dict(sparsity=-0.1), "sparsity"),
-    (dict(sparsity=float("nan")), "sparsity"),
-    (dict(pruning="snip"), "pruning"),
-    (dict(fairness_weight=-1), "fairness_weight"),
-    (dict(temperature=0), "temperature"),
-    (dict(score_lr=0), "score_lr"),
-    (dict(score_momentum=1.0), "score_momentum"),
-    (dict(implicit_lr=-1e-4), "implicit_lr"),
-    (dict(pretrain_epochs=-1), "pretrain_epochs"),
-    (dict(finetune_epochs=1.5), "finetune_epochs"),
-    (dict(structured=True, hidden_layer_sizes=()), "structured=True prunes hidden units"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(sparsity=1.0), "sparsity.*1.0 would remove every weight"),
+        (dict(sparsity=-0.1), "sparsity"),
+        (dict(sparsity=float("nan")), "sparsity"),
+        (dict(pruning="snip"), "pruning"),
+        (dict(fairness_weight=-1), "fairness_weight"),
+        (dict(temperature=0), "temperature"),
+        (dict(score_lr=0), "score_lr"),
+        (dict(score_momentum=1.0), "score_momentum"),
+        (dict(implicit_lr=-1e-4), "implicit_lr"),
+        (dict(pretrain_epochs=-1), "pretrain_epochs"),
+        (dict(finetune_epochs=1.5), "finetune_epochs"),
+        (dict(structured=True, hidden_layer_sizes=()), "structured=True prunes hidden units"),
+    ],
+)
 def test_bad_parameters(data, params, match):
     X, y, A = data
     with pytest.raises(ValueError, match=match):

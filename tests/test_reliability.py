@@ -33,6 +33,8 @@ def is_classifier(cls):
 
 def is_regressor(cls):
     return _is_regressor(cls())
+
+
 IDS = [name for name, _ in ESTIMATORS]
 
 
@@ -52,8 +54,10 @@ def data(cls, n=120, seed=0, n_features=4):
 # Settings under which training is long and random enough to interrupt and to reseed:
 # BADR's default exact solver is deterministic (a convex problem, no sampling) and may
 # converge in a couple of outer steps, so these tests use BADR-SGD.
-STOCHASTIC = {"BADRClassifier": dict(solver="sgd", max_iter=20, batch_size=16),
-              "BADRRegressor": dict(solver="sgd", max_iter=20, batch_size=16)}
+STOCHASTIC = {
+    "BADRClassifier": dict(solver="sgd", max_iter=20, batch_size=16),
+    "BADRRegressor": dict(solver="sgd", max_iter=20, batch_size=16),
+}
 
 
 def make(name, cls, **kw):
@@ -85,66 +89,127 @@ def _bad_cases(cls):
     cases = [
         ("nan_in_X", nan_X, ValueError, "NaN"),
         ("inf_in_X", inf_X, ValueError, "infinity"),
-        ("X_beyond_float32", lambda X, y, A: (np.where(np.arange(X.size).reshape(X.shape)
-                                                        == 5, 1e39, X.astype(np.float64)),
-                                               y, A, {}),
-         ValueError, "Input X contains a value too large for float32"),
+        (
+            "X_beyond_float32",
+            lambda X, y, A: (
+                np.where(np.arange(X.size).reshape(X.shape) == 5, 1e39, X.astype(np.float64)),
+                y,
+                A,
+                {},
+            ),
+            ValueError,
+            "Input X contains a value too large for float32",
+        ),
         ("empty_X", lambda X, y, A: (X[:0], y[:0], A[:0], {}), ValueError, "0 sample"),
-        ("one_sample", lambda X, y, A: (X[:1], y[:1], A[:1], {}), ValueError,
-         r"1 sample|one class|only one class|single group"),
-        ("string_X", lambda X, y, A: (np.full(X.shape, "a", dtype=object), y, A, {}),
-         ValueError, "could not convert|string"),
-        ("object_X_mixed", lambda X, y, A: (np.array([[1, "x"]] * len(y), dtype=object), y,
-                                           A, {}), ValueError, "could not convert|string"),
+        (
+            "one_sample",
+            lambda X, y, A: (X[:1], y[:1], A[:1], {}),
+            ValueError,
+            r"1 sample|one class|only one class|single group",
+        ),
+        (
+            "string_X",
+            lambda X, y, A: (np.full(X.shape, "a", dtype=object), y, A, {}),
+            ValueError,
+            "could not convert|string",
+        ),
+        (
+            "object_X_mixed",
+            lambda X, y, A: (np.array([[1, "x"]] * len(y), dtype=object), y, A, {}),
+            ValueError,
+            "could not convert|string",
+        ),
         ("sparse_X", lambda X, y, A: (sp.csr_matrix(X), y, A, {}), TypeError, "[Ss]parse"),
         ("X_1d", lambda X, y, A: (X[:, 0], y, A, {}), ValueError, "2D array"),
         ("X_3d", lambda X, y, A: (X[:, :, None], y, A, {}), ValueError, "dim"),
-        ("complex_X", lambda X, y, A: (X.astype(np.complex64), y, A, {}), ValueError,
-         "[Cc]omplex"),
-        ("y_wrong_length", lambda X, y, A: (X, y[:-1], A, {}), ValueError,
-         "inconsistent numbers of samples"),
-        ("y_with_nan", lambda X, y, A: (X, np.where(np.arange(len(y)) == 2, np.nan, y), A, {}),
-         ValueError, "NaN|Unknown label"),
-        ("A_wrong_length", lambda X, y, A: (X, y, A[:-3], {}), ValueError,
-         "sensitive_features has"),
-        ("A_missing_values", lambda X, y, A: (X, y, np.where(np.arange(len(y)) == 4, None,
-                                                             A.astype(object)), {}),
-         ValueError, "sensitive_features has 1 missing"),
-        ("A_single_group", lambda X, y, A: (X, y, np.full(len(y), "f"), {}), ValueError,
-         "single group"),
-        ("A_3d", lambda X, y, A: (X, y, np.zeros((len(y), 1, 1)), {}), ValueError,
-         "sensitive_features must be 1-D or 2-D"),
-        ("sample_weight_wrong_length", lambda X, y, A: (X, y, A, {"sample_weight":
-                                                                  np.ones(len(y) + 1)}),
-         ValueError, "sample_weight"),
-        ("sample_weight_negative", lambda X, y, A: (X, y, A, {"sample_weight":
-                                                              -np.ones(len(y))}),
-         ValueError, "sample_weight contains negative"),
-        ("sample_weight_nan", lambda X, y, A: (X, y, A, {"sample_weight":
-                                                         np.full(len(y), np.nan)}),
-         ValueError, "sample_weight contains NaN"),
-        ("sample_weight_all_zero", lambda X, y, A: (X, y, A, {"sample_weight":
-                                                              np.zeros(len(y))}),
-         ValueError, "sample_weight is all zero"),
+        ("complex_X", lambda X, y, A: (X.astype(np.complex64), y, A, {}), ValueError, "[Cc]omplex"),
+        (
+            "y_wrong_length",
+            lambda X, y, A: (X, y[:-1], A, {}),
+            ValueError,
+            "inconsistent numbers of samples",
+        ),
+        (
+            "y_with_nan",
+            lambda X, y, A: (X, np.where(np.arange(len(y)) == 2, np.nan, y), A, {}),
+            ValueError,
+            "NaN|Unknown label",
+        ),
+        (
+            "A_wrong_length",
+            lambda X, y, A: (X, y, A[:-3], {}),
+            ValueError,
+            "sensitive_features has",
+        ),
+        (
+            "A_missing_values",
+            lambda X, y, A: (X, y, np.where(np.arange(len(y)) == 4, None, A.astype(object)), {}),
+            ValueError,
+            "sensitive_features has 1 missing",
+        ),
+        (
+            "A_single_group",
+            lambda X, y, A: (X, y, np.full(len(y), "f"), {}),
+            ValueError,
+            "single group",
+        ),
+        (
+            "A_3d",
+            lambda X, y, A: (X, y, np.zeros((len(y), 1, 1)), {}),
+            ValueError,
+            "sensitive_features must be 1-D or 2-D",
+        ),
+        (
+            "sample_weight_wrong_length",
+            lambda X, y, A: (X, y, A, {"sample_weight": np.ones(len(y) + 1)}),
+            ValueError,
+            "sample_weight",
+        ),
+        (
+            "sample_weight_negative",
+            lambda X, y, A: (X, y, A, {"sample_weight": -np.ones(len(y))}),
+            ValueError,
+            "sample_weight contains negative",
+        ),
+        (
+            "sample_weight_nan",
+            lambda X, y, A: (X, y, A, {"sample_weight": np.full(len(y), np.nan)}),
+            ValueError,
+            "sample_weight contains NaN",
+        ),
+        (
+            "sample_weight_all_zero",
+            lambda X, y, A: (X, y, A, {"sample_weight": np.zeros(len(y))}),
+            ValueError,
+            "sample_weight is all zero",
+        ),
     ]
     if clf:
         cases += [
             ("one_class", lambda X, y, A: (X, np.zeros_like(y), A, {}), ValueError, "class"),
-            ("continuous_y", lambda X, y, A: (X, np.linspace(0, 1, len(y)), A, {}),
-             ValueError, "Unknown label type"),
+            (
+                "continuous_y",
+                lambda X, y, A: (X, np.linspace(0, 1, len(y)), A, {}),
+                ValueError,
+                "Unknown label type",
+            ),
         ]
         if cls._binary_only:
-            cases.append(("multiclass_for_binary_only",
-                          lambda X, y, A: (X, np.arange(len(y)) % 3, A, {}), ValueError,
-                          "binary"))
+            cases.append(
+                (
+                    "multiclass_for_binary_only",
+                    lambda X, y, A: (X, np.arange(len(y)) % 3, A, {}),
+                    ValueError,
+                    "binary",
+                )
+            )
     return cases
 
 
 MATRIX = [(name, cls, case) for name, cls in ESTIMATORS for case in _bad_cases(cls)]
 
 
-@pytest.mark.parametrize("name, cls, case", MATRIX,
-                         ids=[f"{n}-{c[0]}" for n, _, c in MATRIX])
+@pytest.mark.parametrize("name, cls, case", MATRIX, ids=[f"{n}-{c[0]}" for n, _, c in MATRIX])
 def test_bad_input_raises_clear_error(name, cls, case):
     case_id, mutate, exc, pattern = case
     if case_id == "A_single_group" and not make(name, cls)._uses_groups():
@@ -157,10 +222,24 @@ def test_bad_input_raises_clear_error(name, cls, case):
             make(name, cls).fit(X, y, sensitive_features=A, **kw)
 
 
-HYPER = {"lr": 0.0, "max_epochs": 0, "batch_size": 0, "fairness_weight": -1.0, "eta": -1.0,
-         "alpha": -1.0, "n_mc": 0, "eps_std": -1.0, "radius": -0.1, "sparsity": 1.0,
-         "validation_fraction": 0.0, "n_iter_no_change": 0, "rho": 0.0,
-         "fairness_lr": 0.0, "lambda_low": -1.0, "lambda_up": -1.0}
+HYPER = {
+    "lr": 0.0,
+    "max_epochs": 0,
+    "batch_size": 0,
+    "fairness_weight": -1.0,
+    "eta": -1.0,
+    "alpha": -1.0,
+    "n_mc": 0,
+    "eps_std": -1.0,
+    "radius": -0.1,
+    "sparsity": 1.0,
+    "validation_fraction": 0.0,
+    "n_iter_no_change": 0,
+    "rho": 0.0,
+    "fairness_lr": 0.0,
+    "lambda_low": -1.0,
+    "lambda_up": -1.0,
+}
 
 
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
@@ -247,16 +326,16 @@ def _safe_fit(name, cls, X, y, A):
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
 def test_extreme_constant_and_separable_data(name, cls):
     X, y, A = data(cls)
-    _safe_fit(name, cls, X * np.float32(1e8), y, A)                       # huge scale
+    _safe_fit(name, cls, X * np.float32(1e8), y, A)  # huge scale
     Xc = X.copy()
-    Xc[:, 2] = 3.0                                                         # constant column
+    Xc[:, 2] = 3.0  # constant column
     _safe_fit(name, cls, Xc, y, A)
     if is_classifier(cls):
         Xs = X.copy()
-        Xs[:, 0] = np.where(y == 1, 5.0, -5.0)                             # separable
+        Xs[:, 0] = np.where(y == 1, 5.0, -5.0)  # separable
         _safe_fit(name, cls, Xs, y, A)
     A_tiny = A.copy()
-    A_tiny[:3] = "t"                                                       # tiny group
+    A_tiny[:3] = "t"  # tiny group
     _safe_fit(name, cls, X, y, A_tiny)
 
 
@@ -272,6 +351,7 @@ def test_keyboard_interrupt_mid_fit_leaves_a_fitted_model(name, cls, monkeypatch
             if calls["n"] == 3:
                 raise KeyboardInterrupt
             return iterate(epoch)
+
         return original_run(self, interrupting)
 
     monkeypatch.setattr(engine.Loop, "run", run)
@@ -286,8 +366,18 @@ def test_keyboard_interrupt_mid_fit_leaves_a_fitted_model(name, cls, monkeypatch
 
 
 # ------------------------------------------------------------------ persistence
-SAFE_MODULES = ("skfairbilevel", "torch", "numpy", "sklearn", "collections", "builtins",
-                "copyreg", "_codecs", "scipy", "pandas")
+SAFE_MODULES = (
+    "skfairbilevel",
+    "torch",
+    "numpy",
+    "sklearn",
+    "collections",
+    "builtins",
+    "copyreg",
+    "_codecs",
+    "scipy",
+    "pandas",
+)
 
 
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
@@ -419,7 +509,6 @@ def test_read_only_inputs_give_no_torch_warning():
                 est.predict(pd.DataFrame(Xr))
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")

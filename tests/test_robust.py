@@ -63,8 +63,7 @@ def test_trs_matches_exact_affine(affine_fit, r):
         assert np.abs(p.numpy() - delta_star).max() < 1e-5
     # 2. the estimator's public path, and the loss at the perturbed points
     for solver in ("trs", "exact"):
-        np.testing.assert_allclose(clf.perturb(X, y, inner_solver=solver), delta_star,
-                                   atol=1e-5)
+        np.testing.assert_allclose(clf.perturb(X, y, inner_solver=solver), delta_star, atol=1e-5)
         loss = clf.robust_loss(X, y, inner_solver=solver, per_sample=True)
         assert np.abs(loss - loss_star).max() < 1e-6
 
@@ -118,8 +117,9 @@ def test_mlp_trs_loss_at_least_pgd_loss():
     a relative 1e-6)."""
     X, y = make_classification(64, 4, n_informative=3, n_redundant=0, random_state=0)
     X = StandardScaler().fit_transform(X)
-    clf = FairRobustClassifier(radius=0.3, hidden_layer_sizes=(8,), batch_size=32,
-                               max_epochs=10, random_state=0).fit(X, y)
+    clf = FairRobustClassifier(
+        radius=0.3, hidden_layer_sizes=(8,), batch_size=32, max_epochs=10, random_state=0
+    ).fit(X, y)
     pgd = clf.robust_loss(X, y, inner_solver="pgd", per_sample=True)
     trs = clf.robust_loss(X, y, inner_solver="trs", per_sample=True)
     assert np.mean(trs >= pgd * (1 - 1e-6)) >= 0.95
@@ -135,8 +135,16 @@ def test_affine_outer_step_is_adam_on_the_robust_loss(solver):
     bias own separate storage again."""
     X, y, s = make_unfair_2d(40, random_state=4)
     sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
-    kw = dict(radius=0.15, inner_solver=solver, batch_size=80, max_epochs=1, lr=0.05,
-              weight_decay=1e-3, warm_start=True, random_state=0)
+    kw = dict(
+        radius=0.15,
+        inner_solver=solver,
+        batch_size=80,
+        max_epochs=1,
+        lr=0.05,
+        weight_decay=1e-3,
+        warm_start=True,
+        random_state=0,
+    )
     est = FairRobustClassifier(**kw).fit(X, y, sensitive_features=s, sample_weight=sw)
     lin = copy.deepcopy(est.module_[-1])
     est.fit(X, y, sensitive_features=s, sample_weight=sw)  # one more step, fresh Adam
@@ -148,14 +156,13 @@ def test_affine_outer_step_is_adam_on_the_robust_loss(solver):
         x = x + (0.15 * (1 - 2 * yt))[:, None] * unit
     opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-3)
     per_row = torch.nn.functional.binary_cross_entropy_with_logits(
-        lin(x)[:, 0], yt, reduction="none")
+        lin(x)[:, 0], yt, reduction="none"
+    )
     ((w * per_row).sum() / w.sum()).backward()
     opt.step()
     got = est.module_[-1]
-    np.testing.assert_allclose(got.weight.detach().numpy(), lin.weight.detach().numpy(),
-                               atol=1e-6)
-    np.testing.assert_allclose(got.bias.detach().numpy(), lin.bias.detach().numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(got.weight.detach().numpy(), lin.weight.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(got.bias.detach().numpy(), lin.bias.detach().numpy(), atol=1e-6)
     assert got.weight.untyped_storage().data_ptr() != got.bias.untyped_storage().data_ptr()
     assert got.weight.requires_grad and got.bias.requires_grad
 
@@ -171,8 +178,9 @@ def test_radius_zero_is_plain_training():
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("params", [dict(), dict(inner_solver="random"),
-                                    dict(hidden_layer_sizes=(4,), trs_steps=2)])
+@pytest.mark.parametrize(
+    "params", [dict(), dict(inner_solver="random"), dict(hidden_layer_sizes=(4,), trs_steps=2)]
+)
 def test_reproducible_and_seed_dependent(params):
     X, y, s = make_unfair_2d(50, random_state=2)
     kw = dict(radius=0.15, batch_size=25, max_epochs=3, **params)
@@ -183,16 +191,19 @@ def test_reproducible_and_seed_dependent(params):
     assert not np.array_equal(p1, p3)
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(radius=-0.1), "'radius'.*>= 0"),
-    (dict(radius=float("nan")), "'radius'"),
-    (dict(radius=float("inf")), "'radius'"),
-    (dict(inner_solver="newton"), "'inner_solver'"),
-    (dict(trs_steps=0), "'trs_steps'"),
-    (dict(activation="relu", hidden_layer_sizes=(4,)), "twice-differentiable"),
-    (dict(inner_solver="exact", hidden_layer_sizes=(4,)), "hidden_layer_sizes=\\(\\)"),
-    (dict(lr=0.0), "'lr'"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(radius=-0.1), "'radius'.*>= 0"),
+        (dict(radius=float("nan")), "'radius'"),
+        (dict(radius=float("inf")), "'radius'"),
+        (dict(inner_solver="newton"), "'inner_solver'"),
+        (dict(trs_steps=0), "'trs_steps'"),
+        (dict(activation="relu", hidden_layer_sizes=(4,)), "twice-differentiable"),
+        (dict(inner_solver="exact", hidden_layer_sizes=(4,)), "hidden_layer_sizes=\\(\\)"),
+        (dict(lr=0.0), "'lr'"),
+    ],
+)
 def test_bad_parameters(params, match):
     X, y, _ = make_unfair_2d(10, random_state=0)
     with pytest.raises(ValueError, match=match):
@@ -243,8 +254,14 @@ def test_history_gaps_match_metrics():
     hand = pred[s == 1].mean() - pred[s == 0].mean()
     assert last["train_independence"] == pytest.approx(hand)
     # with early stopping the gaps are those of the validation rows
-    es = FairRobustClassifier(radius=0.15, batch_size=20, max_epochs=3, early_stopping=True,
-                              validation_fraction=0.3, random_state=0)
+    es = FairRobustClassifier(
+        radius=0.15,
+        batch_size=20,
+        max_epochs=3,
+        early_stopping=True,
+        validation_fraction=0.3,
+        random_state=0,
+    )
     es.fit(X, y, sensitive_features=s)
     assert {"val_loss", "val_independence", "val_abs_separation_y1"} <= set(es.history_[-1])
 
@@ -252,8 +269,9 @@ def test_history_gaps_match_metrics():
 def test_sensitive_feature_ids_drop_column():
     X, y, s = make_unfair_2d(40, random_state=0)
     Xs = np.column_stack([X, s])
-    clf = FairRobustClassifier(sensitive_feature_ids=[2], batch_size=20, max_epochs=2,
-                               random_state=0).fit(Xs, y)
+    clf = FairRobustClassifier(
+        sensitive_feature_ids=[2], batch_size=20, max_epochs=2, random_state=0
+    ).fit(Xs, y)
     assert "train_independence" in clf.history_[-1]
     assert clf.perturb(Xs, y).shape == (80, 2)
 
@@ -289,11 +307,16 @@ def test_make_unfair_2d_geometry_and_counts():
     assert np.bincount(make_unfair_2d(1, random_state=5)[1]).tolist() == [1, 1]
 
 
-@pytest.mark.parametrize("kwargs, err", [
-    (dict(n_per_class=0), ValueError), (dict(n_per_class=2.5), TypeError),
-    (dict(p1=1.5), ValueError), (dict(p2=-0.1), ValueError),
-    (dict(alpha=float("nan")), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, err",
+    [
+        (dict(n_per_class=0), ValueError),
+        (dict(n_per_class=2.5), TypeError),
+        (dict(p1=1.5), ValueError),
+        (dict(p2=-0.1), ValueError),
+        (dict(alpha=float("nan")), TypeError),
+    ],
+)
 def test_make_unfair_2d_bad_input(kwargs, err):
     with pytest.raises(err, match=next(iter(kwargs))):
         make_unfair_2d(**kwargs)
@@ -305,8 +328,9 @@ def test_gap_metrics_with_one_group_present_are_nan():
     X, y, s = make_unfair_2d(30, random_state=0)
     clf = FairRobustClassifier(batch_size=20, max_epochs=2, random_state=0)
     clf.fit(X, y, sensitive_features=s)
-    data = TensorData.from_numpy(X, y, np.zeros(60, dtype=int), None, n_groups=2,
-                                 device="cpu", y_dtype=torch.long)
+    data = TensorData.from_numpy(
+        X, y, np.zeros(60, dtype=int), None, n_groups=2, device="cpu", y_dtype=torch.long
+    )
     out = clf._gap_metrics(data, "val_")
     assert out["val_accuracy"] == pytest.approx(np.mean(clf.predict(X) == y))
     assert np.isnan(out["val_independence"]) and np.isnan(out["val_abs_separation_y1"])

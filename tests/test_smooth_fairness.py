@@ -29,10 +29,12 @@ def test_log_mean_exp_and_smooth_range_by_hand():
     assert float(smooth_range(r, both, rho)) == pytest.approx(want, rel=1e-14)
     # one group present: exactly 0; large rho: |d| - 2 log(2) / rho
     assert float(smooth_range(r, torch.tensor([True, False]), rho)) == 0.0
-    assert float(smooth_range(r, both, 1e6)) == pytest.approx(0.4 - 2 * math.log(2) / 1e6,
-                                                              abs=1e-12)
-    assert float(smooth_max(torch.tensor([1.0, 3.0], dtype=torch.float64), 1e6)) == \
-        pytest.approx(3.0, abs=1e-5)
+    assert float(smooth_range(r, both, 1e6)) == pytest.approx(
+        0.4 - 2 * math.log(2) / 1e6, abs=1e-12
+    )
+    assert float(smooth_max(torch.tensor([1.0, 3.0], dtype=torch.float64), 1e6)) == pytest.approx(
+        3.0, abs=1e-5
+    )
 
 
 def test_demographic_parity_and_group_variance_by_hand():
@@ -41,11 +43,11 @@ def test_demographic_parity_and_group_variance_by_hand():
     g = torch.tensor([0, 0, 1, 1])
     p = 1 / (1 + np.exp(-np.array([0.0, 1.0, -1.0, 2.0])))
     d = p[:2].mean() - p[2:].mean()
-    got = smooth_fairness("demographic_parity", out, y, g, None, 2, kind="classifier",
-                          rho=4.0)
+    got = smooth_fairness("demographic_parity", out, y, g, None, 2, kind="classifier", rho=4.0)
     assert float(got) == pytest.approx(2 / 4.0 * math.log(math.cosh(4.0 * d / 2)), rel=1e-12)
-    loss = np.logaddexp(0, [0.0, 1.0, -1.0, 2.0]) - np.array([0, 1, 0, 1]) * \
-        np.array([0.0, 1.0, -1.0, 2.0])
+    loss = np.logaddexp(0, [0.0, 1.0, -1.0, 2.0]) - np.array([0, 1, 0, 1]) * np.array(
+        [0.0, 1.0, -1.0, 2.0]
+    )
     got = smooth_fairness("group_variance", out, y, g, None, 2, kind="classifier", rho=4.0)
     assert float(got) == pytest.approx(np.var([loss[:2].mean(), loss[2:].mean()]), rel=1e-12)
     with pytest.raises(ValueError, match="unknown fairness"):
@@ -76,23 +78,24 @@ def test_individual_fairness_weighted_and_sampled_pairs():
     i, j = np.nonzero(gn[:, None] < gn[None, :])
     total = (wn[i] * wn[j] * np.exp(-np.abs(yn[i] - yn[j])) * (sn[i] - sn[j]) ** 2).sum()
     W = np.bincount(gn, weights=wn)
-    expected = total / (W.sum() ** 2 - (W ** 2).sum())
+    expected = total / (W.sum() ** 2 - (W**2).sum())
     gen = torch.Generator().manual_seed(0)
     all_pairs = sample_pairs(g, S, 10**6, gen)
-    got = individual_fairness(s, y, g, w, S, kind="regressor",
-                              pairs=(*all_pairs[:2], all_pairs[2].double()))
+    got = individual_fairness(
+        s, y, g, w, S, kind="regressor", pairs=(*all_pairs[:2], all_pairs[2].double())
+    )
     np.testing.assert_allclose(float(got), expected, rtol=1e-12)
     # a sample of pairs is unbiased: the mean over many samples is close
     est = []
     for _ in range(200):
         i2, j2, c2 = sample_pairs(g, S, 200, gen)
-        est.append(float(individual_fairness(s, y, g, w, S, kind="regressor",
-                                             pairs=(i2, j2, c2.double()))))
+        est.append(
+            float(individual_fairness(s, y, g, w, S, kind="regressor", pairs=(i2, j2, c2.double())))
+        )
     assert abs(np.mean(est) - expected) < 4 * np.std(est) / np.sqrt(len(est))
     # the classifier's O(n) formula equals brute force with weights (binary y)
     yb = (y > 0).long()
     ybn = yb.numpy()
     total = (wn[i] * wn[j] * np.exp(-np.abs(ybn[i] - ybn[j])) * (sn[i] - sn[j]) ** 2).sum()
     got = individual_fairness(s, yb, g, w, S, kind="classifier")
-    np.testing.assert_allclose(float(got), total / (W.sum() ** 2 - (W ** 2).sum()),
-                               rtol=1e-12)
+    np.testing.assert_allclose(float(got), total / (W.sum() ** 2 - (W**2).sum()), rtol=1e-12)

@@ -26,24 +26,50 @@ def _data(n, seed):
 def _problem(**kw):
     net = TriLevelNet(3, (4,), 2, 2, 1, "elu", (0.01, 0.01), torch.Generator().manual_seed(0))
     train, val = _data(24, 1), _data(16, 2)
-    settings = dict(n_mc=1, n_mc_hyper=0, eps_std=0.0, lambda_low=0.7, lambda_up=0.7,
-                    upper_weighting="paper", divergence="w2", prior_noise=0.0,
-                    output_sigmoid=False, group_batch_size=50, val_batch_size=None,
-                    validation_aggregation="pooled", neumann_terms=3, neumann_lr=0.1,
-                    sam_radii=None)
+    settings = dict(
+        n_mc=1,
+        n_mc_hyper=0,
+        eps_std=0.0,
+        lambda_low=0.7,
+        lambda_up=0.7,
+        upper_weighting="paper",
+        divergence="w2",
+        prior_noise=0.0,
+        output_sigmoid=False,
+        group_batch_size=50,
+        val_batch_size=None,
+        validation_aggregation="pooled",
+        neumann_terms=3,
+        neumann_lr=0.1,
+        sam_radii=None,
+    )
     settings.update(kw)
-    optimizers = (torch.optim.Adagrad(net.posts.parameter_list(), lr=0.1),
-                  torch.optim.Adagrad(net.prior.parameter_list(), lr=0.05),
-                  torch.optim.SGD([net.dy, net.ly], lr=0.01))
+    optimizers = (
+        torch.optim.Adagrad(net.posts.parameter_list(), lr=0.1),
+        torch.optim.Adagrad(net.prior.parameter_list(), lr=0.05),
+        torch.optim.SGD([net.dy, net.ly], lr=0.01),
+    )
     omega = balanced_class_weights(train, 2)
-    return TriLevelProblem(net, train, val, optimizers=optimizers,
-                           generator=torch.Generator().manual_seed(5), class_weight=omega,
-                           upper_class_weight=omega, **settings)
+    return TriLevelProblem(
+        net,
+        train,
+        val,
+        optimizers=optimizers,
+        generator=torch.Generator().manual_seed(5),
+        class_weight=omega,
+        upper_class_weight=omega,
+        **settings,
+    )
 
 
 def test_balanced_class_weights_by_hand():
-    data = TensorData(torch.zeros(4, 1), torch.tensor([0, 0, 0, 1]), torch.zeros(4).long(),
-                      torch.tensor([1.0, 1.0, 2.0, 2.0]), n_groups=1)
+    data = TensorData(
+        torch.zeros(4, 1),
+        torch.tensor([0, 0, 0, 1]),
+        torch.zeros(4).long(),
+        torch.tensor([1.0, 1.0, 2.0, 2.0]),
+        n_groups=1,
+    )
     omega = balanced_class_weights(data, 3).numpy()
     want = np.array([6 / 4, 6 / 2, 0.0])  # N / n_c, an absent class 0
     np.testing.assert_allclose(omega, want / np.linalg.norm(want), rtol=1e-6)
@@ -76,12 +102,15 @@ def test_middle_ascent_moves_each_group_by_its_radius():
     radii = torch.tensor([0.01, 0.05])
     prob = _problem(sam_radii=radii)
     before = [p.detach().clone() for p in prob.posts]
-    grads = [torch.randn(p.shape, generator=torch.Generator().manual_seed(i))
-             for i, p in enumerate(prob.posts)]
+    grads = [
+        torch.randn(p.shape, generator=torch.Generator().manual_seed(i))
+        for i, p in enumerate(prob.posts)
+    ]
     prob.middle_ascent(grads)
     for a in range(2):
-        step = torch.cat([(p[a].detach() - b[a]).reshape(-1)
-                          for p, b in zip(prob.posts, before, strict=True)])
+        step = torch.cat(
+            [(p[a].detach() - b[a]).reshape(-1) for p, b in zip(prob.posts, before, strict=True)]
+        )
         gnorm = torch.cat([g[a].reshape(-1) for g in grads]).norm()
         assert float(step.norm()) == pytest.approx(float(radii[a]), rel=1e-4)
         direction = torch.cat([g[a].reshape(-1) for g in grads]) / gnorm

@@ -38,8 +38,9 @@ def test_trs_hard_case():
     np.testing.assert_allclose(p[0, 1:].numpy(), rest, atol=1e-12)
     assert abs(abs(float(p[0, 0])) - math.sqrt(1 - rest @ rest)) < 1e-12
     # g = 0, H = 0: every point is optimal; the step still has a valid length
-    p0, _ = trust_region_step(torch.zeros(1, 3, dtype=torch.float64),
-                              torch.zeros(1, 3, 3, dtype=torch.float64), 0.5)
+    p0, _ = trust_region_step(
+        torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 3, 3, dtype=torch.float64), 0.5
+    )
     assert torch.isfinite(p0).all() and float(p0.norm()) <= 0.5 + 1e-12
 
 
@@ -51,11 +52,13 @@ def test_trs_global_minimum_against_brute_force(kind):
     gs, Hs = [], []
     for _ in range(n):
         Q, _ = np.linalg.qr(rng.normal(size=(2, 2)))
-        lam = {"indefinite": [-rng.uniform(0.1, 3), rng.uniform(0.1, 3)],
-               "nsd": [-rng.uniform(0.1, 3), -rng.uniform(0, 3)],
-               "psd_far": [rng.uniform(0.01, 0.2), rng.uniform(0.5, 3)],
-               "pd_near": [rng.uniform(2, 4), rng.uniform(2, 4)],
-               "rank1": [-rng.uniform(0.1, 3), 0.0]}[kind]
+        lam = {
+            "indefinite": [-rng.uniform(0.1, 3), rng.uniform(0.1, 3)],
+            "nsd": [-rng.uniform(0.1, 3), -rng.uniform(0, 3)],
+            "psd_far": [rng.uniform(0.01, 0.2), rng.uniform(0.5, 3)],
+            "pd_near": [rng.uniform(2, 4), rng.uniform(2, 4)],
+            "rank1": [-rng.uniform(0.1, 3), 0.0],
+        }[kind]
         Hs.append(Q @ np.diag(lam) @ Q.T)
         scale = 0.1 if kind == "pd_near" else 2.0
         gs.append(scale * rng.normal(size=2))
@@ -69,8 +72,9 @@ def test_trs_global_minimum_against_brute_force(kind):
         assert np.linalg.norm(p[i]) <= r * (1 + 1e-12)
         vals = grid @ gs[i] + 0.5 * np.einsum("ij,jk,ik->i", grid, Hs[i], grid)
         assert _model_value(gs[i], Hs[i], p[i]) <= vals.min() + 1e-12
-        newton_inside = kind in ("pd_near", "psd_far") and \
-            np.linalg.norm(np.linalg.solve(Hs[i], gs[i])) <= r
+        newton_inside = (
+            kind in ("pd_near", "psd_far") and np.linalg.norm(np.linalg.solve(Hs[i], gs[i])) <= r
+        )
         if newton_inside:  # convex with the Newton step in the disc: that step
             np.testing.assert_allclose(p[i], -np.linalg.solve(Hs[i], gs[i]), atol=1e-10)
         else:  # not convex, or the Newton step outside: on the boundary

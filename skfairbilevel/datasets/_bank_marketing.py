@@ -10,7 +10,9 @@ AGE_GROUPS = ("<25", "25-60", ">60")
 
 
 def load_bank_marketing(
-    *, sensitive: str | list[str] = "age_group", drop_duration: bool = True,
+    *,
+    sensitive: str | list[str] = "age_group",
+    drop_duration: bool = True,
     return_X_y: bool = False,
 ) -> Bunch | tuple[pd.DataFrame, pd.Series]:
     """Load the UCI Bank Marketing dataset, file ``bank-full`` (bundled, CC BY 4.0).

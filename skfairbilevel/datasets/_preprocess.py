@@ -90,8 +90,7 @@ def _check_columns(value, columns, name):
     return list(dict.fromkeys(value))
 
 
-def make_preprocessor(X, *, sensitive=None, keep_sensitive=False, categorical=None,
-                      numeric=None):
+def make_preprocessor(X, *, sensitive=None, keep_sensitive=False, categorical=None, numeric=None):
     """Build an unfitted ColumnTransformer that makes ``X`` numeric, without ``sensitive``.
 
     One-hot encodes the categorical columns, standardises the numeric columns and drops

@@ -17,8 +17,11 @@ def _check_count(value, name):
 
 
 def _check_float(value, name, low=None, high=None):
-    if isinstance(value, bool) or not isinstance(value, Real | np.floating | np.integer) \
-            or not np.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real | np.floating | np.integer)
+        or not np.isfinite(value)
+    ):
         raise TypeError(f"{name} must be a finite real number; got {value!r}.")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{name} must be in [{low}, {high}]; got {value}.")
@@ -26,7 +29,11 @@ def _check_float(value, name, low=None, high=None):
 
 
 def make_unfair_2d(
-    n_per_class: int = 250, *, alpha: float = 0.1, p1: float = 0.5, p2: float = 0.5,
+    n_per_class: int = 250,
+    *,
+    alpha: float = 0.1,
+    p1: float = 0.5,
+    p2: float = 0.5,
     random_state: int | np.random.RandomState | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generate the Unfair2D data of Fast & Fair: two classes in the unit square, with a

@@ -57,10 +57,13 @@ class _BADRBase(BaseFairEstimator):
         "activation": one_of(*ACTIVATIONS),
         "alpha": number(0),
         "rho": number(0, low_open=True),
-        "group_weights": any_of(one_of(None, *BASELINES), array_of(number(0), nonzero=True),
-                                hint=f"None, one of {BASELINES} or a 1-D array-like of "
-                                     f"finite, non-negative group weights, not all zero "
-                                     f"(they are normalised to sum to 1)"),
+        "group_weights": any_of(
+            one_of(None, *BASELINES),
+            array_of(number(0), nonzero=True),
+            hint=f"None, one of {BASELINES} or a 1-D array-like of "
+            f"finite, non-negative group weights, not all zero "
+            f"(they are normalised to sum to 1)",
+        ),
         "solver": one_of("exact", "gd", "sgd"),
         "max_iter": number(1, integer=True),
         "batch_size": number(1, integer=True),
@@ -89,16 +92,24 @@ class _BADRBase(BaseFairEstimator):
 
     # ---------------------------------------------------------------- model
     def _build_module(self, n_features, n_outputs):
-        dtype = torch.float64 if self.model == "linear" and self.device_.type != "mps" \
+        dtype = (
+            torch.float64
+            if self.model == "linear" and self.device_.type != "mps"
             else torch.float32
+        )
         if self.model == "linear":
             net = nn.Linear(n_features, n_outputs)
             with torch.no_grad():
                 net.weight.zero_()
                 net.bias.zero_()
         else:
-            net = make_mlp(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
-                           activation=self.activation, generator=self._init_generator())
+            net = make_mlp(
+                n_features,
+                layer_widths(self.hidden_layer_sizes),
+                n_outputs,
+                activation=self.activation,
+                generator=self._init_generator(),
+            )
         return GroupWeightedModule(net.to(dtype), self.n_groups_, dtype)
 
     @property
@@ -109,8 +120,12 @@ class _BADRBase(BaseFairEstimator):
     def _fit_torch(self, train, val):
         mod, S, kind = self.module_, self.n_groups_, self._estimator_kind
         dtype = mod.lam.dtype
-        if self.fairness_aware_ and kind == "classifier" and len(self.classes_) > 2 and \
-                self.fairness in ("disparate_mistreatment", "individual_fairness"):
+        if (
+            self.fairness_aware_
+            and kind == "classifier"
+            and len(self.classes_) > 2
+            and self.fairness in ("disparate_mistreatment", "individual_fairness")
+        ):
             raise ValueError(
                 f"fairness={self.fairness!r} needs a binary target (a scalar score per "
                 f"row); y has {len(self.classes_)} classes. Use 'demographic_parity', "
@@ -120,22 +135,45 @@ class _BADRBase(BaseFairEstimator):
         w = None if train.w is None else train.w.to(dtype)
         y = mod.standardise(train.y.to(dtype), w) if kind == "regressor" else train.y
         data = TensorData(train.X, y, train.g, w, n_groups=S)
-        pairs = sample_pairs(train.g, S, self.max_pairs, self._gen, dtype=dtype) if (
-            self.fairness_aware_ and self.fairness == "individual_fairness"
-            and kind == "regressor") else None
-        prob = GroupRiskProblem(mod.net, data.X, data.y, data.g, data.w, S, kind=kind,
-                                alpha=self.alpha, fairness=self.fairness, rho=self.rho,
-                                pairs=pairs, lower_max_iter=self.lower_max_iter)
+        pairs = (
+            sample_pairs(train.g, S, self.max_pairs, self._gen, dtype=dtype)
+            if (
+                self.fairness_aware_
+                and self.fairness == "individual_fairness"
+                and kind == "regressor"
+            )
+            else None
+        )
+        prob = GroupRiskProblem(
+            mod.net,
+            data.X,
+            data.y,
+            data.g,
+            data.w,
+            S,
+            kind=kind,
+            alpha=self.alpha,
+            fairness=self.fairness,
+            rho=self.rho,
+            pairs=pairs,
+            lower_max_iter=self.lower_max_iter,
+        )
         if mod.lam.shape[0] != S:  # warm start with another number of groups
             mod.lam = torch.full((S,), 1.0 / S, dtype=dtype, device=self.device_)
-        lam = (self._initial_lambda(data, S, dtype) if self.fairness_aware_
-               else torch.ones(1, dtype=dtype, device=self.device_))
+        lam = (
+            self._initial_lambda(data, S, dtype)
+            if self.fairness_aware_
+            else torch.ones(1, dtype=dtype, device=self.device_)
+        )
         with torch.no_grad():
             mod.lam.copy_(lam)
         gw, vertices = self.group_weights, list(torch.eye(S, dtype=dtype, device=self.device_))
         if self.fairness_aware_ and gw is None:
-            resumed = self.warm_start and getattr(self, "group_weights_", None) is not None \
+            resumed = (
+                self.warm_start
+                and getattr(self, "group_weights_", None) is not None
                 and len(self.group_weights_) == S
+            )
             if self.init == "best" and not resumed:
                 uniform = torch.full((S,), 1.0 / S, dtype=dtype, device=self.device_)
                 start = prob.best_of([uniform] + vertices)
@@ -216,14 +254,23 @@ class _BADRBase(BaseFairEstimator):
                 else:  # converged (lambda no longer moves): keep w(lambda)
                     copy_params(prob.params, theta0)
                     converged = True
-            return {oracle.name: value, "entropy": entropy(lam),
-                    "hypergrad_norm": float(torch.linalg.vector_norm(gc)),
-                    "step_lambda": step, "lambda_change": moved if accepted else 0.0,
-                    "lower_iter": float(iters), **info, **_lambda_record(lam)}
+            return {
+                oracle.name: value,
+                "entropy": entropy(lam),
+                "hypergrad_norm": float(torch.linalg.vector_norm(gc)),
+                "step_lambda": step,
+                "lambda_change": moved if accepted else 0.0,
+                "lower_iter": float(iters),
+                **info,
+                **_lambda_record(lam),
+            }
 
-        self._run(outer_step, max_iter=self.max_iter,
-                  callbacks=[StopWhen(lambda record: converged)],
-                  desc=f"{type(self).__name__} exact")
+        self._run(
+            outer_step,
+            max_iter=self.max_iter,
+            callbacks=[StopWhen(lambda record: converged)],
+            desc=f"{type(self).__name__} exact",
+        )
 
     def _run_single_loop(self, prob, data):
         """BADR-GD / BADR-SGD: one iteration of the engine per step of the recursion."""
@@ -237,8 +284,11 @@ class _BADRBase(BaseFairEstimator):
         step_w = float(self.step_w)
         step_v = float(self.step_w if self.step_v is None else self.step_v)
         step_l, clip = float(self.step_lambda), self.clip
-        sampler = None if self.solver == "gd" else balanced_batches(
-            data.group_indices(), self.batch_size, self._gen)
+        sampler = (
+            None
+            if self.solver == "gd"
+            else balanced_batches(data.group_indices(), self.batch_size, self._gen)
+        )
         batch_fairness = self.fairness_gradient == "batch"
         batch_pairs = prob.kind == "regressor" and prob.fairness == "individual_fairness"
         average = self.solver == "sgd" and self.average_lambda
@@ -253,10 +303,14 @@ class _BADRBase(BaseFairEstimator):
             if average and n_iter >= self.max_iter // 2:
                 lam_sum.add_(lam)
                 n_avg += 1
-            pairs = (sample_pairs(batch.g, S, self.max_pairs, self._gen, dtype=prob.dtype)
-                     if batch is not None and batch_fairness and batch_pairs else None)
+            pairs = (
+                sample_pairs(batch.g, S, self.max_pairs, self._gen, dtype=prob.dtype)
+                if batch is not None and batch_fairness and batch_pairs
+                else None
+            )
             lower, fair, g, fair_grad, hv, jtv = prob.single_loop_directions(
-                lam, v, batch, batch_fairness=batch_fairness, pairs=pairs)
+                lam, v, batch, batch_fairness=batch_fairness, pairs=pairs
+            )
             with torch.no_grad():
                 prob.descend(g, step_w)
                 mod.v.copy_(v - step_v * (fair_grad + hv))
@@ -267,21 +321,29 @@ class _BADRBase(BaseFairEstimator):
                     dc = dc * (clip / norm)
                     n_clipped += 1
                 mod.lam.copy_(project_simplex(lam - step_l * dc))
-            return {"upper": fair, "lower": lower, "entropy": entropy(lam),
-                    "grad_norm": float(torch.linalg.vector_norm(g)),
-                    "v_norm": float(torch.linalg.vector_norm(v)), "hypergrad_norm": norm,
-                    "fair_grad_norm": float(torch.linalg.vector_norm(fair_grad)),
-                    "clipped_fraction": n_clipped / n_iter, **_lambda_record(lam)}
+            return {
+                "upper": fair,
+                "lower": lower,
+                "entropy": entropy(lam),
+                "grad_norm": float(torch.linalg.vector_norm(g)),
+                "v_norm": float(torch.linalg.vector_norm(v)),
+                "hypergrad_norm": norm,
+                "fair_grad_norm": float(torch.linalg.vector_norm(fair_grad)),
+                "clipped_fraction": n_clipped / n_iter,
+                **_lambda_record(lam),
+            }
 
-        self._run(recursion_step, max_iter=self.max_iter,
-                  desc=f"{type(self).__name__} {self.solver}")
+        self._run(
+            recursion_step, max_iter=self.max_iter, desc=f"{type(self).__name__} {self.solver}"
+        )
         if average and not self.interrupted_ and n_avg > 0:
             with torch.no_grad():  # Polyak-Ruppert average of the second half
                 mod.lam.copy_(project_simplex(lam_sum / n_avg))
 
     # ---------------------------------------------------------------- evaluation
-    def fairness_objective(self, X: ArrayLike, y: ArrayLike, *,
-                           sensitive_features: ArrayLike | None = None) -> float:
+    def fairness_objective(
+        self, X: ArrayLike, y: ArrayLike, *, sensitive_features: ArrayLike | None = None
+    ) -> float:
         """The fitted model's differentiable fairness metric (the upper objective) on
         ``(X, y)`` with unit sample weights.
 
@@ -303,22 +365,49 @@ class _BADRBase(BaseFairEstimator):
         """
         check_is_fitted(self, "module_")
         if sensitive_features is None and self.sensitive_feature_ids is None:
-            raise ValueError("fairness_objective needs sensitive_features (or "
-                             "sensitive_feature_ids) to define the groups.")
+            raise ValueError(
+                "fairness_objective needs sensitive_features (or "
+                "sensitive_feature_ids) to define the groups."
+            )
         rows = self._prepare(X, y, sensitive_features, role="rows")
-        mod, dev, dtype, kind = self.module_, self.device_, self.module_.lam.dtype, \
-            self._estimator_kind
+        mod, dev, dtype, kind = (
+            self.module_,
+            self.device_,
+            self.module_.lam.dtype,
+            self._estimator_kind,
+        )
         g = torch.as_tensor(rows.g, device=dev)
-        yt = (torch.as_tensor(rows.y, dtype=torch.long, device=dev) if kind == "classifier"
-              else mod.standardised(torch.as_tensor(rows.y, dtype=dtype, device=dev)))
-        pairs = sample_pairs(g, self.n_groups_, self.max_pairs, torch.Generator(
-            device=dev).manual_seed(0), dtype=dtype) if (
-            self.fairness == "individual_fairness" and kind == "regressor") else None
+        yt = (
+            torch.as_tensor(rows.y, dtype=torch.long, device=dev)
+            if kind == "classifier"
+            else mod.standardised(torch.as_tensor(rows.y, dtype=dtype, device=dev))
+        )
+        pairs = (
+            sample_pairs(
+                g,
+                self.n_groups_,
+                self.max_pairs,
+                torch.Generator(device=dev).manual_seed(0),
+                dtype=dtype,
+            )
+            if (self.fairness == "individual_fairness" and kind == "regressor")
+            else None
+        )
         with torch.no_grad():  # outputs over row blocks: no float64 copy of X
-            out = torch.as_tensor(self._predict_array(rows.X, mod.net), dtype=dtype,
-                                  device=dev).reshape(len(rows), -1)
-            value = smooth_fairness(self.fairness, out, yt, g, None, self.n_groups_,
-                                    kind=kind, rho=self.rho, pairs=pairs)
+            out = torch.as_tensor(
+                self._predict_array(rows.X, mod.net), dtype=dtype, device=dev
+            ).reshape(len(rows), -1)
+            value = smooth_fairness(
+                self.fairness,
+                out,
+                yt,
+                g,
+                None,
+                self.n_groups_,
+                kind=kind,
+                rho=self.rho,
+                pairs=pairs,
+            )
         return float(value)
 
 
@@ -437,7 +526,8 @@ _NOTES_DOC = """
 
 
 class BADRClassifier(FairClassifierMixin, _BADRBase):  # noqa: D101 (docstring below)
-    __doc__ = """Fair classifier by bilevel adaptive rescalarisation of group risks (BADR).
+    __doc__ = (
+        """Fair classifier by bilevel adaptive rescalarisation of group risks (BADR).
 
     Learns group weights lambda on the simplex such that the model trained on
     ``sum_a lambda_a F_a`` (``F_a``: mean logistic loss of group ``a`` plus an L2 term)
@@ -453,17 +543,23 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):  # noqa: D101 (docstring b
         (variance over groups of the group mean losses), "disparate_mistreatment"
         (covariance of group and logit) or "individual_fairness" (Berk et al.). For
         multi-class targets the rate metrics are one-vs-rest with a smooth max over
-        classes; the last two need a binary target.""" + _COMMON_DOC + """
+        classes; the last two need a binary target."""
+        + _COMMON_DOC
+        + """
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)""" + _ATTRIBUTES_DOC + """
+    classes_ : ndarray of shape (n_classes,)"""
+        + _ATTRIBUTES_DOC
+        + """
     See Also
     --------
     BADRRegressor : the same for least-squares regression.
     FairMLPClassifier : the penalised (Lagrangian) single-level baseline.
 
     Notes
-    -----""" + _NOTES_DOC + """
+    -----"""
+        + _NOTES_DOC
+        + """
     Examples
     --------
     >>> from skfairbilevel import BADRClassifier
@@ -475,17 +571,39 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):  # noqa: D101 (docstring b
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
+    )
 
     _parameter_rules = {"fairness": one_of(*CLASSIFIER_FAIRNESS)}
 
-    def __init__(self, fairness="demographic_parity", *, model="linear",
-                 hidden_layer_sizes=(32,), activation="tanh", alpha=1e-2, rho=10.0,
-                 group_weights=None, solver="exact", init="best", max_iter=200,
-                 batch_size=256,
-                 step_w=0.1, step_v=None, step_lambda=1.0, clip=1.0,
-                 fairness_gradient="full", average_lambda=True, lower_max_iter=100,
-                 tol=1e-6, sensitive_feature_ids=None, drop_sensitive=True, warm_start=False,
-                 verbose=0, device="cpu", random_state=None):
+    def __init__(
+        self,
+        fairness="demographic_parity",
+        *,
+        model="linear",
+        hidden_layer_sizes=(32,),
+        activation="tanh",
+        alpha=1e-2,
+        rho=10.0,
+        group_weights=None,
+        solver="exact",
+        init="best",
+        max_iter=200,
+        batch_size=256,
+        step_w=0.1,
+        step_v=None,
+        step_lambda=1.0,
+        clip=1.0,
+        fairness_gradient="full",
+        average_lambda=True,
+        lower_max_iter=100,
+        tol=1e-6,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.fairness = fairness
         self.model = model
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -514,7 +632,8 @@ class BADRClassifier(FairClassifierMixin, _BADRBase):  # noqa: D101 (docstring b
 
 
 class BADRRegressor(FairRegressorMixin, _BADRBase):  # noqa: D101 (docstring below)
-    __doc__ = """Fair regressor by bilevel adaptive rescalarisation of group risks (BADR).
+    __doc__ = (
+        """Fair regressor by bilevel adaptive rescalarisation of group risks (BADR).
 
     Learns group weights lambda on the simplex such that the model trained on
     ``sum_a lambda_a F_a`` (``F_a``: mean squared error of group ``a`` plus an L2 term)
@@ -528,19 +647,25 @@ class BADRRegressor(FairRegressorMixin, _BADRBase):  # noqa: D101 (docstring bel
         predictions), "group_variance" (variance over groups of the group MSEs),
         "disparate_mistreatment" (covariance of group and prediction) or
         "individual_fairness" (Berk et al., on sampled pairs). All in units of the
-        standard deviation of y.""" + _COMMON_DOC + """
+        standard deviation of y."""
+        + _COMMON_DOC
+        + """
     max_pairs : int, default=100000
         Individual fairness uses every cross-group pair when there are at most this
         many, otherwise a sample of about this many pairs drawn once per fit.
 
     Attributes
-    ----------""" + _ATTRIBUTES_DOC + """
+    ----------"""
+        + _ATTRIBUTES_DOC
+        + """
     See Also
     --------
     BADRClassifier : the same for classification.
 
     Notes
-    -----""" + _NOTES_DOC + """
+    -----"""
+        + _NOTES_DOC
+        + """
     Examples
     --------
     >>> import numpy as np
@@ -553,18 +678,40 @@ class BADRRegressor(FairRegressorMixin, _BADRBase):  # noqa: D101 (docstring bel
     >>> reg.predict(X[:3]).shape
     (3,)
     """
+    )
 
     _parameter_rules = {"fairness": one_of(*REGRESSOR_FAIRNESS)}
 
-    def __init__(self, fairness="demographic_parity", *, model="linear",
-                 hidden_layer_sizes=(32,), activation="tanh", alpha=1e-2, rho=10.0,
-                 group_weights=None, solver="exact", init="best", max_iter=200,
-                 batch_size=256,
-                 step_w=0.1, step_v=None, step_lambda=1.0, clip=1.0,
-                 fairness_gradient="full", average_lambda=True, lower_max_iter=100,
-                 tol=1e-6, max_pairs=100_000, sensitive_feature_ids=None,
-                 drop_sensitive=True, warm_start=False, verbose=0, device="cpu",
-                 random_state=None):
+    def __init__(
+        self,
+        fairness="demographic_parity",
+        *,
+        model="linear",
+        hidden_layer_sizes=(32,),
+        activation="tanh",
+        alpha=1e-2,
+        rho=10.0,
+        group_weights=None,
+        solver="exact",
+        init="best",
+        max_iter=200,
+        batch_size=256,
+        step_w=0.1,
+        step_v=None,
+        step_lambda=1.0,
+        clip=1.0,
+        fairness_gradient="full",
+        average_lambda=True,
+        lower_max_iter=100,
+        tol=1e-6,
+        max_pairs=100_000,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.fairness = fairness
         self.model = model
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -261,8 +261,9 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "n_mc_hyper": number(0, integer=True),
         "eps_std": number(0),
         "eps_std_predict": number(0, none=True),
-        "logvar_init": any_of(tuple_of(number(), number(0)),
-                              hint="a pair (mean, std) of finite floats with std >= 0"),
+        "logvar_init": any_of(
+            tuple_of(number(), number(0)), hint="a pair (mean, std) of finite floats with std >= 0"
+        ),
         "divergence": one_of(*DIVERGENCES),
         "prior_noise": number(0),
         "lambda_low": number(0),
@@ -276,9 +277,12 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "prior_lr_decay": number(0, 1, low_open=True),
         "lr_hyper": number(0, low_open=True),
         "sam": one_of(True, False),
-        "sam_rho": any_of(one_of("inverse_frequency", "label_order"), number(0),
-                          array_of(number(0)), hint='"inverse_frequency", "label_order", a '
-                          'float >= 0 or an array of floats >= 0'),
+        "sam_rho": any_of(
+            one_of("inverse_frequency", "label_order"),
+            number(0),
+            array_of(number(0)),
+            hint='"inverse_frequency", "label_order", a float >= 0 or an array of floats >= 0',
+        ),
         "learn_loss_params": one_of(True, False),
         "neumann_terms": number(0, integer=True),
         "neumann_lr": number(0, low_open=True),
@@ -292,18 +296,47 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         "output_sigmoid": one_of(True, False),
     }
 
-    def __init__(self, hidden_layer_sizes=(400, 200, 100), *, activation="elu", n_mc=5,
-                 n_mc_hyper=0, eps_std=0.08, eps_std_predict=None, logvar_init=(0.01, 0.01),
-                 divergence="w2", prior_noise=1e-3, lambda_low=0.7, lambda_up=0.7,
-                 upper_weighting="paper", inner_steps=10, outer_steps=5,
-                 group_batch_size=50, max_epochs=50, lr_post=0.1, lr_prior=0.01,
-                 prior_lr_decay=0.9, lr_hyper=1e-3, sam=True, sam_rho="inverse_frequency",
-                 learn_loss_params=True, neumann_terms=10, neumann_lr=0.1,
-                 validation_fraction=0.3, upper_class_weight="training",
-                 validation_aggregation="pooled",
-                 val_batch_size=1024, groups_per_epoch=None, stale_graph=False,
-                 output_sigmoid=False, sensitive_feature_ids=None, drop_sensitive=True,
-                 verbose=0, device="cpu", random_state=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(400, 200, 100),
+        *,
+        activation="elu",
+        n_mc=5,
+        n_mc_hyper=0,
+        eps_std=0.08,
+        eps_std_predict=None,
+        logvar_init=(0.01, 0.01),
+        divergence="w2",
+        prior_noise=1e-3,
+        lambda_low=0.7,
+        lambda_up=0.7,
+        upper_weighting="paper",
+        inner_steps=10,
+        outer_steps=5,
+        group_batch_size=50,
+        max_epochs=50,
+        lr_post=0.1,
+        lr_prior=0.01,
+        prior_lr_decay=0.9,
+        lr_hyper=1e-3,
+        sam=True,
+        sam_rho="inverse_frequency",
+        learn_loss_params=True,
+        neumann_terms=10,
+        neumann_lr=0.1,
+        validation_fraction=0.3,
+        upper_class_weight="training",
+        validation_aggregation="pooled",
+        val_batch_size=1024,
+        groups_per_epoch=None,
+        stale_graph=False,
+        output_sigmoid=False,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.n_mc = n_mc
@@ -360,22 +393,33 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         """``validation_fraction`` of each (group, class) stratum, each keeping at least
         one training row; drawn after the initial weights."""
         y, g = rows.y[rows.index], rows.g[rows.index]
-        return holdout_by_strata(g * len(self.classes_) + y, self.validation_fraction,
-                                 self._rng)
+        return holdout_by_strata(g * len(self.classes_) + y, self.validation_fraction, self._rng)
 
     def _n_outputs(self):
         return len(self.classes_)
 
     def _build_module(self, n_features, n_outputs):
-        return TriLevelNet(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
-                           self.n_groups_, self.n_mc, self.activation,
-                           tuple(self.logvar_init), self._init_generator())
+        return TriLevelNet(
+            n_features,
+            layer_widths(self.hidden_layer_sizes),
+            n_outputs,
+            self.n_groups_,
+            self.n_mc,
+            self.activation,
+            tuple(self.logvar_init),
+            self._init_generator(),
+        )
 
     def _proba_tensor(self, x, logits=None):
         """Mean over the stored weight samples of the softmax outputs, (n, n_classes)."""
         net = self.module_
-        out = sampled_forward(x, net.prior.parameter_list(), net.zetas(), act=net.prior.act,
-                              eps_std=self.eps_std_predict_)
+        out = sampled_forward(
+            x,
+            net.prior.parameter_list(),
+            net.zetas(),
+            act=net.prior.act,
+            eps_std=self.eps_std_predict_,
+        )
         if self.output_sigmoid:
             out = torch.sigmoid(out)
         return torch.softmax(out, dim=-1).mean(0)
@@ -412,35 +456,57 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         T, V = train, (val if len(val) else train)  # no row could be held out: use T
         self.n_train_rows_, self.n_validation_rows_ = len(train), len(val)
         omega = balanced_class_weights(T, K)
-        omega_up = omega if self.upper_class_weight == "training" else \
-            balanced_class_weights(V, K)
+        omega_up = omega if self.upper_class_weight == "training" else balanced_class_weights(V, K)
         self.sam_rho_ = radii = self._sam_radii(T)
         opt_post = torch.optim.Adagrad(net.posts.parameter_list(), lr=self.lr_post)
         opt_prior = torch.optim.Adagrad(net.prior.parameter_list(), lr=self.lr_prior)
-        opt_hyper = torch.optim.SGD([net.dy, net.ly], lr=self.lr_hyper,
-                                    momentum=HYPER_MOMENTUM, weight_decay=HYPER_WEIGHT_DECAY
-                                    ) if self.learn_loss_params else None
+        opt_hyper = (
+            torch.optim.SGD(
+                [net.dy, net.ly],
+                lr=self.lr_hyper,
+                momentum=HYPER_MOMENTUM,
+                weight_decay=HYPER_WEIGHT_DECAY,
+            )
+            if self.learn_loss_params
+            else None
+        )
         problem = TriLevelProblem(
-            net, T, V, optimizers=(opt_post, opt_prior, opt_hyper), generator=self._gen,
-            class_weight=omega, upper_class_weight=omega_up,
-            sam_radii=None if radii is None else torch.as_tensor(
-                radii, dtype=torch.float32, device=self.device_),
-            n_mc=self.n_mc, n_mc_hyper=self.n_mc_hyper, eps_std=self.eps_std,
-            lambda_low=self.lambda_low, lambda_up=self.lambda_up,
-            upper_weighting=self.upper_weighting, divergence=self.divergence,
-            prior_noise=self.prior_noise, output_sigmoid=self.output_sigmoid,
-            group_batch_size=self.group_batch_size, val_batch_size=self.val_batch_size,
+            net,
+            T,
+            V,
+            optimizers=(opt_post, opt_prior, opt_hyper),
+            generator=self._gen,
+            class_weight=omega,
+            upper_class_weight=omega_up,
+            sam_radii=None
+            if radii is None
+            else torch.as_tensor(radii, dtype=torch.float32, device=self.device_),
+            n_mc=self.n_mc,
+            n_mc_hyper=self.n_mc_hyper,
+            eps_std=self.eps_std,
+            lambda_low=self.lambda_low,
+            lambda_up=self.lambda_up,
+            upper_weighting=self.upper_weighting,
+            divergence=self.divergence,
+            prior_noise=self.prior_noise,
+            output_sigmoid=self.output_sigmoid,
+            group_batch_size=self.group_batch_size,
+            val_batch_size=self.val_batch_size,
             validation_aggregation=self.validation_aggregation,
-            neumann_terms=self.neumann_terms, neumann_lr=self.neumann_lr)
+            neumann_terms=self.neumann_terms,
+            neumann_lr=self.neumann_lr,
+        )
         schedulers = [
             torch.optim.lr_scheduler.MultiStepLR(
-                opt_post, milestones=[max(1, self.max_epochs // 2)], gamma=POST_LR_DROP),
+                opt_post, milestones=[max(1, self.max_epochs // 2)], gamma=POST_LR_DROP
+            ),
             torch.optim.lr_scheduler.ExponentialLR(opt_prior, gamma=self.prior_lr_decay),
         ]
 
         def epoch(_):
-            batch = problem.group_batch(draw_groups(self.n_groups_, self.groups_per_epoch,
-                                                    self._rng))
+            batch = problem.group_batch(
+                draw_groups(self.n_groups_, self.groups_per_epoch, self._rng)
+            )
             for _ in range(self.inner_steps):  # lower (and middle) level, every group
                 problem.lower_step(batch)
             for j in range(self.outer_steps):  # upper level, by the implicit gradient
@@ -451,8 +517,9 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
 
         self._run(epoch, max_iter=self.max_epochs, callbacks=[LRSchedulers(schedulers)])
         problem.draw_prediction_samples()
-        self.eps_std_predict_ = float(self.eps_std if self.eps_std_predict is None
-                                      else self.eps_std_predict)
+        self.eps_std_predict_ = float(
+            self.eps_std if self.eps_std_predict is None else self.eps_std_predict
+        )
         self.class_weight_ = omega.detach().cpu().numpy().astype(np.float64)
         self.upper_class_weight_ = omega_up.detach().cpu().numpy().astype(np.float64)
         self.loss_scale_ = torch.sigmoid(net.dy).detach().cpu().numpy().astype(np.float64)

@@ -233,16 +233,40 @@ default="leader_first"
         "record_validation": one_of(True, False),
     }
 
-    def __init__(self, hidden_layer_sizes=(64, 64), *, fairness_layers=1,
-                 fairness_position=None, activation="relu", fairness="demographic_parity",
-                 eta=100.0, mode="bilevel", update_order="leader_first",
-                 leader_includes_fairness_grad=False, repo_compat_dp_loss=False,
-                 lr=1e-3, fairness_lr=1e-5, optimizer="adam", weight_decay=0.0,
-                 lr_gamma=1.0, fairness_lr_gamma=1.0, lr_step_size=50, max_epochs=50,
-                 batch_size=100, record_validation=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 sensitive_feature_ids=None, drop_sensitive=True, warm_start=False,
-                 verbose=0, device="cpu", random_state=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(64, 64),
+        *,
+        fairness_layers=1,
+        fairness_position=None,
+        activation="relu",
+        fairness="demographic_parity",
+        eta=100.0,
+        mode="bilevel",
+        update_order="leader_first",
+        leader_includes_fairness_grad=False,
+        repo_compat_dp_loss=False,
+        lr=1e-3,
+        fairness_lr=1e-5,
+        optimizer="adam",
+        weight_decay=0.0,
+        lr_gamma=1.0,
+        fairness_lr_gamma=1.0,
+        lr_step_size=50,
+        max_epochs=50,
+        batch_size=100,
+        record_validation=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.fairness_layers = fairness_layers
         self.fairness_position = fairness_position
@@ -313,10 +337,14 @@ default="leader_first"
         widths = hidden[:pos] + (width,) * k + hidden[pos:]
         # one builder and one generator pass in layer order: the initial weights are
         # those of a plain MLP with the same widths (FairMLPClassifier)
-        seq = make_mlp(n_features, widths, n_outputs, activation=self.activation,
-                       generator=self._init_generator())
-        return LeaderFollowerNet(seq[:2 * pos], seq[2 * pos:2 * (pos + k)],
-                                 seq[2 * (pos + k):])
+        seq = make_mlp(
+            n_features,
+            widths,
+            n_outputs,
+            activation=self.activation,
+            generator=self._init_generator(),
+        )
+        return LeaderFollowerNet(seq[: 2 * pos], seq[2 * pos : 2 * (pos + k)], seq[2 * (pos + k) :])
 
     def _make_optimizer(self, params, lr):
         if self.optimizer == "sgd":
@@ -324,16 +352,21 @@ default="leader_first"
         return make_adam(params, lr=lr, weight_decay=self.weight_decay)
 
     def _schedulers(self, pairs):
-        return [torch.optim.lr_scheduler.StepLR(opt, step_size=int(self.lr_step_size),
-                                                gamma=float(gamma))
-                for opt, gamma in pairs if gamma != 1.0]
+        return [
+            torch.optim.lr_scheduler.StepLR(
+                opt, step_size=int(self.lr_step_size), gamma=float(gamma)
+            )
+            for opt, gamma in pairs
+            if gamma != 1.0
+        ]
 
     def _fairness_fn(self):
         n_groups, name = self.n_groups_, self.fairness
         if self.repo_compat_dp_loss:
             return lambda logits, b: repo_compat_dp_loss(logits, b.g, b.w)
-        return lambda logits, b: fairness_loss(name, proba_from_logits(logits), b.y, b.g,
-                                               n_groups, b.w)
+        return lambda logits, b: fairness_loss(
+            name, proba_from_logits(logits), b.y, b.g, n_groups, b.w
+        )
 
     # ------------------------------------------------------------------ training
     def _fit_torch(self, train, val):
@@ -342,8 +375,9 @@ default="leader_first"
         if self.mode == "lagrangian":
             opt = self._make_optimizer(list(net.parameters()), self.lr)
             step = self._lagrangian_step(opt, penalised)
-            self._train_epochs(step, train, val,
-                               schedulers=self._schedulers([(opt, self.lr_gamma)]))
+            self._train_epochs(
+                step, train, val, schedulers=self._schedulers([(opt, self.lr_gamma)])
+            )
             return
         theta_a, theta_f = net.leader_parameters(), net.follower_parameters()
         opt_a = self._make_optimizer(theta_a, self.lr)
@@ -352,8 +386,13 @@ default="leader_first"
         eta = float(self.eta)
         # the bilevel steps record ce and fairness; the epoch's mean total loss follows
         total = [Scores(lambda r: {"loss": r["ce"] + eta * r["fairness"]})] if penalised else []
-        self._train_epochs(step, train, val, callbacks=total, schedulers=self._schedulers(
-            [(opt_a, self.lr_gamma), (opt_f, self.fairness_lr_gamma)]))
+        self._train_epochs(
+            step,
+            train,
+            val,
+            callbacks=total,
+            schedulers=self._schedulers([(opt_a, self.lr_gamma), (opt_f, self.fairness_lr_gamma)]),
+        )
 
     def _lagrangian_step(self, opt, penalised):
         net, eta, fair_fn = self.module_, float(self.eta), self._fairness_fn()
@@ -387,8 +426,9 @@ default="leader_first"
             return ce, (ce + eta * fair_fn(logits, b) if carry else ce)
 
         # the follower's gradient in closed form where the network allows it
-        fast = ClosedFormFollower.build(net, self.fairness, self.n_groups_,
-                                        self.repo_compat_dp_loss)
+        fast = ClosedFormFollower.build(
+            net, self.fairness, self.n_groups_, self.repo_compat_dp_loss
+        )
 
         def follower(h, b):
             """One follower step from prefix features ``h`` (no graph to theta_a)."""
@@ -450,12 +490,14 @@ default="leader_first"
 
         if not penalised:
             return leader_only
-        return {"leader_first": leader_first, "follower_first": follower_first,
-                "simultaneous": simultaneous}[self.update_order]
+        return {
+            "leader_first": leader_first,
+            "follower_first": follower_first,
+            "simultaneous": simultaneous,
+        }[self.update_order]
 
     # ------------------------------------------------------------------ model selection
-    def pareto_epochs(self, fairness: str = "val_dp",
-                      accuracy: str = "val_accuracy") -> list[dict]:
+    def pareto_epochs(self, fairness: str = "val_dp", accuracy: str = "val_accuracy") -> list[dict]:
         """The epochs of ``history_`` on the validation accuracy/fairness Pareto front.
 
         Needs validation metrics (``record_validation=True`` or ``early_stopping=True``).

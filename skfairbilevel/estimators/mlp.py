@@ -105,18 +105,38 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         "activation": one_of(*ACTIVATIONS),
         "fairness": one_of(*FAIRNESS_OPTIONS),
         "fairness_weight": number(0),
-        "class_weight": any_of(one_of(None, "balanced"), instance_of(dict, "a dict"),
-                               hint='None, "balanced" or a dict {class: weight}'),
+        "class_weight": any_of(
+            one_of(None, "balanced"),
+            instance_of(dict, "a dict"),
+            hint='None, "balanced" or a dict {class: weight}',
+        ),
         "lr": number(0, low_open=True),
         "weight_decay": number(0),
     }
 
-    def __init__(self, hidden_layer_sizes=(64, 64), *, activation="relu", fairness=None,
-                 fairness_weight=1.0, class_weight=None, lr=1e-3, weight_decay=0.0,
-                 max_epochs=100, batch_size=256, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 sensitive_feature_ids=None, drop_sensitive=True, warm_start=False,
-                 verbose=0, device="cpu", random_state=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(64, 64),
+        *,
+        activation="relu",
+        fairness=None,
+        fairness_weight=1.0,
+        class_weight=None,
+        lr=1e-3,
+        weight_decay=0.0,
+        max_epochs=100,
+        batch_size=256,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.fairness = fairness
@@ -141,12 +161,18 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         return self.fairness is not None
 
     def _build_module(self, n_features, n_outputs):
-        return make_mlp(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
-                        activation=self.activation, generator=self._init_generator())
+        return make_mlp(
+            n_features,
+            layer_widths(self.hidden_layer_sizes),
+            n_outputs,
+            activation=self.activation,
+            generator=self._init_generator(),
+        )
 
     def _fit_torch(self, train, val):
-        opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr,
-                               weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(
+            self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
         penalised = self.fairness_aware_ and self.fairness_weight > 0
         n_groups = self.n_groups_
 
@@ -156,8 +182,7 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
             if not penalised:
                 descend(ce, opt)
                 return {"loss": ce}
-            fair = fairness_loss(self.fairness, proba_from_logits(logits), b.y, b.g,
-                                 n_groups, b.w)
+            fair = fairness_loss(self.fairness, proba_from_logits(logits), b.y, b.g, n_groups, b.w)
             loss = ce + self.fairness_weight * fair
             descend(loss, opt)
             return {"loss": loss, "ce": ce, "fairness": fair}

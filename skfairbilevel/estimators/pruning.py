@@ -208,9 +208,15 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
     _parameter_rules = {
         "hidden_layer_sizes": layer_sizes(),
         "activation": one_of(*ACTIVATIONS),
-        "sparsity": number(0, 1, high_open=True, hint=(
-            "a float in [0, 1): the fraction of prunable weights (or hidden units) removed; "
-            "1.0 would remove every weight, so use e.g. 0.98 for 2% kept")),
+        "sparsity": number(
+            0,
+            1,
+            high_open=True,
+            hint=(
+                "a float in [0, 1): the fraction of prunable weights (or hidden units) removed; "
+                "1.0 would remove every weight, so use e.g. 0.98 for 2% kept"
+            ),
+        ),
         "structured": one_of(True, False),
         "pruning": one_of(*PRUNING_OPTIONS),
         "fairness_weight": number(0),
@@ -224,14 +230,36 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         "finetune_epochs": number(0, integer=True),
     }
 
-    def __init__(self, hidden_layer_sizes=(64, 64), *, activation="relu", sparsity=0.7,
-                 structured=False, pruning="bilevel", fairness_weight=1.0, temperature=0.5,
-                 lr=1e-3, weight_decay=0.0, score_lr=0.05, score_momentum=0.9,
-                 implicit_lr=1e-4, pretrain_epochs=20, max_epochs=10, finetune_epochs=5,
-                 batch_size=256, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=1e-4, sensitive_feature_ids=None,
-                 drop_sensitive=True, warm_start=False, verbose=0, device="cpu",
-                 random_state=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(64, 64),
+        *,
+        activation="relu",
+        sparsity=0.7,
+        structured=False,
+        pruning="bilevel",
+        fairness_weight=1.0,
+        temperature=0.5,
+        lr=1e-3,
+        weight_decay=0.0,
+        score_lr=0.05,
+        score_momentum=0.9,
+        implicit_lr=1e-4,
+        pretrain_epochs=20,
+        max_epochs=10,
+        finetune_epochs=5,
+        batch_size=256,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.sparsity = sparsity
@@ -273,18 +301,33 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         return self.pruning != "magnitude" and self.fairness_weight > 0
 
     def _build_module(self, n_features, n_outputs):
-        return MaskedMLP(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
-                         sparsity=self.sparsity, structured=self.structured,
-                         activation=self.activation, generator=self._init_generator())
+        return MaskedMLP(
+            n_features,
+            layer_widths(self.hidden_layer_sizes),
+            n_outputs,
+            sparsity=self.sparsity,
+            structured=self.structured,
+            activation=self.activation,
+            generator=self._init_generator(),
+        )
 
     def _warm_start_key(self, n_features):
         """The dense pre-trained network is reused when its training is unchanged."""
-        fair_pre = self.pruning == "fair_then_prune" and self.fairness_aware_ \
-            and self.fairness_weight > 0
-        return (n_features, self._n_outputs(), layer_widths(self.hidden_layer_sizes),
-                self.activation, self.pretrain_epochs, self.lr, self.weight_decay,
-                self.batch_size, self.random_state if isinstance(self.random_state, int)
-                else None, (self.fairness_weight, self.temperature) if fair_pre else None)
+        fair_pre = (
+            self.pruning == "fair_then_prune" and self.fairness_aware_ and self.fairness_weight > 0
+        )
+        return (
+            n_features,
+            self._n_outputs(),
+            layer_widths(self.hidden_layer_sizes),
+            self.activation,
+            self.pretrain_epochs,
+            self.lr,
+            self.weight_decay,
+            self.batch_size,
+            self.random_state if isinstance(self.random_state, int) else None,
+            (self.fairness_weight, self.temperature) if fair_pre else None,
+        )
 
     def _forward(self, x):
         model = getattr(self, "model_", None)
@@ -303,8 +346,9 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
             self.history_ = []
             load_dense_(net, self.dense_module_)
         else:
-            self._plain_phase("pretrain", train, val, self.pretrain_epochs,
-                              fair=self.pruning == "fair_then_prune")
+            self._plain_phase(
+                "pretrain", train, val, self.pretrain_epochs, fair=self.pruning == "fair_then_prune"
+            )
             self.dense_module_ = compact_mlp(net, dense=True)
         self.dense_score_ = self._accuracy(self.dense_module_, train)
 
@@ -315,8 +359,9 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
             net.init_scores_()
             net.freeze_()
             fair = self.pruning == "prune_then_fair"
-            self._plain_phase("finetune", train, val, self.max_epochs + self.finetune_epochs,
-                              fair=fair)
+            self._plain_phase(
+                "finetune", train, val, self.max_epochs + self.finetune_epochs, fair=fair
+            )
         if net.mode != "fixed":  # interrupted before the masks were set
             net.init_scores_()
             net.freeze_()
@@ -326,8 +371,7 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         """``(x, y, g, w) -> (loss, parts)``: the network's CE on the rows plus, when
         ``fair`` (and groups are known), lambda times the smooth accuracy gap."""
         penalised = fair and self.fairness_aware_ and self.fairness_weight > 0
-        lam, temp, n_groups = float(self.fairness_weight), float(self.temperature), \
-            self.n_groups_
+        lam, temp, n_groups = float(self.fairness_weight), float(self.temperature), self.n_groups_
 
         def objective(x, y, g, w):
             logits = self.module_(x)
@@ -336,14 +380,13 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
                 return ce, {"ce": ce}
             gap = accuracy_parity_loss(logits, y, g, n_groups, w, temperature=temp)
             return ce + lam * gap, {"ce": ce, "fairness": gap}
+
         return objective
 
     def _weight_optimizer(self):
-        return torch.optim.Adam(self.module_.weights(), lr=self.lr,
-                                weight_decay=self.weight_decay)
+        return torch.optim.Adam(self.module_.weights(), lr=self.lr, weight_decay=self.weight_decay)
 
-    def _run_phase(self, phase, step, data, val, epochs, *, sampler=None,
-                   evaluations_per_batch=1):
+    def _run_phase(self, phase, step, data, val, epochs, *, sampler=None, evaluations_per_batch=1):
         """One phase through the engine; each epoch records the phase and the
         cumulative weight updates and gradient evaluations of the fit."""
         if epochs <= 0 or self.interrupted_:
@@ -353,12 +396,21 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         def counts(record):
             self._iterations += n_batches
             self._evaluations += evaluations_per_batch * n_batches
-            return {"phase": phase, "iterations": self._iterations,
-                    "gradient_evaluations": self._evaluations}
+            return {
+                "phase": phase,
+                "iterations": self._iterations,
+                "gradient_evaluations": self._evaluations,
+            }
 
-        self._train_epochs(step, data, val, sampler=sampler, max_epochs=epochs,
-                           callbacks=[Scores(counts)],
-                           desc=f"{type(self).__name__} [{phase}]")
+        self._train_epochs(
+            step,
+            data,
+            val,
+            sampler=sampler,
+            max_epochs=epochs,
+            callbacks=[Scores(counts)],
+            desc=f"{type(self).__name__} [{phase}]",
+        )
 
     def _plain_phase(self, phase, data, val, epochs, fair):
         """Train the weights (masks as set in the module) on CE [+ lambda F]."""
@@ -394,7 +446,7 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
             w = None if b.w is None else b.w[m:]
             loss_s, parts = objective(b.x[m:], b.y[m:], b.g[m:], w)
             grads = torch.autograd.grad(loss_s, scores + implicit_weights)
-            g_s, g_theta = grads[:len(scores)], grads[len(scores):]
+            g_s, g_theta = grads[: len(scores)], grads[len(scores) :]
             for s, gs, gt, theta in zip(scores, g_s, g_theta, implicit_weights, strict=True):
                 s.grad = implicit_score_gradient(gs, gt, lr2, weight=theta.detach())
             opt_s.step()
@@ -407,8 +459,9 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         net.init_scores_()
         net.mode = "scores"
         try:
-            self._run_phase("prune", step, data, val, epochs, sampler=sampler,
-                            evaluations_per_batch=2)
+            self._run_phase(
+                "prune", step, data, val, epochs, sampler=sampler, evaluations_per_batch=2
+            )
         finally:
             net.freeze_()
 
@@ -418,8 +471,9 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         self.sparsity_ = net.achieved_sparsity()
         self.masks_ = [layer.weight_mask.detach().cpu().numpy() > 0.5 for layer in net.layers]
         self.units_kept_ = (
-            [np.flatnonzero(layer.unit_mask.detach().cpu().numpy() > 0.5)
-             for layer in net.prunable] if net.structured else None
+            [np.flatnonzero(layer.unit_mask.detach().cpu().numpy() > 0.5) for layer in net.prunable]
+            if net.structured
+            else None
         )
         self.model_ = compact_mlp(net, align=UNIT_ALIGN)
         net.fitted = True
@@ -436,8 +490,9 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
             self.module_.train(was)
             means, totals = group_means(correct, val.g, self.n_groups_, val.w)
             present = means[totals > 0]
-            out["val_accuracy_gap"] = float(present.max() - present.min()) \
-                if present.numel() > 1 else 0.0
+            out["val_accuracy_gap"] = (
+                float(present.max() - present.min()) if present.numel() > 1 else 0.0
+            )
         return out
 
     # ------------------------------------------------------------------ public extras
@@ -448,9 +503,14 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         idx = (P > 0.5).astype(int) if P.ndim == 1 else np.argmax(P, axis=1)
         return self.classes_[idx]
 
-    def degradation_fairness(self, X: ArrayLike, y: ArrayLike, *,
-                             sensitive_features: ArrayLike,
-                             sample_weight: ArrayLike | None = None) -> float:
+    def degradation_fairness(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        sensitive_features: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+    ) -> float:
         """BiFP's degradation fairness (Definition 3) on ``(X, y)``.
 
         With ``R_c = acc_c(dense) - acc_c(pruned)`` the accuracy lost to pruning in
@@ -472,6 +532,7 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         w = check_sample_weight(sample_weight, len(y), x_name="y")
         w = np.ones(len(y)) if w is None else w
         lost = (self.predict_dense(X) == y).astype(float) - (self.predict(X) == y)
-        per_group = [np.average(lost[g == c], weights=w[g == c]) for c in np.unique(g)
-                     if w[g == c].sum() > 0]
+        per_group = [
+            np.average(lost[g == c], weights=w[g == c]) for c in np.unique(g) if w[g == c].sum() > 0
+        ]
         return float(max(per_group) - min(per_group)) if per_group else 0.0

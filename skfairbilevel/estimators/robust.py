@@ -32,8 +32,13 @@ INNER_SOLVERS = ("trs", "pgd", "random", "exact", "none")
 SMOOTH_ACTIVATIONS = ("tanh", "softplus", "sigmoid", "gelu")
 
 # the signed gaps logged in history_
-_GAP_KEYS = ("independence", "separation_y0", "separation_y1", "sufficiency_yhat1",
-             "sufficiency_yhat0")
+_GAP_KEYS = (
+    "independence",
+    "separation_y0",
+    "separation_y1",
+    "sufficiency_yhat1",
+    "sufficiency_yhat0",
+)
 
 
 class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimator):
@@ -188,25 +193,45 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
     _binary_only = True
 
     _parameter_rules = {
-        "radius": number(0, hint="a finite float >= 0 (the L2 radius of the input "
-                                 "perturbation)"),
+        "radius": number(0, hint="a finite float >= 0 (the L2 radius of the input perturbation)"),
         "inner_solver": one_of(*INNER_SOLVERS),
         "trs_steps": number(1, integer=True),
         "hidden_layer_sizes": layer_sizes(),
-        "activation": any_of(one_of(*SMOOTH_ACTIVATIONS), hint=(
-            "one of {'tanh', 'softplus', 'sigmoid', 'gelu'} (a twice-differentiable "
-            "activation: the trust-region solver uses input Hessians, which vanish almost "
-            "everywhere for 'relu')")),
+        "activation": any_of(
+            one_of(*SMOOTH_ACTIVATIONS),
+            hint=(
+                "one of {'tanh', 'softplus', 'sigmoid', 'gelu'} (a twice-differentiable "
+                "activation: the trust-region solver uses input Hessians, which vanish almost "
+                "everywhere for 'relu')"
+            ),
+        ),
         "lr": number(0, low_open=True),
         "weight_decay": number(0),
     }
 
-    def __init__(self, radius=0.1, *, inner_solver="trs", trs_steps=3,
-                 hidden_layer_sizes=(), activation="tanh", lr=1e-2, weight_decay=0.0,
-                 max_epochs=10, batch_size=5, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=1e-4, sensitive_feature_ids=None,
-                 drop_sensitive=True, warm_start=False, verbose=0, device="cpu",
-                 random_state=None):
+    def __init__(
+        self,
+        radius=0.1,
+        *,
+        inner_solver="trs",
+        trs_steps=3,
+        hidden_layer_sizes=(),
+        activation="tanh",
+        lr=1e-2,
+        weight_decay=0.0,
+        max_epochs=10,
+        batch_size=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
         self.radius = radius
         self.inner_solver = inner_solver
         self.trs_steps = trs_steps
@@ -251,12 +276,25 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
         return not layer_widths(self.hidden_layer_sizes)
 
     def _build_module(self, n_features, n_outputs):
-        return make_mlp(n_features, layer_widths(self.hidden_layer_sizes), n_outputs,
-                        activation=self.activation, generator=self._init_generator())
+        return make_mlp(
+            n_features,
+            layer_widths(self.hidden_layer_sizes),
+            n_outputs,
+            activation=self.activation,
+            generator=self._init_generator(),
+        )
 
     def _perturbation(self, x, y, solver, generator):
-        return perturbation(solver, self.module_, x, y, self.radius, affine=self._affine(),
-                            trs_steps=self.trs_steps, generator=generator)
+        return perturbation(
+            solver,
+            self.module_,
+            x,
+            y,
+            self.radius,
+            affine=self._affine(),
+            trs_steps=self.trs_steps,
+            generator=generator,
+        )
 
     # ------------------------------------------------------------------ training
     def _fit_torch(self, train, val):
@@ -264,8 +302,9 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
         if self._affine():
             step, restore_params = self._affine_outer_step(solver, train.X.shape[1])
         else:
-            opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr,
-                                   weight_decay=self.weight_decay)
+            opt = torch.optim.Adam(
+                self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            )
             restore_params = None
 
             def step(b):
@@ -277,8 +316,11 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
                 return {"loss": loss, "inner_iter": float(n_inner)}
 
         # without validation rows, the paper's gaps are logged on the training rows
-        gaps = ([Scores(lambda record: self._gap_metrics(train, "train_"))]
-                if self.n_groups_ == 2 and val is None else [])
+        gaps = (
+            [Scores(lambda record: self._gap_metrics(train, "train_"))]
+            if self.n_groups_ == 2 and val is None
+            else []
+        )
         try:
             self._train_epochs(step, train, val, callbacks=gaps)
         finally:
@@ -359,8 +401,14 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
         data = self._tensors(rows)
         return data.X, data.y
 
-    def perturb(self, X: ArrayLike, y: ArrayLike, *, inner_solver: str | None = None,
-                random_state: int | None = None) -> np.ndarray:
+    def perturb(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        inner_solver: str | None = None,
+        random_state: int | None = None,
+    ) -> np.ndarray:
         """The worst-case input perturbations the inner solver finds for the fitted model.
 
         Parameters
@@ -391,16 +439,22 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
         out = []
         with torch.no_grad():
             for start in range(0, len(x), chunk):
-                xb, yb = x[start:start + chunk], yt[start:start + chunk]
+                xb, yb = x[start : start + chunk], yt[start : start + chunk]
                 delta, _ = self._perturbation(xb, yb, solver, gen)
                 out.append(torch.zeros_like(xb) if delta is None else delta)
         if not out:
             return np.zeros((0, x.shape[1]))
         return torch.cat(out).detach().to("cpu", torch.float64).numpy()
 
-    def robust_loss(self, X: ArrayLike, y: ArrayLike, *, inner_solver: str | None = None,
-                    per_sample: bool = False,
-                    random_state: int | None = None) -> float | np.ndarray:
+    def robust_loss(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        inner_solver: str | None = None,
+        per_sample: bool = False,
+        random_state: int | None = None,
+    ) -> float | np.ndarray:
         """The logistic loss at the perturbed inputs ``X + perturb(X, y)``.
 
         Parameters

@@ -82,8 +82,7 @@ def _check_1d(y, name, n_samples=None, ref_name="y_true"):
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(
-            f"{name} must be 1-D (one value per sample); got an array of shape "
-            f"{arr.shape}."
+            f"{name} must be 1-D (one value per sample); got an array of shape {arr.shape}."
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty; the metric needs at least one sample.")
@@ -166,9 +165,7 @@ def _is_number(v):
 def _default_positive(labels):
     """fairlearn's rule (1 for {0,1} / {-1,1} labels), else the greater label."""
     values = labels.tolist()
-    if all(_is_number(v) for v in values) and (
-        set(values) <= {0, 1} or set(values) <= {-1, 1}
-    ):
+    if all(_is_number(v) for v in values) and (set(values) <= {0, 1} or set(values) <= {-1, 1}):
         return 1
     return labels[-1]
 
@@ -201,9 +198,7 @@ def _ovr_targets(y_true, y_pred, pos_label):
         chosen = [_default_positive(labels)]
     else:
         chosen = list(labels)
-    return [
-        (c, (y_true == c).astype(np.int64), (y_pred == c).astype(np.int64)) for c in chosen
-    ]
+    return [(c, (y_true == c).astype(np.int64), (y_pred == c).astype(np.int64)) for c in chosen]
 
 
 def _prepare(y_true, y_pred, sensitive_features, sample_weight, pred_name="y_pred"):
@@ -514,9 +509,7 @@ def _score_columns(S):
     return [S[:, j] for j in range(S.shape[1])]
 
 
-def soft_demographic_parity_difference(
-    y_true, y_score, *, sensitive_features, sample_weight=None
-):
+def soft_demographic_parity_difference(y_true, y_score, *, sensitive_features, sample_weight=None):
     """Soft demographic parity difference on predicted probabilities.
 
     ``max_a E[p | A=a] - min_a E[p | A=a]``, where ``p`` is the predicted probability of
@@ -671,8 +664,7 @@ def sufficiency_gap(y_true, y_score, *, sensitive_features, n_bins=5, strategy="
     pairs = _calibration_targets(y_true, S)
     gid, groups = _check_groups(sensitive_features, S.shape[0], "y_score")
     return max(
-        _sufficiency_gap_binary(y01, p, gid, len(groups), int(n_bins), strategy)
-        for y01, p in pairs
+        _sufficiency_gap_binary(y01, p, gid, len(groups), int(n_bins), strategy) for y01, p in pairs
     )
 
 
@@ -764,14 +756,17 @@ def independence_gap(y_true, y_pred, *, sensitive_features, k=1, sample_weight=N
     )
     _check_label_arg(k, labels, "k")
     return _signed_gap(
-        yp == k, np.ones(yp.shape[0], dtype=bool), gid, groups, sw, "independence_gap",
+        yp == k,
+        np.ones(yp.shape[0], dtype=bool),
+        gid,
+        groups,
+        sw,
+        "independence_gap",
         "any prediction",
     )
 
 
-def separation_gap(
-    y_true, y_pred, *, sensitive_features, k=1, pos_label=1, sample_weight=None
-):
+def separation_gap(y_true, y_pred, *, sensitive_features, k=1, pos_label=1, sample_weight=None):
     """Signed separation gap ``P(y_pred = 1 | y = k, s1) - P(y_pred = 1 | y = k, s0)``.
 
     ``k=1``: the true-positive-rate gap; ``k=0``: the false-positive-rate gap (Fast &
@@ -866,7 +861,12 @@ def predictive_parity_gap(
     _check_label_arg(k, labels, "k")
     _check_label_arg(pos_label, labels, "pos_label")
     return _signed_gap(
-        yt == pos_label, yp == k, gid, groups, sw, "predictive_parity_gap",
+        yt == pos_label,
+        yp == k,
+        gid,
+        groups,
+        sw,
+        "predictive_parity_gap",
         f"y_pred == {k!r}",
     )
 

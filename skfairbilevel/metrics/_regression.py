@@ -384,4 +384,3 @@ def group_loss_ratio(
         y_true, y_pred, sensitive_features, sample_weight, loss
     )
     return _ratio(*_group_means(row_loss, gid, n_groups, w), method)
-

@@ -70,9 +70,7 @@ def _accepts(func, param):
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):  # builtins without a signature: assume yes
         return True
-    return param in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
+    return param in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class FairnessScorer:
@@ -145,9 +143,7 @@ class FairnessScorer:
             )
         unknown = [m for m in methods if m not in _RESPONSE_METHODS]
         if unknown:
-            raise ValueError(
-                f"response_method {unknown[0]!r} is not one of {_RESPONSE_METHODS}."
-            )
+            raise ValueError(f"response_method {unknown[0]!r} is not one of {_RESPONSE_METHODS}.")
         metric_kwargs = dict(metric_kwargs or {})
         for reserved in ("sensitive_features", "sample_weight"):
             if reserved in metric_kwargs:
@@ -301,9 +297,7 @@ class FairnessScorer:
         request = MetadataRequest(owner=self._routing_repr())
         for param, alias in new.items():
             request.score.add_request(param=param, alias=alias)
-        self._score_request = {
-            p: (True if a == p else a) for p, a in new.items()
-        }
+        self._score_request = {p: (True if a == p else a) for p, a in new.items()}
         return self
 
     def _routing_repr(self):
@@ -429,7 +423,7 @@ class _FairnessConstrainedRefit:
         key = f"mean_test_{name}"
         if key not in cv_results:
             available = sorted(
-                k[len("mean_test_"):] for k in cv_results if k.startswith("mean_test_")
+                k[len("mean_test_") :] for k in cv_results if k.startswith("mean_test_")
             )
             raise ValueError(
                 f"{arg}={name!r}: cv_results has no {key!r}. Scorer names available: "
@@ -511,8 +505,7 @@ def fairness_constrained_refit(objective, constraint, bound):
     for name, value in (("objective", objective), ("constraint", constraint)):
         if not isinstance(value, str):
             raise TypeError(
-                f"{name} must be the name (str) of a scorer in the scoring dict; got "
-                f"{value!r}."
+                f"{name} must be the name (str) of a scorer in the scoring dict; got {value!r}."
             )
     if (
         not isinstance(bound, Real)

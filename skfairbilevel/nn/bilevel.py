@@ -18,8 +18,17 @@
 
 import torch
 
-__all__ = ["flatten", "flat_grad", "hvp", "conjugate_gradient", "neumann_inverse_hvp",
-           "project_simplex", "sam_perturb_", "unflatten_like", "implicit_gradients"]
+__all__ = [
+    "flatten",
+    "flat_grad",
+    "hvp",
+    "conjugate_gradient",
+    "neumann_inverse_hvp",
+    "project_simplex",
+    "sam_perturb_",
+    "unflatten_like",
+    "implicit_gradients",
+]
 
 
 def flatten(tensors):
@@ -32,7 +41,7 @@ def unflatten_like(vector, tensors):
     out, start = [], 0
     for t in tensors:
         n = t.numel()
-        out.append(vector[start:start + n].view_as(t))
+        out.append(vector[start : start + n].view_as(t))
         start += n
     return out
 
@@ -40,19 +49,23 @@ def unflatten_like(vector, tensors):
 def flat_grad(loss, params, *, create_graph=False, retain_graph=None):
     """Gradient of a scalar ``loss`` w.r.t. ``params`` as one flat vector (zeros for
     parameters the loss does not depend on)."""
-    grads = torch.autograd.grad(loss, params, create_graph=create_graph,
-                                retain_graph=retain_graph, allow_unused=True)
-    return flatten([torch.zeros_like(p) if g is None else g
-                    for g, p in zip(grads, params, strict=True)])
+    grads = torch.autograd.grad(
+        loss, params, create_graph=create_graph, retain_graph=retain_graph, allow_unused=True
+    )
+    return flatten(
+        [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
+    )
 
 
 def hvp(grad_flat, params, vector, *, retain_graph=True):
     """Hessian-vector product ``H v`` where ``grad_flat`` is a flat gradient computed with
     ``create_graph=True`` w.r.t. ``params``."""
-    prods = torch.autograd.grad(grad_flat, params, grad_outputs=vector,
-                                retain_graph=retain_graph, allow_unused=True)
-    return flatten([torch.zeros_like(p) if g is None else g
-                    for g, p in zip(prods, params, strict=True)])
+    prods = torch.autograd.grad(
+        grad_flat, params, grad_outputs=vector, retain_graph=retain_graph, allow_unused=True
+    )
+    return flatten(
+        [torch.zeros_like(p) if g is None else g for g, p in zip(prods, params, strict=True)]
+    )
 
 
 def conjugate_gradient(matvec, b, *, x0=None, max_iter=100, tol=1e-10):
@@ -92,8 +105,9 @@ def conjugate_gradient(matvec, b, *, x0=None, max_iter=100, tol=1e-10):
     return x
 
 
-def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None,
-                        stop_on_growth=True, blocks=None):
+def neumann_inverse_hvp(
+    matvec, b, *, n_terms=10, alpha=0.1, shift=None, stop_on_growth=True, blocks=None
+):
     """Approximate ``H^{-1} b`` by ``alpha * sum_{j=0}^{n_terms} (I - alpha H)^j b``.
 
     Converges to ``H^{-1} b`` as ``n_terms -> inf`` when ``0 < alpha < 2 / lambda_max(H)``
@@ -129,7 +143,7 @@ def neumann_inverse_hvp(matvec, b, *, n_terms=10, alpha=0.1, shift=None,
     def rows(v):  # (n, size) views of the pieces of v
         out, start = [], 0
         for size in sizes:
-            out.append(v[start:start + n_blocks * size].view(n_blocks, size))
+            out.append(v[start : start + n_blocks * size].view(n_blocks, size))
             start += n_blocks * size
         return out
 
@@ -194,13 +208,29 @@ def _neumann_diagonal(b, shift, *, n_terms, alpha):
     (``alpha (K + 1) b`` where ``shift == 0``)."""
     r = 1.0 - alpha * shift
     zero = shift == 0
-    factor = torch.where(zero, torch.full_like(shift, alpha * (n_terms + 1)),
-                         (1.0 - r.pow(n_terms + 1)) / torch.where(zero, 1.0, shift))
+    factor = torch.where(
+        zero,
+        torch.full_like(shift, alpha * (n_terms + 1)),
+        (1.0 - r.pow(n_terms + 1)) / torch.where(zero, 1.0, shift),
+    )
     return factor * b
 
 
-def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low, n_terms,
-                       alpha, retain_graph=False, curved=None, stacked=False):
+def implicit_gradients(
+    g_vs,
+    inner,
+    hyper,
+    b,
+    *,
+    div_hess,
+    div_mixed,
+    lambda_low,
+    n_terms,
+    alpha,
+    retain_graph=False,
+    curved=None,
+    stacked=False,
+):
     """Implicit-function-theorem terms of the upper gradient through ``inner = Q*``.
 
     The lower objective is ``L(Q, P, v) = f(Q, v) + lambda_low * D(Q, P)`` with ``D`` a
@@ -251,22 +281,37 @@ def implicit_gradients(g_vs, inner, hyper, b, *, div_hess, div_mixed, lambda_low
         return (tensors[0].shape[0], [t[0].numel() for t in tensors]) if stacked else None
 
     if curved is None:
-        p = neumann_inverse_hvp(lambda c: hvp(g_vs, inner, c), b, shift=shift,
-                                n_terms=n_terms, alpha=alpha, blocks=blocks(inner))
+        p = neumann_inverse_hvp(
+            lambda c: hvp(g_vs, inner, c),
+            b,
+            shift=shift,
+            n_terms=n_terms,
+            alpha=alpha,
+            blocks=blocks(inner),
+        )
         p_f = p
     else:
         curved = sorted(set(curved))
         b_parts = unflatten_like(b, inner)
         s_parts = unflatten_like(shift, inner)
         cur = [inner[i] for i in curved]
-        p_f = neumann_inverse_hvp(lambda c: hvp(g_vs, cur, c),
-                                  flatten([b_parts[i] for i in curved]),
-                                  shift=flatten([s_parts[i] for i in curved]),
-                                  n_terms=n_terms, alpha=alpha, blocks=blocks(cur))
+        p_f = neumann_inverse_hvp(
+            lambda c: hvp(g_vs, cur, c),
+            flatten([b_parts[i] for i in curved]),
+            shift=flatten([s_parts[i] for i in curved]),
+            n_terms=n_terms,
+            alpha=alpha,
+            blocks=blocks(cur),
+        )
         pieces = dict(zip(curved, unflatten_like(p_f, cur), strict=True))
-        p = flatten([pieces[i] if i in pieces else
-                     _neumann_diagonal(b_parts[i], s_parts[i], n_terms=n_terms, alpha=alpha)
-                     for i in range(len(inner))])
+        p = flatten(
+            [
+                pieces[i]
+                if i in pieces
+                else _neumann_diagonal(b_parts[i], s_parts[i], n_terms=n_terms, alpha=alpha)
+                for i in range(len(inner))
+            ]
+        )
     mixed_p = lambda_low * div_mixed(p)
     mixed_v = hvp(g_vs, hyper, p_f, retain_graph=retain_graph) if hyper else None
     return mixed_p, mixed_v

@@ -89,10 +89,15 @@ class TensorData:
 
     def batch(self, idx, *, first=True, last=True):
         """The rows ``idx`` (a LongTensor on the data's device) as a :class:`Batch`."""
-        return Batch(self.X.index_select(0, idx), self.y.index_select(0, idx),
-                     self.g.index_select(0, idx),
-                     None if self.w is None else self.w.index_select(0, idx), idx,
-                     first, last)
+        return Batch(
+            self.X.index_select(0, idx),
+            self.y.index_select(0, idx),
+            self.g.index_select(0, idx),
+            None if self.w is None else self.w.index_select(0, idx),
+            idx,
+            first,
+            last,
+        )
 
     def group_indices(self):
         """List of LongTensors: the rows of each group ``0 .. n_groups-1``."""
@@ -106,13 +111,18 @@ class TensorData:
 
         Training tensors own their memory: a read-only input is copied first.
         """
+
         def own(a, dtype):
             a = np.ascontiguousarray(a)
-            return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype,
-                                   device=device)
+            return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype, device=device)
 
-        return cls(X=own(X, torch.float32), y=own(y, y_dtype), g=own(g, torch.long),
-                   w=None if w is None else own(w, torch.float32), n_groups=int(n_groups))
+        return cls(
+            X=own(X, torch.float32),
+            y=own(y, y_dtype),
+            g=own(g, torch.long),
+            w=None if w is None else own(w, torch.float32),
+            n_groups=int(n_groups),
+        )
 
 
 def numpy_view(a, dtype=None, device=None):
@@ -162,8 +172,9 @@ def balanced_batches(group_rows, batch_size, generator):
     rows contributes all of them. ``group_rows`` is :meth:`TensorData.group_indices`.
     """
     n_groups = len(group_rows)
-    quota = [batch_size // n_groups + (1 if a < batch_size % n_groups else 0)
-             for a in range(n_groups)]
+    quota = [
+        batch_size // n_groups + (1 if a < batch_size % n_groups else 0) for a in range(n_groups)
+    ]
 
     def sampler(epoch):
         parts = []
@@ -172,8 +183,9 @@ def balanced_batches(group_rows, batch_size, generator):
             if m >= r.shape[0]:
                 parts.append(r)
             else:
-                parts.append(r[torch.randperm(r.shape[0], generator=generator,
-                                              device=r.device)[:m]])
+                parts.append(
+                    r[torch.randperm(r.shape[0], generator=generator, device=r.device)[:m]]
+                )
         return [torch.cat(parts)]
 
     return sampler
@@ -423,8 +435,9 @@ class Loop:
         Whether training ended by KeyboardInterrupt.
     """
 
-    def __init__(self, module, *, max_iter, callbacks=(), history=None, verbose=0,
-                 desc="fit", lr_hint="lr"):
+    def __init__(
+        self, module, *, max_iter, callbacks=(), history=None, verbose=0, desc="fit", lr_hint="lr"
+    ):
         self.module = module
         self.max_iter = int(max_iter)
         self.callbacks = list(callbacks)
@@ -443,8 +456,13 @@ class Loop:
         floats."""
         self.state = snapshot(self.module)
         start = len(self.history)
-        bar = tqdm(range(self.max_iter), desc=self.desc, disable=not self.verbose,
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            range(self.max_iter),
+            desc=self.desc,
+            disable=not self.verbose,
+            leave=False,
+            dynamic_ncols=True,
+        )
         try:
             for _ in bar:
                 epoch = len(self.history)
@@ -458,9 +476,14 @@ class Loop:
                 self.history.append(record)
                 self.state = snapshot(self.module)
                 if self.verbose:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
-                                     if k not in ("epoch", "seconds")
-                                     and isinstance(v, int | float)}, refresh=False)
+                    bar.set_postfix(
+                        {
+                            k: f"{v:.4g}"
+                            for k, v in record.items()
+                            if k not in ("epoch", "seconds") and isinstance(v, int | float)
+                        },
+                        refresh=False,
+                    )
                 for callback in self.callbacks:
                     callback.after_iteration(self, record)
                 if self.stop:
@@ -472,7 +495,8 @@ class Loop:
                 f"Training interrupted by KeyboardInterrupt after {len(self.history) - start}"
                 f" completed epoch(s); the estimator keeps the weights of the last completed "
                 f"epoch and can be used for prediction.",
-                TrainingInterruptedWarning, stacklevel=4,
+                TrainingInterruptedWarning,
+                stacklevel=4,
             )
         finally:
             bar.close()
@@ -499,6 +523,7 @@ def epochs(step, data, sampler):
     sequence of index tensors into ``data``); returns the mean over the batches of each
     value ``step`` returned (summed on the device, read once per epoch).
     """
+
     def iterate(epoch):
         batches = sampler(epoch)
         last = len(batches) - 1

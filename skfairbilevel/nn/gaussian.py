@@ -72,8 +72,17 @@ class GaussianMLP(nn.Module):
         distributions start equal (one draw, repeated).
     """
 
-    def __init__(self, n_in, hidden_layer_sizes, n_out, *, n_models=1, activation="elu",
-                 logvar_init=(0.01, 0.01), generator=None):
+    def __init__(
+        self,
+        n_in,
+        hidden_layer_sizes,
+        n_out,
+        *,
+        n_models=1,
+        activation="elu",
+        logvar_init=(0.01, 0.01),
+        generator=None,
+    ):
         super().__init__()
         self.activation = activation
         self.act = make_activation(activation)
@@ -111,14 +120,20 @@ class GaussianMLP(nn.Module):
 
     def forward(self, x, *, eps_std=0.0, generator=None, noise=None):
         """Local-reparameterisation pass; see :func:`gaussian_forward`."""
-        return gaussian_forward(x, self.parameter_list(), act=self.act, eps_std=eps_std,
-                                generator=generator, noise=noise)
+        return gaussian_forward(
+            x,
+            self.parameter_list(),
+            act=self.act,
+            eps_std=eps_std,
+            generator=generator,
+            noise=noise,
+        )
 
 
 def _layers(params):
     if len(params) % 4:
         raise ValueError("a Gaussian parameter list holds 4 tensors per layer")
-    return [params[i:i + 4] for i in range(0, len(params), 4)]
+    return [params[i : i + 4] for i in range(0, len(params), 4)]
 
 
 def draw_noise(x, params, generator):
@@ -127,8 +142,10 @@ def draw_noise(x, params, generator):
     layers = _layers(params)
     B = x.shape[0] if x.dim() == 3 else layers[0][0].shape[0]
     n = x.shape[-2]
-    return [torch.randn((B, n, w_mu.shape[-1]), generator=generator, device=x.device,
-                        dtype=x.dtype) for w_mu, _, _, _ in layers]
+    return [
+        torch.randn((B, n, w_mu.shape[-1]), generator=generator, device=x.device, dtype=x.dtype)
+        for w_mu, _, _, _ in layers
+    ]
 
 
 def gaussian_forward(x, params, *, act, eps_std=0.0, generator=None, noise=None):
@@ -233,9 +250,7 @@ def divergence_grad(name, q_params, p_params):
     Returns a list of Tensor shaped like ``q_params``.
     """
     if name not in DIVERGENCES:
-        raise ValueError(
-            f"divergence={name!r} is not supported; use one of {sorted(DIVERGENCES)}."
-        )
+        raise ValueError(f"divergence={name!r} is not supported; use one of {sorted(DIVERGENCES)}.")
     out = []
     for (q_mu, q_lv), (p_mu, p_lv) in zip(_pairs(q_params), _pairs(p_params), strict=True):
         d = q_mu - p_mu
@@ -280,9 +295,7 @@ def divergence_derivatives(name, q_params, p_params):
         ``v -> sum over models of (d2D / dp dq) v``
     """
     if name not in DIVERGENCES:
-        raise ValueError(
-            f"divergence={name!r} is not supported; use one of {sorted(DIVERGENCES)}."
-        )
+        raise ValueError(f"divergence={name!r} is not supported; use one of {sorted(DIVERGENCES)}.")
     value = 0.0
     grad_q, grad_p, hess_q, coef = [], [], [], []
     for (q_mu, q_lv), (p_mu, p_lv) in zip(_pairs(q_params), _pairs(p_params), strict=True):
@@ -317,8 +330,7 @@ def divergence_derivatives(name, q_params, p_params):
                 out += [_sum_to(-2.0 * v_mu, p_mu), _sum_to(c * v_lv, p_lv)]
             else:
                 c_mumu, c_lvmu, c_lvlv = c
-                out += [_sum_to(c_mumu * v_mu, p_mu),
-                        _sum_to(c_lvmu * v_mu + c_lvlv * v_lv, p_lv)]
+                out += [_sum_to(c_mumu * v_mu, p_mu), _sum_to(c_lvmu * v_mu + c_lvlv * v_lv, p_lv)]
         return out
 
     return value, grad_q, grad_p, hess_q, mixed

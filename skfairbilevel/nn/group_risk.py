@@ -23,9 +23,20 @@ from .bilevel import conjugate_gradient, flat_grad, flatten, hvp, unflatten_like
 from .losses import group_means
 from .smooth_fairness import row_loss, smooth_fairness
 
-__all__ = ["GroupRiskProblem", "GroupWeightedModule", "UpperOracle", "MinimaxOracle",
-           "ChunkedLinear", "ChunkedXtMatmul", "solve_spd", "copy_params", "entropy",
-           "fixed_group_weights", "ARMIJO", "MAX_BACKTRACK"]
+__all__ = [
+    "GroupRiskProblem",
+    "GroupWeightedModule",
+    "UpperOracle",
+    "MinimaxOracle",
+    "ChunkedLinear",
+    "ChunkedXtMatmul",
+    "solve_spd",
+    "copy_params",
+    "entropy",
+    "fixed_group_weights",
+    "ARMIJO",
+    "MAX_BACKTRACK",
+]
 
 NEWTON_MAX_PARAMS = 2048  # affine models up to this many parameters use Newton + solve
 CHUNK_ELEMENTS = 1 << 19  # row chunks of the affine model: ~512k entries (4 MB float64)
@@ -59,8 +70,7 @@ def copy_params(params, values):
 def entropy(lam):
     """Shannon entropy of the weights ``lam`` (a float)."""
     lam = lam.detach().double()
-    terms = torch.where(lam > 0, lam * torch.log(lam.clamp_min(1e-300)),
-                        torch.zeros_like(lam))
+    terms = torch.where(lam > 0, lam * torch.log(lam.clamp_min(1e-300)), torch.zeros_like(lam))
     return float(-terms.sum())
 
 
@@ -96,7 +106,7 @@ class ChunkedXtMatmul(torch.autograd.Function):
         ctx.prob = prob
         acc = torch.zeros(R.shape[1], prob.X.shape[1], dtype=R.dtype, device=R.device)
         for start, xc in prob._row_chunks():
-            acc.addmm_(R[start:start + xc.shape[0]].T, xc)
+            acc.addmm_(R[start : start + xc.shape[0]].T, xc)
         return acc
 
     @staticmethod
@@ -115,8 +125,23 @@ class GroupRiskProblem:
     solves, the upper value and the implicit hypergradient.
     """
 
-    def __init__(self, net, X, y, g, w, n_groups, *, kind, alpha, fairness, rho,
-                 pairs=None, lower_max_iter=100, newton=None):
+    def __init__(
+        self,
+        net,
+        X,
+        y,
+        g,
+        w,
+        n_groups,
+        *,
+        kind,
+        alpha,
+        fairness,
+        rho,
+        pairs=None,
+        lower_max_iter=100,
+        newton=None,
+    ):
         self.net = net
         self.X, self.y, self.g, self.w = X, y, g, w
         self.n_groups = n_groups
@@ -153,24 +178,24 @@ class GroupRiskProblem:
         X the linear model makes are one chunk at a time."""
         X = self.X
         for start in range(0, X.shape[0], self.chunk):
-            yield start, X[start:start + self.chunk].to(self.dtype)
+            yield start, X[start : start + self.chunk].to(self.dtype)
 
     def _affine(self, theta):
         """``[X, 1] @ theta.T`` (n, K) for ``theta = [W | b]``, chunked, no graph."""
         with torch.no_grad():
-            out = torch.empty(self.X.shape[0], theta.shape[0], dtype=self.dtype,
-                              device=self.X.device)
+            out = torch.empty(
+                self.X.shape[0], theta.shape[0], dtype=self.dtype, device=self.X.device
+            )
             W, b = theta[:, :-1], theta[:, -1]
             for start, xc in self._row_chunks():
-                torch.addmm(b, xc, W.T, out=out[start:start + xc.shape[0]])
+                torch.addmm(b, xc, W.T, out=out[start : start + xc.shape[0]])
         return out
 
     def _rmatmul(self, R):
         """``R.T @ [X, 1]`` (K, d+1) for per-row ``R`` (n, K), chunked."""
-        acc = torch.zeros(R.shape[1], self.X.shape[1], dtype=self.dtype,
-                          device=self.X.device)
+        acc = torch.zeros(R.shape[1], self.X.shape[1], dtype=self.dtype, device=self.X.device)
         for start, xc in self._row_chunks():
-            acc.addmm_(R[start:start + xc.shape[0]].T, xc)
+            acc.addmm_(R[start : start + xc.shape[0]].T, xc)
         return torch.cat([acc, R.sum(0)[:, None]], dim=1)
 
     # ---------------------------------------------------------------- pieces
@@ -190,7 +215,7 @@ class GroupRiskProblem:
 
     def reg(self):
         """The L2 term ``alpha/2 ||W||^2`` over the weight matrices."""
-        return 0.5 * self.alpha * sum((p ** 2).sum() for p in self.params if p.dim() > 1)
+        return 0.5 * self.alpha * sum((p**2).sum() for p in self.params if p.dim() > 1)
 
     def lower(self, lam):
         """The lower objective ``sum_a lam_a F_a(w)`` on the full training split."""
@@ -200,9 +225,16 @@ class GroupRiskProblem:
         """The upper metric of outputs ``out``: of the full split, or of the rows ``(y, g, w)``."""
         full = y is None
         return smooth_fairness(
-            self.fairness, out, self.y if full else y, self.g if full else g,
-            self.w if full else w, self.n_groups, kind=self.kind, rho=self.rho,
-            pairs=self.pairs if full else pairs)
+            self.fairness,
+            out,
+            self.y if full else y,
+            self.g if full else g,
+            self.w if full else w,
+            self.n_groups,
+            kind=self.kind,
+            rho=self.rho,
+            pairs=self.pairs if full else pairs,
+        )
 
     @torch.no_grad()
     def fair_value(self):
@@ -228,16 +260,16 @@ class GroupRiskProblem:
         """Per-row loss, first derivative ``r`` (rows, K) and, for a scalar output, the
         second derivative ``h`` (rows,) of the loss at outputs ``Z`` of the rows from
         ``start``; for softmax ``h`` is None and the probabilities are returned."""
-        y = self.y[start:start + Z.shape[0]]
+        y = self.y[start : start + Z.shape[0]]
         if self.kind == "regressor":
             res = Z[:, 0] - y
-            return res ** 2, (2.0 * res)[:, None], torch.full_like(res, 2.0), None
+            return res**2, (2.0 * res)[:, None], torch.full_like(res, 2.0), None
         if Z.shape[1] == 1:
             z, yf = Z[:, 0], y.to(Z.dtype)
             p = torch.sigmoid(z)
             loss = F.binary_cross_entropy_with_logits(z, yf, reduction="none")
             return loss, (p - yf)[:, None], p * (1.0 - p), None
-        onehot = self.onehot[start:start + Z.shape[0]]
+        onehot = self.onehot[start : start + Z.shape[0]]
         P = torch.softmax(Z, dim=1)
         loss = -(torch.log_softmax(Z, dim=1) * onehot).sum(1)
         return loss, P - onehot, None, P
@@ -250,8 +282,7 @@ class GroupRiskProblem:
         W, b = theta[:, :-1], theta[:, -1]
         f = torch.zeros((), dtype=theta.dtype, device=theta.device)
         G = torch.zeros(K, d1, dtype=theta.dtype, device=theta.device)
-        H = torch.zeros(K * d1, K * d1, dtype=theta.dtype, device=theta.device) \
-            if hessian else None
+        H = torch.zeros(K * d1, K * d1, dtype=theta.dtype, device=theta.device) if hessian else None
         for start, xc in self._row_chunks():
             stop = start + xc.shape[0]
             c = lam[self.g[start:stop]] * self.rw[start:stop]
@@ -267,17 +298,17 @@ class GroupRiskProblem:
             for k in range(K):
                 for m in range(k, K):
                     wkm = c * (P[:, k] * ((1.0 if k == m else 0.0) - P[:, m]))
-                    H[k * d1:(k + 1) * d1, m * d1:(m + 1) * d1].addmm_(
-                        xt.T, xt * wkm[:, None])
-        f = f + 0.5 * alpha * (W ** 2).sum()
+                    H[k * d1 : (k + 1) * d1, m * d1 : (m + 1) * d1].addmm_(xt.T, xt * wkm[:, None])
+        f = f + 0.5 * alpha * (W**2).sum()
         pen = torch.cat([W, torch.zeros_like(theta[:, -1:])], dim=1)
         G = G + alpha * pen
         if not hessian:
             return f, G, None
         for k in range(K):  # the lower blocks of the symmetric softmax Hessian
             for m in range(k + 1, K):
-                H[m * d1:(m + 1) * d1, k * d1:(k + 1) * d1] = \
-                    H[k * d1:(k + 1) * d1, m * d1:(m + 1) * d1].T
+                H[m * d1 : (m + 1) * d1, k * d1 : (k + 1) * d1] = H[
+                    k * d1 : (k + 1) * d1, m * d1 : (m + 1) * d1
+                ].T
         mask = torch.ones(K, d1, dtype=theta.dtype, device=theta.device)
         mask[:, -1] = 0.0
         H = H + torch.diag(alpha * mask.reshape(-1))
@@ -316,11 +347,15 @@ class GroupRiskProblem:
     # ---------------------------------------------------------------- generic: L-BFGS
     def _lbfgs(self, lam):
         lam = lam.detach()
-        opt = torch.optim.LBFGS(self.params, lr=1.0, max_iter=self.lower_max_iter,
-                                history_size=20, line_search_fn="strong_wolfe",
-                                tolerance_grad=self.grad_tol,
-                                tolerance_change=1e-32 if self.dtype == torch.float64
-                                else 1e-10)
+        opt = torch.optim.LBFGS(
+            self.params,
+            lr=1.0,
+            max_iter=self.lower_max_iter,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=self.grad_tol,
+            tolerance_change=1e-32 if self.dtype == torch.float64 else 1e-10,
+        )
 
         def closure():
             opt.zero_grad(set_to_none=True)
@@ -349,15 +384,14 @@ class GroupRiskProblem:
             def matvec(u, g=g):
                 return hvp(g, self.params, u) + damping * u
 
-            step = conjugate_gradient(matvec, g.detach(), max_iter=min(self.n_params, 100),
-                                      tol=self.cg_tol)
+            step = conjugate_gradient(
+                matvec, g.detach(), max_iter=min(self.n_params, 100), tol=self.cg_tol
+            )
             old = [p.detach().clone() for p in self.params]
             with torch.no_grad():
-                for p, upd in zip(self.params, unflatten_like(step, self.params),
-                                  strict=True):
+                for p, upd in zip(self.params, unflatten_like(step, self.params), strict=True):
                     p.sub_(upd)
-            new_norm = float(torch.linalg.vector_norm(
-                flat_grad(self.lower(lam), self.params)))
+            new_norm = float(torch.linalg.vector_norm(flat_grad(self.lower(lam), self.params)))
             if not new_norm < g_norm:
                 copy_params(self.params, old)
                 break
@@ -395,15 +429,17 @@ class GroupRiskProblem:
             def matvec(u):
                 return hvp(g, self.params, u) + damping * u
 
-            v = -conjugate_gradient(matvec, gF.detach(), max_iter=max(50, min(
-                self.n_params, 500)), tol=self.cg_tol)
+            v = -conjugate_gradient(
+                matvec, gF.detach(), max_iter=max(50, min(self.n_params, 500)), tol=self.cg_tol
+            )
             h = torch.autograd.grad(g @ v, lam_leaf)[0]
-        info = {"v_norm": float(torch.linalg.vector_norm(v)),
-                "fair_grad_norm": float(torch.linalg.vector_norm(gF))}
+        info = {
+            "v_norm": float(torch.linalg.vector_norm(v)),
+            "fair_grad_norm": float(torch.linalg.vector_norm(gF)),
+        }
         return float(fair.detach()), h.detach(), info
 
-    def single_loop_directions(self, lam, v, batch=None, *, batch_fairness=False,
-                               pairs=None):
+    def single_loop_directions(self, lam, v, batch=None, *, batch_fairness=False, pairs=None):
         """The directions of the single-loop recursion on ``(w, v, lambda)`` at the
         current model, all from the same iterate.
 
@@ -442,10 +478,20 @@ class GroupRiskProblem:
             fair = self.fair(self.outputs())
             fair_grad = flat_grad(fair, params)
         second = torch.autograd.grad(g @ v, params + [lam_leaf], allow_unused=True)
-        hv = flatten([torch.zeros_like(p) if s is None else s
-                      for s, p in zip(second[:-1], params, strict=True)])
-        return (lower.detach(), fair.detach(), g.detach(), fair_grad.detach(), hv.detach(),
-                second[-1].detach())
+        hv = flatten(
+            [
+                torch.zeros_like(p) if s is None else s
+                for s, p in zip(second[:-1], params, strict=True)
+            ]
+        )
+        return (
+            lower.detach(),
+            fair.detach(),
+            g.detach(),
+            fair_grad.detach(),
+            hv.detach(),
+            second[-1].detach(),
+        )
 
     @torch.no_grad()
     def descend(self, direction, step):
@@ -576,5 +622,4 @@ class MinimaxOracle:
     def gradient(self, lam):
         """Danskin's gradient ``-F(w(lam))`` of ``-D`` at the solved ``lam``."""
         risks = self.prob.group_risks()
-        return (-float((lam * risks).sum()), -risks,
-                {"max_group_risk": float(risks.max())})
+        return (-float((lam * risks).sum()), -risks, {"max_group_risk": float(risks.max())})

@@ -76,8 +76,10 @@ class ClosedFormFollower:
     """
 
     def __init__(self, net, fairness, n_groups):
-        self.blocks = [(net.fairness_block[i], net.fairness_block[i + 1])
-                       for i in range(0, len(net.fairness_block), 2)]
+        self.blocks = [
+            (net.fairness_block[i], net.fairness_block[i + 1])
+            for i in range(0, len(net.fairness_block), 2)
+        ]
         self.out = net.suffix[0]
         self.fairness, self.n_groups = fairness, n_groups
 
@@ -88,13 +90,20 @@ class ClosedFormFollower:
         if repo_compat or fairness not in FAIRNESS_LOSSES or len(suffix) != 1:
             return None
         out = suffix[0]
-        if not isinstance(out, nn.Linear) or out.out_features != 1 or out.bias is None \
-                or len(block) % 2:
+        if (
+            not isinstance(out, nn.Linear)
+            or out.out_features != 1
+            or out.bias is None
+            or len(block) % 2
+        ):
             return None
         probe = torch.ones(1)
         for lin, act in zip(block[::2], block[1::2], strict=True):
-            if not isinstance(lin, nn.Linear) or lin.bias is None \
-                    or activation_backward(act, probe, probe) is None:
+            if (
+                not isinstance(lin, nn.Linear)
+                or lin.bias is None
+                or activation_backward(act, probe, probe) is None
+            ):
                 return None
         return cls(net, fairness, n_groups)
 

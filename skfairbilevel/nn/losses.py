@@ -141,8 +141,7 @@ def fairness_loss_and_grad(name, proba, y, groups, n_groups, weight=None):
     pos = y > 0.5
     loss, grad = _deviation_penalty_and_grad(proba, groups, n_groups, weight, mask=pos)
     if name == "equalized_odds":
-        loss_n, grad_n = _deviation_penalty_and_grad(proba, groups, n_groups, weight,
-                                                     mask=~pos)
+        loss_n, grad_n = _deviation_penalty_and_grad(proba, groups, n_groups, weight, mask=~pos)
         loss, grad = loss + loss_n, grad + grad_n
     return loss, grad
 
@@ -159,8 +158,7 @@ class _BinaryPenalty(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, proba, name, y, groups, n_groups, weight):
-        loss, grad = fairness_loss_and_grad(name, proba.detach(), y, groups, n_groups,
-                                            weight)
+        loss, grad = fairness_loss_and_grad(name, proba.detach(), y, groups, n_groups, weight)
         ctx.save_for_backward(grad)
         return loss
 
@@ -174,21 +172,20 @@ class _BinaryPenalty(torch.autograd.Function):
 def demographic_parity_loss(proba, y, groups, n_groups, weight=None):
     """Soft demographic-parity penalty (``y`` is accepted for a uniform signature)."""
     if proba.dim() == 1:
-        return _BinaryPenalty.apply(proba, "demographic_parity", y, groups, n_groups,
-                                    weight)
+        return _BinaryPenalty.apply(proba, "demographic_parity", y, groups, n_groups, weight)
     return _deviation_penalty(proba, groups, n_groups, weight)
 
 
 def equal_opportunity_loss(proba, y, groups, n_groups, weight=None):
     """Soft true-positive-rate parity penalty (rows with y = 1, or y = k per class)."""
     if proba.dim() == 1:
-        return _BinaryPenalty.apply(proba, "equal_opportunity", y, groups, n_groups,
-                                    weight)
+        return _BinaryPenalty.apply(proba, "equal_opportunity", y, groups, n_groups, weight)
     onehot = _one_vs_rest_targets(y, proba)
     total = proba.sum() * 0.0
     for k in range(proba.shape[1]):
-        total = total + _deviation_penalty(proba[:, k], groups, n_groups, weight,
-                                           mask=onehot[:, k] > 0.5)
+        total = total + _deviation_penalty(
+            proba[:, k], groups, n_groups, weight, mask=onehot[:, k] > 0.5
+        )
     return total
 
 
@@ -228,8 +225,10 @@ def accuracy_parity_loss(logits, y, groups, n_groups, weight=None, temperature=1
     soft_acc = torch.sigmoid(classification_margin(logits, y) / temperature)
     means, totals = group_means(soft_acc, groups, n_groups, weight)
     absent = totals <= 0
-    gap = (means.masked_fill(absent, float("-inf")).max()
-           - means.masked_fill(absent, float("inf")).min())
+    gap = (
+        means.masked_fill(absent, float("-inf")).max()
+        - means.masked_fill(absent, float("inf")).min()
+    )
     # fewer than two groups present: exactly 0 (graph kept), without a host sync
     return torch.where((~absent).sum() >= 2, gap, soft_acc.sum() * 0.0)
 
@@ -288,8 +287,9 @@ def cross_entropy_loss(logits, y, weight=None):
     """(Weighted) cross-entropy from logits: binary cross-entropy for one output column,
     softmax cross-entropy otherwise; ``sum(w_i l_i) / sum(w_i)`` with sample weights."""
     if logits.shape[1] == 1:
-        per_row = F.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype),
-                                                     reduction="none")
+        per_row = F.binary_cross_entropy_with_logits(
+            logits[:, 0], y.to(logits.dtype), reduction="none"
+        )
     else:
         per_row = F.cross_entropy(logits, y.long(), reduction="none")
     return weighted_mean(per_row, weight)

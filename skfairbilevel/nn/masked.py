@@ -35,8 +35,16 @@ from torch.nn import functional as F
 
 from .modules import make_activation, make_mlp
 
-__all__ = ["MaskedLinear", "MaskedMLP", "straight_through", "compact_mlp", "load_dense_",
-           "global_topk_mask", "n_pruned", "implicit_score_gradient"]
+__all__ = [
+    "MaskedLinear",
+    "MaskedMLP",
+    "straight_through",
+    "compact_mlp",
+    "load_dense_",
+    "global_topk_mask",
+    "n_pruned",
+    "implicit_score_gradient",
+]
 
 MODES = ("dense", "scores", "fixed")
 
@@ -101,7 +109,7 @@ def global_topk_mask(tensors, sparsity):
         mask[torch.topk(flat, keep, sorted=False).indices] = 1.0
     out, start = [], 0
     for t in tensors:
-        out.append(mask[start:start + t.numel()].view_as(t))
+        out.append(mask[start : start + t.numel()].view_as(t))
         start += t.numel()
     return out
 
@@ -117,8 +125,9 @@ class MaskedLinear(nn.Linear):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.scores = nn.Parameter(torch.zeros_like(self.weight))
-        self.unit_scores = nn.Parameter(torch.zeros(out_features, device=self.weight.device,
-                                                    dtype=self.weight.dtype))
+        self.unit_scores = nn.Parameter(
+            torch.zeros(out_features, device=self.weight.device, dtype=self.weight.dtype)
+        )
         self.register_buffer("weight_mask", torch.ones_like(self.weight))
         self.register_buffer("unit_mask", torch.ones_like(self.unit_scores))
 
@@ -154,11 +163,26 @@ class MaskedMLP(nn.Module):
         How :meth:`forward` masks (see the module docstring).
     """
 
-    def __init__(self, n_in, hidden_layer_sizes, n_out, *, sparsity, structured=False,
-                 activation="relu", generator=None):
+    def __init__(
+        self,
+        n_in,
+        hidden_layer_sizes,
+        n_out,
+        *,
+        sparsity,
+        structured=False,
+        activation="relu",
+        generator=None,
+    ):
         super().__init__()
-        self.net = make_mlp(n_in, tuple(hidden_layer_sizes), n_out, activation=activation,
-                            generator=generator, linear=MaskedLinear)
+        self.net = make_mlp(
+            n_in,
+            tuple(hidden_layer_sizes),
+            n_out,
+            activation=activation,
+            generator=generator,
+            linear=MaskedLinear,
+        )
         self.activation = activation
         self.sparsity = float(sparsity)
         self.structured = bool(structured)
@@ -185,8 +209,7 @@ class MaskedMLP(nn.Module):
 
     def weights(self):
         """Every weight and bias (the lower-level variables)."""
-        return [p for layer in self.layers for p in (layer.weight, layer.bias)
-                if p is not None]
+        return [p for layer in self.layers for p in (layer.weight, layer.bias) if p is not None]
 
     # ------------------------------------------------------------------ masks
     @torch.no_grad()
@@ -343,8 +366,9 @@ def compact_mlp(masked, *, dense=False, align=1):
             if pad_out:
                 w = torch.cat([w, w.new_zeros(pad_out, w.shape[1])])
                 b = None if b is None else torch.cat([b, b.new_zeros(pad_out)])
-        lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=param.device,
-                        dtype=param.dtype)
+        lin = nn.Linear(
+            w.shape[1], w.shape[0], bias=b is not None, device=param.device, dtype=param.dtype
+        )
         lin.weight.copy_(w)
         if b is not None:
             lin.bias.copy_(b)

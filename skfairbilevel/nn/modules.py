@@ -11,8 +11,14 @@ from numbers import Integral
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "make_activation", "init_linear_", "init_module_", "make_mlp",
-           "layer_widths"]
+__all__ = [
+    "ACTIVATIONS",
+    "make_activation",
+    "init_linear_",
+    "init_module_",
+    "make_mlp",
+    "layer_widths",
+]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -62,8 +68,9 @@ def init_module_(module, generator=None):
     return module
 
 
-def make_mlp(n_in, hidden_layer_sizes, n_out, *, activation="relu", generator=None,
-             linear=nn.Linear):
+def make_mlp(
+    n_in, hidden_layer_sizes, n_out, *, activation="relu", generator=None, linear=nn.Linear
+):
     """A fully connected network ``n_in -> hidden -> n_out`` (no output activation).
 
     Parameters

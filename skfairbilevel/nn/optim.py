@@ -31,8 +31,7 @@ class LeanAdam(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
-                                      weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         if len(self.param_groups) != 1:
             raise ValueError("LeanAdam takes one parameter group.")
         ps = self.param_groups[0]["params"]
@@ -45,10 +44,13 @@ class LeanAdam(torch.optim.Optimizer):
     def supports(params):
         """Whether the fused kernel applies: one device (CPU or CUDA), float32/64."""
         params = list(params)
-        return (hasattr(torch, "_fused_adam_") and len(params) > 0
-                and len({p.device for p in params}) == 1
-                and params[0].device.type in ("cpu", "cuda")
-                and all(p.dtype in (torch.float32, torch.float64) for p in params))
+        return (
+            hasattr(torch, "_fused_adam_")
+            and len(params) > 0
+            and len({p.device for p in params}) == 1
+            and params[0].device.type in ("cpu", "cuda")
+            and all(p.dtype in (torch.float32, torch.float64) for p in params)
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -67,10 +69,21 @@ class LeanAdam(torch.optim.Optimizer):
             )
         self._t.add_(1.0)
         beta1, beta2 = group["betas"]
-        torch._fused_adam_(ps, grads, self._exp_avg, self._exp_avg_sq, [],
-                           self._steps, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
-                           weight_decay=group["weight_decay"], eps=group["eps"],
-                           amsgrad=False, maximize=False)
+        torch._fused_adam_(
+            ps,
+            grads,
+            self._exp_avg,
+            self._exp_avg_sq,
+            [],
+            self._steps,
+            lr=float(group["lr"]),
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            amsgrad=False,
+            maximize=False,
+        )
 
     # torch.optim.Optimizer wraps ``step`` in profiler hooks unless it is marked as
     # hooked; the hooks cost as much as the kernel here (and no hooks are registered)

@@ -144,8 +144,9 @@ def trust_region_perturbation(module, x, y, radius, *, steps=1):
         ok = active & (info == 0) & torch.isfinite(xi).all(dim=1)
         cand = p + torch.where(ok[:, None], xi, 0.0)
         cand = cand * (r / cand.norm(dim=1, keepdim=True).clamp_min(1e-300))
-        new_loss, g_new, H_new = loss_input_derivatives(module, x + cand.to(x.dtype), y,
-                                                        affine=False)
+        new_loss, g_new, H_new = loss_input_derivatives(
+            module, x + cand.to(x.dtype), y, affine=False
+        )
         better = ok & (new_loss > loss)
         p = torch.where(better[:, None], cand, p)
         loss = torch.where(better, new_loss, loss)
@@ -177,6 +178,7 @@ def gradient_ascent_perturbation(module, x, y, radius, *, affine):
         def input_grad(delta):  # of the mean loss
             return ((torch.sigmoid(zx + delta @ w) - yf) / n)[:, None] * w
     else:
+
         def mean_loss(delta):
             return mean_loss_at(x + delta)
 
@@ -242,8 +244,9 @@ def affine_logistic_loss_grad(x, y, sample_weight, w, bias, grad_w, grad_b):
     else:
         wsum = sample_weight.sum()
         c.mul_(sample_weight).div_(wsum)
-        loss = F.binary_cross_entropy_with_logits(z, y, weight=sample_weight,
-                                                  reduction="sum") / wsum
+        loss = (
+            F.binary_cross_entropy_with_logits(z, y, weight=sample_weight, reduction="sum") / wsum
+        )
     torch.mv(x.T, c, out=grad_w)
     torch.sum(c, dim=0, keepdim=True, out=grad_b)
     return loss

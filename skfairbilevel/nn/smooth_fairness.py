@@ -22,14 +22,32 @@ import torch.nn.functional as F
 
 from .losses import group_means
 
-__all__ = ["CLASSIFIER_FAIRNESS", "REGRESSOR_FAIRNESS", "log_mean_exp", "smooth_range",
-           "smooth_max", "row_loss", "individual_fairness", "smooth_fairness",
-           "sample_pairs"]
+__all__ = [
+    "CLASSIFIER_FAIRNESS",
+    "REGRESSOR_FAIRNESS",
+    "log_mean_exp",
+    "smooth_range",
+    "smooth_max",
+    "row_loss",
+    "individual_fairness",
+    "smooth_fairness",
+    "sample_pairs",
+]
 
-CLASSIFIER_FAIRNESS = ("demographic_parity", "equal_opportunity", "equalized_odds",
-                       "group_variance", "disparate_mistreatment", "individual_fairness")
-REGRESSOR_FAIRNESS = ("demographic_parity", "group_variance", "disparate_mistreatment",
-                      "individual_fairness")
+CLASSIFIER_FAIRNESS = (
+    "demographic_parity",
+    "equal_opportunity",
+    "equalized_odds",
+    "group_variance",
+    "disparate_mistreatment",
+    "individual_fairness",
+)
+REGRESSOR_FAIRNESS = (
+    "demographic_parity",
+    "group_variance",
+    "disparate_mistreatment",
+    "individual_fairness",
+)
 
 
 def log_mean_exp(values, present, rho):
@@ -54,8 +72,9 @@ def smooth_range(rates, present, rho):
 
 def smooth_max(values, rho):
     """Log-mean-exp over a 1-D tensor (all entries present)."""
-    return log_mean_exp(values, torch.ones(values.shape[0], dtype=torch.bool,
-                                   device=values.device), rho)
+    return log_mean_exp(
+        values, torch.ones(values.shape[0], dtype=torch.bool, device=values.device), rho
+    )
 
 
 def row_loss(out, y, kind):
@@ -63,8 +82,7 @@ def row_loss(out, y, kind):
     if kind == "regressor":
         return (out[:, 0] - y) ** 2
     if out.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(out[:, 0], y.to(out.dtype),
-                                                  reduction="none")
+        return F.binary_cross_entropy_with_logits(out[:, 0], y.to(out.dtype), reduction="none")
     return F.cross_entropy(out, y, reduction="none")
 
 
@@ -81,7 +99,7 @@ def individual_fairness(s, y, g, w, n_groups, *, kind, pairs=None):
     dt = s.dtype
     wv = torch.ones_like(s) if w is None else w.to(dt)
     totals = torch.zeros(n_groups, dtype=dt, device=s.device).index_add(0, g, wv)
-    Z = totals.sum() ** 2 - (totals ** 2).sum()
+    Z = totals.sum() ** 2 - (totals**2).sum()
     if float(Z) <= 0:
         return s.sum() * 0.0
     s = s - (wv * s).sum() / wv.sum()  # shift-invariant; centring limits cancellation
@@ -91,7 +109,7 @@ def individual_fairness(s, y, g, w, n_groups, *, kind, pairs=None):
         zero = torch.zeros(n_groups, C, dtype=dt, device=s.device)
         N = zero.index_add(0, g, onehot)
         S1 = zero.index_add(0, g, onehot * s[:, None])
-        S2 = zero.index_add(0, g, onehot * (s ** 2)[:, None])
+        S2 = zero.index_add(0, g, onehot * (s**2)[:, None])
         c = torch.arange(C, dtype=dt, device=s.device)
         K = torch.exp(-(c[:, None] - c[None, :]).abs())
         P = S2 @ K @ N.T + N @ K @ S2.T - 2.0 * (S1 @ K @ S1.T)
@@ -144,7 +162,7 @@ def smooth_fairness(name, out, y, g, w, n_groups, *, kind, rho, pairs=None):
         means, totals = group_means(s, g, n_groups, w)
         pi = totals / totals.sum()
         overall = (pi * means).sum()
-        return 0.5 * (pi ** 2 * (means - overall) ** 2).sum()
+        return 0.5 * (pi**2 * (means - overall) ** 2).sum()
     if name == "individual_fairness":
         return individual_fairness(s, y, g, w, n_groups, kind=kind, pairs=pairs)
     raise ValueError(f"unknown fairness {name!r}")  # guarded by the parameter rules
@@ -159,8 +177,7 @@ def sample_pairs(g, n_groups, max_pairs, generator, dtype=None):
     order = torch.argsort(g, stable=True)
     counts = torch.bincount(g, minlength=n_groups).tolist()
     rows = list(torch.split(order, counts))
-    total = sum(counts[a] * counts[b] for a in range(n_groups)
-                for b in range(a + 1, n_groups))
+    total = sum(counts[a] * counts[b] for a in range(n_groups) for b in range(a + 1, n_groups))
     dev = g.device
     I, J, C = [], [], []
     for a in range(n_groups):

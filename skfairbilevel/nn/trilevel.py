@@ -44,14 +44,26 @@ class TriLevelNet(nn.Module):
     ``ly`` (shift). Buffers ``zeta_*`` hold the standard-normal weight draws used at
     prediction time."""
 
-    def __init__(self, n_in, hidden, n_out, n_groups, n_mc, activation, logvar_init,
-                 generator):
+    def __init__(self, n_in, hidden, n_out, n_groups, n_mc, activation, logvar_init, generator):
         super().__init__()
-        self.prior = GaussianMLP(n_in, hidden, n_out, n_models=1, activation=activation,
-                                 logvar_init=logvar_init, generator=generator)
-        self.posts = GaussianMLP(n_in, hidden, n_out, n_models=n_groups,
-                                 activation=activation, logvar_init=logvar_init,
-                                 generator=generator)
+        self.prior = GaussianMLP(
+            n_in,
+            hidden,
+            n_out,
+            n_models=1,
+            activation=activation,
+            logvar_init=logvar_init,
+            generator=generator,
+        )
+        self.posts = GaussianMLP(
+            n_in,
+            hidden,
+            n_out,
+            n_models=n_groups,
+            activation=activation,
+            logvar_init=logvar_init,
+            generator=generator,
+        )
         self.posts.copy_from(self.prior)
         self.dy = nn.Parameter(torch.ones(n_out))
         self.ly = nn.Parameter(torch.zeros(n_out))
@@ -73,8 +85,9 @@ def balanced_class_weights(data, n_classes):
     (0 for an absent class)."""
     w = torch.ones_like(data.y, dtype=torch.float32) if data.w is None else data.w
     counts = torch.zeros(n_classes, device=data.device).index_add(0, data.y, w)
-    omega = torch.where(counts > 0, counts.sum() / counts.clamp_min(1e-12),
-                        torch.zeros_like(counts))
+    omega = torch.where(
+        counts > 0, counts.sum() / counts.clamp_min(1e-12), torch.zeros_like(counts)
+    )
     return omega / torch.linalg.vector_norm(omega)
 
 
@@ -102,11 +115,32 @@ class TriLevelProblem:
         ``neumann_terms``, ``neumann_lr``: the estimator's parameters of those names.
     """
 
-    def __init__(self, net, train, val, *, optimizers, generator, class_weight,
-                 upper_class_weight, sam_radii, n_mc, n_mc_hyper, eps_std, lambda_low,
-                 lambda_up, upper_weighting, divergence, prior_noise, output_sigmoid,
-                 group_batch_size, val_batch_size, validation_aggregation, neumann_terms,
-                 neumann_lr):
+    def __init__(
+        self,
+        net,
+        train,
+        val,
+        *,
+        optimizers,
+        generator,
+        class_weight,
+        upper_class_weight,
+        sam_radii,
+        n_mc,
+        n_mc_hyper,
+        eps_std,
+        lambda_low,
+        lambda_up,
+        upper_weighting,
+        divergence,
+        prior_noise,
+        output_sigmoid,
+        group_batch_size,
+        val_batch_size,
+        validation_aggregation,
+        neumann_terms,
+        neumann_lr,
+    ):
         self.net, self.train, self.val = net, train, val
         self.opt_post, self.opt_prior, self.opt_hyper = optimizers
         self.gen = generator
@@ -116,7 +150,8 @@ class TriLevelProblem:
         self.eps_std = float(eps_std)
         self.lambda_low = float(lambda_low)
         self.w_val, self.w_dir, self.w_ind, self.w_v = UPPER_WEIGHTS[upper_weighting](
-            float(lambda_up))
+            float(lambda_up)
+        )
         self.divergence = divergence
         self.prior_noise = prior_noise
         self.output_sigmoid = output_sigmoid
@@ -132,15 +167,19 @@ class TriLevelProblem:
         self.val_batch = n_v if val_batch_size is None else min(n_v, val_batch_size)
         # the parameters the lower loss of the upper-level graphs depends on: all, or
         # only the means (w_mu, b_mu of each layer) for the mean network (n_mc_hyper=0)
-        self.curved = None if (n_mc_hyper > 0 and self.eps_std > 0) else [
-            i for i in range(len(self.posts)) if i % 2 == 0]
+        self.curved = (
+            None
+            if (n_mc_hyper > 0 and self.eps_std > 0)
+            else [i for i in range(len(self.posts)) if i % 2 == 0]
+        )
 
     # ------------------------------------------------------------------ pieces
     def group_batch(self, groups):
         """Each group's batch of training rows, repeated once per Monte Carlo pass: for
         the lower steps (``n_mc`` passes) and for the upper steps' graphs."""
-        x, y, w = padded_group_batch(self.train, self.group_rows, groups,
-                                     self.group_batch_size, self.gen)
+        x, y, w = padded_group_batch(
+            self.train, self.group_rows, groups, self.group_batch_size, self.gen
+        )
 
         def repeat(n_pass):
             return x.repeat(1, n_pass, 1), y.repeat(1, n_pass), w.repeat(1, n_pass)
@@ -151,9 +190,12 @@ class TriLevelProblem:
         """The global distribution with the prior noise added (a fresh draw)."""
         if self.prior_noise == 0:
             return list(self.prior)
-        return [p + self.prior_noise * torch.randn(p.shape, generator=self.gen,
-                                                   device=p.device, dtype=p.dtype)
-                for p in self.prior]
+        return [
+            p
+            + self.prior_noise
+            * torch.randn(p.shape, generator=self.gen, device=p.device, dtype=p.dtype)
+            for p in self.prior
+        ]
 
     def _scale_shift(self, detach):
         scale, shift = torch.sigmoid(self.net.dy), self.net.ly
@@ -169,9 +211,14 @@ class TriLevelProblem:
     def _lower_vs(self, Q, rows, scale, shift, noise=None, eps=None):
         """Per-group VS loss averaged over the Monte Carlo copies in ``rows``: (A,)."""
         x, y, w = rows
-        out = gaussian_forward(x, Q, act=self.net.prior.act,
-                               eps_std=self.eps_std if eps is None else eps,
-                               generator=self.gen, noise=noise)
+        out = gaussian_forward(
+            x,
+            Q,
+            act=self.net.prior.act,
+            eps_std=self.eps_std if eps is None else eps,
+            generator=self.gen,
+            noise=noise,
+        )
         if self.output_sigmoid:
             out = torch.sigmoid(out)
         return vs_loss(out, y, scale=scale, shift=shift, class_weight=self.omega, weight=w)
@@ -181,28 +228,35 @@ class TriLevelProblem:
         inactive groups); the divergence part in closed form."""
         Q = self._select(self.posts, groups)
         L_vs = self._lower_vs(Q, rows, scale, shift, noise)
-        grads = torch.autograd.grad(L_vs.sum(), self.posts, allow_unused=True,
-                                    materialize_grads=True)
+        grads = torch.autograd.grad(
+            L_vs.sum(), self.posts, allow_unused=True, materialize_grads=True
+        )
         gq = divergence_grad(self.divergence, [q.detach() for q in Q], P)
         if len(groups) == self.n_groups:
             for g, d in zip(grads, gq, strict=True):
                 g.add_(d, alpha=self.lambda_low)
             return grads
         idx = torch.as_tensor(groups, dtype=torch.long, device=P[0].device)
-        return [g.index_add(0, idx, d, alpha=self.lambda_low)
-                for g, d in zip(grads, gq, strict=True)]
+        return [
+            g.index_add(0, idx, d, alpha=self.lambda_low) for g, d in zip(grads, gq, strict=True)
+        ]
 
     def _upper_loss(self):
         """The balanced cross-entropy of the global model on (a batch of) ``val``."""
         V, n_v, S_val = self.val, len(self.val), max(1, self.n_mc_hyper)
         if self.val_batch < n_v:
-            idx = torch.randperm(n_v, generator=self.gen, device=V.device)[:self.val_batch]
+            idx = torch.randperm(n_v, generator=self.gen, device=V.device)[: self.val_batch]
             b = V.batch(idx)
             x, y, g, w = b.x, b.y, b.g, b.w
         else:
             x, y, g, w = V.X, V.y, V.g, V.w
-        out = gaussian_forward(x.repeat(S_val, 1), self.prior, act=self.net.prior.act,
-                               eps_std=self.eps_std, generator=self.gen)[0]
+        out = gaussian_forward(
+            x.repeat(S_val, 1),
+            self.prior,
+            act=self.net.prior.act,
+            eps_std=self.eps_std,
+            generator=self.gen,
+        )[0]
         if self.output_sigmoid:
             out = torch.sigmoid(out)
         yr = y.repeat(S_val)
@@ -246,12 +300,14 @@ class TriLevelProblem:
         groups, _, rows = batch
         Q = self._select(self.posts, groups)
         scale, shift = self._scale_shift(detach=not self.hyper)
-        L_vs = self._lower_vs(Q, rows, scale, shift,
-                              eps=self.eps_std if self.n_mc_hyper > 0 else 0.0)
+        L_vs = self._lower_vs(
+            Q, rows, scale, shift, eps=self.eps_std if self.n_mc_hyper > 0 else 0.0
+        )
         # the mean network's loss does not depend on the log-variances: differentiate
         # w.r.t. the means only (``curved``)
-        g_vs = flat_grad(L_vs.sum(), Q if self.curved is None else
-                         [Q[i] for i in self.curved], create_graph=True)
+        g_vs = flat_grad(
+            L_vs.sum(), Q if self.curved is None else [Q[i] for i in self.curved], create_graph=True
+        )
         return Q, L_vs, g_vs
 
     def upper_step(self, graph, *, retain_graph=False):
@@ -263,17 +319,25 @@ class TriLevelProblem:
         n_active = Q[0].shape[0]
         with torch.no_grad():
             Pn = self._noisy_prior()
-        D, gq, gp, hq, mixed = divergence_derivatives(
-            self.divergence, [q.detach() for q in Q], Pn)
+        D, gq, gp, hq, mixed = divergence_derivatives(self.divergence, [q.detach() for q in Q], Pn)
         u_q = flatten(gq) / n_active
         u_p = flatten(gp) / n_active
         val_loss = self._upper_loss()
         g_val = flat_grad(val_loss, self.prior)
         mixed_p, mixed_v = implicit_gradients(
-            g_vs, Q, self.hyper, u_q, div_hess=flatten(hq),
+            g_vs,
+            Q,
+            self.hyper,
+            u_q,
+            div_hess=flatten(hq),
             div_mixed=lambda v: flatten(mixed(unflatten_like(v, Q))),
-            lambda_low=self.lambda_low, n_terms=self.neumann_terms, alpha=self.neumann_lr,
-            retain_graph=retain_graph, curved=self.curved, stacked=True)
+            lambda_low=self.lambda_low,
+            n_terms=self.neumann_terms,
+            alpha=self.neumann_lr,
+            retain_graph=retain_graph,
+            curved=self.curved,
+            stacked=True,
+        )
         g_prior = self.w_val * g_val + self.w_dir * u_p - self.w_ind * mixed_p
         self.opt_prior.zero_grad(set_to_none=True)
         _set_grads(self.prior, g_prior)
@@ -283,8 +347,11 @@ class TriLevelProblem:
             _set_grads(self.hyper, -self.w_v * mixed_v)
             self.opt_hyper.step()
         lower = L_vs.detach() + self.lambda_low * D
-        return {"lower": lower.detach().mean(), "val_loss": val_loss.detach(),
-                "divergence": D.mean().detach()}
+        return {
+            "lower": lower.detach().mean(),
+            "val_loss": val_loss.detach(),
+            "divergence": D.mean().detach(),
+        }
 
     @torch.no_grad()
     def draw_prediction_samples(self):

@@ -91,7 +91,7 @@ def trust_region_step_eig(gh, lam, radius, *, max_iter=100):
     rest_norm = p_rest.norm(dim=1)
     hard = ~pd & ((gh * in_e).norm(dim=1) <= _HARD_RTOL * gnorm) & (rest_norm <= r)
     if bool(hard.any()):
-        tau = (r * r - rest_norm ** 2).clamp_min(0.0).sqrt()
+        tau = (r * r - rest_norm**2).clamp_min(0.0).sqrt()
         p_rest[:, 0] -= torch.where(gh[:, 0] > 0, tau, -tau)
 
     # boundary: safeguarded Newton on psi(a) = 1/||p(a)|| - 1/r over (a_lo, a_hi]
@@ -104,7 +104,7 @@ def trust_region_step_eig(gh, lam, radius, *, max_iter=100):
     while n_iter < max_iter:
         n_iter += 1
         den = (lam + a[:, None]).clamp_min(tiny)
-        pn2 = (g2 / den ** 2).sum(dim=1).clamp_min(tiny)
+        pn2 = (g2 / den**2).sum(dim=1).clamp_min(tiny)
         pn = pn2.sqrt()
         done = ~active | ((pn - r).abs() <= _NORM_RTOL * r) | (hi - lo <= 4e-16 * hi)
         if bool(done.all()):
@@ -112,12 +112,13 @@ def trust_region_step_eig(gh, lam, radius, *, max_iter=100):
         outside = pn > r  # a too small
         lo = torch.where(outside, a, lo)
         hi = torch.where(outside, hi, a)
-        a_new = a - (1.0 / pn - 1.0 / r) * (pn2 * pn) / (g2 / den ** 3).sum(dim=1)
+        a_new = a - (1.0 / pn - 1.0 / r) * (pn2 * pn) / (g2 / den**3).sum(dim=1)
         bad = ~torch.isfinite(a_new) | (a_new <= lo) | (a_new >= hi)
         a = torch.where(done, a, torch.where(bad, 0.5 * (lo + hi), a_new))
     p_bound = -gh / (lam + a[:, None]).clamp_min(tiny)
     norm = p_bound.norm(dim=1, keepdim=True)
     p_bound = p_bound * (r / norm.clamp_min(tiny))
 
-    return torch.where(interior[:, None], p_newton,
-                       torch.where(hard[:, None], p_rest, p_bound)), n_iter
+    return torch.where(
+        interior[:, None], p_newton, torch.where(hard[:, None], p_rest, p_bound)
+    ), n_iter
