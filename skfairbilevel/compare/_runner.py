@@ -311,18 +311,25 @@ def _task_arrays(task, prepared, labels):
     return out
 
 
+def _require_distributed():
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError:
+        raise ValueError("--scheduler needs dask and distributed; install them with "
+                         "pip install 'skfairbilevel[dask]'.") from None
+    return distributed
+
+
 @contextlib.contextmanager
 def _backend(scheduler):
     """joblib's default backend, or the Dask backend connected to ``scheduler``."""
     if scheduler is None:
         yield None
         return
-    try:
-        import distributed
-        from joblib import parallel_config
-    except ImportError:
-        raise ValueError("--scheduler needs dask and distributed; install them with "
-                         "pip install 'skfairbilevel[dask]'.") from None
+    distributed = _require_distributed()
+    from joblib import parallel_config
+
     try:
         client = distributed.Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as exc:
@@ -439,6 +446,8 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
     n_jobs = _cores() if n_jobs is None else (
         _cores() if n_jobs == -1 else _check_int(n_jobs, "n_jobs", 1))
     device = _check_device(device)
+    if scheduler is not None:
+        _require_distributed()
     chosen_methods = resolve_methods(methods)
     notes, failed = [], {}
     runnable = []
@@ -520,6 +529,11 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
         bar.close()
     fit_seconds = time.perf_counter() - fit_start
 
+    cpu_by_method = {}
+    for t in tasks:
+        if t.key in records:
+            cpu_by_method[t.method] = cpu_by_method.get(t.method, 0.0) + float(
+                records[t.key].get("fit_cpu_seconds", math.nan))
     runs = _runs_frame(tasks, records, runnable)
     chosen = select_operating_points(runs, eps, metric)
     summary = summarize(chosen)
@@ -530,7 +544,8 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
         cache=None if cache_dir is None else str(cache_dir), command=command,
         fits_planned=len(tasks), fits_cached=n_cached,
         fits_run=len(records) - n_cached, fits_failed=sum(len(v) for v in failed.values()),
-        interrupted=interrupted, fit_seconds=round(fit_seconds, 2),
+        interrupted=interrupted, fits_wall_seconds=round(fit_seconds, 2),
+        fit_cpu_seconds_by_method={k: round(v, 2) for k, v in cpu_by_method.items()},
         seconds=round(time.perf_counter() - started, 2), load_start=load_start,
         load_end=_load()), settings=Settings(seed=seed, quick=quick, full=full,
                                              fairness=fairness, device=device,
