@@ -55,7 +55,7 @@ for note in result.notes:
 # The test fronts and the chosen points
 # -------------------------------------
 # Each line is one method's knob swept (mean over seeds, with 95% intervals); the
-# circles are the points chosen on validation data for epsilon = 0.02 and 0.05 (the
+# large markers are the points chosen on validation data for epsilon = 0.02 and 0.05 (the
 # dotted lines).
 fig, ax = plt.subplots(figsize=(10, 5.5))
 draw_pareto(result.fronts, result.summary, ax=ax,

@@ -200,6 +200,19 @@ def test_summary_of_the_hand_made_table():
                                        "violation_rate"]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_parity_gaps_equal_fairlearn(seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    groups = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.4, 0.1])
+    y = rng.integers(0, 2, n)
+    y[groups == "c"] = 1  # a group without negatives: its false-positive rate is 0
+    pred = rng.integers(0, 2, n)
+    dp, eo = compare.parity_gaps(y, pred, groups)
+    assert dp == pytest.approx(fl_dpd(y, pred, sensitive_features=groups), abs=1e-12)
+    assert eo == pytest.approx(fl_eod(y, pred, sensitive_features=groups), abs=1e-12)
+
+
 # ---------------------------------------------------------------- the runner's numbers
 
 

@@ -37,6 +37,7 @@ from ._runner import (
     RUN_COLUMNS,
     ComparisonResult,
     evaluate_predictions,
+    parity_gaps,
     run_comparison,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "load_data",
     "load_table",
     "make_splits",
+    "parity_gaps",
     "plot_pareto",
     "prepare",
     "resolve_methods",

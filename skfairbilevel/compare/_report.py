@@ -220,13 +220,13 @@ def draw_pareto(fronts, summary=None, metric="demographic_parity", ax=None, titl
                     elinewidth=0.6, capsize=0, alpha=0.85, label=name)
         if summary is not None:
             s = summary[summary["method"] == name]
-            ax.scatter(s["fairness_mean"], s["accuracy_mean"], s=70, marker=marker,
-                       facecolor="none", edgecolor="k", linewidth=1.2, zorder=4)
+            ax.scatter(s["fairness_mean"], s["accuracy_mean"], s=80, marker=marker,
+                       facecolor=color, edgecolor="k", linewidth=1.2, zorder=4)
     if summary is not None and len(summary):
         for eps in sorted(summary["epsilon"].unique()):
             ax.axvline(eps, color="0.5", ls=":", lw=0.8)
-        ax.scatter([], [], s=70, marker="o", facecolor="none", edgecolor="k",
-                   label="chosen on validation")
+        ax.scatter([], [], s=80, marker="o", facecolor="0.8", edgecolor="k",
+                   label="chosen on validation (large)")
     _frame_means(ax, f)
     ax.set_xlabel(f"test {_NAMES[metric]} (lower is fairer)")
     ax.set_ylabel("test accuracy")
@@ -273,9 +273,10 @@ def plot_pareto(result, path=None, title=None):
         _frame_means(ax, fronts)
     if title is None:
         i = result.info
+        eps = ", ".join(f"{e:g}" for e in i["epsilons"])
         title = (f"{i['dataset']} ({', '.join(i['sensitive'])}): test fronts, mean over "
-                 f"{len(i['seeds'])} seed(s) with 95% intervals; circles: the points chosen "
-                 f"on validation for epsilon = {', '.join(f'{e:g}' for e in i['epsilons'])}")
+                 f"{len(i['seeds'])} seed(s) with 95% intervals; large markers: the "
+                 f"points chosen on validation for epsilon = {eps}")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()

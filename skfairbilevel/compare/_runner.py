@@ -32,8 +32,8 @@ from ._protocol import (
     summarize,
 )
 
-__all__ = ["ComparisonResult", "run_comparison", "evaluate_predictions", "RUN_COLUMNS",
-           "DEFAULT_EPSILONS"]
+__all__ = ["ComparisonResult", "run_comparison", "evaluate_predictions", "parity_gaps",
+           "RUN_COLUMNS", "DEFAULT_EPSILONS"]
 
 #: the columns of runs.csv
 RUN_COLUMNS = ["method", "family", "params", "seed", "split", "accuracy",
@@ -87,29 +87,51 @@ class ComparisonResult:
 # --------------------------------------------------------------------------- one fit
 
 
+def parity_gaps(y_true, y_pred, groups):
+    """Demographic parity and equalized odds differences, as fairlearn defines them.
+
+    Over the groups present in ``groups``: the largest minus the smallest selection
+    rate, and the larger of the same range of true-positive rates and of false-positive
+    rates (a group without positives, or without negatives, has rate 0 there, as in
+    fairlearn). Equal to ``fairlearn.metrics.demographic_parity_difference`` and
+    ``equalized_odds_difference`` for binary 0/1 labels, several hundred times faster
+    (the runner scores thousands of prediction sets).
+    """
+    y_true = np.asarray(y_true).astype(np.int64)
+    y_pred = np.asarray(y_pred).astype(np.float64)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    k = int(g.max()) + 1 if g.size else 0
+
+    def rate_range(rows):
+        hits = np.bincount(g[rows], weights=y_pred[rows], minlength=k)
+        count = np.bincount(g[rows], minlength=k)
+        rates = np.divide(hits, count, out=np.zeros(k), where=count > 0)
+        return float(rates.max() - rates.min()) if k else 0.0
+
+    everyone = np.ones(y_true.shape, dtype=bool)
+    return (rate_range(everyone),
+            max(rate_range(y_true == 1), rate_range(y_true == 0)))
+
+
 def evaluate_predictions(y_true, y_pred, y_score, sensitive_features):
     """Accuracy, balanced accuracy and the fairness metrics of one set of predictions.
 
-    ``y_score`` (probability of the positive class) may be None: the sufficiency gap is
-    then NaN. Demographic parity and equalized odds differences are fairlearn's
-    definitions (:mod:`skfairbilevel.metrics`); the sufficiency gap uses 5 bins.
+    ``y_true`` and ``y_pred`` are 0/1. ``y_score`` (probability of the positive class)
+    may be None: the sufficiency gap is then NaN. The demographic parity and equalized
+    odds differences are fairlearn's (:func:`parity_gaps`); the sufficiency gap is
+    :func:`skfairbilevel.metrics.sufficiency_gap` with 5 bins.
     """
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-    from ..metrics import (
-        demographic_parity_difference,
-        equalized_odds_difference,
-        sufficiency_gap,
-    )
+    from ..metrics import sufficiency_gap
 
     y_true = np.asarray(y_true)
+    dp, eo = parity_gaps(y_true, y_pred, sensitive_features)
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "dp_difference": float(demographic_parity_difference(
-            y_true, y_pred, sensitive_features=sensitive_features)),
-        "eo_difference": float(equalized_odds_difference(
-            y_true, y_pred, sensitive_features=sensitive_features)),
+        "dp_difference": dp,
+        "eo_difference": eo,
         "sufficiency_gap": math.nan,
     }
     if y_score is not None:
@@ -443,6 +465,8 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
     n_threads = _check_int(n_threads, "n_threads", 1)
     if cv is not None:
         cv = _check_int(cv, "cv", 2)
+    if quick and full:
+        raise ValueError("quick and full exclude each other: choose one.")
     n_jobs = _cores() if n_jobs is None else (
         _cores() if n_jobs == -1 else _check_int(n_jobs, "n_jobs", 1))
     device = _check_device(device)
