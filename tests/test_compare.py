@@ -292,21 +292,6 @@ def test_threshold_optimizer_rows_use_the_sensitive_features_at_predict(small_ru
                                                         sensitive_features=A[rows]))
 
 
-def test_float64_scores_lets_threshold_optimizer_predict_on_float32():
-    from skfairbilevel.datasets import make_biased_classification
-
-    X, y, A = make_biased_classification(300, random_state=0)
-    X32 = X.astype(np.float32)
-    ours = ThresholdOptimizer(estimator=float64_scores(LogisticRegression()),
-                              predict_method="predict_proba").fit(X32, y, sensitive_features=A)
-    ref = ThresholdOptimizer(estimator=LogisticRegression(),
-                             predict_method="predict_proba").fit(
-        X32.astype(np.float64), y, sensitive_features=A)
-    np.testing.assert_array_equal(ours.predict(X32, sensitive_features=A, random_state=0),
-                                  ref.predict(X32.astype(np.float64), sensitive_features=A,
-                                              random_state=0))
-
-
 def test_user_method_runs_every_knob_value(small_run):
     result, _ = small_run
     mine = result.runs[result.runs["method"] == "counting"]
@@ -332,6 +317,17 @@ def test_outputs_are_written(small_run):
     assert "## Best method per bound" in md and "epsilon = 0.02" in md
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "info.json").read_text())["info"]["seeds"] == [0, 1]
+
+
+def test_a_finished_run_reads_back_and_chooses_for_other_epsilons(small_run):
+    result, out = small_run
+    again = compare.load_result(out)
+    pd.testing.assert_frame_equal(again.runs, result.runs)
+    pd.testing.assert_frame_equal(again.summary, result.summary)
+    other = compare.load_result(out, epsilons=[0.05])
+    assert set(other.summary["epsilon"]) == {0.05}
+    assert other.summary.set_index("method").loc["threshold_dp", "sensitive_at_predict"]
+    assert "threshold_dp (A at predict)" in (out / "report.md").read_text()
 
 
 def test_without_matplotlib_the_plot_is_skipped_with_a_note(small_run, tmp_path, monkeypatch):

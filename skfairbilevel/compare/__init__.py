@@ -37,6 +37,7 @@ from ._runner import (
     RUN_COLUMNS,
     ComparisonResult,
     evaluate_predictions,
+    load_result,
     parity_gaps,
     run_comparison,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "front_table",
     "grid_product",
     "load_data",
+    "load_result",
     "load_table",
     "make_splits",
     "parity_gaps",

@@ -337,6 +337,12 @@ def _correlation_remover(s):
 _FL = "fairlearn"
 _SK = "scikit-learn"
 _US = "skfairbilevel"
+_BOUNDS = (0.005, 0.01, 0.03)  # ExponentiatedGradient's difference_bound
+_BOUNDS_FULL = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
+_WEIGHTS = (0.2, 0.5, 0.8)  # GridSearch's constraint_weight
+_WEIGHTS_FULL = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95)
+_TOLS = (0.0, 0.01, 0.03)  # ThresholdOptimizer's tol
+_TOLS_FULL = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
 _BADR_GRID = (
     {"fairness": "demographic_parity"}, {"fairness": "equalized_odds"},
     {"group_weights": "uniform"}, {"group_weights": "balanced"},
@@ -375,24 +381,19 @@ METHODS = {m.name: m for m in [
            knob="radius", grid=(0.1, 0.3, 0.5), full_grid=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
            description="FairRobustClassifier: input-perturbation robust training (affine)"),
     Method("eg_dp", _eg("demographic_parity"), family=_FL, requires="fairlearn",
-           knob="difference_bound", grid=(0.005, 0.01, 0.03),
-           full_grid=(0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1),
+           knob="difference_bound", grid=_BOUNDS, full_grid=_BOUNDS_FULL,
            description="ExponentiatedGradient(LogisticRegression, DemographicParity)"),
     Method("eg_eo", _eg("equalized_odds"), family=_FL, requires="fairlearn",
-           knob="difference_bound", grid=(0.005, 0.01, 0.03),
-           full_grid=(0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1),
+           knob="difference_bound", grid=_BOUNDS, full_grid=_BOUNDS_FULL,
            description="ExponentiatedGradient(LogisticRegression, EqualizedOdds)"),
     Method("gs_dp", _gs("demographic_parity"), family=_FL, requires="fairlearn",
-           knob="constraint_weight", grid=(0.2, 0.5, 0.8),
-           full_grid=(0.1, 0.3, 0.5, 0.7, 0.9, 0.95),
+           knob="constraint_weight", grid=_WEIGHTS, full_grid=_WEIGHTS_FULL,
            description="GridSearch(LogisticRegression, DemographicParity)"),
     Method("gs_eo", _gs("equalized_odds"), family=_FL, requires="fairlearn",
-           knob="constraint_weight", grid=(0.2, 0.5, 0.8),
-           full_grid=(0.1, 0.3, 0.5, 0.7, 0.9, 0.95),
+           knob="constraint_weight", grid=_WEIGHTS, full_grid=_WEIGHTS_FULL,
            description="GridSearch(LogisticRegression, EqualizedOdds)"),
     Method("threshold_dp", _threshold("demographic_parity", _logistic), family=_FL,
-           requires="fairlearn", knob="tol", grid=(0.0, 0.01, 0.03),
-           full_grid=(0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08),
+           requires="fairlearn", knob="tol", grid=_TOLS, full_grid=_TOLS_FULL,
            description="ThresholdOptimizer(LogisticRegression, demographic parity); uses "
                        "the sensitive features at predict time"),
     Method("threshold_eo", _threshold("equalized_odds", _logistic), family=_FL,
@@ -400,8 +401,7 @@ METHODS = {m.name: m for m in [
            description="ThresholdOptimizer(LogisticRegression, equalized odds; no "
                        "relaxation); uses the sensitive features at predict time"),
     Method("threshold_dp_hgb", _threshold("demographic_parity", _hgb), family=_FL,
-           requires="fairlearn", knob="tol", grid=(0.0, 0.01, 0.03),
-           full_grid=(0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08),
+           requires="fairlearn", knob="tol", grid=_TOLS, full_grid=_TOLS_FULL,
            description="ThresholdOptimizer(HistGradientBoosting, demographic parity); "
                        "uses the sensitive features at predict time"),
     Method("threshold_eo_hgb", _threshold("equalized_odds", _hgb), family=_FL,

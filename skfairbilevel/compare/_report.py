@@ -52,6 +52,13 @@ def _chosen_text(chosen, method, eps):
     return "; ".join(f"{k} (x{v})" for k, v in counts.items())
 
 
+def _label(row):
+    """The method's name, marked when it uses the sensitive features at predict time."""
+    flag = row.get("sensitive_at_predict", False)
+    marked = isinstance(flag, bool | np.bool_) and bool(flag)
+    return f"{row['method']} (A at predict)" if marked else row["method"]
+
+
 def _ranked(summary, eps):
     """Methods at ``eps``: feasible on validation in every seed first, by accuracy."""
     s = summary[summary["epsilon"] == eps].copy()
@@ -70,13 +77,13 @@ def best_per_epsilon(summary, ours="skfairbilevel"):
                          "seed.")
             continue
         top = ok.iloc[0]
-        text = (f"epsilon {eps:g}: best is **{top['method']}** (test accuracy "
+        text = (f"epsilon {eps:g}: best is **{_label(top)}** (test accuracy "
                 f"{_interval(top['accuracy_mean'], top['accuracy_low'], top['accuracy_high'])}"
                 f", unfairness {_num(top['fairness_mean'])}, bound broken on test in "
                 f"{top['violation_rate']:.0%} of seeds)")
         if len(ok) > 1:
             second = ok.iloc[1]
-            text += (f", ahead of {second['method']} by "
+            text += (f", ahead of {_label(second)} by "
                      f"{top['accuracy_mean'] - second['accuracy_mean']:.3f}")
         mine = ok[ok["family"] == ours]
         if len(mine) and top["family"] != ours:
@@ -102,7 +109,7 @@ def _summary_table(summary, chosen, eps, metric):
     for i, (_, s) in enumerate(r.iterrows(), start=1):
         rows.append({
             "rank": str(i) if s["_ok"] else "-",
-            "method": s["method"],
+            "method": _label(s),
             "family": s["family"],
             "chosen knob value": _chosen_text(chosen, s["method"], eps),
             "test accuracy [95% CI]": _interval(s["accuracy_mean"], s["accuracy_low"],

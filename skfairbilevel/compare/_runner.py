@@ -32,8 +32,8 @@ from ._protocol import (
     summarize,
 )
 
-__all__ = ["ComparisonResult", "run_comparison", "evaluate_predictions", "parity_gaps",
-           "RUN_COLUMNS", "DEFAULT_EPSILONS"]
+__all__ = ["ComparisonResult", "run_comparison", "load_result", "evaluate_predictions",
+           "parity_gaps", "RUN_COLUMNS", "DEFAULT_EPSILONS"]
 
 #: the columns of runs.csv
 RUN_COLUMNS = ["method", "family", "params", "seed", "split", "accuracy",
@@ -53,7 +53,7 @@ class ComparisonResult:
         One row per fit and evaluated split (``runs.csv``; :data:`RUN_COLUMNS`).
     summary : pandas.DataFrame
         One row per method and epsilon (``summary.csv``; see
-        :func:`~skfairbilevel.compare.summarize`).
+        :func:`~skfairbilevel.compare.summarize`), plus ``sensitive_at_predict``.
     chosen : pandas.DataFrame
         The chosen point of every method, epsilon and seed
         (:func:`~skfairbilevel.compare.select_operating_points`).
@@ -559,9 +559,8 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
             cpu_by_method[t.method] = cpu_by_method.get(t.method, 0.0) + float(
                 records[t.key].get("fit_cpu_seconds", math.nan))
     runs = _runs_frame(tasks, records, runnable)
-    chosen = select_operating_points(runs, eps, metric)
-    summary = summarize(chosen)
-    fronts = front_table(runs, metric)
+    chosen, summary, fronts = _assemble(runs, eps, metric,
+                                        {t.method: t.predict_sensitive for t in tasks})
     info = _info(table, parts, runnable, locals_=dict(
         metric=metric, epsilons=list(eps), seeds=seed_list, cv=cv, quick=quick, full=full,
         n_jobs=n_jobs, n_threads=n_threads, scheduler=scheduler, device=device,
@@ -581,6 +580,55 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
 
         result.files = write_outputs(result, out_dir)
     return result
+
+
+def _assemble(runs, epsilons, metric, at_predict):
+    """The chosen points, the summary (marking methods that use A at predict) and fronts."""
+    chosen = select_operating_points(runs, epsilons, metric)
+    summary = summarize(chosen)
+    summary["sensitive_at_predict"] = [bool(at_predict.get(m, False))
+                                       for m in summary["method"]]
+    return chosen, summary, front_table(runs, metric)
+
+
+def load_result(out, *, epsilons=None, metric=None):
+    """A finished run read back from its output directory, without fitting anything.
+
+    Reads ``runs.csv`` and ``info.json`` and chooses the operating points again, for
+    the run's epsilons and metric or for others (the choice only needs the validation
+    and test rows already recorded). ``write_outputs(result, directory)`` then writes
+    the reports again.
+
+    Parameters
+    ----------
+    out : str or path
+        The ``out`` directory of a run.
+    epsilons : sequence of float, default=None
+        None: the run's.
+    metric : str, default=None
+        None: the run's.
+
+    Returns
+    -------
+    result : ComparisonResult
+    """
+    out = Path(out)
+    try:
+        runs = pd.read_csv(out / "runs.csv", dtype={"params": str})
+        saved = json.loads((out / "info.json").read_text())
+    except OSError as exc:
+        raise ValueError(f"{str(out)!r} holds no finished run ({exc}).") from None
+    runs["fold"] = runs["fold"].astype("Int64")
+    info = dict(saved["info"])
+    info["epsilons"] = list(_check_epsilons(info["epsilons"] if epsilons is None
+                                            else epsilons))
+    info["metric"] = resolve_metric(info["metric"] if metric is None else metric)
+    at_predict = {m["name"]: m["sensitive"] == "at fit and predict"
+                  for m in info["methods"]}
+    chosen, summary, fronts = _assemble(runs, info["epsilons"], info["metric"], at_predict)
+    return ComparisonResult(runs=runs, summary=summary, chosen=chosen, fronts=fronts,
+                            info=info, notes=list(saved.get("notes", [])),
+                            failed=dict(saved.get("failed", {})))
 
 
 def _load():
