@@ -415,6 +415,18 @@ def test_the_user_guide_lists_every_method():
     assert all(f"``{name}``" in text for name in METHODS)
 
 
+def test_sufficiency_needs_probabilities_and_says_who_has_none(frame):
+    from sklearn.linear_model import RidgeClassifier
+
+    ridge = Method("ridge", RidgeClassifier())
+    result = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
+                            methods=["logreg", ridge], seeds=1, metric="sg", out=None,
+                            **QUICK)
+    assert set(result.summary["method"]) == {"logreg"}
+    assert any(n.startswith("ridge: no sufficiency_gap") for n in result.notes)
+    assert result.runs.loc[result.runs["method"] == "ridge", "sufficiency_gap"].isna().all()
+
+
 def test_a_failing_fit_is_reported_and_the_rest_runs(frame):
     bad = Method("bad", LogisticRegression(max_iter=1000), knob="C", grid=(1.0, -1.0))
     result = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",

@@ -92,7 +92,7 @@ class Table:
     target: str = ""
     positive: str = "1"
     notes: list = field(default_factory=list)
-    _fingerprint: str | None = field(default=None, repr=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False)
 
     @property
     def fingerprint(self):

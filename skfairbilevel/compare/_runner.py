@@ -561,6 +561,11 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
     runs = _runs_frame(tasks, records, runnable)
     chosen, summary, fronts = _assemble(runs, eps, metric,
                                         {t.method: t.predict_sensitive for t in tasks})
+    unranked = [m for m in dict.fromkeys(runs["method"]) if m not in set(summary["method"])]
+    if unranked:
+        notes.append(f"{', '.join(unranked)}: no {METRICS[metric][0]} on the validation "
+                     "rows (no predict_proba for the sufficiency gap, or no refit for the "
+                     "test rows), so no operating point was chosen.")
     info = _info(table, parts, runnable, locals_=dict(
         metric=metric, epsilons=list(eps), seeds=seed_list, cv=cv, quick=quick, full=full,
         n_jobs=n_jobs, n_threads=n_threads, scheduler=scheduler, device=device,
