@@ -60,7 +60,7 @@ def build_parser():
             "Fit our estimators and fairlearn's and scikit-learn's baselines for every "
             "value of their trade-off knob, on train/validation/test splits of several "
             "seeds; for each fairness bound epsilon choose each method's operating point "
-            "on validation data, and report its test accuracy and unfairness (mean and 95%% "
+            "on validation data, and report its test accuracy and unfairness (mean and 95% "
             "interval over seeds). Writes runs.csv, summary.csv, report.md, report.html "
             "and pareto.png into --out. With no options: Adult, sensitive feature 'sex', "
             "demographic parity, 3 seeds, every method's default grid, one job per core."
