@@ -25,15 +25,12 @@ Usage::
     python benchmarks/bench_badr.py --quick         # 2 seeds, 4000-row subsample (~1 min)
 """
 
-import argparse
-import datetime
 import json
 import os
-import time
 
+import _common as shared
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.model_selection import train_test_split
 
 from skfairbilevel import BADRClassifier, BADRRegressor
@@ -45,8 +42,7 @@ from skfairbilevel.datasets import (
 )
 from skfairbilevel.metrics import demographic_parity_difference
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+RESULTS = shared.RESULTS
 BASELINES = ["uniform", "balanced", "minimax", "one_group"]
 METHODS = ["badr"] + BASELINES + ["pooled"]
 
@@ -93,10 +89,10 @@ def run_classification(name, fairness, seeds, n_max):
         Zte = pre.transform(X.iloc[te]).to_numpy()
         for method in METHODS:
             gw = None if method == "badr" else method
-            t0 = time.perf_counter()
-            clf = BADRClassifier(fairness, alpha=1e-2, group_weights=gw).fit(
-                Ztr, y[tr], sensitive_features=A[tr])
-            seconds = time.perf_counter() - t0
+            with shared.Clock() as clock:
+                clf = BADRClassifier(fairness, alpha=1e-2, group_weights=gw).fit(
+                    Ztr, y[tr], sensitive_features=A[tr])
+            seconds = clock.wall
             pred = clf.predict(Zte)
             rows.append({
                 "dataset": name, "fairness": fairness, "seed": seed, "method": method,
@@ -266,19 +262,17 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="2 seeds on 4000-row subsamples")
+    parser = shared.parser(__doc__, out=RESULTS / "badr_results.json",
+                           quick="2 seeds on 4000-row subsamples")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--targets", nargs="+",
                         default=["individual_fairness", "demographic_parity"])
     parser.add_argument("--datasets", nargs="+",
                         default=["adult_sex", "credit_sex", "credit_education"])
     parser.add_argument("--no-regression", action="store_true")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "badr_results.json"))
     parser.add_argument("--report-only", action="store_true",
                         help="only redo the tables and the plot from --out")
-    args = parser.parse_args(argv)
+    args = shared.parse(parser, argv)
     png = os.path.splitext(args.out)[0].replace("_results", "") + "_tradeoff.png"
     if args.report_only:
         with open(args.out) as fh:
@@ -289,7 +283,6 @@ def main(argv=None):
         print(summarise(cls) + ("\n" + summarise(reg, score="test_rmse") if reg else ""))
         plot(cls, png)
         return
-    torch.set_num_threads(1)
     seeds = list(range(2 if args.quick else args.seeds))
     n_max = 4000 if args.quick else None
     rows, reg_rows = [], []
@@ -302,12 +295,8 @@ def main(argv=None):
     if reg_rows:
         text += "\n" + summarise(reg_rows, score="test_rmse")
     print(text)
-    meta = {"date": datetime.date.today().isoformat(), "argv": argv, "quick": args.quick,
-            "torch_threads": torch.get_num_threads(), "load": os.getloadavg()}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump({"meta": meta, "rows": rows + reg_rows, "summary": text}, fh, indent=1,
-                  default=float)
+    meta = {**shared.machine(args.command), "quick": args.quick}
+    shared.write_json(args.out, {"meta": meta, "rows": rows + reg_rows, "summary": text})
     if rows:
         plot(rows, png)
     print(f"wrote {args.out}")

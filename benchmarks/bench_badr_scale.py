@@ -26,20 +26,16 @@ so absolute seconds are noisy. Usage::
     python benchmarks/bench_badr_scale.py --sgd-sweep 50000 20   # SGD settings, ~2 min
 """
 
-import argparse
-import datetime
 import json
 import os
-import time
 
+import _common as shared
 import numpy as np
-import torch
 
 from skfairbilevel import BADRClassifier
 from skfairbilevel.datasets import make_biased_classification
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+RESULTS = shared.RESULTS
 
 
 def time_to_target(values, seconds, offset, rel=1e-3):
@@ -57,9 +53,9 @@ def problem(n, d, seed):
     X, y, A = make_biased_classification(n, d, bias=1.0, group_proportions=[0.7, 0.3],
                                          random_state=seed)
     common = dict(fairness="individual_fairness", alpha=0.1, init="uniform")
-    t0 = time.perf_counter()
-    BADRClassifier(group_weights="uniform", **common).fit(X, y, sensitive_features=A)
-    return X, y, A, common, time.perf_counter() - t0
+    with shared.Clock() as clock:
+        BADRClassifier(group_weights="uniform", **common).fit(X, y, sensitive_features=A)
+    return X, y, A, common, clock.wall
 
 
 def run_one(n, d, seed):
@@ -68,13 +64,13 @@ def run_one(n, d, seed):
     sgd = BADRClassifier(solver="sgd", batch_size=max(2, n // 20), step_w=1.0,
                          step_lambda=0.5, clip=1.0, max_iter=150, random_state=seed,
                          **common)
-    t0 = time.perf_counter()
-    sgd.fit(X, y, sensitive_features=A)
-    t_sgd_fit = time.perf_counter() - t0
+    with shared.Clock() as clock:
+        sgd.fit(X, y, sensitive_features=A)
+    t_sgd_fit = clock.wall
     exact = BADRClassifier(solver="exact", **common)
-    t0 = time.perf_counter()
-    exact.fit(X, y, sensitive_features=A)
-    t_exact_fit = time.perf_counter() - t0
+    with shared.Clock() as clock:
+        exact.fit(X, y, sensitive_features=A)
+    t_exact_fit = clock.wall
 
     out = {"n": n, "d": d, "seed": seed, "t_init": t_init,
            "t_sgd_fit": t_sgd_fit, "t_exact_fit": t_exact_fit,
@@ -181,26 +177,23 @@ def report(rows, png):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5k..20k rows, d=20, 1 seed")
+    parser = shared.parser(__doc__, out=RESULTS / "badr_scale.json",
+                           quick="5k..20k rows, d=20, 1 seed")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--d", type=int, default=None, help="only this dimension")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "badr_scale.json"))
     parser.add_argument("--report-only", action="store_true",
                         help="only redo the table and plot from --out")
     parser.add_argument("--sgd-sweep", nargs=2, type=int, metavar=("N", "D"),
                         help="only compare BADR-SGD settings at N rows, D features")
-    args = parser.parse_args(argv)
+    args = shared.parse(parser, argv)
     png = os.path.splitext(args.out)[0] + ".png"
     if args.sgd_sweep:
-        torch.set_num_threads(1)
         print(sgd_sweep(*args.sgd_sweep))
         return None
     if args.report_only:
         with open(args.out) as fh:
             print(report(json.load(fh)["rows"], png))
         return None
-    torch.set_num_threads(1)
     if args.quick:
         sizes, dims, seeds = [5_000, 10_000, 20_000], [20], [0]
     else:
@@ -220,11 +213,7 @@ def main(argv=None):
                       f"{r['t_exact']:7.2f}s  ratio {r['t_exact'] / r['t_sgd']:6.2f}  "
                       f"V_sgd {r['V_sgd']:.5f}  V_exact {r['V_exact']:.5f}  "
                       f"lam {r['lam_sgd']:.3f}/{r['lam_exact']:.3f}", flush=True)
-    meta = {"date": datetime.date.today().isoformat(), "argv": argv,
-            "torch_threads": torch.get_num_threads(), "load": os.getloadavg()}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump({"meta": meta, "rows": rows}, fh, indent=1, default=float)
+    shared.write_json(args.out, {"meta": shared.machine(args.command), "rows": rows})
     print(report(rows, png))
     print(f"wrote {args.out} and {png}")
     return rows

@@ -1,117 +1,97 @@
-"""Running time of ``python -m skfairbilevel compare``, measured against a reference.
+"""Running time of ``python -m skfairbilevel compare``: the default run and ``--quick``.
 
-The machine this is run on may be shared, so absolute wall-clock times are noisy. The
-script therefore measures, in the same process:
+Each run is the user's command, in a subprocess, with the fit cache off (``--no-cache``),
+so every fit is timed. Recorded per run: the command, wall-clock and CPU seconds (the
+command and its worker processes), the load averages before and after (``uptime``), the
+number of cores, the fit counts and each method's fit CPU seconds; and whether it met its
+target on this machine (the default run within 10 minutes, ``--quick`` within 90 seconds,
+on 2 cores). The machine may be shared: the load is in the record, and CPU seconds / cores
+estimate the time on a quiet machine.
 
-* the reference: ``LogisticRegression(max_iter=1000)`` fitted on the preprocessed
-  training rows of the run (the cheapest baseline, wall and CPU seconds, best of 3),
-  single-threaded like the comparison;
-* the comparison itself (``run_comparison``), per method: fit seconds (wall) and the
-  process CPU seconds spent on the method (fit + prediction + scoring);
-
-and reports every time also as a multiple of the reference, plus the load average. The
-CPU seconds are the best estimate of the time on an idle 2-core machine (the numerical
-work is mostly single-threaded at these sizes), the wall seconds an upper bound under
-the load at hand.
+The default run's outputs (``report.md``, ``report.html``, ``summary.csv``, ``runs.csv``,
+``info.json``, ``pareto.png``) are kept in ``benchmarks/results/compare_default/``.
 
 Usage::
 
-    python benchmarks/bench_compare.py --quick        # the --quick comparison (~1 min idle)
-    python benchmarks/bench_compare.py                # the default comparison (~10 min idle)
-    python benchmarks/bench_compare.py --methods ours,logreg --out results.json
-
-Prints a table and writes JSON (``--out``; default
-``benchmarks/results/compare_quick.json`` or ``compare_full.json``).
+    python benchmarks/bench_compare.py              # both runs, one after the other
+    python benchmarks/bench_compare.py --quick      # the --quick run only
+    python benchmarks/bench_compare.py --only default
 """
 
-import argparse
 import json
 import os
-import resource
+import shutil
+import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
-import numpy as np
+from _common import RESULTS, Clock, load_note, machine, parse, parser, write_json
+
+TARGETS = {"default": 600.0, "quick": 90.0}  # seconds, on 2 cores
+KEPT = ("report.md", "report.html", "summary.csv", "runs.csv", "info.json", "pareto.png")
 
 
-def _cpu():
-    """CPU seconds of this process and its finished children (user + system)."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return load_note()
 
 
-def reference_fit(data, repeats=3):
-    """Best-of-``repeats`` wall and CPU seconds of the reference LogisticRegression fit."""
-    from sklearn.linear_model import LogisticRegression
-
-    from skfairbilevel.datasets import make_preprocessor
-
-    pre = make_preprocessor(data["X_train"], sensitive=data["sensitive"],
-                            keep_sensitive=False)
-    X = pre.fit_transform(data["X_train"])
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), _cpu()
-        LogisticRegression(max_iter=1000).fit(X, data["y_train"])
-        walls.append(time.perf_counter() - w)
-        cpus.append(_cpu() - c)
-    return min(walls), min(cpus)
+def timed_run(name, keep=None):
+    """Run the command of ``name`` ("default" or "quick"); its record."""
+    with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
+        argv = ["compare", "--no-cache", "--no-progress", "--out", tmp]
+        if name == "quick":
+            argv.insert(1, "--quick")
+        before = uptime()
+        with Clock() as clock:
+            proc = subprocess.run([sys.executable, "-m", "skfairbilevel", *argv],
+                                  capture_output=True, text=True)
+        after = uptime()
+        info = {}
+        if (Path(tmp) / "info.json").exists():
+            info = json.loads((Path(tmp) / "info.json").read_text())["info"]
+        if keep is not None and proc.returncode in (0, 1):
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in KEPT:
+                if (Path(tmp) / f).exists():
+                    shutil.copy(Path(tmp) / f, keep / f)
+    shown = " ".join(a for a in argv if a not in ("--out", tmp))
+    record = dict(
+        run=name, command=f"python -m skfairbilevel {shown} --out DIR",
+        exit_status=proc.returncode, wall_seconds=round(clock.wall, 1),
+        cpu_seconds=round(clock.cpu, 1), cores=os.cpu_count(),
+        cpu_seconds_per_core=round(clock.cpu / (os.cpu_count() or 1), 1),
+        uptime_before=before, uptime_after=after, target_seconds=TARGETS[name],
+        met_here=bool(proc.returncode in (0, 1) and clock.wall <= TARGETS[name]),
+        fits=info.get("fits_planned"), n_jobs=info.get("n_jobs"),
+        fit_cpu_seconds_by_method=info.get("fit_cpu_seconds_by_method"),
+    )
+    if proc.returncode not in (0, 1):
+        record["stderr"] = proc.stderr[-2000:]
+    return record
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the --quick comparison")
-    parser.add_argument("--methods", default="all", help="as for the compare command")
-    parser.add_argument("--dataset", default="adult")
-    parser.add_argument("--out", default=None, help="JSON output path")
-    args = parser.parse_args(argv)
-
-    from skfairbilevel import compare
-
-    names = compare.resolve_methods(args.methods)
-    load_before = os.getloadavg()
-    t0, c0 = time.perf_counter(), _cpu()
-    data = compare.load_data(args.dataset, quick=args.quick)
-    with compare._threads(1):  # the comparison runs single-threaded too
-        ref_wall, ref_cpu = reference_fit(data)
-    rows = []
+    ap = parser(__doc__, out=RESULTS / "compare_timing.json", quick="the --quick run only")
+    ap.add_argument("--only", choices=sorted(TARGETS), default=None, help="one of the runs")
+    ap.add_argument("--keep", default=str(RESULTS / "compare_default"),
+                    help="where the default run's outputs are kept")
+    args = parse(ap, argv)
+    names = [args.only] if args.only else (["quick"] if args.quick else ["default", "quick"])
+    records = []
     for name in names:
-        w, c = time.perf_counter(), _cpu()
-        res = compare.run_comparison(dataset=args.dataset, methods=name, quick=args.quick,
-                                     out=None, progress=False)
-        wall, cpu = time.perf_counter() - w, _cpu() - c
-        fit = float(res.table["fit_seconds"].iloc[0]) if len(res.table) else float("nan")
-        rows.append(dict(method=name, fit_wall=fit, method_wall=wall, method_cpu=cpu,
-                         wall_over_ref=wall / ref_wall, cpu_over_ref=cpu / ref_cpu,
-                         failed=res.failed.get(name)))
-        print(f"{name:20s} fit {fit:7.1f} s  wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
-              f"(x{wall / ref_wall:6.1f} / x{cpu / ref_cpu:6.1f} of the reference)",
-              flush=True)
-    total_wall, total_cpu = time.perf_counter() - t0, _cpu() - c0
-    load_after = os.getloadavg()
-    summary = dict(
-        quick=args.quick, dataset=args.dataset, n_train=len(data["y_train"]),
-        reference_wall=ref_wall, reference_cpu=ref_cpu,
-        total_wall=total_wall, total_cpu=total_cpu,
-        total_wall_over_ref=total_wall / ref_wall, total_cpu_over_ref=total_cpu / ref_cpu,
-        load_average_before=load_before, load_average_after=load_after,
-        cores=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M"),
-        command="python benchmarks/bench_compare.py " + " ".join(sys.argv[1:]),
-        methods=rows,
-    )
-    print(f"\nreference LogisticRegression fit: {ref_wall:.2f} s wall, {ref_cpu:.2f} s CPU")
-    print(f"total: {total_wall:.0f} s wall, {total_cpu:.0f} s CPU "
-          f"(x{total_wall / ref_wall:.0f} / x{total_cpu / ref_cpu:.0f} of the reference); "
-          f"load average {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} cores")
-    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / (
-        "compare_quick.json" if args.quick else "compare_full.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2, default=lambda o: None
-                              if isinstance(o, float) and np.isnan(o) else str(o)) + "\n")
-    print(f"wrote {out}")
-    return 0
+        rec = timed_run(name, keep=Path(args.keep) if name == "default" else None)
+        records.append(rec)
+        print(f"{name}: {rec['wall_seconds']:.0f} s wall, {rec['cpu_seconds']:.0f} s CPU "
+              f"on {rec['cores']} cores (target {rec['target_seconds']:.0f} s; "
+              f"{'met' if rec['met_here'] else 'NOT met'} here); before: "
+              f"{rec['uptime_before']}; after: {rec['uptime_after']}", flush=True)
+    write_json(args.out, {"machine": machine(args.command), "runs": records})
+    print(f"wrote {args.out}")
+    return 0 if all(r["exit_status"] in (0, 1) for r in records) else 1
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ Usage::
 
     python benchmarks/bench_engine.py            # 20 epochs, 5 repetitions each
     python benchmarks/bench_engine.py --quick    # 3 epochs, 3 repetitions
+
+One torch thread unless ``--threads`` says otherwise.
 """
 
-import argparse
 import statistics
-import time
 
+import _common as shared
 import numpy as np
 import torch
 from torch import nn
@@ -58,17 +59,12 @@ def plain_loop(X, y, *, hidden, epochs, batch_size, lr, seed, index_select=False
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = shared.parser(__doc__, quick="3 epochs, 3 repetitions")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: torch's own)")
-    args = parser.parse_args(argv)
+    args = shared.parse(parser, argv)
     epochs = args.epochs or (3 if args.quick else 20)
     repeats = args.repeats or (3 if args.quick else 5)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     bunch = load_adult(sensitive="sex", split="train")
     pre = make_preprocessor(bunch.data, sensitive="sex").fit(bunch.data)
@@ -91,9 +87,9 @@ def main(argv=None):
     t_ours, t_plain, t_fast = [], [], []
     for _ in range(repeats):
         for fn, store in ((ours, t_ours), (theirs, t_plain), (theirs_fast, t_fast)):
-            t0 = time.perf_counter()
-            fn()
-            store.append(time.perf_counter() - t0)
+            with shared.Clock() as clock:
+                fn()
+            store.append(clock.wall)
     m_ours, m_plain = statistics.median(t_ours), statistics.median(t_plain)
     m_fast = statistics.median(t_fast)
     print(f"Adult train split: {X.shape[0]} rows x {X.shape[1]} features; "

@@ -75,12 +75,10 @@ Usage::
     python benchmarks/bench_facims.py --compare-commit 111c9b3 --threads 1  # CPU ratio
 """
 
-import argparse
 import json
 import os
-import time
-from datetime import datetime
 
+import _common as shared
 import numpy as np
 
 SEEDS = (0, 42, 666, 777, 1009)
@@ -282,6 +280,14 @@ def _fit(est, method, protocol, train, val):
     return est.fit(Xtr, ytr, sensitive_features=Atr)
 
 
+def _timing(clock):
+    """The timing fields of a record: wall and CPU seconds, threads, load."""
+    import torch
+
+    return {"fit_wall_s": clock.wall, "fit_cpu_s": clock.cpu,
+            "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
+
+
 def _emit(records, rec, out_json):
     """Append ``rec`` to ``records``, print it and rewrite ``out_json`` (if any)."""
     records.append(rec)
@@ -294,7 +300,6 @@ def _emit(records, rec, out_json):
 def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper"):
     """Fit and evaluate every method on every seed; a fit that diverges
     (``NonFiniteLossError``) is recorded as ``{"diverged": message}`` and the run goes on."""
-    import torch
 
     from skfairbilevel.exceptions import NonFiniteLossError
 
@@ -311,19 +316,16 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper")
                 val = (Xva, yva, Ava)
             for method in methods:
                 est = make(method, seed, epochs, facims_kw)
-                t0, c0 = time.perf_counter(), time.process_time()
-                try:
-                    _fit(est, method, protocol, (Xtr, ytr, Atr), val)
-                except NonFiniteLossError as exc:
-                    diverged = str(exc).split(";")[0]
-                else:
-                    diverged = None
-                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                with shared.Clock() as clock:
+                    try:
+                        _fit(est, method, protocol, (Xtr, ytr, Atr), val)
+                    except NonFiniteLossError as exc:
+                        diverged = str(exc).split(";")[0]
+                    else:
+                        diverged = None
                 rec = {"dataset": name, "method": method, "seed": seed,
                        "protocol": protocol, "n_train": len(ytr),
-                       "n_val": 0 if val is None else len(val[1]),
-                       "fit_wall_s": wall, "fit_cpu_s": cpu, "threads":
-                       torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
+                       "n_val": 0 if val is None else len(val[1]), **_timing(clock)}
                 if diverged is not None:
                     rec["diverged"] = diverged
                     _emit(records, rec, out_json)
@@ -348,7 +350,6 @@ def tune(seeds, epochs, out_json):
     largest mean over the seeds of ``balanced_accuracy - sg``; a combination whose fit
     diverges (``NonFiniteLossError``) on any seed is recorded as diverged and cannot be
     chosen. Returns (records, choice)."""
-    import torch
 
     from skfairbilevel.exceptions import NonFiniteLossError
 
@@ -359,19 +360,16 @@ def tune(seeds, epochs, out_json):
         for lr_prior, lr_post in TUNE_GRID:
             kw = {"lr_prior": lr_prior, "lr_post": lr_post}
             est = make("FACIMS", seed, epochs, kw)
-            t0, c0 = time.perf_counter(), time.process_time()
-            try:
-                est.fit(Xtr, ytr, sensitive_features=Atr)
-            except NonFiniteLossError as exc:  # a diverged combination cannot be chosen
-                m = {"diverged": str(exc).split(";")[0]}
-            else:
-                m = evaluate(est, Xva, yva, Ava)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            with shared.Clock() as clock:
+                try:
+                    est.fit(Xtr, ytr, sensitive_features=Atr)
+                except NonFiniteLossError as exc:  # a diverged combination cannot be chosen
+                    m = {"diverged": str(exc).split(";")[0]}
+                else:
+                    m = evaluate(est, Xva, yva, Ava)
             rec = {"dataset": "credit", "split": "tune-val", "method": "FACIMS", "seed": seed,
                    **kw, "objective": m["balanced_accuracy"] - m["sg"] if "sg" in m else
-                   None, "fit_wall_s": wall,
-                   "fit_cpu_s": cpu, "threads": torch.get_num_threads(),
-                   "load_avg": os.getloadavg()[0], **m}
+                   None, **_timing(clock), **m}
             _emit(records, rec, out_json)
     table, choice = tune_table(records)
     print(table)
@@ -390,7 +388,6 @@ def select_upper_class_weight(seeds, epochs, out_json):
     is fitted with ``upper_class_weight`` "training" and "validation" and evaluated on
     val-eval. Choice: the larger mean over the seeds of ``balanced_accuracy - sg``.
     Returns (records, choice)."""
-    import torch
     from sklearn.model_selection import train_test_split
 
     X, y, A = load("credit")
@@ -401,16 +398,13 @@ def select_upper_class_weight(seeds, epochs, out_json):
                                          random_state=seed)
         for choice in ("training", "validation"):
             est = make("FACIMS", seed, epochs, {"upper_class_weight": choice})
-            t0, c0 = time.perf_counter(), time.process_time()
-            est.fit(Xtr, ytr, sensitive_features=Atr, X_val=Xva[fit_v], y_val=yva[fit_v],
-                    sensitive_features_val=Ava[fit_v])
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            with shared.Clock() as clock:
+                est.fit(Xtr, ytr, sensitive_features=Atr, X_val=Xva[fit_v],
+                        y_val=yva[fit_v], sensitive_features_val=Ava[fit_v])
             m = evaluate(est, Xva[eval_v], yva[eval_v], Ava[eval_v])
             rec = {"dataset": "credit", "split": "val-eval", "method": "FACIMS",
                    "seed": seed, "upper_class_weight": choice,
-                   "objective": m["balanced_accuracy"] - m["sg"], "fit_wall_s": wall,
-                   "fit_cpu_s": cpu, "threads": torch.get_num_threads(),
-                   "load_avg": os.getloadavg()[0], **m}
+                   "objective": m["balanced_accuracy"] - m["sg"], **_timing(clock), **m}
             _emit(records, rec, out_json)
     keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy",
             "fit_cpu_s"]
@@ -495,9 +489,9 @@ def compare_commit(commit, epochs, seed, reps):
     for _ in range(reps):
         for name, cls in (("old", Old), ("new", FACIMSClassifier)):
             clf = cls(max_epochs=epochs, random_state=seed)
-            c0 = time.process_time()
-            clf.fit(Xtr, ytr, sensitive_features=Atr)
-            times[name].append(time.process_time() - c0)
+            with shared.Clock() as clock:
+                clf.fit(Xtr, ytr, sensitive_features=Atr)
+            times[name].append(clock.cpu)
             probas[name] = clf.predict_proba(Xte)
     ratio = float(np.median(times["new"]) / np.median(times["old"]))
     diff = float(np.abs(probas["new"] - probas["old"]).max())
@@ -507,7 +501,7 @@ def compare_commit(commit, epochs, seed, reps):
           f"{np.round(times['new'], 1).tolist()}")
     print(f"ratio working tree / {commit} (median CPU): {ratio:.3f}")
     print(f"max |predict_proba difference|: {diff:.2e}, argmax agreement: {agree:.4f}")
-    print(f"load average at the end {os.getloadavg()}")
+    print(f"at the end: {shared.load_note()}")
 
 
 def _cells(rs, keys):
@@ -576,9 +570,8 @@ def plot(records, path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="credit only, seed 0, FACIMS and BERM, 5 epochs")
+    p = shared.parser(__doc__, threads=2, quick="credit only, seed 0, FACIMS and BERM, "
+                                                "5 epochs")
     p.add_argument("--datasets", nargs="+", default=["credit", "drug"])
     p.add_argument("--protocol", choices=("paper", "internal"), default="paper",
                    help="paper (default): separate validation rows for FACIMS's upper "
@@ -590,10 +583,8 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help=f"default: {list(SEEDS)} ({list(TUNE_SEEDS)} with --tune)")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--threads", type=int, default=int(os.environ.get("SKFB_THREADS", "2")))
     p.add_argument("--facims", default="{}",
                    help="JSON dict of extra FACIMSClassifier parameters")
-    p.add_argument("--out", default=None, help="JSON file for the per-run records")
     p.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
                    help="only print the tables of earlier --out files")
     p.add_argument("--plot", default=None, help="PNG file for the accuracy / SG figure")
@@ -607,7 +598,7 @@ def main(argv=None):
     p.add_argument("--compare-commit", default=None, metavar="SHA",
                    help="only time one credit fit (seed --seeds[0], --epochs, 2 reps; "
                         "--quick: 4 epochs) against the FACIMS code of that commit")
-    args = p.parse_args(argv)
+    args = shared.parse(p, argv)
     if args.seeds is None:
         args.seeds = list(TUNE_SEEDS if args.tune or args.select_upper_class_weight
                           else SEEDS)
@@ -624,9 +615,6 @@ def main(argv=None):
         if args.plot:
             plot(records, args.plot)
         return
-    import torch
-
-    torch.set_num_threads(args.threads)
     if args.compare_commit:
         epochs = 4 if args.quick else args.epochs
         compare_commit(args.compare_commit, epochs, args.seeds[0], 1 if epochs > 10 else 2)
@@ -637,17 +625,17 @@ def main(argv=None):
         if wanted:
             if args.quick:
                 args.seeds, args.epochs = [0], 2
-            started = datetime.now().isoformat(timespec="seconds")
+            started = shared.now()
             choose(args.seeds, args.epochs, args.out)
-            print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
+            print(f"\nstarted {started}; at the end: {shared.load_note()}")
             return
     if args.quick:
         args.datasets, args.seeds, args.epochs = ["credit"], [0], 5
         args.methods = ["BERM", "FACIMS"]
-    started = datetime.now().isoformat(timespec="seconds")
+    started = shared.now()
     records = run(args.datasets, args.methods, args.seeds, args.epochs,
                   json.loads(args.facims), args.out, protocol=args.protocol)
-    print(f"\nstarted {started}, load average at the end {os.getloadavg()}")
+    print(f"\nstarted {started}; at the end: {shared.load_note()}")
     print(summary(records))
     if args.plot:
         plot(records, args.plot)

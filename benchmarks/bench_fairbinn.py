@@ -41,14 +41,12 @@ Usage::
 Results go to ``benchmarks/results/fairbinn_*.{json,md,png}`` (``--out`` to change).
 """
 
-import argparse
-import datetime
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
+import _common as shared
 import numpy as np
 import torch
 
@@ -107,16 +105,9 @@ def load_data(quick, features="onehot"):
     return Xtr, ytr, Xte, yte
 
 
-def load_note():
-    try:
-        return "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    except OSError:
-        return "load average n/a"
-
-
 # ------------------------------------------------------------------------------ timing
 def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
-    torch.set_num_threads(1)
+    shared.set_threads(1)
     variants = {"lagrangian": dict(mode="lagrangian")}
     variants.update({o: dict(update_order=o) for o in ORDERS})
     common = dict(sensitive_feature_ids="sex", drop_sensitive=False, batch_size=100,
@@ -124,13 +115,13 @@ def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
     rounds = 2 if quick else int(rounds or 7)
     epoch_s = {k: [] for k in variants}
     cpu_s = {k: [] for k in variants}
-    start_load = load_note()
+    start_load = shared.load_note()
     for r in range(rounds):
         for name, params in variants.items():
             est = FairBiNNClassifier(random_state=r, **common, **params)
-            c0 = time.process_time()
-            est.fit(Xtr, ytr)
-            cpu_s[name].append((time.process_time() - c0) / est.n_iter_)
+            with shared.Clock() as clock:
+                est.fit(Xtr, ytr)
+            cpu_s[name].append(clock.cpu / est.n_iter_)
             epoch_s[name].append(float(np.mean([h["seconds"] for h in est.history_[1:]])))
     base = np.array(epoch_s["lagrangian"])
     base_cpu = np.array(cpu_s["lagrangian"])
@@ -154,17 +145,17 @@ def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
     if fit_threads is None:
         fit_threads = (1,) if quick else (1, os.cpu_count() or 1)
     for threads in fit_threads:
-        torch.set_num_threads(threads)
+        shared.set_threads(threads)
         est = FairBiNNClassifier(max_epochs=epochs, batch_size=100, random_state=0,
                                  sensitive_feature_ids="sex", drop_sensitive=False)
-        w0, c0 = time.perf_counter(), time.process_time()
-        est.fit(Xtr, ytr)
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        with shared.Clock() as clock:
+            est.fit(Xtr, ytr)
+        wall, cpu = clock.wall, clock.cpu
         full.append(dict(epochs=epochs, rows=len(ytr), wall_s=wall, cpu_s=cpu,
-                         threads=threads, load_after=load_note()))
+                         threads=threads, load_after=shared.load_note()))
         print(f"{epochs}-epoch fit ({len(ytr)} rows, batch 100, {threads} thread(s)): wall "
-              f"{wall:.1f}s, process CPU {cpu:.1f}s; {load_note()}", flush=True)
-    res = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
+              f"{wall:.1f}s, process CPU {cpu:.1f}s; {shared.load_note()}", flush=True)
+    res = dict(date=shared.now(),
                machine=f"{platform.processor() or platform.machine()}, "
                        f"{os.cpu_count()} cores", torch=torch.__version__,
                quick=quick, rounds=rounds, epochs_per_fit=common["max_epochs"],
@@ -183,8 +174,8 @@ def timing_by_batch(Xtr, ytr, *, out, batch_sizes, rounds=5, tag=""):
     more (a second pass through the layers from the fairness block on, a second
     gradient call and optimiser step); larger batches show the arithmetic ratio.
     """
-    torch.set_num_threads(1)
-    start_load = load_note()
+    shared.set_threads(1)
+    start_load = shared.load_note()
     rows = []
     for bs in batch_sizes:
         cpu = {"lagrangian": [], "leader_first": []}
@@ -194,9 +185,9 @@ def timing_by_batch(Xtr, ytr, *, out, batch_sizes, rounds=5, tag=""):
                 est = FairBiNNClassifier(random_state=r, sensitive_feature_ids="sex",
                                          drop_sensitive=False, batch_size=bs,
                                          max_epochs=3, **params)
-                c0 = time.process_time()
-                est.fit(Xtr, ytr)
-                cpu[name].append((time.process_time() - c0) / est.n_iter_)
+                with shared.Clock() as clock:
+                    est.fit(Xtr, ytr)
+                cpu[name].append(clock.cpu / est.n_iter_)
         ratio = np.array(cpu["leader_first"]) / np.array(cpu["lagrangian"])
         rows.append(dict(batch_size=bs, lagrangian_cpu_epoch_s=float(np.median(
             cpu["lagrangian"])), bilevel_cpu_epoch_s=float(np.median(cpu["leader_first"])),
@@ -206,8 +197,8 @@ def timing_by_batch(Xtr, ytr, *, out, batch_sizes, rounds=5, tag=""):
               f" s, bilevel {rows[-1]['bilevel_cpu_epoch_s']:.3f} s; ratio median "
               f"{rows[-1]['ratio_median']:.3f} (min {ratio.min():.3f}, max {ratio.max():.3f})",
               flush=True)
-    res = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), rounds=rounds,
-               load_before=start_load, load_after=load_note(), by_batch=rows)
+    res = dict(date=shared.now(), rounds=rounds,
+               load_before=start_load, load_after=shared.load_note(), by_batch=rows)
     (out / f"fairbinn_timing_by_batch{tag}.json").write_text(json.dumps(res, indent=2))
     return res
 
@@ -284,7 +275,7 @@ def fairlearn_points(Xtr, ytr, Xte, yte):
 
 
 def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs, etas=None, flrs=None, families=None):
-    torch.set_num_threads(1)
+    shared.set_threads(1)
     test = (Xte.to_numpy(np.float32), yte, Xte["sex"].to_numpy())
     rows = []
     for family, params in sweep_configs(quick, etas, flrs):
@@ -294,12 +285,12 @@ def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs, etas=None, flrs=None, famil
                         validation_fraction=0.2, sensitive_feature_ids="sex",
                         drop_sensitive=False, random_state=0, **params)
         est._bench_test = test
-        t0 = time.perf_counter()
-        est.fit(Xtr, ytr)
+        with shared.Clock() as clock:
+            est.fit(Xtr, ytr)
         last = est.history_[-1]
         print(f"{family:26s} {params}  last epoch: val acc {last['val_accuracy']:.4f} "
               f"val DP {last['val_dp']:.4f} | test acc {last['test_accuracy']:.4f} "
-              f"test DP {last['test_dp']:.4f}  ({time.perf_counter() - t0:.0f}s)",
+              f"test DP {last['test_dp']:.4f}  ({clock.wall:.0f}s)",
               flush=True)
         for rec in est.history_:
             rows.append(dict(family=family, **{k: v for k, v in params.items()
@@ -457,7 +448,7 @@ def select_configs(quick):
 
 def select(Xtr, ytr, Xte, yte, *, quick):
     """Fits of :func:`select_configs`; every epoch's validation and test metrics."""
-    torch.set_num_threads(1)
+    shared.set_threads(1)
     test = (Xte.to_numpy(np.float32), yte, Xte["sex"].to_numpy())
     rows = []
     for family, params, seed in select_configs(quick):
@@ -680,15 +671,13 @@ def render_markdown(out, suffix):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small settings (~1 minute)")
+    ap = shared.parser(__doc__, out=shared.RESULTS, quick="small settings (~1 minute)")
     ap.add_argument("--part", choices=("timing", "sweep", "select", "all"),
                     default="all", help="'select' is not part of 'all'")
     ap.add_argument("--epochs", type=int, default=None,
                     help="epochs per sweep fit (default 30; quick 4)")
     ap.add_argument("--no-fairlearn", action="store_true",
                     help="skip computing fairlearn's points on this split")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--etas", type=float, nargs="*", default=None,
                     help="eta grid of the sweep (default: the built-in grid)")
     ap.add_argument("--fairness-lrs", type=float, nargs="*", default=None,
@@ -702,15 +691,16 @@ def main(argv=None):
                     help="interleaved timing rounds (default 7; quick 2)")
     ap.add_argument("--batch-sizes", type=int, nargs="*", default=None,
                     help="with --part timing: only the bilevel/lagrangian CPU ratio at "
-                         "these batch sizes (fairbinn_timing_by_batch.json)")
+                         "these batch sizes (fairbinn_timing_by_batch<tag>.json)")
     ap.add_argument("--features", choices=("onehot", "binned"), default="onehot",
                     help="'binned' adds decile-bin columns of age, hours-per-week and the "
                          "capital columns (add_bins); use with a --tag")
     ap.add_argument("--tag", default="",
-                    help="suffix of the result files, e.g. '_refine' for an extra grid")
+                    help="suffix of the result files naming what differs, e.g. '_refine' "
+                         "for an extra grid")
     ap.add_argument("--render", action="store_true",
                     help="only write the markdown tables from existing JSON results")
-    args = ap.parse_args(argv)
+    args = shared.parse(ap, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = ("_quick" if args.quick else "") + args.tag
@@ -729,8 +719,7 @@ def main(argv=None):
             plot_select(sel, fl, out, suffix)
         render_markdown(out, suffix)
         return
-    print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}",
-          flush=True)
+    print(f"{shared.now()}  {shared.load_note()}", flush=True)
     Xtr, ytr, Xte, yte = load_data(args.quick, args.features)
     if args.part == "timing" and args.batch_sizes:
         timing_by_batch(Xtr, ytr, out=out, batch_sizes=args.batch_sizes,
@@ -745,7 +734,7 @@ def main(argv=None):
         rows = select(Xtr, ytr, Xte, yte, quick=args.quick)
         summ = select_summary(rows)
         (out / f"fairbinn_select{suffix}.json").write_text(json.dumps(dict(
-            date=datetime.datetime.now().isoformat(timespec="seconds"), load=load_note(),
+            date=shared.now(), load=shared.load_note(),
             features=args.features, quick=args.quick, fairlearn_here=fl, summary=summ,
             rows=rows), indent=1))
         plot_select(dict(summary=summ, rows=rows), fl, out, suffix)
@@ -775,12 +764,12 @@ def main(argv=None):
                       f"{r['val_dp']:.4f} | test acc {r['test_accuracy']:.4f} test DP "
                       f"{r['test_dp']:.4f}")
         (out / f"fairbinn_sweep{suffix}.json").write_text(json.dumps(dict(
-            date=datetime.datetime.now().isoformat(timespec="seconds"), epochs=epochs,
+            date=shared.now(), epochs=epochs,
             quick=args.quick, fairlearn_here=fl, fairlearn_issue=FAIRLEARN_ISSUE,
             summary=summary, equal_eta=table, rows=rows), indent=1))
         plot(rows, summary, fl, table, out, suffix)
     render_markdown(out, suffix)
-    print(f"done {datetime.datetime.now().isoformat(timespec='seconds')}  {load_note()}")
+    print(f"done {shared.now()}  {shared.load_note()}")
 
 
 if __name__ == "__main__":

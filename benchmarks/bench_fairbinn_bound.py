@@ -24,14 +24,12 @@ Usage::
 Writes ``benchmarks/results/fairbinn_bound{,_binned}.{json,md}``.
 """
 
-import argparse
-import datetime
 import json
-import os
 from pathlib import Path
 
+import _common as shared
 import numpy as np
-from bench_fairbinn import load_data, load_note
+from bench_fairbinn import load_data
 
 
 def best_group_counts(score, y, a, limit):
@@ -156,15 +154,13 @@ def render(res):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap = shared.parser(__doc__, out=shared.RESULTS)
     ap.add_argument("--features", choices=("onehot", "binned"), default="onehot",
                     help="'binned': bench_fairbinn.add_bins features (results get the "
                          "suffix _binned)")
     ap.add_argument("--render", action="store_true",
                     help="only write the markdown table from the saved JSON")
-    args = ap.parse_args(argv)
+    args = shared.parse(ap, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = ("_quick" if args.quick else "") + (
@@ -173,15 +169,9 @@ def main(argv=None):
         res = json.loads((out / f"fairbinn_bound{suffix}.json").read_text())
         (out / f"fairbinn_bound{suffix}.md").write_text(render(res))
         return
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("SKFB_THREADS", "1")))
-    res = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
-               load=load_note(), quick=args.quick,
-               command="python benchmarks/bench_fairbinn_bound.py"
-               + (" --quick" if args.quick else "")
-               + ("" if args.features == "onehot" else f" --features {args.features}"),
-               features=args.features, rows=run(args.quick, features=args.features))
+    res = dict(date=shared.now(), load=shared.load_note(), quick=args.quick,
+               command=args.command, features=args.features,
+               rows=run(args.quick, features=args.features))
     (out / f"fairbinn_bound{suffix}.json").write_text(json.dumps(res, indent=1))
     (out / f"fairbinn_bound{suffix}.md").write_text(render(res))
 

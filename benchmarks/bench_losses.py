@@ -4,7 +4,7 @@ gradient, fit time before / after.
 The soft demographic-parity penalty (``nn.losses.demographic_parity_loss``) on binary
 probabilities used to be a graph of about a dozen small operations, with a host
 synchronisation (``int(present.sum())``) and boolean indexing of the groups present.
-Since session 4 it is one autograd node whose forward and backward are written out
+It is now one autograd node whose forward and backward are written out
 (``nn.losses.fairness_loss_and_grad``), with the same values up to rounding.
 
 This script fits the same models with the current penalty and with the earlier one
@@ -21,15 +21,11 @@ Usage::
 Writes ``benchmarks/results/losses.md``.
 """
 
-import argparse
-import datetime
-import os
 import statistics
-import time
 from pathlib import Path
 
+import _common as shared
 import numpy as np
-import torch
 
 from skfairbilevel import FairBiNNClassifier, FairMLPClassifier
 from skfairbilevel.datasets import load_adult, make_preprocessor
@@ -37,7 +33,7 @@ from skfairbilevel.nn import losses
 
 
 def earlier_deviation_penalty(values, groups, n_groups, weight=None, mask=None):
-    """The penalty's autograd graph as it was before session 4 (reference)."""
+    """The penalty's earlier autograd graph (the reference)."""
     means, totals = losses.group_means(values, groups, n_groups, weight, mask)
     present = totals > 0
     if int(present.sum()) < 2:
@@ -52,12 +48,9 @@ def earlier_demographic_parity_loss(proba, y, groups, n_groups, weight=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
+    ap = shared.parser(__doc__, out=shared.RESULTS)
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    args = shared.parse(ap, argv)
     tr = load_adult(split="train", sensitive="sex")
     X = make_preprocessor(tr.data, sensitive="sex").fit_transform(tr.data)
     X = X.to_numpy(np.float32)
@@ -81,20 +74,19 @@ def main(argv=None):
             for name, est in models.items():
                 for which, fn in variants[::1 - 2 * (rep % 2)]:
                     losses.FAIRNESS_LOSSES["demographic_parity"] = fn
-                    c0 = time.process_time()
-                    est.fit(X, y, sensitive_features=A)
+                    with shared.Clock() as clock:
+                        est.fit(X, y, sensitive_features=A)
                     if rep:
-                        cpu.setdefault((name, which), []).append(time.process_time() - c0)
+                        cpu.setdefault((name, which), []).append(clock.cpu)
     finally:
         losses.FAIRNESS_LOSSES["demographic_parity"] = current
     med = {k: statistics.median(v) for k, v in cpu.items()}
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [
-        "# Binary fairness penalties: autograd graph vs closed-form node (session 4)", "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, load average {load}, "
-        f"one torch thread, {repeats} interleaved rounds after a warm-up, {epochs} epochs "
-        f"per fit on {len(y):,} Adult rows; command `python benchmarks/bench_losses.py"
-        f"{' --quick' if args.quick else ''}`. CPU seconds per fit (median); "
+        "# Binary fairness penalties: autograd graph vs closed-form node", "",
+        f"Run {shared.now()}, {shared.load_note()}, "
+        f"{args.threads} torch thread(s), {repeats} interleaved rounds after a warm-up, "
+        f"{epochs} epochs per fit on {len(y):,} Adult rows; command `{args.command}`. "
+        "CPU seconds per fit (median); "
         "speed-up = earlier / current. The two give the same penalty values and "
         "gradients up to rounding (`tests/test_losses.py`).", "",
         "| model | earlier s | current s | speed-up |", "|---|---|---|---|",

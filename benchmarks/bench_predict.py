@@ -1,7 +1,7 @@
 """Input checking at predict time: one pass (current) vs the earlier three passes.
 
 ``predict`` refuses NaN, infinity and float64 values that overflow the model's float32.
-Before session 4 that took scikit-learn's finiteness pass (a sum over X) plus a separate
+The earlier check took scikit-learn's finiteness pass (a sum over X) plus a separate
 ``max`` and ``min`` over float64 data; now it is one ``sum`` (float32 data) or one
 ``aminmax`` (float64 data) over a zero-copy torch view, with the exact checks only when
 that value is not finite (``skfairbilevel.base._check_predict_values``).
@@ -20,15 +20,11 @@ Usage::
 Writes ``benchmarks/results/predict.md``.
 """
 
-import argparse
-import datetime
-import os
 import statistics
-import time
 from pathlib import Path
 
+import _common as shared
 import numpy as np
-import torch
 from sklearn.utils.validation import validate_data
 
 import skfairbilevel.base as base
@@ -45,12 +41,9 @@ def earlier_check(self, X):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="20,000 rows, 5 repetitions")
+    ap = shared.parser(__doc__, out=shared.RESULTS, quick="20,000 rows, 5 repetitions")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    args = shared.parse(ap, argv)
     args.repeats = args.repeats or (5 if args.quick else 40)
     rng = np.random.default_rng(0)
     n, d = (20_000 if args.quick else 100_000), 101
@@ -77,19 +70,17 @@ def main(argv=None):
                 for check, fn in pair[::1 - 2 * (rep % 2)]:  # alternate the order
                     base.BaseFairEstimator._validate_predict_X = fn
                     try:
-                        t0 = time.perf_counter()
-                        m.predict_proba(Xin)
-                        times.setdefault((mname, dname, check), []).append(
-                            time.perf_counter() - t0)
+                        with shared.Clock() as clock:
+                            m.predict_proba(Xin)
+                        times.setdefault((mname, dname, check), []).append(clock.wall)
                     finally:
                         base.BaseFairEstimator._validate_predict_X = current
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [
-        "# Predict-time input checks (session 4)", "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, load average "
-        f"{load}, one torch thread, {args.repeats} interleaved repetitions (the two "
+        "# Predict-time input checks", "",
+        f"Run {shared.now()}, {shared.load_note()}, {args.threads} torch "
+        f"thread(s), {args.repeats} interleaved repetitions (the two "
         "checks alternate which runs first); command "
-        f"`python benchmarks/bench_predict.py{' --quick' if args.quick else ''}`. "
+        f"`{args.command}`. "
         f"`predict_proba` on {n:,} x {d} rows; "
         "*earlier* = validate_data's finiteness pass + the separate float32-range pass, "
         "*current* = one pass (`_check_predict_values`). Speed-up = earlier / current "

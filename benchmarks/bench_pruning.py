@@ -44,17 +44,13 @@ Usage::
 Results go to ``benchmarks/results/pruning*.{csv,md,png}`` (``--out``).
 """
 
-import argparse
 import csv
-import datetime
-import os
 import platform
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import _common as shared
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
@@ -200,9 +196,9 @@ def run_sweep(cfg, out, log, quick):
                         if (name, seed, strategy, sparsity) in done:
                             continue
                         clf.set_params(pruning=strategy, sparsity=sparsity)
-                        t0 = time.perf_counter()
-                        clf.fit(Xtr, ytr, sensitive_features=Atr)
-                        secs = time.perf_counter() - t0
+                        with shared.Clock() as clock:
+                            clf.fit(Xtr, ytr, sensitive_features=Atr)
+                        secs = clock.wall
                         row = dict(dataset=name, seed=seed, strategy=strategy,
                                    sparsity=sparsity, achieved_sparsity=clf.sparsity_,
                                    fairness_weight=lam, fit_seconds=round(secs, 2),
@@ -465,7 +461,7 @@ def report(out, quick, lambdas, speed, iter_path, command, load_note):
     if notes.exists():  # hand-written targets and findings, kept across --report-only runs
         lines += [notes.read_text().rstrip(), ""]
     lines += ["## Runs", "", "Commands (in order):", "", *[f"    {c}" for c in commands], "",
-              f"Report date: {datetime.date.today()}  ",
+              f"Report date: {shared.now()[:10]}  ",
               f"Machine: {platform.processor() or platform.machine()}, "
               f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s). "
               f"{load_note}", ""]
@@ -628,18 +624,13 @@ def report(out, quick, lambdas, speed, iter_path, command, load_note):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = shared.parser(__doc__, out=shared.RESULTS)
     parser.add_argument("--part", choices=["all", "sweep", "iterations", "structured",
                                            "ablation", "speed"],
                         default="all")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1: stable on a shared machine)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--load-note", default="", help="text about the machine load")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = shared.parse(parser, argv)
     cfg = QUICK if args.quick else FULL
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -651,12 +642,11 @@ def main(argv=None):
         with log_path.open("a") as f:
             f.write(msg + "\n")
 
-    command = "python benchmarks/bench_pruning.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:])
-    load_note = args.load_note or f"Load average at start: {os.getloadavg()[0]:.1f}."
+    command = args.command
+    load_note = args.load_note or f"At the start: {shared.load_note()}."
     if not args.report_only:
         with (out / f"pruning_commands{sfx}.txt").open("a") as f:
-            f.write(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  {command}\n")
+            f.write(f"{shared.now()[:16]}  {command}\n")
     lambdas = {}
     lam_path = out / f"pruning_lambda{sfx}.txt"
     speed = None

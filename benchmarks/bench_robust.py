@@ -44,15 +44,12 @@ run resumes; ``--fresh`` starts over. Results go to ``benchmarks/results/robust_
 (``robust_quick_*`` with ``--quick``; another folder with ``--out``).
 """
 
-import argparse
 import csv
-import datetime
-import os
 import platform
-import time
 import warnings
 from pathlib import Path
 
+import _common as shared
 import numpy as np
 import torch
 
@@ -121,11 +118,6 @@ def read_rows(path):
         return []
     with path.open() as f:
         return list(csv.DictReader(f))
-
-
-def load_note():
-    la = os.getloadavg()
-    return f"{la[0]:.1f}/{la[1]:.1f}/{la[2]:.1f}"
 
 
 def signed_gaps(y, pred, s):
@@ -225,11 +217,10 @@ def inner_seconds(clf, X, y, batch_size, reps=3):
         for solver in times:
             clf._affine_closed_form = solver != "trs-general"
             name = "pgd" if solver == "pgd" else "trs"
-            t0 = time.perf_counter()
-            with torch.no_grad():
+            with shared.Clock() as clock, torch.no_grad():
                 for i in starts:
                     clf._perturbation(x[i:i + batch_size], yt[i:i + batch_size], name, gen)
-            times[solver].append(1e3 * (time.perf_counter() - t0) / len(starts))
+            times[solver].append(1e3 * clock.wall / len(starts))
     del clf._affine_closed_form
     return {k: float(np.median(v)) for k, v in times.items()}
 
@@ -252,7 +243,7 @@ def run_speed(cfg, out):
             order = ("trs", "trs-general", "pgd") if i % 2 == 0 else ("pgd", "trs-general",
                                                                       "trs")
             fits, secs, iters = {}, {}, {}
-            load_before = load_note()
+            load_before = shared.load_note()
             for solver in order:
                 clf = make_clf(solver, r, c["batch_size"], c["speed_epochs"], 0).fit(X, y)
                 fits[solver] = clf
@@ -275,7 +266,7 @@ def run_speed(cfg, out):
                 inner_ratio_general=inner["pgd"] / inner["trs-general"],
                 obj_rows=n_obj, obj_trs=float(lt.mean()), obj_pgd=float(lp.mean()),
                 frac_trs_ge_pgd=float(np.mean(lt >= lp * (1 - 1e-6))),
-                load=f"{load_before} -> {load_note()}",
+                load=f"{load_before} -> {shared.load_note()}",
             )
             append_row(path, row)
             print(f"speed {name} r={r:.2f}: pgd/trs {row['ratio']:.1f}x, pgd/trs-general "
@@ -300,9 +291,9 @@ def run_fairness(cfg, out):
                 continue
             train, test = unfair2d_data(seed, c["n_train"]) if name == "unfair2d" else adult
             clf = make_clf(solver, r, c["batch_size"], cfg["epochs"], seed)
-            t0 = time.perf_counter()
-            clf.fit(train[0], train[1])
-            fit_s = time.perf_counter() - t0
+            with shared.Clock() as clock:
+                clf.fit(train[0], train[1])
+            fit_s = clock.wall
             pred = clf.predict(test[0])
             row = dict(dataset=name, solver=solver, radius=f"{r:.2f}", seed=seed,
                        accuracy=float(np.mean(pred == test[1])), fit_s=fit_s,
@@ -477,17 +468,14 @@ def plot_fairness(rows, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny settings (~1 min)")
+    parser = shared.parser(__doc__, out=shared.RESULTS, quick="tiny settings (~1 min)")
     parser.add_argument("--part", choices=("correctness", "speed", "fairness", "all"),
                         default="all")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="discard existing CSV rows")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = shared.parse(parser, argv)
     global PREFIX
-    torch.set_num_threads(1)
-    out = args.out or Path(__file__).parent / "results"
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = QUICK if args.quick else FULL
     PREFIX = "robust_quick" if args.quick else "robust"
@@ -495,9 +483,8 @@ def main(argv=None):
         for part in ("speed", "fairness"):
             if args.part in (part, "all"):
                 (out / f"{PREFIX}_{part}.csv").unlink(missing_ok=True)
-    print(f"# bench_robust {datetime.datetime.now().isoformat(timespec='seconds')} on "
-          f"{platform.node()} ({os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread),"
-          f" load {load_note()}", flush=True)
+    print(f"# bench_robust {shared.now()} on {platform.node()} (torch {torch.__version__}, "
+          f"{args.threads} thread(s)), {shared.load_note()}", flush=True)
     if not args.report_only:
         if args.part in ("correctness", "all"):
             run_correctness(cfg, out)

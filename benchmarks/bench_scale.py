@@ -15,6 +15,8 @@ Usage::
     python benchmarks/bench_scale.py                 # 1e4, 1e5, 1e6 rows
     python benchmarks/bench_scale.py --quick         # 1e4, 3e4 rows
     python benchmarks/bench_scale.py --sizes 10000 100000 --estimators FairMLPClassifier
+
+Two torch threads per fit unless ``--threads`` (or ``SKFB_THREADS``) says otherwise.
 """
 
 import argparse
@@ -24,6 +26,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import _common as shared
 
 N_FEATURES = 50
 
@@ -51,11 +55,9 @@ def one_run(name, n, seed=0):
     import inspect
 
     import numpy as np
-    import torch
 
     import skfairbilevel
 
-    torch.set_num_threads(int(os.environ.get("SKFB_THREADS", "2")))
     cls = getattr(skfairbilevel, name)
     valid = inspect.signature(cls).parameters
     params = {k: v for k, v in SCALE_PARAMS.get(name, {}).items() if k in valid}
@@ -85,9 +87,9 @@ def one_run(name, n, seed=0):
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    t0 = time.perf_counter()
-    est.fit(X, y, sensitive_features=A)
-    seconds = time.perf_counter() - t0
+    with shared.Clock() as clock:
+        est.fit(X, y, sensitive_features=A)
+    seconds = clock.wall
     stop.set()
     thread.join()
     peak[0] = max(peak[0], rss_bytes())
@@ -98,13 +100,11 @@ def one_run(name, n, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = shared.parser(__doc__, threads=2, quick="1e4 and 3e4 rows")
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--estimators", nargs="+")
     parser.add_argument("--one", nargs=2, metavar=("NAME", "N"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    args = shared.parse(parser, argv)
     if args.one:
         print(json.dumps(one_run(args.one[0], int(args.one[1]))))
         return None
@@ -116,7 +116,8 @@ def main(argv=None):
     results = []
     for name in names:
         for n in sizes:
-            proc = subprocess.run([sys.executable, __file__, "--one", name, str(n)],
+            proc = subprocess.run([sys.executable, __file__, "--one", name, str(n),
+                                   "--threads", str(args.threads)],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{name:24s} n={n:>9,d}  FAILED: {proc.stderr.strip().splitlines()[-1:]}")
@@ -133,8 +134,8 @@ def main(argv=None):
             print(f"  {name:24s} {a['n']:>9,d} -> {b['n']:>9,d}: x{b['seconds'] / a['seconds']:.2f}"
                   f" time for x{b['n'] / a['n']:.0f} rows")
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(results, fh, indent=1)
+        shared.write_json(args.out, {"machine": shared.machine(args.command),
+                                     "rows": results})
     return results
 
 

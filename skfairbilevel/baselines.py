@@ -30,6 +30,7 @@ fairlearn object is built in every ``fit`` and kept in ``mitigator_``):
 ThresholdOptimizer is not wrapped: it needs the sensitive features at ``predict`` time,
 which scikit-learn cannot route, so it cannot be scored inside ``GridSearchCV`` or
 ``cross_validate`` at all; :mod:`skfairbilevel.compare` evaluates it in its own loop.
+:func:`float64_scores` makes its base estimator safe for float32 inputs under pandas 3.
 """
 
 from numbers import Integral
@@ -38,13 +39,15 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._groups import encode_groups, resolve_column_ids
 from ._params import any_of, check_params, is_array_like, number, one_of, text
 
-__all__ = ["ExponentiatedGradientClassifier", "GridSearchReductionClassifier"]
+__all__ = ["ExponentiatedGradientClassifier", "GridSearchReductionClassifier", "float64_scores"]
 
 
 def _moments():
@@ -97,6 +100,44 @@ def _random_state_rule(value):
 def _frame_rule(value):
     return None if value is None or isinstance(value, pd.DataFrame) else \
         "None or a pandas DataFrame"
+
+
+def float64_scores(estimator):
+    """``estimator`` behind a cast of X to float64, so that its scores are float64.
+
+    fairlearn 0.15's ``ThresholdOptimizer`` writes its thresholded scores into a pandas
+    object of the base estimator's score dtype. Under pandas 3 a float32 object refuses
+    the float64 values ("Invalid value ... for dtype 'float32'"), so ``predict`` fails
+    whenever the base estimator returns float32 scores, as ``LogisticRegression`` does
+    on float32 X (what our loaders and preprocessors give). Use
+    ``ThresholdOptimizer(estimator=float64_scores(LogisticRegression()), ...)``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The base estimator (not fitted; it is not cloned).
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        ``FunctionTransformer(np.asarray, dtype=float64)`` followed by ``estimator``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fairlearn.postprocessing import ThresholdOptimizer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skfairbilevel.baselines import float64_scores
+    >>> from skfairbilevel.datasets import make_biased_classification
+    >>> X, y, A = make_biased_classification(200, random_state=0)
+    >>> X = X.astype(np.float32)
+    >>> to = ThresholdOptimizer(estimator=float64_scores(LogisticRegression()),
+    ...                         predict_method="predict_proba").fit(X, y, sensitive_features=A)
+    >>> to.predict(X, sensitive_features=A, random_state=0).shape
+    (200,)
+    """
+    return make_pipeline(FunctionTransformer(np.asarray, kw_args={"dtype": np.float64}),
+                         estimator)
 
 
 # -- reproducible per-row uniforms ----------------------------------------------------

@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_
 from skfairbilevel.baselines import (
     ExponentiatedGradientClassifier,
     GridSearchReductionClassifier,
+    float64_scores,
     row_uniforms,
 )
 from skfairbilevel.datasets import make_biased_classification
@@ -251,3 +252,18 @@ def test_bad_data(data):
     fitted = est.fit(X, y, sensitive_features=A)
     with pytest.raises(ValueError, match="features"):
         fitted.predict(X[:, :3])
+
+
+def test_float64_scores_lets_threshold_optimizer_predict_on_float32():
+    from fairlearn.postprocessing import ThresholdOptimizer
+
+    X, y, A = make_biased_classification(300, random_state=0)
+    X32 = X.astype(np.float32)
+    ours = ThresholdOptimizer(estimator=float64_scores(LogisticRegression()),
+                              predict_method="predict_proba").fit(X32, y, sensitive_features=A)
+    ref = ThresholdOptimizer(estimator=LogisticRegression(),
+                             predict_method="predict_proba").fit(
+        X32.astype(np.float64), y, sensitive_features=A)
+    np.testing.assert_array_equal(ours.predict(X32, sensitive_features=A, random_state=0),
+                                  ref.predict(X32.astype(np.float64), sensitive_features=A,
+                                              random_state=0))
