@@ -37,14 +37,19 @@ def parser(doc, *, out=None, threads=1, quick="small settings"):
     is ``SKFB_THREADS`` if set, else ``threads``.
     """
     first = doc.strip().split("\n\n")[0].replace("\n", " ")
-    ap = argparse.ArgumentParser(description=first,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=first, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help=quick)
     default = int(os.environ.get("SKFB_THREADS", threads))
-    ap.add_argument("--threads", type=int, default=default,
-                    help=f"torch and BLAS threads (default: {default})")
-    ap.add_argument("--out", default=None if out is None else str(out),
-                    help="where the results go" + (f" (default: {out})" if out else ""))
+    ap.add_argument(
+        "--threads", type=int, default=default, help=f"torch and BLAS threads (default: {default})"
+    )
+    ap.add_argument(
+        "--out",
+        default=None if out is None else str(out),
+        help="where the results go" + (f" (default: {out})" if out else ""),
+    )
     return ap
 
 
@@ -124,9 +129,13 @@ def machine(command=None):
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "command": command or command_line(),
-        "versions": {"skfairbilevel": __version__, "torch": torch.__version__,
-                     "scikit-learn": sklearn.__version__, "fairlearn": fl,
-                     "python": platform.python_version()},
+        "versions": {
+            "skfairbilevel": __version__,
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "fairlearn": fl,
+            "python": platform.python_version(),
+        },
         "note": "shared machine: absolute seconds depend on the load",
     }
 

@@ -33,17 +33,40 @@ def main(argv=None):
     ap.add_argument("--n-jobs", type=int, default=None, help="fits in parallel")
     args = parse(ap, argv)
     alphas, epochs = ((0.3, 1.0, 3.0), (1, 5)) if args.quick else (ALPHAS, EPOCHS)
-    sweep = Method("adversarial_sweep", METHODS["adversarial"].estimator, family="fairlearn",
-                   grid=grid_product(alpha=alphas, epochs=epochs),
-                   description="AdversarialFairnessClassifier, alpha x epochs")
-    result = run_comparison(dataset="adult", methods=[sweep, "logreg"],
-                            seeds=2 if args.quick else 3, quick=args.quick,
-                            n_jobs=args.n_jobs, out=args.out, command=args.command)
+    sweep = Method(
+        "adversarial_sweep",
+        METHODS["adversarial"].estimator,
+        family="fairlearn",
+        grid=grid_product(alpha=alphas, epochs=epochs),
+        description="AdversarialFairnessClassifier, alpha x epochs",
+    )
+    result = run_comparison(
+        dataset="adult",
+        methods=[sweep, "logreg"],
+        seeds=2 if args.quick else 3,
+        quick=args.quick,
+        n_jobs=args.n_jobs,
+        out=args.out,
+        command=args.command,
+    )
     fronts = result.fronts[result.fronts["method"] == "adversarial_sweep"]
-    print(fronts[["params", "accuracy_mean", "fairness_mean", "accuracy_low",
-                  "accuracy_high"]].to_string(index=False))
-    print(result.summary[["method", "epsilon", "accuracy_mean", "fairness_mean",
-                          "violation_rate", "none_feasible"]].to_string(index=False))
+    print(
+        fronts[
+            ["params", "accuracy_mean", "fairness_mean", "accuracy_low", "accuracy_high"]
+        ].to_string(index=False)
+    )
+    print(
+        result.summary[
+            [
+                "method",
+                "epsilon",
+                "accuracy_mean",
+                "fairness_mean",
+                "violation_rate",
+                "none_feasible",
+            ]
+        ].to_string(index=False)
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -51,8 +51,7 @@ def load(name):
     """(X frame, y, groups, preprocessor kwargs) of a benchmark dataset."""
     if name == "adult_sex":
         b = load_adult(sensitive="sex")
-        return b.data, b.target.to_numpy(), b.sensitive_features.to_numpy(), \
-            dict(sensitive="sex")
+        return b.data, b.target.to_numpy(), b.sensitive_features.to_numpy(), dict(sensitive="sex")
     b = load_credit_default(sensitive="SEX")
     X, y = b.data, b.target.to_numpy()
     cat = ["EDUCATION", "MARRIAGE"]
@@ -64,8 +63,12 @@ def load(name):
     if name == "credit_limit_bal":
         Xr = X.drop(columns=["LIMIT_BAL"])
         Xr = Xr.assign(default=y)
-        return Xr, X["LIMIT_BAL"].to_numpy(dtype=float), X["SEX"].to_numpy(), \
-            dict(sensitive="SEX", categorical=cat)
+        return (
+            Xr,
+            X["LIMIT_BAL"].to_numpy(dtype=float),
+            X["SEX"].to_numpy(),
+            dict(sensitive="SEX", categorical=cat),
+        )
     raise ValueError(name)
 
 
@@ -73,8 +76,11 @@ def split(X, y, A, seed, n_max=None):
     idx = np.arange(len(y))
     if n_max is not None and len(idx) > n_max:
         idx = np.random.default_rng(seed).choice(idx, n_max, replace=False)
-    strata = pd.Series(A[idx]).astype(str) + "_" + (
-        pd.Series(y[idx]).astype(str) if y.dtype.kind in "iub" else "")
+    strata = (
+        pd.Series(A[idx]).astype(str)
+        + "_"
+        + (pd.Series(y[idx]).astype(str) if y.dtype.kind in "iub" else "")
+    )
     tr, te = train_test_split(idx, test_size=0.3, random_state=seed, stratify=strata)
     return tr, te
 
@@ -91,22 +97,35 @@ def run_classification(name, fairness, seeds, n_max):
             gw = None if method == "badr" else method
             with shared.Clock() as clock:
                 clf = BADRClassifier(fairness, alpha=1e-2, group_weights=gw).fit(
-                    Ztr, y[tr], sensitive_features=A[tr])
+                    Ztr, y[tr], sensitive_features=A[tr]
+                )
             seconds = clock.wall
             pred = clf.predict(Zte)
-            rows.append({
-                "dataset": name, "fairness": fairness, "seed": seed, "method": method,
-                "test_metric": clf.fairness_objective(Zte, y[te], sensitive_features=A[te]),
-                "train_metric": clf.fairness_objective_,
-                "test_accuracy": float(np.mean(pred == y[te])),
-                "test_dp_difference": float(demographic_parity_difference(
-                    y[te], pred, sensitive_features=A[te])),
-                "lambda": clf.group_weights_.tolist(), "seconds": seconds,
-                "n_iter": clf.n_iter_})
-        last = {r["method"]: r for r in rows[-len(METHODS):]}
-        print(f"{name:18s} {fairness:20s} seed {seed}: " + "  ".join(
-            f"{m} {last[m]['test_metric']:.4f}/{last[m]['test_accuracy']:.4f}"
-            for m in METHODS), flush=True)
+            rows.append(
+                {
+                    "dataset": name,
+                    "fairness": fairness,
+                    "seed": seed,
+                    "method": method,
+                    "test_metric": clf.fairness_objective(Zte, y[te], sensitive_features=A[te]),
+                    "train_metric": clf.fairness_objective_,
+                    "test_accuracy": float(np.mean(pred == y[te])),
+                    "test_dp_difference": float(
+                        demographic_parity_difference(y[te], pred, sensitive_features=A[te])
+                    ),
+                    "lambda": clf.group_weights_.tolist(),
+                    "seconds": seconds,
+                    "n_iter": clf.n_iter_,
+                }
+            )
+        last = {r["method"]: r for r in rows[-len(METHODS) :]}
+        print(
+            f"{name:18s} {fairness:20s} seed {seed}: "
+            + "  ".join(
+                f"{m} {last[m]['test_metric']:.4f}/{last[m]['test_accuracy']:.4f}" for m in METHODS
+            ),
+            flush=True,
+        )
     return rows
 
 
@@ -121,22 +140,31 @@ def run_regression(seeds, n_max):
         for method in METHODS:
             gw = None if method == "badr" else method
             reg = BADRRegressor("demographic_parity", alpha=0.1, group_weights=gw).fit(
-                Ztr, y[tr], sensitive_features=A[tr])
+                Ztr, y[tr], sensitive_features=A[tr]
+            )
             pred = reg.predict(Zte)
             gaps = [pred[A[te] == a].mean() for a in np.unique(A[te])]
-            rows.append({
-                "dataset": "credit_limit_bal", "fairness": "demographic_parity",
-                "seed": seed, "method": method,
-                "test_metric": reg.fairness_objective(Zte, y[te],
-                                                      sensitive_features=A[te]),
-                "train_metric": reg.fairness_objective_,
-                "test_rmse": float(np.sqrt(np.mean((pred - y[te]) ** 2))),
-                "test_mean_gap": float(max(gaps) - min(gaps)),
-                "lambda": reg.group_weights_.tolist()})
-        last = {r["method"]: r for r in rows[-len(METHODS):]}
-        print(f"credit_limit_bal DP seed {seed}: " + "  ".join(
-            f"{m} {last[m]['test_metric']:.4f}/{last[m]['test_rmse']:.0f}"
-            for m in METHODS), flush=True)
+            rows.append(
+                {
+                    "dataset": "credit_limit_bal",
+                    "fairness": "demographic_parity",
+                    "seed": seed,
+                    "method": method,
+                    "test_metric": reg.fairness_objective(Zte, y[te], sensitive_features=A[te]),
+                    "train_metric": reg.fairness_objective_,
+                    "test_rmse": float(np.sqrt(np.mean((pred - y[te]) ** 2))),
+                    "test_mean_gap": float(max(gaps) - min(gaps)),
+                    "lambda": reg.group_weights_.tolist(),
+                }
+            )
+        last = {r["method"]: r for r in rows[-len(METHODS) :]}
+        print(
+            f"credit_limit_bal DP seed {seed}: "
+            + "  ".join(
+                f"{m} {last[m]['test_metric']:.4f}/{last[m]['test_rmse']:.0f}" for m in METHODS
+            ),
+            flush=True,
+        )
     return rows
 
 
@@ -158,8 +186,10 @@ def overview(rows):
     * interior: BADR fits whose lambda has every entry > 1e-6 (off the vertices).
     """
     df = pd.DataFrame(rows)
-    lines = ["| dataset | target | strict | leq | strict_acc_free | vs_3 | acc ok | "
-             "d_acc | interior |", "|---" * 9 + "|"]
+    lines = [
+        "| dataset | target | strict | leq | strict_acc_free | vs_3 | acc ok | d_acc | interior |",
+        "|---" * 9 + "|",
+    ]
     for (dataset, fairness), part in df.groupby(["dataset", "fairness"], sort=False):
         regression = "test_rmse" in part and part["test_rmse"].notna().all()
         n = part.seed.nunique()
@@ -181,8 +211,12 @@ def overview(rows):
             c["strict"] += ok and strict
             c["leq"] += ok and leq
             c["free"] += strict
-            c["vs3"] += bool((b.test_metric < get.loc[["uniform", "balanced", "minimax"]]
-                              .test_metric * (1 - 1e-9)).all())
+            c["vs3"] += bool(
+                (
+                    b.test_metric
+                    < get.loc[["uniform", "balanced", "minimax"]].test_metric * (1 - 1e-9)
+                ).all()
+            )
             c["ok"] += bool(ok)
             c["interior"] += bool(min(b["lambda"]) > INTERIOR)
         unit = " %" if regression else ""
@@ -191,7 +225,8 @@ def overview(rows):
             f"| {dataset} | {fairness} | {c['strict']}/{n} | {c['leq']}/{n} | "
             f"{c['free']}/{n} | {c['vs3']}/{n} | {c['ok']}/{n} | "
             f"{np.mean(d_acc):+.2f}{unit} (worst {worst:+.2f}) | "
-            f"{c['interior']}/{n} |")
+            f"{c['interior']}/{n} |"
+        )
     return "\n".join(lines)
 
 
@@ -201,15 +236,19 @@ def summarise(rows, score="test_accuracy"):
     lines = []
     for (dataset, fairness), part in df.groupby(["dataset", "fairness"], sort=False):
         lines.append(f"\n**{dataset}**, target `{fairness}` ({part.seed.nunique()} seeds)\n")
-        cols = ["test_metric", score] + (["test_dp_difference"]
-                                         if "test_dp_difference" in part else
-                                         ["test_mean_gap"])
+        cols = ["test_metric", score] + (
+            ["test_dp_difference"] if "test_dp_difference" in part else ["test_mean_gap"]
+        )
         lines.append("| method | " + " | ".join(cols) + " | mean lambda_0 |")
         lines.append("|---" * (len(cols) + 2) + "|")
         for method in METHODS:
             m = part[part.method == method]
-            cells = [f"{m[c].mean():.4f} ± {m[c].std():.4f}" if c != "test_rmse" else
-                     f"{m[c].mean():.0f} ± {m[c].std():.0f}" for c in cols]
+            cells = [
+                f"{m[c].mean():.4f} ± {m[c].std():.4f}"
+                if c != "test_rmse"
+                else f"{m[c].mean():.0f} ± {m[c].std():.0f}"
+                for c in cols
+            ]
             lam0 = np.mean([lam[0] for lam in m["lambda"]])
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {lam0:.3f} |")
         wins = ties = 0
@@ -225,9 +264,11 @@ def summarise(rows, score="test_accuracy"):
                 wins += 1
             if ok and (b.test_metric <= base.test_metric * (1 + 1e-9) + 1e-15).all():
                 ties += 1
-        lines.append(f"\nBADR strictly lower than every baseline at {score} within "
-                     f"1 point/1 % of uniform: **{wins}/{part.seed.nunique()}** seeds "
-                     f"(lower or equal: {ties}/{part.seed.nunique()})\n")
+        lines.append(
+            f"\nBADR strictly lower than every baseline at {score} within "
+            f"1 point/1 % of uniform: **{wins}/{part.seed.nunique()}** seeds "
+            f"(lower or equal: {ties}/{part.seed.nunique()})\n"
+        )
     return "\n".join(lines)
 
 
@@ -242,16 +283,21 @@ def plot(rows, path):
     groups = list(df.groupby(["dataset", "fairness"], sort=False))
     n_rows = df.fairness.nunique()
     n_cols = int(np.ceil(len(groups) / n_rows))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.6 * n_rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.6 * n_rows), squeeze=False)
     for ax, ((dataset, fairness), part) in zip(axes.ravel(), groups, strict=False):
         for method in METHODS:
             m = part[part.method == method]
             big = method == "badr"  # drawn first and larger: one_group often hides it
-            ax.errorbar(m.test_metric.mean(), m.test_accuracy.mean(),
-                        xerr=m.test_metric.std(), yerr=m.test_accuracy.std(),
-                        fmt="*" if big else "o", markersize=14 if big else 6,
-                        label=method, capsize=2)
+            ax.errorbar(
+                m.test_metric.mean(),
+                m.test_accuracy.mean(),
+                xerr=m.test_metric.std(),
+                yerr=m.test_accuracy.std(),
+                fmt="*" if big else "o",
+                markersize=14 if big else 6,
+                label=method,
+                capsize=2,
+            )
         ax.set_title(f"{dataset}\n{fairness}", fontsize=9)
         ax.set_xlabel("test metric (lower is fairer)")
         ax.set_ylabel("test accuracy")
@@ -262,16 +308,20 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    parser = shared.parser(__doc__, out=RESULTS / "badr_results.json",
-                           quick="2 seeds on 4000-row subsamples")
+    parser = shared.parser(
+        __doc__, out=RESULTS / "badr_results.json", quick="2 seeds on 4000-row subsamples"
+    )
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--targets", nargs="+",
-                        default=["individual_fairness", "demographic_parity"])
-    parser.add_argument("--datasets", nargs="+",
-                        default=["adult_sex", "credit_sex", "credit_education"])
+    parser.add_argument(
+        "--targets", nargs="+", default=["individual_fairness", "demographic_parity"]
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", default=["adult_sex", "credit_sex", "credit_education"]
+    )
     parser.add_argument("--no-regression", action="store_true")
-    parser.add_argument("--report-only", action="store_true",
-                        help="only redo the tables and the plot from --out")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only redo the tables and the plot from --out"
+    )
     args = shared.parse(parser, argv)
     png = os.path.splitext(args.out)[0].replace("_results", "") + "_tradeoff.png"
     if args.report_only:

@@ -43,15 +43,16 @@ def time_to_target(values, seconds, offset, rel=1e-3):
     values = np.asarray(values)
     best = values.min()
     hit = int(np.argmax(values <= best + rel * abs(best)))
-    return offset + float(np.sum(seconds[:hit + 1])), best
+    return offset + float(np.sum(seconds[: hit + 1])), best
 
 
 def problem(n, d, seed):
     """Data, the common BADR settings and the time of the initial uniform-lambda solve.
     Both solvers start at uniform lambda (the toolbox's start) to compare the
     algorithms."""
-    X, y, A = make_biased_classification(n, d, bias=1.0, group_proportions=[0.7, 0.3],
-                                         random_state=seed)
+    X, y, A = make_biased_classification(
+        n, d, bias=1.0, group_proportions=[0.7, 0.3], random_state=seed
+    )
     common = dict(fairness="individual_fairness", alpha=0.1, init="uniform")
     with shared.Clock() as clock:
         BADRClassifier(group_weights="uniform", **common).fit(X, y, sensitive_features=A)
@@ -61,9 +62,16 @@ def problem(n, d, seed):
 def run_one(n, d, seed):
     X, y, A, common, t_init = problem(n, d, seed)
 
-    sgd = BADRClassifier(solver="sgd", batch_size=max(2, n // 20), step_w=1.0,
-                         step_lambda=0.5, clip=1.0, max_iter=150, random_state=seed,
-                         **common)
+    sgd = BADRClassifier(
+        solver="sgd",
+        batch_size=max(2, n // 20),
+        step_w=1.0,
+        step_lambda=0.5,
+        clip=1.0,
+        max_iter=150,
+        random_state=seed,
+        **common,
+    )
     with shared.Clock() as clock:
         sgd.fit(X, y, sensitive_features=A)
     t_sgd_fit = clock.wall
@@ -72,11 +80,19 @@ def run_one(n, d, seed):
         exact.fit(X, y, sensitive_features=A)
     t_exact_fit = clock.wall
 
-    out = {"n": n, "d": d, "seed": seed, "t_init": t_init,
-           "t_sgd_fit": t_sgd_fit, "t_exact_fit": t_exact_fit,
-           "V_sgd": sgd.fairness_objective_, "V_exact": exact.fairness_objective_,
-           "lam_sgd": sgd.group_weights_[0], "lam_exact": exact.group_weights_[0],
-           "iters_exact": exact.n_iter_}
+    out = {
+        "n": n,
+        "d": d,
+        "seed": seed,
+        "t_init": t_init,
+        "t_sgd_fit": t_sgd_fit,
+        "t_exact_fit": t_exact_fit,
+        "V_sgd": sgd.fairness_objective_,
+        "V_exact": exact.fairness_objective_,
+        "lam_sgd": sgd.group_weights_[0],
+        "lam_exact": exact.group_weights_[0],
+        "iters_exact": exact.n_iter_,
+    }
     vals = [h["upper"] for h in sgd.history_]
     secs = np.array([h["seconds"] for h in sgd.history_])
     out["t_sgd"], out["best_sgd"] = time_to_target(vals, secs, t_init)
@@ -110,30 +126,59 @@ def sgd_sweep(n, d, seed=0, every=5):
     exact = BADRClassifier(solver="exact", **common).fit(X, y, sensitive_features=A)
     secs = np.array([h["seconds"] for h in exact.history_])
     t_exact, v_star = time_to_target([h["upper"] for h in exact.history_], secs, t_init)
-    lines = [f"n = {n}, d = {d}, seed {seed}: initial solve {t_init:.2f} s, exact to "
-             f"target {t_exact:.2f} s (V* = {v_star:.6f}); ceiling of the ratio "
-             f"{t_exact / t_init:.2f}", "",
-             "| BADR-SGD setting | own best: s | ratio | V(lambda_t) within 1e-3 of V*: "
-             "iteration | s | ratio | ms / iteration |", "|---" * 7 + "|"]
+    lines = [
+        f"n = {n}, d = {d}, seed {seed}: initial solve {t_init:.2f} s, exact to "
+        f"target {t_exact:.2f} s (V* = {v_star:.6f}); ceiling of the ratio "
+        f"{t_exact / t_init:.2f}",
+        "",
+        "| BADR-SGD setting | own best: s | ratio | V(lambda_t) within 1e-3 of V*: "
+        "iteration | s | ratio | ms / iteration |",
+        "|---" * 7 + "|",
+    ]
 
     def value(l0):
-        return BADRClassifier(group_weights=[l0, 1 - l0], **common).fit(
-            X, y, sensitive_features=A).fairness_objective_
+        return (
+            BADRClassifier(group_weights=[l0, 1 - l0], **common)
+            .fit(X, y, sensitive_features=A)
+            .fairness_objective_
+        )
 
     for name, kw in SWEEP.items():
-        m = BADRClassifier(solver="sgd", clip=1.0, max_iter=150, random_state=seed,
-                           average_lambda=False, batch_size=n // kw["batch"],
-                           step_w=kw["step_w"], step_lambda=kw["step_lambda"],
-                           **common).fit(X, y, sensitive_features=A)
+        m = BADRClassifier(
+            solver="sgd",
+            clip=1.0,
+            max_iter=150,
+            random_state=seed,
+            average_lambda=False,
+            batch_size=n // kw["batch"],
+            step_w=kw["step_w"],
+            step_lambda=kw["step_lambda"],
+            **common,
+        ).fit(X, y, sensitive_features=A)
         s = np.array([h["seconds"] for h in m.history_])
         own, _ = time_to_target([h["upper"] for h in m.history_], s, t_init)
-        hit = next((it for it in range(0, len(s), every)
-                    if value(m.history_[it]["lambda_0"]) <= v_star * (1 + 1e-3)), None)
-        cells = ["never (150 it)", "-", "-"] if hit is None else [
-            str(hit), f"{t_init + s[:hit + 1].sum():.2f}",
-            f"{t_exact / (t_init + s[:hit + 1].sum()):.2f}"]
-        lines.append(f"| {name} | {own:.2f} | {t_exact / own:.2f} | " + " | ".join(cells)
-                     + f" | {1e3 * s.mean():.0f} |")
+        hit = next(
+            (
+                it
+                for it in range(0, len(s), every)
+                if value(m.history_[it]["lambda_0"]) <= v_star * (1 + 1e-3)
+            ),
+            None,
+        )
+        cells = (
+            ["never (150 it)", "-", "-"]
+            if hit is None
+            else [
+                str(hit),
+                f"{t_init + s[: hit + 1].sum():.2f}",
+                f"{t_exact / (t_init + s[: hit + 1].sum()):.2f}",
+            ]
+        )
+        lines.append(
+            f"| {name} | {own:.2f} | {t_exact / own:.2f} | "
+            + " | ".join(cells)
+            + f" | {1e3 * s.mean():.0f} |"
+        )
         print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -150,15 +195,19 @@ def report(rows, png):
     df["ratio"] = df.t_exact / df.t_sgd
     df["V_gap"] = df.V_sgd - df.V_exact
     agg = df.groupby(["d", "n"]).mean(numeric_only=True).reset_index()
-    lines = ["| d | n | SGD to target (s) | SGD fit (s) | exact to target (s) | exact fit (s)"
-             " | exact / SGD | V_sgd - V_exact | seeds |", "|---" * 9 + "|"]
+    lines = [
+        "| d | n | SGD to target (s) | SGD fit (s) | exact to target (s) | exact fit (s)"
+        " | exact / SGD | V_sgd - V_exact | seeds |",
+        "|---" * 9 + "|",
+    ]
     for _, r in agg.iterrows():
         k = int(((df.d == r.d) & (df.n == r.n)).sum())
-        lines.append(f"| {int(r.d)} | {int(r.n)} | {r.t_sgd:.2f} | {r.t_sgd_fit:.2f} | "
-                     f"{r.t_exact:.2f} | {r.t_exact_fit:.2f} | {r.ratio:.2f} | "
-                     f"{r.V_gap:.1e} | {k} |")
-    fig, axes = plt.subplots(1, df.d.nunique(), figsize=(5.5 * df.d.nunique(), 4),
-                             squeeze=False)
+        lines.append(
+            f"| {int(r.d)} | {int(r.n)} | {r.t_sgd:.2f} | {r.t_sgd_fit:.2f} | "
+            f"{r.t_exact:.2f} | {r.t_exact_fit:.2f} | {r.ratio:.2f} | "
+            f"{r.V_gap:.1e} | {k} |"
+        )
+    fig, axes = plt.subplots(1, df.d.nunique(), figsize=(5.5 * df.d.nunique(), 4), squeeze=False)
     for ax, (d, part) in zip(axes[0], agg.groupby("d"), strict=True):
         ax.loglog(part.n, part.t_sgd, "o-", label="BADR-SGD: to within 1e-3 of its best")
         ax.loglog(part.n, part.t_sgd_fit, "o:", label="BADR-SGD: whole fit")
@@ -177,14 +226,21 @@ def report(rows, png):
 
 
 def main(argv=None):
-    parser = shared.parser(__doc__, out=RESULTS / "badr_scale.json",
-                           quick="5k..20k rows, d=20, 1 seed")
+    parser = shared.parser(
+        __doc__, out=RESULTS / "badr_scale.json", quick="5k..20k rows, d=20, 1 seed"
+    )
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--d", type=int, default=None, help="only this dimension")
-    parser.add_argument("--report-only", action="store_true",
-                        help="only redo the table and plot from --out")
-    parser.add_argument("--sgd-sweep", nargs=2, type=int, metavar=("N", "D"),
-                        help="only compare BADR-SGD settings at N rows, D features")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only redo the table and plot from --out"
+    )
+    parser.add_argument(
+        "--sgd-sweep",
+        nargs=2,
+        type=int,
+        metavar=("N", "D"),
+        help="only compare BADR-SGD settings at N rows, D features",
+    )
     args = shared.parse(parser, argv)
     png = os.path.splitext(args.out)[0] + ".png"
     if args.sgd_sweep:
@@ -209,10 +265,13 @@ def main(argv=None):
             for seed in seeds:
                 r = run_one(n, d, seed)
                 rows.append(r)
-                print(f"d={d:4d} n={n:7d} seed={seed}  SGD {r['t_sgd']:7.2f}s  exact "
-                      f"{r['t_exact']:7.2f}s  ratio {r['t_exact'] / r['t_sgd']:6.2f}  "
-                      f"V_sgd {r['V_sgd']:.5f}  V_exact {r['V_exact']:.5f}  "
-                      f"lam {r['lam_sgd']:.3f}/{r['lam_exact']:.3f}", flush=True)
+                print(
+                    f"d={d:4d} n={n:7d} seed={seed}  SGD {r['t_sgd']:7.2f}s  exact "
+                    f"{r['t_exact']:7.2f}s  ratio {r['t_exact'] / r['t_sgd']:6.2f}  "
+                    f"V_sgd {r['V_sgd']:.5f}  V_exact {r['V_exact']:.5f}  "
+                    f"lam {r['lam_sgd']:.3f}/{r['lam_exact']:.3f}",
+                    flush=True,
+                )
     shared.write_json(args.out, {"meta": shared.machine(args.command), "rows": rows})
     print(report(rows, png))
     print(f"wrote {args.out} and {png}")

@@ -47,8 +47,9 @@ def timed_run(name, keep=None):
             argv.insert(1, "--quick")
         before = uptime()
         with Clock() as clock:
-            proc = subprocess.run([sys.executable, "-m", "skfairbilevel", *argv],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "skfairbilevel", *argv], capture_output=True, text=True
+            )
         after = uptime()
         info = {}
         if (Path(tmp) / "info.json").exists():
@@ -60,13 +61,19 @@ def timed_run(name, keep=None):
                     shutil.copy(Path(tmp) / f, keep / f)
     shown = " ".join(a for a in argv if a not in ("--out", tmp))
     record = dict(
-        run=name, command=f"python -m skfairbilevel {shown} --out DIR",
-        exit_status=proc.returncode, wall_seconds=round(clock.wall, 1),
-        cpu_seconds=round(clock.cpu, 1), cores=os.cpu_count(),
+        run=name,
+        command=f"python -m skfairbilevel {shown} --out DIR",
+        exit_status=proc.returncode,
+        wall_seconds=round(clock.wall, 1),
+        cpu_seconds=round(clock.cpu, 1),
+        cores=os.cpu_count(),
         cpu_seconds_per_core=round(clock.cpu / (os.cpu_count() or 1), 1),
-        uptime_before=before, uptime_after=after, target_seconds=TARGETS[name],
+        uptime_before=before,
+        uptime_after=after,
+        target_seconds=TARGETS[name],
         met_here=bool(proc.returncode in (0, 1) and clock.wall <= TARGETS[name]),
-        fits=info.get("fits_planned"), n_jobs=info.get("n_jobs"),
+        fits=info.get("fits_planned"),
+        n_jobs=info.get("n_jobs"),
         fit_cpu_seconds_by_method=info.get("fit_cpu_seconds_by_method"),
     )
     if proc.returncode not in (0, 1):
@@ -77,18 +84,24 @@ def timed_run(name, keep=None):
 def main(argv=None):
     ap = parser(__doc__, out=RESULTS / "compare_timing.json", quick="the --quick run only")
     ap.add_argument("--only", choices=sorted(TARGETS), default=None, help="one of the runs")
-    ap.add_argument("--keep", default=str(RESULTS / "compare_default"),
-                    help="where the default run's outputs are kept")
+    ap.add_argument(
+        "--keep",
+        default=str(RESULTS / "compare_default"),
+        help="where the default run's outputs are kept",
+    )
     args = parse(ap, argv)
     names = [args.only] if args.only else (["quick"] if args.quick else ["default", "quick"])
     records = []
     for name in names:
         rec = timed_run(name, keep=Path(args.keep) if name == "default" else None)
         records.append(rec)
-        print(f"{name}: {rec['wall_seconds']:.0f} s wall, {rec['cpu_seconds']:.0f} s CPU "
-              f"on {rec['cores']} cores (target {rec['target_seconds']:.0f} s; "
-              f"{'met' if rec['met_here'] else 'NOT met'} here); before: "
-              f"{rec['uptime_before']}; after: {rec['uptime_after']}", flush=True)
+        print(
+            f"{name}: {rec['wall_seconds']:.0f} s wall, {rec['cpu_seconds']:.0f} s CPU "
+            f"on {rec['cores']} cores (target {rec['target_seconds']:.0f} s; "
+            f"{'met' if rec['met_here'] else 'NOT met'} here); before: "
+            f"{rec['uptime_before']}; after: {rec['uptime_after']}",
+            flush=True,
+        )
     write_json(args.out, {"machine": machine(args.command), "runs": records})
     print(f"wrote {args.out}")
     return 0 if all(r["exit_status"] in (0, 1) for r in records) else 1

@@ -74,8 +74,9 @@ def main(argv=None):
     cfg = dict(hidden=(64, 64), epochs=epochs, batch_size=256, lr=1e-3)
 
     def ours():
-        FairMLPClassifier(cfg["hidden"], max_epochs=epochs, batch_size=256, lr=1e-3,
-                          random_state=0).fit(X, y, sensitive_features=A)
+        FairMLPClassifier(
+            cfg["hidden"], max_epochs=epochs, batch_size=256, lr=1e-3, random_state=0
+        ).fit(X, y, sensitive_features=A)
 
     def theirs():
         plain_loop(X, y, seed=0, **cfg)
@@ -92,13 +93,14 @@ def main(argv=None):
             store.append(clock.wall)
     m_ours, m_plain = statistics.median(t_ours), statistics.median(t_plain)
     m_fast = statistics.median(t_fast)
-    print(f"Adult train split: {X.shape[0]} rows x {X.shape[1]} features; "
-          f"MLP {cfg['hidden']}, {epochs} epochs, batch 256, Adam; "
-          f"torch threads {torch.get_num_threads()}; {repeats} repeats")
+    print(
+        f"Adult train split: {X.shape[0]} rows x {X.shape[1]} features; "
+        f"MLP {cfg['hidden']}, {epochs} epochs, batch 256, Adam; "
+        f"torch threads {torch.get_num_threads()}; {repeats} repeats"
+    )
     print(f"FairMLPClassifier.fit  median {m_ours:.3f} s  (runs {[round(t, 3) for t in t_ours]})")
     print(f"plain PyTorch loop     median {m_plain:.3f} s  (runs {[round(t, 3) for t in t_plain]})")
-    print(f"plain loop, index_select median {m_fast:.3f} s  "
-          f"(runs {[round(t, 3) for t in t_fast]})")
+    print(f"plain loop, index_select median {m_fast:.3f} s  (runs {[round(t, 3) for t in t_fast]})")
     print(f"ratio ours / plain = {m_ours / m_plain:.3f}   (target <= 1.15)")
     print(f"ratio ours / plain with index_select = {m_ours / m_fast:.3f}")
     return m_ours / m_plain, m_ours / m_fast

@@ -111,10 +111,20 @@ def load(name):
     if name == "drug":
         from skfairbilevel.datasets import load_drug_consumption
 
-        b = load_drug_consumption(target="Alcohol", sensitive="Education", n_classes=4,
-                                  decode=False)
-        cols = ["Age", "Gender", "Nscore", "Escore", "Oscore", "Ascore", "Cscore",
-                "Impulsive", "SS"]
+        b = load_drug_consumption(
+            target="Alcohol", sensitive="Education", n_classes=4, decode=False
+        )
+        cols = [
+            "Age",
+            "Gender",
+            "Nscore",
+            "Escore",
+            "Oscore",
+            "Ascore",
+            "Cscore",
+            "Impulsive",
+            "SS",
+        ]
         X = b.data[cols].astype(np.float64)
         labels = load_drug_consumption(n_classes=4).data["Education"].astype(str)
         A = labels.map(lambda v: DRUG_EDUCATION.get(v, v)).to_numpy()
@@ -165,8 +175,7 @@ def paper_split(name, X, y, A, seed):
     from sklearn.model_selection import train_test_split
 
     tr, te = _outer(y, seed)
-    fit_rows, val_rows = train_test_split(tr, test_size=0.3, stratify=y[tr],
-                                          random_state=seed)
+    fit_rows, val_rows = train_test_split(tr, test_size=0.3, stratify=y[tr], random_state=seed)
     return _prepare(name, X, y, A, fit_rows, [val_rows, te], seed)
 
 
@@ -187,9 +196,14 @@ def make(method, seed, epochs, facims_kw):
         return _reference(method, seed)
     if method in ("ERM", "BERM", "BERM+val"):
         return FairMLPClassifier(
-            hidden_layer_sizes=(400, 200, 100), activation="elu",
-            class_weight=None if method == "ERM" else "balanced", lr=1e-3,
-            batch_size=50, max_epochs=epochs, random_state=seed)
+            hidden_layer_sizes=(400, 200, 100),
+            activation="elu",
+            class_weight=None if method == "ERM" else "balanced",
+            lr=1e-3,
+            batch_size=50,
+            max_epochs=epochs,
+            random_state=seed,
+        )
     kw = dict(facims_kw)
     if method == "FACIMS-I":
         kw["sam"] = False
@@ -219,8 +233,11 @@ def _reference(method, seed):
 
     if method == "LR-balanced":
         return _Unaware(LogisticRegression(class_weight="balanced", max_iter=3000))
-    return _Unaware(HistGradientBoostingClassifier(
-        class_weight="balanced", learning_rate=0.05, random_state=seed))
+    return _Unaware(
+        HistGradientBoostingClassifier(
+            class_weight="balanced", learning_rate=0.05, random_state=seed
+        )
+    )
 
 
 def ref_gaps(y, pred, A):
@@ -228,8 +245,13 @@ def ref_gaps(y, pred, A):
     groups = np.unique(A)
     dp = np.mean([abs(np.mean(pred == 1) - np.mean(pred[A == g] == 1)) for g in groups])
     tpr = np.mean(pred[y == 1] == 1)
-    eop = np.mean([abs(tpr - np.mean(pred[(A == g) & (y == 1)] == 1))
-                   for g in groups if np.any((A == g) & (y == 1))])
+    eop = np.mean(
+        [
+            abs(tpr - np.mean(pred[(A == g) & (y == 1)] == 1))
+            for g in groups
+            if np.any((A == g) & (y == 1))
+        ]
+    )
     return float(dp), float(eop)
 
 
@@ -256,8 +278,9 @@ def evaluate(est, Xte, yte, Ate):
     groups, counts = np.unique(Ate, return_counts=True)
     large = np.isin(Ate, groups[counts >= LARGE])
     if len(groups[counts >= LARGE]) >= 2:
-        out["sg_large"] = sufficiency_gap(yte[large], proba[large],
-                                          sensitive_features=Ate[large], n_bins=5)
+        out["sg_large"] = sufficiency_gap(
+            yte[large], proba[large], sensitive_features=Ate[large], n_bins=5
+        )
     for k, r in enumerate(recall_score(yte, pred, average=None)):
         out[f"recall_{k}"] = float(r)
     if len(est.classes_) == 2:
@@ -272,11 +295,15 @@ def _fit(est, method, protocol, train, val):
         return est.fit(Xtr, ytr, sensitive_features=Atr)
     Xva, yva, Ava = val
     if method in FACIMS_METHODS:
-        return est.fit(Xtr, ytr, sensitive_features=Atr, X_val=Xva, y_val=yva,
-                       sensitive_features_val=Ava)
+        return est.fit(
+            Xtr, ytr, sensitive_features=Atr, X_val=Xva, y_val=yva, sensitive_features_val=Ava
+        )
     if method == "BERM+val":
-        return est.fit(np.vstack([Xtr, Xva]), np.concatenate([ytr, yva]),
-                       sensitive_features=np.concatenate([Atr, Ava]))
+        return est.fit(
+            np.vstack([Xtr, Xva]),
+            np.concatenate([ytr, yva]),
+            sensitive_features=np.concatenate([Atr, Ava]),
+        )
     return est.fit(Xtr, ytr, sensitive_features=Atr)
 
 
@@ -284,8 +311,12 @@ def _timing(clock):
     """The timing fields of a record: wall and CPU seconds, threads, load."""
     import torch
 
-    return {"fit_wall_s": clock.wall, "fit_cpu_s": clock.cpu,
-            "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
+    return {
+        "fit_wall_s": clock.wall,
+        "fit_cpu_s": clock.cpu,
+        "threads": torch.get_num_threads(),
+        "load_avg": os.getloadavg()[0],
+    }
 
 
 def _emit(records, rec, out_json):
@@ -311,8 +342,7 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper")
                 Xtr, ytr, Atr, Xte, yte, Ate = split(name, X, y, A, seed)
                 val = None
             else:
-                Xtr, ytr, Atr, Xva, yva, Ava, Xte, yte, Ate = paper_split(name, X, y, A,
-                                                                          seed)
+                Xtr, ytr, Atr, Xva, yva, Ava, Xte, yte, Ate = paper_split(name, X, y, A, seed)
                 val = (Xva, yva, Ava)
             for method in methods:
                 est = make(method, seed, epochs, facims_kw)
@@ -323,9 +353,15 @@ def run(datasets, methods, seeds, epochs, facims_kw, out_json, protocol="paper")
                         diverged = str(exc).split(";")[0]
                     else:
                         diverged = None
-                rec = {"dataset": name, "method": method, "seed": seed,
-                       "protocol": protocol, "n_train": len(ytr),
-                       "n_val": 0 if val is None else len(val[1]), **_timing(clock)}
+                rec = {
+                    "dataset": name,
+                    "method": method,
+                    "seed": seed,
+                    "protocol": protocol,
+                    "n_train": len(ytr),
+                    "n_val": 0 if val is None else len(val[1]),
+                    **_timing(clock),
+                }
                 if diverged is not None:
                     rec["diverged"] = diverged
                     _emit(records, rec, out_json)
@@ -367,14 +403,23 @@ def tune(seeds, epochs, out_json):
                     m = {"diverged": str(exc).split(";")[0]}
                 else:
                     m = evaluate(est, Xva, yva, Ava)
-            rec = {"dataset": "credit", "split": "tune-val", "method": "FACIMS", "seed": seed,
-                   **kw, "objective": m["balanced_accuracy"] - m["sg"] if "sg" in m else
-                   None, **_timing(clock), **m}
+            rec = {
+                "dataset": "credit",
+                "split": "tune-val",
+                "method": "FACIMS",
+                "seed": seed,
+                **kw,
+                "objective": m["balanced_accuracy"] - m["sg"] if "sg" in m else None,
+                **_timing(clock),
+                **m,
+            }
             _emit(records, rec, out_json)
     table, choice = tune_table(records)
     print(table)
-    print(f"chosen (largest mean balanced_accuracy - sg on tune-val): "
-          f"lr_prior={choice[0]}, lr_post={choice[1]}")
+    print(
+        f"chosen (largest mean balanced_accuracy - sg on tune-val): "
+        f"lr_prior={choice[0]}, lr_post={choice[1]}"
+    )
     return records, choice
 
 
@@ -394,22 +439,34 @@ def select_upper_class_weight(seeds, epochs, out_json):
     records = []
     for seed in seeds:
         Xtr, ytr, Atr, Xva, yva, Ava = tune_split("credit", X, y, A, seed)
-        fit_v, eval_v = train_test_split(np.arange(len(yva)), test_size=0.3, stratify=yva,
-                                         random_state=seed)
+        fit_v, eval_v = train_test_split(
+            np.arange(len(yva)), test_size=0.3, stratify=yva, random_state=seed
+        )
         for choice in ("training", "validation"):
             est = make("FACIMS", seed, epochs, {"upper_class_weight": choice})
             with shared.Clock() as clock:
-                est.fit(Xtr, ytr, sensitive_features=Atr, X_val=Xva[fit_v],
-                        y_val=yva[fit_v], sensitive_features_val=Ava[fit_v])
+                est.fit(
+                    Xtr,
+                    ytr,
+                    sensitive_features=Atr,
+                    X_val=Xva[fit_v],
+                    y_val=yva[fit_v],
+                    sensitive_features_val=Ava[fit_v],
+                )
             m = evaluate(est, Xva[eval_v], yva[eval_v], Ava[eval_v])
-            rec = {"dataset": "credit", "split": "val-eval", "method": "FACIMS",
-                   "seed": seed, "upper_class_weight": choice,
-                   "objective": m["balanced_accuracy"] - m["sg"], **_timing(clock), **m}
+            rec = {
+                "dataset": "credit",
+                "split": "val-eval",
+                "method": "FACIMS",
+                "seed": seed,
+                "upper_class_weight": choice,
+                "objective": m["balanced_accuracy"] - m["sg"],
+                **_timing(clock),
+                **m,
+            }
             _emit(records, rec, out_json)
-    keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy",
-            "fit_cpu_s"]
-    lines = ["| upper_class_weight | " + " | ".join(keys) + " |",
-             "|---|" + "---|" * len(keys)]
+    keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy", "fit_cpu_s"]
+    lines = ["| upper_class_weight | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     best, chosen = -np.inf, None
     for choice in ("training", "validation"):
         rs = [r for r in records if r["upper_class_weight"] == choice]
@@ -418,27 +475,30 @@ def select_upper_class_weight(seeds, epochs, out_json):
         if score > best:
             best, chosen = score, choice
     print("\n".join(lines))
-    print(f"chosen (largest mean balanced_accuracy - sg on val-eval): "
-          f"upper_class_weight={chosen!r}")
+    print(
+        f"chosen (largest mean balanced_accuracy - sg on val-eval): upper_class_weight={chosen!r}"
+    )
     return records, chosen
 
 
 def tune_table(records):
     """Markdown table of the tune records (mean +- population std over seeds) and the
     chosen (lr_prior, lr_post)."""
-    keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy",
-            "fit_cpu_s"]
-    lines = ["| lr_prior | lr_post | seeds | " + " | ".join(keys) + " |",
-             "|---|---|---|" + "---|" * len(keys)]
+    keys = ["objective", "balanced_accuracy", "sg", "sg_large", "dp", "eo", "accuracy", "fit_cpu_s"]
+    lines = [
+        "| lr_prior | lr_post | seeds | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
     best, choice = -np.inf, None
     for lr_prior, lr_post in TUNE_GRID:
         rs = [r for r in records if (r["lr_prior"], r["lr_post"]) == (lr_prior, lr_post)]
         if not rs:
             continue
         if any(r["objective"] is None for r in rs):
-            lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | diverged (seeds "
-                         f"{[r['seed'] for r in rs if r['objective'] is None]}) |"
-                         + " |" * (len(keys) - 1))
+            lines.append(
+                f"| {lr_prior} | {lr_post} | {len(rs)} | diverged (seeds "
+                f"{[r['seed'] for r in rs if r['objective'] is None]}) |" + " |" * (len(keys) - 1)
+            )
             continue
         lines.append(f"| {lr_prior} | {lr_post} | {len(rs)} | " + _cells(rs, keys) + " |")
         score = np.mean([r["objective"] for r in rs])
@@ -461,19 +521,32 @@ def compare_commit(commit, epochs, seed, reps):
 
     from skfairbilevel import FACIMSClassifier
 
-    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
-                          text=True, check=True, cwd=os.path.dirname(__file__)).stdout.strip()
+    root = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(__file__),
+    ).stdout.strip()
 
     def show(path):
-        return subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True,
-                              text=True, check=True, cwd=root).stdout
+        return subprocess.run(
+            ["git", "show", f"{commit}:{path}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+        ).stdout
 
     tmp = tempfile.mkdtemp(prefix="facims_old_")
     gauss = show("skfairbilevel/nn/gaussian.py").replace(
-        "from .modules import", "from skfairbilevel.nn.modules import")
-    est = show("skfairbilevel/estimators/facims.py").replace(
-        "from ..nn.gaussian import", "from _facims_old_gaussian import").replace(
-        "from ..", "from skfairbilevel.")
+        "from .modules import", "from skfairbilevel.nn.modules import"
+    )
+    est = (
+        show("skfairbilevel/estimators/facims.py")
+        .replace("from ..nn.gaussian import", "from _facims_old_gaussian import")
+        .replace("from ..", "from skfairbilevel.")
+    )
     with open(os.path.join(tmp, "_facims_old_gaussian.py"), "w") as fh:
         fh.write(gauss)
     with open(os.path.join(tmp, "_facims_old.py"), "w") as fh:
@@ -484,7 +557,8 @@ def compare_commit(commit, epochs, seed, reps):
     X, y, A = load("credit")
     Xtr, ytr, Atr, Xte, yte, Ate = split("credit", X, y, A, seed)
     FACIMSClassifier(max_epochs=1, random_state=0).fit(  # warm-up: lazy torch imports
-        Xtr[::10], ytr[::10], sensitive_features=Atr[::10])
+        Xtr[::10], ytr[::10], sensitive_features=Atr[::10]
+    )
     times, probas = {"old": [], "new": []}, {}
     for _ in range(reps):
         for name, cls in (("old", Old), ("new", FACIMSClassifier)):
@@ -497,8 +571,10 @@ def compare_commit(commit, epochs, seed, reps):
     diff = float(np.abs(probas["new"] - probas["old"]).max())
     agree = float(np.mean(probas["new"].argmax(1) == probas["old"].argmax(1)))
     print(f"credit seed {seed}, {epochs} epochs, {reps} rep(s), 1 fit each per rep")
-    print(f"CPU s  {commit}: {np.round(times['old'], 1).tolist()}  working tree: "
-          f"{np.round(times['new'], 1).tolist()}")
+    print(
+        f"CPU s  {commit}: {np.round(times['old'], 1).tolist()}  working tree: "
+        f"{np.round(times['new'], 1).tolist()}"
+    )
     print(f"ratio working tree / {commit} (median CPU): {ratio:.3f}")
     print(f"max |predict_proba difference|: {diff:.2e}, argmax agreement: {agree:.4f}")
     print(f"at the end: {shared.load_note()}")
@@ -509,16 +585,27 @@ def _cells(rs, keys):
     cells = []
     for k in keys:
         v = np.array([r[k] for r in rs])
-        cells.append(f"{v.mean():.1f}" if k.startswith("fit") else
-                     f"{v.mean():.4f} ± {v.std():.4f}")
+        cells.append(
+            f"{v.mean():.1f}" if k.startswith("fit") else f"{v.mean():.4f} ± {v.std():.4f}"
+        )
     return " | ".join(cells)
 
 
 def summary(records):
     """Markdown table: mean +- population std per dataset and method (diverged fits
     are left out of the means and counted in the method's label)."""
-    keys = ["balanced_accuracy", "dp", "eo", "sg", "sg_large", "dp_ref", "eop_ref",
-            "accuracy", "fit_wall_s", "fit_cpu_s"]
+    keys = [
+        "balanced_accuracy",
+        "dp",
+        "eo",
+        "sg",
+        "sg_large",
+        "dp_ref",
+        "eop_ref",
+        "accuracy",
+        "fit_wall_s",
+        "fit_cpu_s",
+    ]
     lines = []
     for name in dict.fromkeys(r["dataset"] for r in records):
         every = [r for r in records if r["dataset"] == name]
@@ -532,8 +619,8 @@ def summary(records):
             rs = [r for r in rows if r["method"] == method]
             bad = [r["seed"] for r in every if r["method"] == method and "diverged" in r]
             label = LABELS.get(method, method) + (
-                f" ({len(rs)} seeds; diverged: seed {', '.join(map(str, bad))})" if bad
-                else "")
+                f" ({len(rs)} seeds; diverged: seed {', '.join(map(str, bad))})" if bad else ""
+            )
             cells = _cells(rs, present) if rs else " | ".join("-" for _ in present)
             lines.append(f"| {label} | " + cells + " |")
     return "\n".join(lines)
@@ -554,8 +641,15 @@ def plot(records, path):
             rs = [r for r in rows if r["method"] == method]
             sg = np.array([r["sg"] for r in rs])
             ba = np.array([r["balanced_accuracy"] for r in rs])
-            ax.errorbar(sg.mean(), ba.mean(), xerr=sg.std(), yerr=ba.std(), fmt="o",
-                        capsize=3, label=LABELS.get(method, method))
+            ax.errorbar(
+                sg.mean(),
+                ba.mean(),
+                xerr=sg.std(),
+                yerr=ba.std(),
+                fmt="o",
+                capsize=3,
+                label=LABELS.get(method, method),
+            )
             ax.scatter(sg, ba, s=8, alpha=0.35)
         if name == "credit":
             ax.axhline(0.67, color="grey", lw=0.8, ls=":")
@@ -570,38 +664,63 @@ def plot(records, path):
 
 
 def main(argv=None):
-    p = shared.parser(__doc__, threads=2, quick="credit only, seed 0, FACIMS and BERM, "
-                                                "5 epochs")
+    p = shared.parser(__doc__, threads=2, quick="credit only, seed 0, FACIMS and BERM, 5 epochs")
     p.add_argument("--datasets", nargs="+", default=["credit", "drug"])
-    p.add_argument("--protocol", choices=("paper", "internal"), default="paper",
-                   help="paper (default): separate validation rows for FACIMS's upper "
-                        "level; internal: the earlier protocol (FACIMS splits its "
-                        "resampled training rows itself)")
-    p.add_argument("--methods", nargs="+", default=None, choices=METHODS + REFERENCE,
-                   help=f"default: {list(METHODS)} ({list(INTERNAL_METHODS)} with "
-                        f"--protocol internal)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None,
-                   help=f"default: {list(SEEDS)} ({list(TUNE_SEEDS)} with --tune)")
+    p.add_argument(
+        "--protocol",
+        choices=("paper", "internal"),
+        default="paper",
+        help="paper (default): separate validation rows for FACIMS's upper "
+        "level; internal: the earlier protocol (FACIMS splits its "
+        "resampled training rows itself)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        choices=METHODS + REFERENCE,
+        help=f"default: {list(METHODS)} ({list(INTERNAL_METHODS)} with --protocol internal)",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help=f"default: {list(SEEDS)} ({list(TUNE_SEEDS)} with --tune)",
+    )
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--facims", default="{}",
-                   help="JSON dict of extra FACIMSClassifier parameters")
-    p.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
-                   help="only print the tables of earlier --out files")
+    p.add_argument("--facims", default="{}", help="JSON dict of extra FACIMSClassifier parameters")
+    p.add_argument(
+        "--summarize",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="only print the tables of earlier --out files",
+    )
     p.add_argument("--plot", default=None, help="PNG file for the accuracy / SG figure")
-    p.add_argument("--tune", action="store_true",
-                   help="only choose FACIMS's lr_prior x lr_post on tune-val (credit; "
-                        "--quick: seed 0, 2 epochs); records to --out")
-    p.add_argument("--select-upper-class-weight", action="store_true",
-                   help="only choose FACIMS's upper_class_weight on validation data "
-                        "(credit, paper protocol, seeds 0 and 42 unless --seeds; "
-                        "--quick: seed 0, 2 epochs); records to --out")
-    p.add_argument("--compare-commit", default=None, metavar="SHA",
-                   help="only time one credit fit (seed --seeds[0], --epochs, 2 reps; "
-                        "--quick: 4 epochs) against the FACIMS code of that commit")
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="only choose FACIMS's lr_prior x lr_post on tune-val (credit; "
+        "--quick: seed 0, 2 epochs); records to --out",
+    )
+    p.add_argument(
+        "--select-upper-class-weight",
+        action="store_true",
+        help="only choose FACIMS's upper_class_weight on validation data "
+        "(credit, paper protocol, seeds 0 and 42 unless --seeds; "
+        "--quick: seed 0, 2 epochs); records to --out",
+    )
+    p.add_argument(
+        "--compare-commit",
+        default=None,
+        metavar="SHA",
+        help="only time one credit fit (seed --seeds[0], --epochs, 2 reps; "
+        "--quick: 4 epochs) against the FACIMS code of that commit",
+    )
     args = shared.parse(p, argv)
     if args.seeds is None:
-        args.seeds = list(TUNE_SEEDS if args.tune or args.select_upper_class_weight
-                          else SEEDS)
+        args.seeds = list(TUNE_SEEDS if args.tune or args.select_upper_class_weight else SEEDS)
     if args.methods is None:
         args.methods = list(METHODS if args.protocol == "paper" else INTERNAL_METHODS)
     if args.protocol == "internal" and "BERM+val" in args.methods:
@@ -620,8 +739,10 @@ def main(argv=None):
         compare_commit(args.compare_commit, epochs, args.seeds[0], 1 if epochs > 10 else 2)
         return
     # the two choices made on validation data only (training rows of the tuning seeds)
-    for wanted, choose in ((args.select_upper_class_weight, select_upper_class_weight),
-                           (args.tune, tune)):
+    for wanted, choose in (
+        (args.select_upper_class_weight, select_upper_class_weight),
+        (args.tune, tune),
+    ):
         if wanted:
             if args.quick:
                 args.seeds, args.epochs = [0], 2
@@ -633,8 +754,15 @@ def main(argv=None):
         args.datasets, args.seeds, args.epochs = ["credit"], [0], 5
         args.methods = ["BERM", "FACIMS"]
     started = shared.now()
-    records = run(args.datasets, args.methods, args.seeds, args.epochs,
-                  json.loads(args.facims), args.out, protocol=args.protocol)
+    records = run(
+        args.datasets,
+        args.methods,
+        args.seeds,
+        args.epochs,
+        json.loads(args.facims),
+        args.out,
+        protocol=args.protocol,
+    )
     print(f"\nstarted {started}; at the end: {shared.load_note()}")
     print(summary(records))
     if args.plot:

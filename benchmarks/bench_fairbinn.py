@@ -84,7 +84,8 @@ def add_bins(train, others, n_bins=10):
         edges = np.unique(np.quantile(v[v > 0] if col.startswith("capital") else v, levels))
         for frame in [train, *others]:
             frame[col + "_bin"] = pd.Categorical(
-                np.digitize(frame[col].to_numpy(float), edges).astype(str))
+                np.digitize(frame[col].to_numpy(float), edges).astype(str)
+            )
     return train, others
 
 
@@ -110,8 +111,12 @@ def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
     shared.set_threads(1)
     variants = {"lagrangian": dict(mode="lagrangian")}
     variants.update({o: dict(update_order=o) for o in ORDERS})
-    common = dict(sensitive_feature_ids="sex", drop_sensitive=False, batch_size=100,
-                  max_epochs=2 if quick else 3)
+    common = dict(
+        sensitive_feature_ids="sex",
+        drop_sensitive=False,
+        batch_size=100,
+        max_epochs=2 if quick else 3,
+    )
     rounds = 2 if quick else int(rounds or 7)
     epoch_s = {k: [] for k in variants}
     cpu_s = {k: [] for k in variants}
@@ -131,13 +136,18 @@ def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
         rc = np.array(cpu_s[name]) / base_cpu
         ratios[name] = dict(
             mean_epoch_s=float(np.median(epoch_s[name])),
-            ratio_median=float(np.median(r)), ratio_min=float(r.min()),
-            ratio_max=float(r.max()), cpu_ratio_median=float(np.median(rc)),
-            cpu_per_epoch_s=float(np.median(cpu_s[name])))
-        print(f"{name:15s} epoch {ratios[name]['mean_epoch_s']:.3f}s  ratio vs lagrangian "
-              f"median {ratios[name]['ratio_median']:.3f} (min {r.min():.3f}, max "
-              f"{r.max():.3f}); cpu ratio {ratios[name]['cpu_ratio_median']:.3f}",
-              flush=True)
+            ratio_median=float(np.median(r)),
+            ratio_min=float(r.min()),
+            ratio_max=float(r.max()),
+            cpu_ratio_median=float(np.median(rc)),
+            cpu_per_epoch_s=float(np.median(cpu_s[name])),
+        )
+        print(
+            f"{name:15s} epoch {ratios[name]['mean_epoch_s']:.3f}s  ratio vs lagrangian "
+            f"median {ratios[name]['ratio_median']:.3f} (min {r.min():.3f}, max "
+            f"{r.max():.3f}); cpu ratio {ratios[name]['cpu_ratio_median']:.3f}",
+            flush=True,
+        )
 
     # one fit with the paper's settings, with one torch thread and with every core
     epochs = 3 if quick else 50
@@ -146,22 +156,45 @@ def timing(Xtr, ytr, *, quick, out, fit_threads=None, tag="", rounds=None):
         fit_threads = (1,) if quick else (1, os.cpu_count() or 1)
     for threads in fit_threads:
         shared.set_threads(threads)
-        est = FairBiNNClassifier(max_epochs=epochs, batch_size=100, random_state=0,
-                                 sensitive_feature_ids="sex", drop_sensitive=False)
+        est = FairBiNNClassifier(
+            max_epochs=epochs,
+            batch_size=100,
+            random_state=0,
+            sensitive_feature_ids="sex",
+            drop_sensitive=False,
+        )
         with shared.Clock() as clock:
             est.fit(Xtr, ytr)
         wall, cpu = clock.wall, clock.cpu
-        full.append(dict(epochs=epochs, rows=len(ytr), wall_s=wall, cpu_s=cpu,
-                         threads=threads, load_after=shared.load_note()))
-        print(f"{epochs}-epoch fit ({len(ytr)} rows, batch 100, {threads} thread(s)): wall "
-              f"{wall:.1f}s, process CPU {cpu:.1f}s; {shared.load_note()}", flush=True)
-    res = dict(date=shared.now(),
-               machine=f"{platform.processor() or platform.machine()}, "
-                       f"{os.cpu_count()} cores", torch=torch.__version__,
-               quick=quick, rounds=rounds, epochs_per_fit=common["max_epochs"],
-               load_before=start_load, ratios=ratios, full_fits=full)
+        full.append(
+            dict(
+                epochs=epochs,
+                rows=len(ytr),
+                wall_s=wall,
+                cpu_s=cpu,
+                threads=threads,
+                load_after=shared.load_note(),
+            )
+        )
+        print(
+            f"{epochs}-epoch fit ({len(ytr)} rows, batch 100, {threads} thread(s)): wall "
+            f"{wall:.1f}s, process CPU {cpu:.1f}s; {shared.load_note()}",
+            flush=True,
+        )
+    res = dict(
+        date=shared.now(),
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        torch=torch.__version__,
+        quick=quick,
+        rounds=rounds,
+        epochs_per_fit=common["max_epochs"],
+        load_before=start_load,
+        ratios=ratios,
+        full_fits=full,
+    )
     (out / f"fairbinn_timing{'_quick' if quick else ''}{tag}.json").write_text(
-        json.dumps(res, indent=2))
+        json.dumps(res, indent=2)
+    )
     return res
 
 
@@ -180,25 +213,45 @@ def timing_by_batch(Xtr, ytr, *, out, batch_sizes, rounds=5, tag=""):
     for bs in batch_sizes:
         cpu = {"lagrangian": [], "leader_first": []}
         for r in range(rounds):
-            for name, params in (("lagrangian", dict(mode="lagrangian")),
-                                 ("leader_first", dict(update_order="leader_first"))):
-                est = FairBiNNClassifier(random_state=r, sensitive_feature_ids="sex",
-                                         drop_sensitive=False, batch_size=bs,
-                                         max_epochs=3, **params)
+            for name, params in (
+                ("lagrangian", dict(mode="lagrangian")),
+                ("leader_first", dict(update_order="leader_first")),
+            ):
+                est = FairBiNNClassifier(
+                    random_state=r,
+                    sensitive_feature_ids="sex",
+                    drop_sensitive=False,
+                    batch_size=bs,
+                    max_epochs=3,
+                    **params,
+                )
                 with shared.Clock() as clock:
                     est.fit(Xtr, ytr)
                 cpu[name].append(clock.cpu / est.n_iter_)
         ratio = np.array(cpu["leader_first"]) / np.array(cpu["lagrangian"])
-        rows.append(dict(batch_size=bs, lagrangian_cpu_epoch_s=float(np.median(
-            cpu["lagrangian"])), bilevel_cpu_epoch_s=float(np.median(cpu["leader_first"])),
-            ratio_median=float(np.median(ratio)), ratio_min=float(ratio.min()),
-            ratio_max=float(ratio.max())))
-        print(f"batch {bs:5d}: CPU per epoch lagrangian {rows[-1]['lagrangian_cpu_epoch_s']:.3f}"
-              f" s, bilevel {rows[-1]['bilevel_cpu_epoch_s']:.3f} s; ratio median "
-              f"{rows[-1]['ratio_median']:.3f} (min {ratio.min():.3f}, max {ratio.max():.3f})",
-              flush=True)
-    res = dict(date=shared.now(), rounds=rounds,
-               load_before=start_load, load_after=shared.load_note(), by_batch=rows)
+        rows.append(
+            dict(
+                batch_size=bs,
+                lagrangian_cpu_epoch_s=float(np.median(cpu["lagrangian"])),
+                bilevel_cpu_epoch_s=float(np.median(cpu["leader_first"])),
+                ratio_median=float(np.median(ratio)),
+                ratio_min=float(ratio.min()),
+                ratio_max=float(ratio.max()),
+            )
+        )
+        print(
+            f"batch {bs:5d}: CPU per epoch lagrangian {rows[-1]['lagrangian_cpu_epoch_s']:.3f}"
+            f" s, bilevel {rows[-1]['bilevel_cpu_epoch_s']:.3f} s; ratio median "
+            f"{rows[-1]['ratio_median']:.3f} (min {ratio.min():.3f}, max {ratio.max():.3f})",
+            flush=True,
+        )
+    res = dict(
+        date=shared.now(),
+        rounds=rounds,
+        load_before=start_load,
+        load_after=shared.load_note(),
+        by_batch=rows,
+    )
     (out / f"fairbinn_timing_by_batch{tag}.json").write_text(json.dumps(res, indent=2))
     return res
 
@@ -219,25 +272,33 @@ class _WithTest(FairBiNNClassifier):
         pred = (p > 0.5).astype(int)
         rates = [pred[g == k].mean() for k in np.unique(g)]
         soft = [p[g == k].mean() for k in np.unique(g)]
-        out.update(test_accuracy=float((pred == y).mean()),
-                   test_dp=float(max(rates) - min(rates)),
-                   test_soft_dp=float(max(soft) - min(soft)))
+        out.update(
+            test_accuracy=float((pred == y).mean()),
+            test_dp=float(max(rates) - min(rates)),
+            test_soft_dp=float(max(soft) - min(soft)),
+        )
         return out
 
 
 def sweep_configs(quick, etas=None, flrs=None):
     if etas is None:
-        etas = [0.0, 10.0, 1000.0] if quick else [0.0, 1.0, 3.0, 10.0, 20.0, 30.0, 50.0,
-                                                  100.0, 300.0, 1000.0]
+        etas = (
+            [0.0, 10.0, 1000.0]
+            if quick
+            else [0.0, 1.0, 3.0, 10.0, 20.0, 30.0, 50.0, 100.0, 300.0, 1000.0]
+        )
     if flrs is None:
         flrs = [1e-4, 1e-3] if quick else [3e-5, 1e-4, 2e-4, 5e-4, 1e-3]
     out = []
     for eta in etas:
         out.append(("lagrangian", dict(mode="lagrangian", eta=eta)))
         out.append(("fairbinn", dict(eta=eta)))
-        out.append(("fairbinn_reference_update",
-                    dict(eta=eta, update_order="follower_first",
-                         leader_includes_fairness_grad=True)))
+        out.append(
+            (
+                "fairbinn_reference_update",
+                dict(eta=eta, update_order="follower_first", leader_includes_fairness_grad=True),
+            )
+        )
     for flr in flrs:
         out.append(("fairbinn_fairness_lr", dict(eta=100.0, fairness_lr=flr)))
     return out
@@ -252,23 +313,25 @@ def fairlearn_points(Xtr, ytr, Xte, yte):
     res = {}
 
     def record(name, pred):
-        res[name] = (float((pred == yte).mean()),
-                     float(demographic_parity_difference(yte, pred, sensitive_features=Ate)))
-        print(f"  fairlearn {name}: accuracy {res[name][0]:.4f}, DP {res[name][1]:.4f}",
-              flush=True)
+        res[name] = (
+            float((pred == yte).mean()),
+            float(demographic_parity_difference(yte, pred, sensitive_features=Ate)),
+        )
+        print(f"  fairlearn {name}: accuracy {res[name][0]:.4f}, DP {res[name][1]:.4f}", flush=True)
 
     lr = LogisticRegression(max_iter=2000)
     record("LogisticRegression", lr.fit(Xtr, ytr).predict(Xte))
-    eg = ExponentiatedGradient(LogisticRegression(max_iter=2000), DemographicParity(),
-                               eps=0.01)
+    eg = ExponentiatedGradient(LogisticRegression(max_iter=2000), DemographicParity(), eps=0.01)
     eg.fit(Xtr, ytr, sensitive_features=Atr)
     record("ExponentiatedGradient(DP, eps 0.01)", eg.predict(Xte, random_state=0))
     gs = GridSearch(LogisticRegression(max_iter=2000), DemographicParity(), grid_size=20)
     gs.fit(Xtr, ytr, sensitive_features=Atr)
     record("GridSearch(DP, 20)", gs.predict(Xte))
-    to = ThresholdOptimizer(estimator=LogisticRegression(max_iter=2000),
-                            constraints="demographic_parity",
-                            predict_method="predict_proba")
+    to = ThresholdOptimizer(
+        estimator=LogisticRegression(max_iter=2000),
+        constraints="demographic_parity",
+        predict_method="predict_proba",
+    )
     to.fit(Xtr, ytr, sensitive_features=Atr)
     record("ThresholdOptimizer(DP)", to.predict(Xte, sensitive_features=Ate, random_state=0))
     return res
@@ -281,21 +344,34 @@ def sweep(Xtr, ytr, Xte, yte, *, quick, out, epochs, etas=None, flrs=None, famil
     for family, params in sweep_configs(quick, etas, flrs):
         if families and family not in families:
             continue
-        est = _WithTest(max_epochs=epochs, batch_size=100, record_validation=True,
-                        validation_fraction=0.2, sensitive_feature_ids="sex",
-                        drop_sensitive=False, random_state=0, **params)
+        est = _WithTest(
+            max_epochs=epochs,
+            batch_size=100,
+            record_validation=True,
+            validation_fraction=0.2,
+            sensitive_feature_ids="sex",
+            drop_sensitive=False,
+            random_state=0,
+            **params,
+        )
         est._bench_test = test
         with shared.Clock() as clock:
             est.fit(Xtr, ytr)
         last = est.history_[-1]
-        print(f"{family:26s} {params}  last epoch: val acc {last['val_accuracy']:.4f} "
-              f"val DP {last['val_dp']:.4f} | test acc {last['test_accuracy']:.4f} "
-              f"test DP {last['test_dp']:.4f}  ({clock.wall:.0f}s)",
-              flush=True)
+        print(
+            f"{family:26s} {params}  last epoch: val acc {last['val_accuracy']:.4f} "
+            f"val DP {last['val_dp']:.4f} | test acc {last['test_accuracy']:.4f} "
+            f"test DP {last['test_dp']:.4f}  ({clock.wall:.0f}s)",
+            flush=True,
+        )
         for rec in est.history_:
-            rows.append(dict(family=family, **{k: v for k, v in params.items()
-                                               if k in ("eta", "fairness_lr", "mode")},
-                             **{k: v for k, v in rec.items()}))
+            rows.append(
+                dict(
+                    family=family,
+                    **{k: v for k, v in params.items() if k in ("eta", "fairness_lr", "mode")},
+                    **{k: v for k, v in rec.items()},
+                )
+            )
     return rows
 
 
@@ -316,8 +392,7 @@ def summarise(rows, fairlearn):
         chosen = max(ok, key=lambda r: (r["val_accuracy"], -r["val_dp"])) if ok else None
         oracle = [r for r in cand if r["test_dp"] <= TARGET_DP]
         best_test = max(oracle, key=lambda r: r["test_accuracy"]) if oracle else None
-        summary[fam] = dict(front=front, front_soft=front_soft, chosen=chosen,
-                            oracle=best_test)
+        summary[fam] = dict(front=front, front_soft=front_soft, chosen=chosen, oracle=best_test)
     return summary
 
 
@@ -335,8 +410,17 @@ def equal_eta_table(rows):
         for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
             r = last.get((fam, eta, None))
             if r is not None:
-                row[fam] = {k: r[k] for k in ("test_accuracy", "test_dp", "test_soft_dp",
-                                              "val_accuracy", "val_dp", "ce")}
+                row[fam] = {
+                    k: r[k]
+                    for k in (
+                        "test_accuracy",
+                        "test_dp",
+                        "test_soft_dp",
+                        "val_accuracy",
+                        "val_dp",
+                        "ce",
+                    )
+                }
         table.append(row)
     return table
 
@@ -347,38 +431,84 @@ def plot(rows, summary, fairlearn, table, out, suffix):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"lagrangian": "tab:orange", "fairbinn": "tab:blue",
-              "fairbinn_reference_update": "tab:green", "fairbinn_fairness_lr": "tab:purple"}
-    names = {"lagrangian": "Lagrangian (mode='lagrangian')",
-             "fairbinn": "FairBiNN, Algorithm 1 (defaults)",
-             "fairbinn_reference_update": "FairBiNN, reference code's update",
-             "fairbinn_fairness_lr": "FairBiNN, Algorithm 1, fairness_lr sweep"}
-    short = {"ExponentiatedGradient(DP, eps 0.01)": "EG", "GridSearch(DP, 20)": "GS",
-             "ThresholdOptimizer(DP)": "TO", "LogisticRegression": "LR"}
+    colors = {
+        "lagrangian": "tab:orange",
+        "fairbinn": "tab:blue",
+        "fairbinn_reference_update": "tab:green",
+        "fairbinn_fairness_lr": "tab:purple",
+    }
+    names = {
+        "lagrangian": "Lagrangian (mode='lagrangian')",
+        "fairbinn": "FairBiNN, Algorithm 1 (defaults)",
+        "fairbinn_reference_update": "FairBiNN, reference code's update",
+        "fairbinn_fairness_lr": "FairBiNN, Algorithm 1, fairness_lr sweep",
+    }
+    short = {
+        "ExponentiatedGradient(DP, eps 0.01)": "EG",
+        "GridSearch(DP, 20)": "GS",
+        "ThresholdOptimizer(DP)": "TO",
+        "LogisticRegression": "LR",
+    }
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     for ax, key, xkey, label in (
-            (axes[0], "front", "test_dp", "hard predictions"),
-            (axes[1], "front_soft", "test_soft_dp", "soft: mean predicted probability")):
+        (axes[0], "front", "test_dp", "hard predictions"),
+        (axes[1], "front_soft", "test_soft_dp", "soft: mean predicted probability"),
+    ):
         for fam, col in colors.items():
             front = sorted(summary.get(fam, {}).get(key, []), key=lambda r: r[xkey])
             if front:
-                ax.plot([r[xkey] for r in front], [r["test_accuracy"] for r in front],
-                        "o-", color=col, ms=4, lw=0.8, alpha=0.85, label=names[fam])
+                ax.plot(
+                    [r[xkey] for r in front],
+                    [r["test_accuracy"] for r in front],
+                    "o-",
+                    color=col,
+                    ms=4,
+                    lw=0.8,
+                    alpha=0.85,
+                    label=names[fam],
+                )
         if key == "front":
-            ax.plot(*zip(*[(dp, acc) for acc, dp in FAIRLEARN_ISSUE.values()],
-                         strict=True), "k^", ms=7, label="fairlearn + LR (issue)")
+            ax.plot(
+                *zip(*[(dp, acc) for acc, dp in FAIRLEARN_ISSUE.values()], strict=True),
+                "k^",
+                ms=7,
+                label="fairlearn + LR (issue)",
+            )
             if fairlearn:
-                ax.plot(*zip(*[(dp, acc) for acc, dp in fairlearn.values()], strict=True),
-                        "rv", ms=7, label="fairlearn + LR (this split)")
+                ax.plot(
+                    *zip(*[(dp, acc) for acc, dp in fairlearn.values()], strict=True),
+                    "rv",
+                    ms=7,
+                    label="fairlearn + LR (this split)",
+                )
                 for name, (acc, dp) in fairlearn.items():
-                    ax.annotate(short.get(name, name), (dp, acc), fontsize=7, color="r",
-                                xytext=(4, -10), textcoords="offset points")
-            ax.fill_between([0, TARGET_DP], TARGET_ACC, 0.86, color="g", alpha=0.12,
-                            label="target: acc >= 0.835 at DP <= 0.02")
+                    ax.annotate(
+                        short.get(name, name),
+                        (dp, acc),
+                        fontsize=7,
+                        color="r",
+                        xytext=(4, -10),
+                        textcoords="offset points",
+                    )
+            ax.fill_between(
+                [0, TARGET_DP],
+                TARGET_ACC,
+                0.86,
+                color="g",
+                alpha=0.12,
+                label="target: acc >= 0.835 at DP <= 0.02",
+            )
             ch = summary["all_fairbinn"]["chosen"]
             if ch is not None:
-                ax.plot(ch["test_dp"], ch["test_accuracy"], "*", color="gold", ms=15,
-                        mec="k", label="FairBiNN chosen on validation (val DP <= 0.02)")
+                ax.plot(
+                    ch["test_dp"],
+                    ch["test_accuracy"],
+                    "*",
+                    color="gold",
+                    ms=15,
+                    mec="k",
+                    label="FairBiNN chosen on validation (val DP <= 0.02)",
+                )
         ax.set_xlim(-0.005, 0.2)
         ax.set_ylim(0.74, 0.86)
         ax.set_xlabel(f"test demographic parity difference ({label})")
@@ -394,11 +524,23 @@ def plot(rows, summary, fairlearn, table, out, suffix):
     fig, ax = plt.subplots(figsize=(7, 5))
     for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
         pts = [(row["eta"], row[fam]) for row in table if fam in row]
-        ax.plot([p["test_dp"] for _, p in pts], [p["test_accuracy"] for _, p in pts], "o-",
-                color=colors[fam], label=names[fam], lw=0.8)
+        ax.plot(
+            [p["test_dp"] for _, p in pts],
+            [p["test_accuracy"] for _, p in pts],
+            "o-",
+            color=colors[fam],
+            label=names[fam],
+            lw=0.8,
+        )
         for eta, p in pts:
-            ax.annotate(f"{eta:g}", (p["test_dp"], p["test_accuracy"]), fontsize=6,
-                        color=colors[fam], xytext=(2, 2), textcoords="offset points")
+            ax.annotate(
+                f"{eta:g}",
+                (p["test_dp"], p["test_accuracy"]),
+                fontsize=6,
+                color=colors[fam],
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
     ax.set_xlabel("test demographic parity difference")
     ax.set_ylabel("test accuracy")
     ax.set_title("Equal eta (labels), final epoch: Lagrangian vs FairBiNN")
@@ -422,27 +564,59 @@ def select_configs(quick):
     also draws its own validation split) of the main candidates, for a repeated
     hold-out choice. Returns (family, params, seed) triples."""
     if quick:
-        return [("reference_update_schedule", dict(REFERENCE, lr_gamma=0.5, lr_step_size=1,
-                                                   max_epochs=3, eta=eta), seed)
-                for eta in (10.0, 20.0) for seed in (0, 1)]
-    out = [("reference_update_schedule", dict(REFERENCE, **SCHEDULE, eta=eta), 0)
-           for eta in (5.0, 10.0, 20.0, 40.0)]
-    out += [("leader_first_carry_schedule",
-             dict(leader_includes_fairness_grad=True, **SCHEDULE, eta=eta), 0)
-            for eta in (10.0, 20.0)]
+        return [
+            (
+                "reference_update_schedule",
+                dict(REFERENCE, lr_gamma=0.5, lr_step_size=1, max_epochs=3, eta=eta),
+                seed,
+            )
+            for eta in (10.0, 20.0)
+            for seed in (0, 1)
+        ]
+    out = [
+        ("reference_update_schedule", dict(REFERENCE, **SCHEDULE, eta=eta), 0)
+        for eta in (5.0, 10.0, 20.0, 40.0)
+    ]
+    out += [
+        (
+            "leader_first_carry_schedule",
+            dict(leader_includes_fairness_grad=True, **SCHEDULE, eta=eta),
+            0,
+        )
+        for eta in (10.0, 20.0)
+    ]
     for eta in (10.0, 20.0):
-        out += [("reference_update_schedule_128x128",
-                 dict(REFERENCE, **SCHEDULE, eta=eta, hidden_layer_sizes=(128, 128)), 0),
-                ("reference_update_schedule_position1",
-                 dict(REFERENCE, **SCHEDULE, eta=eta, fairness_position=1), 0),
-                ("reference_update_schedule_2_fairness_layers",
-                 dict(REFERENCE, **SCHEDULE, eta=eta, fairness_layers=2), 0)]
-    out += [("reference_update_schedule", dict(REFERENCE, **SCHEDULE, eta=eta), seed)
-            for eta, seeds in ((10.0, (1, 2)), (15.0, (0, 1, 2)), (20.0, (1, 2)))
-            for seed in seeds]
-    out += [("leader_first_carry_schedule",
-             dict(leader_includes_fairness_grad=True, **SCHEDULE, eta=eta), seed)
-            for eta in (10.0, 20.0) for seed in (1, 2)]
+        out += [
+            (
+                "reference_update_schedule_128x128",
+                dict(REFERENCE, **SCHEDULE, eta=eta, hidden_layer_sizes=(128, 128)),
+                0,
+            ),
+            (
+                "reference_update_schedule_position1",
+                dict(REFERENCE, **SCHEDULE, eta=eta, fairness_position=1),
+                0,
+            ),
+            (
+                "reference_update_schedule_2_fairness_layers",
+                dict(REFERENCE, **SCHEDULE, eta=eta, fairness_layers=2),
+                0,
+            ),
+        ]
+    out += [
+        ("reference_update_schedule", dict(REFERENCE, **SCHEDULE, eta=eta), seed)
+        for eta, seeds in ((10.0, (1, 2)), (15.0, (0, 1, 2)), (20.0, (1, 2)))
+        for seed in seeds
+    ]
+    out += [
+        (
+            "leader_first_carry_schedule",
+            dict(leader_includes_fairness_grad=True, **SCHEDULE, eta=eta),
+            seed,
+        )
+        for eta in (10.0, 20.0)
+        for seed in (1, 2)
+    ]
     return out
 
 
@@ -452,9 +626,15 @@ def select(Xtr, ytr, Xte, yte, *, quick):
     test = (Xte.to_numpy(np.float32), yte, Xte["sex"].to_numpy())
     rows = []
     for family, params, seed in select_configs(quick):
-        est = _WithTest(batch_size=100, record_validation=True, validation_fraction=0.2,
-                        sensitive_feature_ids="sex", drop_sensitive=False,
-                        random_state=seed, **params)
+        est = _WithTest(
+            batch_size=100,
+            record_validation=True,
+            validation_fraction=0.2,
+            sensitive_feature_ids="sex",
+            drop_sensitive=False,
+            random_state=seed,
+            **params,
+        )
         est._bench_test = test
         est.fit(Xtr, ytr)
         print(family, params, seed, flush=True)
@@ -484,11 +664,19 @@ def select_summary(rows, thresholds=(0.02, 0.01)):
     for (fam, cfg, epoch), rs in groups.items():
         if len({r.get("seed", 0) for r in rs}) < need:
             continue
-        means.append(dict(family=fam, config=json.loads(cfg), epoch=epoch, n_seeds=len(rs),
-                          **{k: float(np.mean([r[k] for r in rs])) for k in (
-                              "val_accuracy", "val_dp", "test_accuracy", "test_dp",
-                              "test_soft_dp")},
-                          test_dp_max=float(max(r["test_dp"] for r in rs))))
+        means.append(
+            dict(
+                family=fam,
+                config=json.loads(cfg),
+                epoch=epoch,
+                n_seeds=len(rs),
+                **{
+                    k: float(np.mean([r[k] for r in rs]))
+                    for k in ("val_accuracy", "val_dp", "test_accuracy", "test_dp", "test_soft_dp")
+                },
+                test_dp_max=float(max(r["test_dp"] for r in rs)),
+            )
+        )
     for t in thresholds:
         ok = [r for r in rows if r["val_dp"] <= t]
         ch = max(ok, key=lambda r: (r["val_accuracy"], -r["val_dp"])) if ok else None
@@ -515,38 +703,80 @@ def plot_select(sel, fairlearn, out, suffix):
         key = (r["family"], json.dumps(r["config"], sort_keys=True), r["epoch"])
         groups.setdefault(key, []).append(r)
     need = max(2, len({r.get("seed", 0) for r in rows}))
-    means = [dict(**{k: float(np.mean([r[k] for r in rs])) for k in (
-        "val_accuracy", "val_dp", "test_accuracy", "test_dp")})
-        for rs in groups.values() if len({r.get("seed", 0) for r in rs}) >= need]
-    front = sorted(pareto_front(means, x="val_dp", y="val_accuracy"),
-                   key=lambda m: m["val_dp"])
+    means = [
+        dict(
+            **{
+                k: float(np.mean([r[k] for r in rs]))
+                for k in ("val_accuracy", "val_dp", "test_accuracy", "test_dp")
+            }
+        )
+        for rs in groups.values()
+        if len({r.get("seed", 0) for r in rs}) >= need
+    ]
+    front = sorted(pareto_front(means, x="val_dp", y="val_accuracy"), key=lambda m: m["val_dp"])
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    ax.plot([r["test_dp"] for r in rows], [r["test_accuracy"] for r in rows], ".",
-            color="0.7", ms=3, label="every (fit, epoch), test values")
+    ax.plot(
+        [r["test_dp"] for r in rows],
+        [r["test_accuracy"] for r in rows],
+        ".",
+        color="0.7",
+        ms=3,
+        label="every (fit, epoch), test values",
+    )
     if front:
-        ax.plot([m["test_dp"] for m in front], [m["test_accuracy"] for m in front], "o-",
-                color="tab:blue", ms=4, lw=0.8,
-                label="validation front, mean of 3 seeds/splits (test values)")
-    marks = (("chosen", "X", "tab:red", "single fit"),
-             ("chosen_repeated_holdout", "*", "gold", "repeated hold-out"))
+        ax.plot(
+            [m["test_dp"] for m in front],
+            [m["test_accuracy"] for m in front],
+            "o-",
+            color="tab:blue",
+            ms=4,
+            lw=0.8,
+            label="validation front, mean of 3 seeds/splits (test values)",
+        )
+    marks = (
+        ("chosen", "X", "tab:red", "single fit"),
+        ("chosen_repeated_holdout", "*", "gold", "repeated hold-out"),
+    )
     for rule in sel["summary"]["rules"]:
         for key, marker, color, what in marks:
             r = rule[key]
             if r is not None:
                 first = rule is sel["summary"]["rules"][0]
-                ax.plot(r["test_dp"], r["test_accuracy"], marker, color=color, ms=13,
-                        mec="k", label=f"chosen on validation ({what})" if first else None)
-                ax.annotate(f"val DP<={rule['val_dp_max']:g}",
-                            (r["test_dp"], r["test_accuracy"]), fontsize=7,
-                            xytext=(7, 5), textcoords="offset points")
+                ax.plot(
+                    r["test_dp"],
+                    r["test_accuracy"],
+                    marker,
+                    color=color,
+                    ms=13,
+                    mec="k",
+                    label=f"chosen on validation ({what})" if first else None,
+                )
+                ax.annotate(
+                    f"val DP<={rule['val_dp_max']:g}",
+                    (r["test_dp"], r["test_accuracy"]),
+                    fontsize=7,
+                    xytext=(7, 5),
+                    textcoords="offset points",
+                )
     ref = fairlearn or {k: v for k, v in FAIRLEARN_ISSUE.items()}
     for name, (acc, dp) in ref.items():
         if dp < 0.1:
             ax.plot(dp, acc, "v", color="k", ms=7)
-            ax.annotate(name.split("(")[0], (dp, acc), fontsize=7, xytext=(4, -10),
-                        textcoords="offset points")
-    ax.fill_between([0, TARGET_DP], TARGET_ACC, 0.85, color="g", alpha=0.12,
-                    label="target: acc >= 0.835 at DP <= 0.02")
+            ax.annotate(
+                name.split("(")[0],
+                (dp, acc),
+                fontsize=7,
+                xytext=(4, -10),
+                textcoords="offset points",
+            )
+    ax.fill_between(
+        [0, TARGET_DP],
+        TARGET_ACC,
+        0.85,
+        color="g",
+        alpha=0.12,
+        label="target: acc >= 0.835 at DP <= 0.02",
+    )
     ax.set_xlim(-0.002, 0.08)
     ax.set_ylim(0.815, 0.85)
     ax.set_xlabel("test demographic parity difference (hard)")
@@ -570,86 +800,129 @@ def render_markdown(out, suffix):
     tpath = out / f"fairbinn_timing{suffix}.json"
     if tpath.exists():
         t = json.loads(tpath.read_text())
-        lines += [f"### Epoch time ({t['date']}, {t['machine']}, torch {t['torch']})", "",
-                  f"{t['rounds']} interleaved rounds x {t['epochs_per_fit']} epochs per "
-                  f"fit, first epoch of each fit not counted, 1 torch thread; "
-                  f"{t['load_before']} at the start.", "",
-                  "| variant | median epoch (s) | wall ratio median (min-max) "
-                  "| CPU ratio median |", "|---|---|---|---|"]
+        lines += [
+            f"### Epoch time ({t['date']}, {t['machine']}, torch {t['torch']})",
+            "",
+            f"{t['rounds']} interleaved rounds x {t['epochs_per_fit']} epochs per "
+            f"fit, first epoch of each fit not counted, 1 torch thread; "
+            f"{t['load_before']} at the start.",
+            "",
+            "| variant | median epoch (s) | wall ratio median (min-max) | CPU ratio median |",
+            "|---|---|---|---|",
+        ]
         for name, r in t["ratios"].items():
-            lines.append(f"| {name} | {r['mean_epoch_s']:.3f} | {r['ratio_median']:.3f} "
-                         f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
-                         f"{r['cpu_ratio_median']:.3f} |")
-        lines += ["", "| full fit | epochs | rows | threads | wall (s) | process CPU (s) "
-                  "| load after |", "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {r['mean_epoch_s']:.3f} | {r['ratio_median']:.3f} "
+                f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
+                f"{r['cpu_ratio_median']:.3f} |"
+            )
+        lines += [
+            "",
+            "| full fit | epochs | rows | threads | wall (s) | process CPU (s) | load after |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for f in t["full_fits"]:
-            lines.append(f"| FairBiNN (defaults, batch 100) | {f['epochs']} | {f['rows']} | "
-                         f"{f['threads']} | {f['wall_s']:.1f} | {f['cpu_s']:.1f} | "
-                         f"{f['load_after']} |")
+            lines.append(
+                f"| FairBiNN (defaults, batch 100) | {f['epochs']} | {f['rows']} | "
+                f"{f['threads']} | {f['wall_s']:.1f} | {f['cpu_s']:.1f} | "
+                f"{f['load_after']} |"
+            )
         lines.append("")
     spath = out / f"fairbinn_sweep{suffix}.json"
     if spath.exists():
         sw = json.loads(spath.read_text())
-        lines += [f"### Accuracy vs demographic parity ({sw['date']}, {sw['epochs']} "
-                  f"epochs per fit)", "",
-                  "Chosen on validation = the epoch (of any fit of the family) with the "
-                  "best validation accuracy among those with validation DP <= 0.02. "
-                  "Test-chosen = the same on the test numbers: shown for information, "
-                  "not a valid claim.", "",
-                  "| family | rule | eta | fairness_lr | epoch | val acc | val DP | test acc "
-                  "| test DP | test soft DP |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### Accuracy vs demographic parity ({sw['date']}, {sw['epochs']} epochs per fit)",
+            "",
+            "Chosen on validation = the epoch (of any fit of the family) with the "
+            "best validation accuracy among those with validation DP <= 0.02. "
+            "Test-chosen = the same on the test numbers: shown for information, "
+            "not a valid claim.",
+            "",
+            "| family | rule | eta | fairness_lr | epoch | val acc | val DP | test acc "
+            "| test DP | test soft DP |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for fam, summ in sw["summary"].items():
             for rule, key in (("chosen on validation", "chosen"), ("test-chosen", "oracle")):
                 r = summ[key]
                 if r is None:
-                    lines.append(f"| {fam} | {rule} | - | - | - | none with DP <= 0.02 "
-                                 f"| | | | |")
+                    lines.append(f"| {fam} | {rule} | - | - | - | none with DP <= 0.02 | | | | |")
                     continue
                 flr = "-" if fam == "lagrangian" else r.get("fairness_lr") or 1e-5
-                lines.append(f"| {fam} | {rule} | {r.get('eta')} | {flr} | {r['epoch']} | "
-                             f"{_fmt(r)} |")
-        lines += ["", "| fairlearn + LogisticRegression | test acc | test DP | issue acc "
-                  "| issue DP |", "|---|---|---|---|---|"]
+                lines.append(
+                    f"| {fam} | {rule} | {r.get('eta')} | {flr} | {r['epoch']} | {_fmt(r)} |"
+                )
+        lines += [
+            "",
+            "| fairlearn + LogisticRegression | test acc | test DP | issue acc | issue DP |",
+            "|---|---|---|---|---|",
+        ]
         here = sw.get("fairlearn_here") or {}
         for name, (acc, dp) in sw["fairlearn_issue"].items():
             h = here.get(name)
-            lines.append(f"| {name} | {h[0]:.4f} | {h[1]:.4f} | {acc} | {dp} |" if h else
-                         f"| {name} | - | - | {acc} | {dp} |")
-        lines += ["", "#### Equal eta, final epoch (no selection)", "",
-                  "| eta | Lagrangian test acc | test DP | soft DP | train CE "
-                  "| FairBiNN (Alg. 1) test acc | test DP | soft DP | train CE "
-                  "| reference update test acc | test DP | soft DP | train CE |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {h[0]:.4f} | {h[1]:.4f} | {acc} | {dp} |"
+                if h
+                else f"| {name} | - | - | {acc} | {dp} |"
+            )
+        lines += [
+            "",
+            "#### Equal eta, final epoch (no selection)",
+            "",
+            "| eta | Lagrangian test acc | test DP | soft DP | train CE "
+            "| FairBiNN (Alg. 1) test acc | test DP | soft DP | train CE "
+            "| reference update test acc | test DP | soft DP | train CE |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in sw["equal_eta"]:
             cells = [f"{row['eta']:g}"]
             for fam in ("lagrangian", "fairbinn", "fairbinn_reference_update"):
                 r = row.get(fam)
-                cells += ([f"{r['test_accuracy']:.4f}", f"{r['test_dp']:.4f}",
-                           f"{r['test_soft_dp']:.4f}", f"{r['ce']:.4f}"] if r
-                          else ["-"] * 4)
+                cells += (
+                    [
+                        f"{r['test_accuracy']:.4f}",
+                        f"{r['test_dp']:.4f}",
+                        f"{r['test_soft_dp']:.4f}",
+                        f"{r['ce']:.4f}",
+                    ]
+                    if r
+                    else ["-"] * 4
+                )
             lines.append("| " + " | ".join(cells) + " |")
-        flr = sorted((r for r in sw["rows"] if r["family"] == "fairbinn_fairness_lr"),
-                     key=lambda r: (r["fairness_lr"], r["epoch"]))
+        flr = sorted(
+            (r for r in sw["rows"] if r["family"] == "fairbinn_fairness_lr"),
+            key=lambda r: (r["fairness_lr"], r["epoch"]),
+        )
         last = {}
         for r in flr:
             last[r["fairness_lr"]] = r
         if last:
-            lines += ["", "#### FairBiNN (Alg. 1, eta 100), fairness_lr sweep, final epoch",
-                      "", "| fairness_lr | val acc | val DP | test acc | test DP "
-                      "| test soft DP |", "|---|---|---|---|---|---|"]
+            lines += [
+                "",
+                "#### FairBiNN (Alg. 1, eta 100), fairness_lr sweep, final epoch",
+                "",
+                "| fairness_lr | val acc | val DP | test acc | test DP | test soft DP |",
+                "|---|---|---|---|---|---|",
+            ]
             for f, r in sorted(last.items()):
                 lines.append(f"| {f:g} | {_fmt(r)} |")
         lines.append("")
     selpath = out / f"fairbinn_select{suffix}.json"
     if selpath.exists():
         sel = json.loads(selpath.read_text())
-        lines += [f"### Follow-up fits ({sel['date']}, features: "
-                  f"{sel.get('features', 'onehot')})", "",
-                  "| rule | chosen | epoch | val acc | val DP | test acc | test DP "
-                  "| test DP worst seed |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### Follow-up fits ({sel['date']}, features: {sel.get('features', 'onehot')})",
+            "",
+            "| rule | chosen | epoch | val acc | val DP | test acc | test DP "
+            "| test DP worst seed |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for rule in sel["summary"]["rules"]:
-            for key, what in (("chosen", "single fit"),
-                              ("chosen_repeated_holdout", "repeated hold-out")):
+            for key, what in (
+                ("chosen", "single fit"),
+                ("chosen_repeated_holdout", "repeated hold-out"),
+            ):
                 r = rule[key]
                 name = f"{what}, val DP <= {rule['val_dp_max']:g}"
                 if r is None:
@@ -657,13 +930,15 @@ def render_markdown(out, suffix):
                     continue
                 cfg = r["config"]
                 desc = f"{r['family']}, eta {cfg.get('eta')}" + (
-                    f", seed {r['seed']}" if "seed" in r and key == "chosen" else "")
-                lines.append(f"| {name} | {desc} | {r['epoch']} | {r['val_accuracy']:.4f} | "
-                             f"{r['val_dp']:.4f} | {r['test_accuracy']:.4f} | "
-                             f"{r['test_dp']:.4f} | {r.get('test_dp_max', r['test_dp']):.4f} |")
+                    f", seed {r['seed']}" if "seed" in r and key == "chosen" else ""
+                )
+                lines.append(
+                    f"| {name} | {desc} | {r['epoch']} | {r['val_accuracy']:.4f} | "
+                    f"{r['val_dp']:.4f} | {r['test_accuracy']:.4f} | "
+                    f"{r['test_dp']:.4f} | {r.get('test_dp_max', r['test_dp']):.4f} |"
+                )
         for name, (acc, dp) in (sel.get("fairlearn_here") or {}).items():
-            lines.append(f"| fairlearn {name} (same features) | | | | | {acc:.4f} | "
-                         f"{dp:.4f} | |")
+            lines.append(f"| fairlearn {name} (same features) | | | | | {acc:.4f} | {dp:.4f} | |")
         lines.append("")
     text = "\n".join(lines)
     (out / f"fairbinn_tables{suffix}.md").write_text(text)
@@ -672,34 +947,75 @@ def render_markdown(out, suffix):
 
 def main(argv=None):
     ap = shared.parser(__doc__, out=shared.RESULTS, quick="small settings (~1 minute)")
-    ap.add_argument("--part", choices=("timing", "sweep", "select", "all"),
-                    default="all", help="'select' is not part of 'all'")
-    ap.add_argument("--epochs", type=int, default=None,
-                    help="epochs per sweep fit (default 30; quick 4)")
-    ap.add_argument("--no-fairlearn", action="store_true",
-                    help="skip computing fairlearn's points on this split")
-    ap.add_argument("--etas", type=float, nargs="*", default=None,
-                    help="eta grid of the sweep (default: the built-in grid)")
-    ap.add_argument("--fairness-lrs", type=float, nargs="*", default=None,
-                    help="fairness_lr grid of the sweep (default: the built-in grid)")
-    ap.add_argument("--fit-threads", type=int, nargs="*", default=None,
-                    help="torch thread counts of the 50-epoch fit (default: 1 and all "
-                         "cores; quick: 1)")
-    ap.add_argument("--families", nargs="*", default=None,
-                    help="only these sweep families (e.g. fairbinn fairbinn_fairness_lr)")
-    ap.add_argument("--rounds", type=int, default=None,
-                    help="interleaved timing rounds (default 7; quick 2)")
-    ap.add_argument("--batch-sizes", type=int, nargs="*", default=None,
-                    help="with --part timing: only the bilevel/lagrangian CPU ratio at "
-                         "these batch sizes (fairbinn_timing_by_batch<tag>.json)")
-    ap.add_argument("--features", choices=("onehot", "binned"), default="onehot",
-                    help="'binned' adds decile-bin columns of age, hours-per-week and the "
-                         "capital columns (add_bins); use with a --tag")
-    ap.add_argument("--tag", default="",
-                    help="suffix of the result files naming what differs, e.g. '_refine' "
-                         "for an extra grid")
-    ap.add_argument("--render", action="store_true",
-                    help="only write the markdown tables from existing JSON results")
+    ap.add_argument(
+        "--part",
+        choices=("timing", "sweep", "select", "all"),
+        default="all",
+        help="'select' is not part of 'all'",
+    )
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="epochs per sweep fit (default 30; quick 4)"
+    )
+    ap.add_argument(
+        "--no-fairlearn",
+        action="store_true",
+        help="skip computing fairlearn's points on this split",
+    )
+    ap.add_argument(
+        "--etas",
+        type=float,
+        nargs="*",
+        default=None,
+        help="eta grid of the sweep (default: the built-in grid)",
+    )
+    ap.add_argument(
+        "--fairness-lrs",
+        type=float,
+        nargs="*",
+        default=None,
+        help="fairness_lr grid of the sweep (default: the built-in grid)",
+    )
+    ap.add_argument(
+        "--fit-threads",
+        type=int,
+        nargs="*",
+        default=None,
+        help="torch thread counts of the 50-epoch fit (default: 1 and all cores; quick: 1)",
+    )
+    ap.add_argument(
+        "--families",
+        nargs="*",
+        default=None,
+        help="only these sweep families (e.g. fairbinn fairbinn_fairness_lr)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=None, help="interleaved timing rounds (default 7; quick 2)"
+    )
+    ap.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help="with --part timing: only the bilevel/lagrangian CPU ratio at "
+        "these batch sizes (fairbinn_timing_by_batch<tag>.json)",
+    )
+    ap.add_argument(
+        "--features",
+        choices=("onehot", "binned"),
+        default="onehot",
+        help="'binned' adds decile-bin columns of age, hours-per-week and the "
+        "capital columns (add_bins); use with a --tag",
+    )
+    ap.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the result files naming what differs, e.g. '_refine' for an extra grid",
+    )
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only write the markdown tables from existing JSON results",
+    )
     args = shared.parse(ap, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -715,42 +1031,79 @@ def main(argv=None):
             sel = json.loads(sel.read_text())
             sw = out / "fairbinn_sweep.json"
             fl = sel.get("fairlearn_here") or (
-                json.loads(sw.read_text()).get("fairlearn_here") if sw.exists() else None)
+                json.loads(sw.read_text()).get("fairlearn_here") if sw.exists() else None
+            )
             plot_select(sel, fl, out, suffix)
         render_markdown(out, suffix)
         return
     print(f"{shared.now()}  {shared.load_note()}", flush=True)
     Xtr, ytr, Xte, yte = load_data(args.quick, args.features)
     if args.part == "timing" and args.batch_sizes:
-        timing_by_batch(Xtr, ytr, out=out, batch_sizes=args.batch_sizes,
-                        rounds=args.rounds or 5, tag=args.tag)
+        timing_by_batch(
+            Xtr, ytr, out=out, batch_sizes=args.batch_sizes, rounds=args.rounds or 5, tag=args.tag
+        )
     elif args.part in ("timing", "all"):
-        timing(Xtr, ytr, quick=args.quick, out=out, fit_threads=args.fit_threads,
-               tag=args.tag, rounds=args.rounds)
+        timing(
+            Xtr,
+            ytr,
+            quick=args.quick,
+            out=out,
+            fit_threads=args.fit_threads,
+            tag=args.tag,
+            rounds=args.rounds,
+        )
     if args.part == "select":
         # fairlearn on these features (the default features reuse the sweep's points)
-        fl = None if (args.quick or args.no_fairlearn or args.features == "onehot") \
+        fl = (
+            None
+            if (args.quick or args.no_fairlearn or args.features == "onehot")
             else fairlearn_points(Xtr, ytr, Xte, yte)
+        )
         rows = select(Xtr, ytr, Xte, yte, quick=args.quick)
         summ = select_summary(rows)
-        (out / f"fairbinn_select{suffix}.json").write_text(json.dumps(dict(
-            date=shared.now(), load=shared.load_note(),
-            features=args.features, quick=args.quick, fairlearn_here=fl, summary=summ,
-            rows=rows), indent=1))
+        (out / f"fairbinn_select{suffix}.json").write_text(
+            json.dumps(
+                dict(
+                    date=shared.now(),
+                    load=shared.load_note(),
+                    features=args.features,
+                    quick=args.quick,
+                    fairlearn_here=fl,
+                    summary=summ,
+                    rows=rows,
+                ),
+                indent=1,
+            )
+        )
         plot_select(dict(summary=summ, rows=rows), fl, out, suffix)
         for rule in summ["rules"]:
             for how in ("chosen", "chosen_repeated_holdout"):
                 r = rule[how]
-                print(f"{how} val DP <= {rule['val_dp_max']}: " + ("none" if r is None else
-                      f"{r['family']} {r['config']} epoch {r['epoch']}: val acc "
-                      f"{r['val_accuracy']:.4f} val DP {r['val_dp']:.4f} | test acc "
-                      f"{r['test_accuracy']:.4f} test DP {r['test_dp']:.4f}"))
+                print(
+                    f"{how} val DP <= {rule['val_dp_max']}: "
+                    + (
+                        "none"
+                        if r is None
+                        else f"{r['family']} {r['config']} epoch {r['epoch']}: val acc "
+                        f"{r['val_accuracy']:.4f} val DP {r['val_dp']:.4f} | test acc "
+                        f"{r['test_accuracy']:.4f} test DP {r['test_dp']:.4f}"
+                    )
+                )
     if args.part in ("sweep", "all"):
         epochs = args.epochs or (4 if args.quick else 30)
-        fl = None if (args.quick or args.no_fairlearn) else fairlearn_points(
-            Xtr, ytr, Xte, yte)
-        rows = sweep(Xtr, ytr, Xte, yte, quick=args.quick, out=out, epochs=epochs,
-                     etas=args.etas, flrs=args.fairness_lrs, families=args.families)
+        fl = None if (args.quick or args.no_fairlearn) else fairlearn_points(Xtr, ytr, Xte, yte)
+        rows = sweep(
+            Xtr,
+            ytr,
+            Xte,
+            yte,
+            quick=args.quick,
+            out=out,
+            epochs=epochs,
+            etas=args.etas,
+            flrs=args.fairness_lrs,
+            families=args.families,
+        )
         summary = summarise(rows, fl)
         table = equal_eta_table(rows)
         for fam, s in summary.items():
@@ -759,14 +1112,27 @@ def main(argv=None):
                 if r is None:
                     print(f"{fam:26s} {what}: no epoch with DP <= {TARGET_DP}")
                     continue
-                print(f"{fam:26s} {what:6s} ({r.get('eta')}, {r.get('fairness_lr')}, epoch "
-                      f"{r['epoch']}): val acc {r['val_accuracy']:.4f} val DP "
-                      f"{r['val_dp']:.4f} | test acc {r['test_accuracy']:.4f} test DP "
-                      f"{r['test_dp']:.4f}")
-        (out / f"fairbinn_sweep{suffix}.json").write_text(json.dumps(dict(
-            date=shared.now(), epochs=epochs,
-            quick=args.quick, fairlearn_here=fl, fairlearn_issue=FAIRLEARN_ISSUE,
-            summary=summary, equal_eta=table, rows=rows), indent=1))
+                print(
+                    f"{fam:26s} {what:6s} ({r.get('eta')}, {r.get('fairness_lr')}, epoch "
+                    f"{r['epoch']}): val acc {r['val_accuracy']:.4f} val DP "
+                    f"{r['val_dp']:.4f} | test acc {r['test_accuracy']:.4f} test DP "
+                    f"{r['test_dp']:.4f}"
+                )
+        (out / f"fairbinn_sweep{suffix}.json").write_text(
+            json.dumps(
+                dict(
+                    date=shared.now(),
+                    epochs=epochs,
+                    quick=args.quick,
+                    fairlearn_here=fl,
+                    fairlearn_issue=FAIRLEARN_ISSUE,
+                    summary=summary,
+                    equal_eta=table,
+                    rows=rows,
+                ),
+                indent=1,
+            )
+        )
         plot(rows, summary, fl, table, out, suffix)
     render_markdown(out, suffix)
     print(f"done {shared.now()}  {shared.load_note()}")

@@ -55,7 +55,7 @@ def best_group_counts(score, y, a, limit):
         lo, hi = max(lo, 0), min(hi, n1)
         if lo > hi:
             continue
-        k1 = lo + int(np.argmax(c1[lo:hi + 1]))
+        k1 = lo + int(np.argmax(c1[lo : hi + 1]))
         total = c0[k0] + c1[k1]
         if total > best[0]:
             best = (total, (k0, k1))
@@ -84,14 +84,21 @@ def models(quick):
     seeds = [0] if quick else [0, 1, 2]
     yield "LogisticRegression", 0, LogisticRegression(max_iter=3000)
     yield "HistGradientBoosting", 0, HistGradientBoostingClassifier(random_state=0)
-    for hidden in ([(16,)] if quick else [(64, 64), (128, 128)]):
+    for hidden in [(16,)] if quick else [(64, 64), (128, 128)]:
         for s in seeds:
-            yield (f"sklearn MLP {hidden}", s,
-                   MLPClassifier(hidden, early_stopping=True, random_state=s, max_iter=200))
+            yield (
+                f"sklearn MLP {hidden}",
+                s,
+                MLPClassifier(hidden, early_stopping=True, random_state=s, max_iter=200),
+            )
     for s in seeds:
-        yield ("FairMLPClassifier (64, 64), unpenalised", s,
-               FairMLPClassifier((64, 64), max_epochs=3 if quick else 20, batch_size=256,
-                                 random_state=s))
+        yield (
+            "FairMLPClassifier (64, 64), unpenalised",
+            s,
+            FairMLPClassifier(
+                (64, 64), max_epochs=3 if quick else 20, batch_size=256, random_state=s
+            ),
+        )
 
 
 def run(quick, limits=(0.02, 0.01), features="onehot"):
@@ -99,8 +106,9 @@ def run(quick, limits=(0.02, 0.01), features="onehot"):
 
     Xtr, ytr, Xte, yte = load_data(quick, features)
     atr, ate = Xtr["sex"].to_numpy(), Xte["sex"].to_numpy()
-    idx_fit, idx_val = train_test_split(np.arange(len(ytr)), test_size=0.2,
-                                        stratify=ytr, random_state=0)
+    idx_fit, idx_val = train_test_split(
+        np.arange(len(ytr)), test_size=0.2, stratify=ytr, random_state=0
+    )
     rows = []
     for name, seed, est in models(quick):
         s = est.fit(Xtr, ytr).predict_proba(Xte)[:, 1]
@@ -116,62 +124,85 @@ def run(quick, limits=(0.02, 0.01), features="onehot"):
             _, rates, _ = best_group_counts(sv, ytr[idx_val], atr[idx_val], lim)
             pred = apply_rates(sv, atr[idx_val], rates, st, ate)
             dp = abs(pred[ate == 0].mean() - pred[ate == 1].mean())
-            row[f"validation_{lim}"] = dict(accuracy=float((pred == yte).mean()),
-                                            dp=float(dp), rates=rates)
+            row[f"validation_{lim}"] = dict(
+                accuracy=float((pred == yte).mean()), dp=float(dp), rates=rates
+            )
         rows.append(row)
-        print(f"{name:42s} seed {seed}: acc {row['test_accuracy']:.4f} | oracle@0.02 "
-              f"{row['oracle_0.02']['accuracy']:.4f} | validation-chosen@0.02 "
-              f"{row['validation_0.02']['accuracy']:.4f} (test DP "
-              f"{row['validation_0.02']['dp']:.4f})", flush=True)
+        print(
+            f"{name:42s} seed {seed}: acc {row['test_accuracy']:.4f} | oracle@0.02 "
+            f"{row['oracle_0.02']['accuracy']:.4f} | validation-chosen@0.02 "
+            f"{row['validation_0.02']['accuracy']:.4f} (test DP "
+            f"{row['validation_0.02']['dp']:.4f})",
+            flush=True,
+        )
     return rows
 
 
 def render(res):
     lines = [
-        "# Adult: the best group-threshold accuracy at DP <= 0.02 (issue 3 context)", "",
+        "# Adult: the best group-threshold accuracy at DP <= 0.02 (issue 3 context)",
+        "",
         f"Run {res['date']} ({res['load']}); command: `{res['command']}`. Script: "
         "`benchmarks/bench_fairbinn_bound.py` (its docstring has the method). Same data "
         "and preprocessing as `bench_fairbinn.py`"
-        + (f" with `--features {res['features']}`" if res.get("features", "onehot")
-           != "onehot" else "") + ".", "",
+        + (
+            f" with `--features {res['features']}`"
+            if res.get("features", "onehot") != "onehot"
+            else ""
+        )
+        + ".",
+        "",
         "*oracle*: the best per-group positive rates chosen **on the test split** (exact "
         "search; an upper bound for post-processing that model's scores, not a valid "
         "claim). *validation-chosen*: model fitted on 80 % of the training rows, rates "
         "chosen on the other 20 % (DP limit on validation), applied to test; it is a "
         "different model (fitted on fewer rows) and its test DP can exceed the limit, so "
-        "it can land above or below the oracle row.", "",
+        "it can land above or below the oracle row.",
+        "",
         "| model | seed | test acc | oracle acc @ DP<=0.02 | oracle acc @ DP<=0.01 | "
         "validation-chosen @0.02: test acc / test DP |",
         "|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         v = r["validation_0.02"]
-        lines.append(f"| {r['model']} | {r['seed']} | {r['test_accuracy']:.4f} | "
-                     f"{r['oracle_0.02']['accuracy']:.4f} | "
-                     f"{r['oracle_0.01']['accuracy']:.4f} | "
-                     f"{v['accuracy']:.4f} / {v['dp']:.4f} |")
+        lines.append(
+            f"| {r['model']} | {r['seed']} | {r['test_accuracy']:.4f} | "
+            f"{r['oracle_0.02']['accuracy']:.4f} | "
+            f"{r['oracle_0.01']['accuracy']:.4f} | "
+            f"{v['accuracy']:.4f} / {v['dp']:.4f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     ap = shared.parser(__doc__, out=shared.RESULTS)
-    ap.add_argument("--features", choices=("onehot", "binned"), default="onehot",
-                    help="'binned': bench_fairbinn.add_bins features (results get the "
-                         "suffix _binned)")
-    ap.add_argument("--render", action="store_true",
-                    help="only write the markdown table from the saved JSON")
+    ap.add_argument(
+        "--features",
+        choices=("onehot", "binned"),
+        default="onehot",
+        help="'binned': bench_fairbinn.add_bins features (results get the suffix _binned)",
+    )
+    ap.add_argument(
+        "--render", action="store_true", help="only write the markdown table from the saved JSON"
+    )
     args = shared.parse(ap, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = ("_quick" if args.quick else "") + (
-        "" if args.features == "onehot" else f"_{args.features}")
+        "" if args.features == "onehot" else f"_{args.features}"
+    )
     if args.render:
         res = json.loads((out / f"fairbinn_bound{suffix}.json").read_text())
         (out / f"fairbinn_bound{suffix}.md").write_text(render(res))
         return
-    res = dict(date=shared.now(), load=shared.load_note(), quick=args.quick,
-               command=args.command, features=args.features,
-               rows=run(args.quick, features=args.features))
+    res = dict(
+        date=shared.now(),
+        load=shared.load_note(),
+        quick=args.quick,
+        command=args.command,
+        features=args.features,
+        rows=run(args.quick, features=args.features),
+    )
     (out / f"fairbinn_bound{suffix}.json").write_text(json.dumps(res, indent=1))
     (out / f"fairbinn_bound{suffix}.md").write_text(render(res))
 

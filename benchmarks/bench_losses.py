@@ -61,10 +61,16 @@ def main(argv=None):
     epochs = 1 if args.quick else 2
     models = {
         "FairMLPClassifier, DP penalty, batch 256": FairMLPClassifier(
-            (64, 64), fairness="demographic_parity", fairness_weight=1.0,
-            batch_size=256, max_epochs=epochs, random_state=0),
+            (64, 64),
+            fairness="demographic_parity",
+            fairness_weight=1.0,
+            batch_size=256,
+            max_epochs=epochs,
+            random_state=0,
+        ),
         "FairBiNNClassifier lagrangian, batch 100": FairBiNNClassifier(
-            mode="lagrangian", eta=1.0, batch_size=100, max_epochs=epochs, random_state=0),
+            mode="lagrangian", eta=1.0, batch_size=100, max_epochs=epochs, random_state=0
+        ),
     }
     current = losses.FAIRNESS_LOSSES["demographic_parity"]
     variants = (("earlier", earlier_demographic_parity_loss), ("current", current))
@@ -72,7 +78,7 @@ def main(argv=None):
     try:
         for rep in range(repeats + 1):  # the first round is a warm-up
             for name, est in models.items():
-                for which, fn in variants[::1 - 2 * (rep % 2)]:
+                for which, fn in variants[:: 1 - 2 * (rep % 2)]:
                     losses.FAIRNESS_LOSSES["demographic_parity"] = fn
                     with shared.Clock() as clock:
                         est.fit(X, y, sensitive_features=A)
@@ -82,14 +88,17 @@ def main(argv=None):
         losses.FAIRNESS_LOSSES["demographic_parity"] = current
     med = {k: statistics.median(v) for k, v in cpu.items()}
     lines = [
-        "# Binary fairness penalties: autograd graph vs closed-form node", "",
+        "# Binary fairness penalties: autograd graph vs closed-form node",
+        "",
         f"Run {shared.now()}, {shared.load_note()}, "
         f"{args.threads} torch thread(s), {repeats} interleaved rounds after a warm-up, "
         f"{epochs} epochs per fit on {len(y):,} Adult rows; command `{args.command}`. "
         "CPU seconds per fit (median); "
         "speed-up = earlier / current. The two give the same penalty values and "
-        "gradients up to rounding (`tests/test_losses.py`).", "",
-        "| model | earlier s | current s | speed-up |", "|---|---|---|---|",
+        "gradients up to rounding (`tests/test_losses.py`).",
+        "",
+        "| model | earlier s | current s | speed-up |",
+        "|---|---|---|---|",
     ]
     for name in models:
         e, c = med[(name, "earlier")], med[(name, "current")]

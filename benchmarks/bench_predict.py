@@ -52,11 +52,16 @@ def main(argv=None):
     A = (X[:, 5] > 0).astype(int)
     fit = slice(0, 5000)
     models = {
-        "FairMLPClassifier (64, 64)": FairMLPClassifier(
-            (64, 64), max_epochs=2, random_state=0),
+        "FairMLPClassifier (64, 64)": FairMLPClassifier((64, 64), max_epochs=2, random_state=0),
         "FairPruningClassifier structured 70%": FairPruningClassifier(
-            (64, 64), sparsity=0.7, structured=True, pretrain_epochs=2, max_epochs=1,
-            finetune_epochs=0, random_state=0),
+            (64, 64),
+            sparsity=0.7,
+            structured=True,
+            pretrain_epochs=2,
+            max_epochs=1,
+            finetune_epochs=0,
+            random_state=0,
+        ),
     }
     for m in models.values():
         m.fit(X[fit], y[fit], sensitive_features=A[fit])
@@ -67,7 +72,7 @@ def main(argv=None):
     for rep in range(args.repeats):
         for mname, m in models.items():
             for dname, Xin in inputs.items():
-                for check, fn in pair[::1 - 2 * (rep % 2)]:  # alternate the order
+                for check, fn in pair[:: 1 - 2 * (rep % 2)]:  # alternate the order
                     base.BaseFairEstimator._validate_predict_X = fn
                     try:
                         with shared.Clock() as clock:
@@ -76,7 +81,8 @@ def main(argv=None):
                     finally:
                         base.BaseFairEstimator._validate_predict_X = current
     lines = [
-        "# Predict-time input checks", "",
+        "# Predict-time input checks",
+        "",
         f"Run {shared.now()}, {shared.load_note()}, {args.threads} torch "
         f"thread(s), {args.repeats} interleaved repetitions (the two "
         "checks alternate which runs first); command "
@@ -84,7 +90,8 @@ def main(argv=None):
         f"`predict_proba` on {n:,} x {d} rows; "
         "*earlier* = validate_data's finiteness pass + the separate float32-range pass, "
         "*current* = one pass (`_check_predict_values`). Speed-up = earlier / current "
-        "(median of the per-repetition ratios, quartiles in brackets).", "",
+        "(median of the per-repetition ratios, quartiles in brackets).",
+        "",
         "| model | input | earlier ms | current ms | speed-up |",
         "|---|---|---|---|---|",
     ]
@@ -94,9 +101,11 @@ def main(argv=None):
             new = times[(mname, dname, "current")]
             r = [a / b for a, b in zip(old, new, strict=True)]
             q1, q3 = np.percentile(r, [25, 75])
-            lines.append(f"| {mname} | {dname} | {statistics.median(old) * 1e3:.1f} | "
-                         f"{statistics.median(new) * 1e3:.1f} | {statistics.median(r):.2f}x "
-                         f"({q1:.2f}-{q3:.2f}) |")
+            lines.append(
+                f"| {mname} | {dname} | {statistics.median(old) * 1e3:.1f} | "
+                f"{statistics.median(new) * 1e3:.1f} | {statistics.median(r):.2f}x "
+                f"({q1:.2f}-{q3:.2f}) |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)

@@ -59,25 +59,39 @@ from skfairbilevel.exceptions import FairnessWarning
 from skfairbilevel.metrics import independence_gap, predictive_parity_gap, separation_gap
 
 ADULT_FEATURES = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
-GAPS = ("independence", "separation_y0", "separation_y1", "sufficiency_yhat1",
-        "sufficiency_yhat0")
+GAPS = ("independence", "separation_y0", "separation_y1", "sufficiency_yhat1", "sufficiency_yhat0")
 SOLVERS = ("none", "random", "pgd", "trs")
 PREFIX = "robust"  # file prefix of the results; "robust_quick" with --quick
 
 FULL = dict(
-    unfair2d=dict(radii=np.round(np.arange(0.10, 0.2001, 0.01), 2), batch_size=5,
-                  speed_epochs=10, n_train=200),
-    adult=dict(radii=np.round(np.arange(0.10, 0.2001, 0.02), 2), batch_size=100,
-               speed_epochs=3, n_train=10_000, n_objective=2_000),
-    seeds=(0, 1, 2, 3, 4), epochs=10,
-    correct_n=1000, mlp_n=256, mlp_epochs=20, mlp_radii=(0.1, 0.3, 0.6, 1.0),
+    unfair2d=dict(
+        radii=np.round(np.arange(0.10, 0.2001, 0.01), 2), batch_size=5, speed_epochs=10, n_train=200
+    ),
+    adult=dict(
+        radii=np.round(np.arange(0.10, 0.2001, 0.02), 2),
+        batch_size=100,
+        speed_epochs=3,
+        n_train=10_000,
+        n_objective=2_000,
+    ),
+    seeds=(0, 1, 2, 3, 4),
+    epochs=10,
+    correct_n=1000,
+    mlp_n=256,
+    mlp_epochs=20,
+    mlp_radii=(0.1, 0.3, 0.6, 1.0),
 )
 QUICK = dict(
     unfair2d=dict(radii=np.array([0.10, 0.20]), batch_size=5, speed_epochs=2, n_train=200),
-    adult=dict(radii=np.array([0.10, 0.20]), batch_size=100, speed_epochs=1, n_train=1_000,
-               n_objective=300),
-    seeds=(0,), epochs=2,
-    correct_n=200, mlp_n=32, mlp_epochs=3, mlp_radii=(0.3,),
+    adult=dict(
+        radii=np.array([0.10, 0.20]), batch_size=100, speed_epochs=1, n_train=1_000, n_objective=300
+    ),
+    seeds=(0,),
+    epochs=2,
+    correct_n=200,
+    mlp_n=32,
+    mlp_epochs=3,
+    mlp_radii=(0.3,),
 )
 
 
@@ -98,8 +112,9 @@ def adult_data(n_train=10_000):
     out = []
     for bunch, rows in ((train, slice(0, n_train)), (test, slice(None))):
         Xb = (bunch.data[ADULT_FEATURES].to_numpy(np.float64)[rows] - mean) / std
-        out.append((Xb, bunch.target.to_numpy()[rows],
-                    bunch.data["sex"].astype(str).to_numpy()[rows]))
+        out.append(
+            (Xb, bunch.target.to_numpy()[rows], bunch.data["sex"].astype(str).to_numpy()[rows])
+        )
     return out[0], out[1]
 
 
@@ -133,10 +148,14 @@ def signed_gaps(y, pred, s):
 
 
 def make_clf(solver, radius, batch_size, epochs, seed):
-    clf = FairRobustClassifier(radius=float(radius),
-                               inner_solver="trs" if solver == "trs-general" else solver,
-                               batch_size=batch_size, max_epochs=epochs, lr=1e-2,
-                               random_state=seed)
+    clf = FairRobustClassifier(
+        radius=float(radius),
+        inner_solver="trs" if solver == "trs-general" else solver,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        lr=1e-2,
+        random_state=seed,
+    )
     if solver == "trs-general":
         clf._affine_closed_form = False
     return clf
@@ -155,8 +174,7 @@ def run_correctness(cfg, out):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(cfg["correct_n"], 5))
     y = (X @ rng.normal(size=5) + rng.normal(size=len(X)) > 0).astype(int)
-    affine = FairRobustClassifier(radius=0.1, batch_size=50, max_epochs=3,
-                                  random_state=0).fit(X, y)
+    affine = FairRobustClassifier(radius=0.1, batch_size=50, max_epochs=3, random_state=0).fit(X, y)
     lin = affine.module_[-1]
     w = lin.weight.detach().double().numpy()[0]
     z = X.astype(np.float32).astype(np.float64) @ w + float(lin.bias.detach()[0])
@@ -173,34 +191,62 @@ def run_correctness(cfg, out):
         affine._affine_closed_form = False
         l_shared = affine.robust_loss(X, y, inner_solver="trs", per_sample=True)
         del affine._affine_closed_form
-        append_row(path, dict(
-            model="affine", activation="", radius=r, rows=len(X),
-            max_delta_err_per_sample_eigh=float(np.abs(p_eig.numpy() - d_star).max()),
-            max_delta_err_shared_eigenbasis=float(np.abs(p_shared.double().numpy()
-                                                         - d_star).max()),
-            max_loss_err=float(np.abs(l_shared - l_star).max()),
-            frac_ge_pgd_steps1="", frac_ge_pgd_steps3="", mean_trs1="", mean_trs3="",
-            mean_pgd=""))
+        append_row(
+            path,
+            dict(
+                model="affine",
+                activation="",
+                radius=r,
+                rows=len(X),
+                max_delta_err_per_sample_eigh=float(np.abs(p_eig.numpy() - d_star).max()),
+                max_delta_err_shared_eigenbasis=float(
+                    np.abs(p_shared.double().numpy() - d_star).max()
+                ),
+                max_loss_err=float(np.abs(l_shared - l_star).max()),
+                frac_ge_pgd_steps1="",
+                frac_ge_pgd_steps3="",
+                mean_trs1="",
+                mean_trs3="",
+                mean_pgd="",
+            ),
+        )
     Xm, ym = X[: cfg["mlp_n"], :4], y[: cfg["mlp_n"]]
     for activation in ("tanh", "softplus"):
-        mlp = FairRobustClassifier(radius=0.3, hidden_layer_sizes=(16,),
-                                   activation=activation, batch_size=32,
-                                   max_epochs=cfg["mlp_epochs"], random_state=0).fit(Xm, ym)
+        mlp = FairRobustClassifier(
+            radius=0.3,
+            hidden_layer_sizes=(16,),
+            activation=activation,
+            batch_size=32,
+            max_epochs=cfg["mlp_epochs"],
+            random_state=0,
+        ).fit(Xm, ym)
         for r in cfg["mlp_radii"]:
             mlp.set_params(radius=r)
             lp = mlp.robust_loss(Xm, ym, inner_solver="pgd", per_sample=True)
             l1 = mlp.set_params(trs_steps=1).robust_loss(Xm, ym, per_sample=True)
             l3 = mlp.set_params(trs_steps=3).robust_loss(Xm, ym, per_sample=True)
-            append_row(path, dict(
-                model="mlp (16,)", activation=activation, radius=r, rows=len(Xm),
-                max_delta_err_per_sample_eigh="", max_delta_err_shared_eigenbasis="",
-                max_loss_err="",
-                frac_ge_pgd_steps1=float(np.mean(l1 >= lp * (1 - 1e-6))),
-                frac_ge_pgd_steps3=float(np.mean(l3 >= lp * (1 - 1e-6))),
-                mean_trs1=float(l1.mean()), mean_trs3=float(l3.mean()),
-                mean_pgd=float(lp.mean())))
-            print(f"correctness mlp {activation} r={r}: TRS>=PGD {np.mean(l1 >= lp*(1-1e-6)):.3f}"
-                  f" (steps=1), {np.mean(l3 >= lp*(1-1e-6)):.3f} (steps=3)", flush=True)
+            append_row(
+                path,
+                dict(
+                    model="mlp (16,)",
+                    activation=activation,
+                    radius=r,
+                    rows=len(Xm),
+                    max_delta_err_per_sample_eigh="",
+                    max_delta_err_shared_eigenbasis="",
+                    max_loss_err="",
+                    frac_ge_pgd_steps1=float(np.mean(l1 >= lp * (1 - 1e-6))),
+                    frac_ge_pgd_steps3=float(np.mean(l3 >= lp * (1 - 1e-6))),
+                    mean_trs1=float(l1.mean()),
+                    mean_trs3=float(l3.mean()),
+                    mean_pgd=float(lp.mean()),
+                ),
+            )
+            print(
+                f"correctness mlp {activation} r={r}: TRS>=PGD {np.mean(l1 >= lp * (1 - 1e-6)):.3f}"
+                f" (steps=1), {np.mean(l3 >= lp * (1 - 1e-6)):.3f} (steps=3)",
+                flush=True,
+            )
 
 
 # ---------------------------------------------------------------------- speed
@@ -219,7 +265,7 @@ def inner_seconds(clf, X, y, batch_size, reps=3):
             name = "pgd" if solver == "pgd" else "trs"
             with shared.Clock() as clock, torch.no_grad():
                 for i in starts:
-                    clf._perturbation(x[i:i + batch_size], yt[i:i + batch_size], name, gen)
+                    clf._perturbation(x[i : i + batch_size], yt[i : i + batch_size], name, gen)
             times[solver].append(1e3 * clock.wall / len(starts))
     del clf._affine_closed_form
     return {k: float(np.median(v)) for k, v in times.items()}
@@ -228,8 +274,10 @@ def inner_seconds(clf, X, y, batch_size, reps=3):
 def run_speed(cfg, out):
     path = out / f"{PREFIX}_speed.csv"
     done = {(r["dataset"], r["radius"]) for r in read_rows(path)}
-    data = {"unfair2d": unfair2d_data(42, cfg["unfair2d"]["n_train"])[0],
-            "adult": adult_data(cfg["adult"]["n_train"])[0]}
+    data = {
+        "unfair2d": unfair2d_data(42, cfg["unfair2d"]["n_train"])[0],
+        "adult": adult_data(cfg["adult"]["n_train"])[0],
+    }
     # warm-up (first-call overheads) on a small problem
     Xw, yw, _ = data["unfair2d"]
     for solver in ("trs", "trs-general", "pgd"):
@@ -240,8 +288,7 @@ def run_speed(cfg, out):
         for i, r in enumerate(c["radii"]):
             if (name, f"{r:.2f}") in done:
                 continue
-            order = ("trs", "trs-general", "pgd") if i % 2 == 0 else ("pgd", "trs-general",
-                                                                      "trs")
+            order = ("trs", "trs-general", "pgd") if i % 2 == 0 else ("pgd", "trs-general", "trs")
             fits, secs, iters = {}, {}, {}
             load_before = shared.load_note()
             for solver in order:
@@ -255,23 +302,36 @@ def run_speed(cfg, out):
             lp = model.robust_loss(X[:n_obj], y[:n_obj], inner_solver="pgd", per_sample=True)
             inner = inner_seconds(model, X[:n_obj], y[:n_obj], c["batch_size"])
             row = dict(
-                dataset=name, radius=f"{r:.2f}", batch_size=c["batch_size"],
-                n_train=len(X), epochs=c["speed_epochs"],
-                trs_s=secs["trs"], trs_general_s=secs["trs-general"], pgd_s=secs["pgd"],
+                dataset=name,
+                radius=f"{r:.2f}",
+                batch_size=c["batch_size"],
+                n_train=len(X),
+                epochs=c["speed_epochs"],
+                trs_s=secs["trs"],
+                trs_general_s=secs["trs-general"],
+                pgd_s=secs["pgd"],
                 ratio=secs["pgd"] / secs["trs"],
                 ratio_general=secs["pgd"] / secs["trs-general"],
-                pgd_iter=iters["pgd"], trs_general_iter=iters["trs-general"],
-                inner_trs_ms=inner["trs"], inner_trs_general_ms=inner["trs-general"],
-                inner_pgd_ms=inner["pgd"], inner_ratio=inner["pgd"] / inner["trs"],
+                pgd_iter=iters["pgd"],
+                trs_general_iter=iters["trs-general"],
+                inner_trs_ms=inner["trs"],
+                inner_trs_general_ms=inner["trs-general"],
+                inner_pgd_ms=inner["pgd"],
+                inner_ratio=inner["pgd"] / inner["trs"],
                 inner_ratio_general=inner["pgd"] / inner["trs-general"],
-                obj_rows=n_obj, obj_trs=float(lt.mean()), obj_pgd=float(lp.mean()),
+                obj_rows=n_obj,
+                obj_trs=float(lt.mean()),
+                obj_pgd=float(lp.mean()),
                 frac_trs_ge_pgd=float(np.mean(lt >= lp * (1 - 1e-6))),
                 load=f"{load_before} -> {shared.load_note()}",
             )
             append_row(path, row)
-            print(f"speed {name} r={r:.2f}: pgd/trs {row['ratio']:.1f}x, pgd/trs-general "
-                  f"{row['ratio_general']:.1f}x, objective trs {row['obj_trs']:.5f} vs pgd "
-                  f"{row['obj_pgd']:.5f}", flush=True)
+            print(
+                f"speed {name} r={r:.2f}: pgd/trs {row['ratio']:.1f}x, pgd/trs-general "
+                f"{row['ratio_general']:.1f}x, objective trs {row['obj_trs']:.5f} vs pgd "
+                f"{row['obj_pgd']:.5f}",
+                flush=True,
+            )
 
 
 # ---------------------------------------------------------------------- fairness
@@ -283,8 +343,12 @@ def run_fairness(cfg, out):
         c = cfg[name]
         # the cheap solvers for every seed first, then PGD (hours on Adult)
         jobs = [(seed, "none", 0.0) for seed in cfg["seeds"]]
-        jobs += [(seed, solver, r) for seed in cfg["seeds"] for r in c["radii"]
-                 for solver in ("random", "trs")]
+        jobs += [
+            (seed, solver, r)
+            for seed in cfg["seeds"]
+            for r in c["radii"]
+            for solver in ("random", "trs")
+        ]
         jobs += [(seed, "pgd", r) for seed in cfg["seeds"] for r in c["radii"]]
         for seed, solver, r in jobs:
             if (name, solver, f"{r:.2f}", str(seed)) in done:
@@ -295,13 +359,21 @@ def run_fairness(cfg, out):
                 clf.fit(train[0], train[1])
             fit_s = clock.wall
             pred = clf.predict(test[0])
-            row = dict(dataset=name, solver=solver, radius=f"{r:.2f}", seed=seed,
-                       accuracy=float(np.mean(pred == test[1])), fit_s=fit_s,
-                       **signed_gaps(test[1], pred, test[2]))
+            row = dict(
+                dataset=name,
+                solver=solver,
+                radius=f"{r:.2f}",
+                seed=seed,
+                accuracy=float(np.mean(pred == test[1])),
+                fit_s=fit_s,
+                **signed_gaps(test[1], pred, test[2]),
+            )
             append_row(path, row)
-            print(f"fairness {name} {solver} r={r:.2f} seed={seed}: acc "
-                  f"{row['accuracy']:.3f} ind {row['independence']:+.3f} ({fit_s:.1f}s)",
-                  flush=True)
+            print(
+                f"fairness {name} {solver} r={r:.2f} seed={seed}: acc "
+                f"{row['accuracy']:.3f} ind {row['independence']:+.3f} ({fit_s:.1f}s)",
+                flush=True,
+            )
 
 
 # ---------------------------------------------------------------------- report
@@ -317,37 +389,53 @@ def report(out):
     lines = []
     corr = read_rows(out / f"{PREFIX}_correctness.csv")
     if corr:
-        lines += ["## Correctness", "", "Affine model: trs vs the closed form "
-                  "(perturbation max abs error; loss max abs error).", "",
-                  "| radius | rows | per-sample eigh solver | shared-eigenbasis solver | "
-                  "loss |", "|---|---|---|---|---|"]
+        lines += [
+            "## Correctness",
+            "",
+            "Affine model: trs vs the closed form "
+            "(perturbation max abs error; loss max abs error).",
+            "",
+            "| radius | rows | per-sample eigh solver | shared-eigenbasis solver | loss |",
+            "|---|---|---|---|---|",
+        ]
         for r in corr:
             if r["model"] == "affine":
-                lines.append(f"| {r['radius']} | {r['rows']} | "
-                             f"{float(r['max_delta_err_per_sample_eigh']):.1e} | "
-                             f"{float(r['max_delta_err_shared_eigenbasis']):.1e} | "
-                             f"{float(r['max_loss_err']):.1e} |")
-        lines += ["", "MLP: share of samples with TRS loss >= PGD loss (relative 1e-6), "
-                  "mean robust losses.", "",
-                  "| activation | radius | rows | trs_steps=1 | trs_steps=3 | mean TRS (1) | "
-                  "mean TRS (3) | mean PGD |", "|---|---|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {r['radius']} | {r['rows']} | "
+                    f"{float(r['max_delta_err_per_sample_eigh']):.1e} | "
+                    f"{float(r['max_delta_err_shared_eigenbasis']):.1e} | "
+                    f"{float(r['max_loss_err']):.1e} |"
+                )
+        lines += [
+            "",
+            "MLP: share of samples with TRS loss >= PGD loss (relative 1e-6), mean robust losses.",
+            "",
+            "| activation | radius | rows | trs_steps=1 | trs_steps=3 | mean TRS (1) | "
+            "mean TRS (3) | mean PGD |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in corr:
             if r["model"] != "affine":
-                lines.append(f"| {r['activation']} | {r['radius']} | {r['rows']} | "
-                             f"{100 * float(r['frac_ge_pgd_steps1']):.1f}% | "
-                             f"{100 * float(r['frac_ge_pgd_steps3']):.1f}% | "
-                             f"{float(r['mean_trs1']):.6f} | {float(r['mean_trs3']):.6f} | "
-                             f"{float(r['mean_pgd']):.6f} |")
+                lines.append(
+                    f"| {r['activation']} | {r['radius']} | {r['rows']} | "
+                    f"{100 * float(r['frac_ge_pgd_steps1']):.1f}% | "
+                    f"{100 * float(r['frac_ge_pgd_steps3']):.1f}% | "
+                    f"{float(r['mean_trs1']):.6f} | {float(r['mean_trs3']):.6f} | "
+                    f"{float(r['mean_pgd']):.6f} |"
+                )
         lines.append("")
     speed = read_rows(out / f"{PREFIX}_speed.csv")
     if speed:
-        lines += ["## Speed: mean epoch time, PGD / TRS", "",
-                  "| dataset | radius | TRS s/epoch | TRS-general s/epoch | PGD s/epoch | "
-                  "PGD/TRS | PGD/TRS-general | PGD iters/batch | inner solver alone: "
-                  "TRS / TRS-general / PGD ms per batch | inner-only PGD/TRS | "
-                  "inner objective TRS | inner objective PGD | rows TRS >= PGD | "
-                  "load (1/5/15 min) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Speed: mean epoch time, PGD / TRS",
+            "",
+            "| dataset | radius | TRS s/epoch | TRS-general s/epoch | PGD s/epoch | "
+            "PGD/TRS | PGD/TRS-general | PGD iters/batch | inner solver alone: "
+            "TRS / TRS-general / PGD ms per batch | inner-only PGD/TRS | "
+            "inner objective TRS | inner objective PGD | rows TRS >= PGD | "
+            "load (1/5/15 min) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in speed:
             lines.append(
                 f"| {r['dataset']} | {r['radius']} | {float(r['trs_s']):.4f} | "
@@ -357,37 +445,44 @@ def report(out):
                 f"{float(r['inner_trs_general_ms']):.3f} / {float(r['inner_pgd_ms']):.1f} | "
                 f"{float(r['inner_ratio']):.0f}x | {float(r['obj_trs']):.6f} | "
                 f"{float(r['obj_pgd']):.6f} | {100 * float(r['frac_trs_ge_pgd']):.1f}% | "
-                f"{r['load']} |")
+                f"{r['load']} |"
+            )
         for name in sorted({r["dataset"] for r in speed}):
             ratios = [float(r["ratio"]) for r in speed if r["dataset"] == name]
             gen = [float(r["ratio_general"]) for r in speed if r["dataset"] == name]
-            lines.append(f"\n{name}: PGD/TRS min {min(ratios):.1f}x, max {max(ratios):.1f}x; "
-                         f"PGD/TRS-general min {min(gen):.1f}x, max {max(gen):.1f}x.")
+            lines.append(
+                f"\n{name}: PGD/TRS min {min(ratios):.1f}x, max {max(ratios):.1f}x; "
+                f"PGD/TRS-general min {min(gen):.1f}x, max {max(gen):.1f}x."
+            )
         lines.append("")
         plot_speed(speed, out)
     fair = read_rows(out / f"{PREFIX}_fairness.csv")
     if fair:
-        lines += ["## Fairness on the test set (mean ± std over seeds)", "",
-                  "Signed gaps, group 1 minus group 0 (Unfair2D: s=1 - s=0; Adult: "
-                  "Male - Female).", "",
-                  "| dataset | solver | radius | seeds | accuracy | independence | "
-                  "separation y=0 (FPR) | separation y=1 (TPR) | sufficiency yhat=1 (PPV) "
-                  "| sufficiency yhat=0 (FOR) | mean abs gap |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Fairness on the test set (mean ± std over seeds)",
+            "",
+            "Signed gaps, group 1 minus group 0 (Unfair2D: s=1 - s=0; Adult: Male - Female).",
+            "",
+            "| dataset | solver | radius | seeds | accuracy | independence | "
+            "separation y=0 (FPR) | separation y=1 (TPR) | sufficiency yhat=1 (PPV) "
+            "| sufficiency yhat=0 (FOR) | mean abs gap |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         groups = {}
         for r in fair:
             groups.setdefault((r["dataset"], r["solver"], r["radius"]), []).append(r)
         order = {s: i for i, s in enumerate(SOLVERS)}
         for (name, solver, radius), rows in sorted(
-                groups.items(), key=lambda kv: (kv[0][0] != "unfair2d", order[kv[0][1]],
-                                                kv[0][2])):
+            groups.items(), key=lambda kv: (kv[0][0] != "unfair2d", order[kv[0][1]], kv[0][2])
+        ):
             absmean = [np.nanmean([abs(float(r[g])) for g in GAPS]) for r in rows]
             acc = [float(r["accuracy"]) for r in rows]
             lines.append(
                 f"| {name} | {solver} | {radius} | {len(rows)} | "
                 f"{np.mean(acc):.3f} ± {np.std(acc):.3f} | "
                 + " | ".join(_ms([float(r[g]) for r in rows]) for g in GAPS)
-                + f" | {np.mean(absmean):.3f} |")
+                + f" | {np.mean(absmean):.3f} |"
+            )
         lines.append("")
         plot_fairness(fair, out)
     text = "\n".join(lines)
@@ -413,8 +508,13 @@ def plot_speed(rows, out):
             continue
         rad = [float(r["radius"]) for r in sub]
         ax.plot(rad, [float(r["ratio"]) for r in sub], marker=marker, label=f"{name}: PGD/TRS")
-        ax.plot(rad, [float(r["ratio_general"]) for r in sub], marker=marker, ls="--",
-                label=f"{name}: PGD/TRS-general")
+        ax.plot(
+            rad,
+            [float(r["ratio_general"]) for r in sub],
+            marker=marker,
+            ls="--",
+            label=f"{name}: PGD/TRS-general",
+        )
     ax.axhline(10, color="grey", lw=0.8, ls=":", label="target 10x")
     ax.set_yscale("log")
     ax.set_xlabel("radius")
@@ -429,11 +529,10 @@ def plot_fairness(rows, out):
     warnings.simplefilter("ignore", RuntimeWarning)  # all-nan cells (undefined gaps)
     plt = _plt()
     names = [n for n in ("unfair2d", "adult") if any(r["dataset"] == n for r in rows)]
-    metrics = ("accuracy", "independence", "separation_y0", "separation_y1",
-               "sufficiency_yhat1")
-    fig, axes = plt.subplots(len(names), len(metrics), figsize=(3.2 * len(metrics),
-                                                                2.8 * len(names)),
-                             squeeze=False)
+    metrics = ("accuracy", "independence", "separation_y0", "separation_y1", "sufficiency_yhat1")
+    fig, axes = plt.subplots(
+        len(names), len(metrics), figsize=(3.2 * len(metrics), 2.8 * len(names)), squeeze=False
+    )
     for i, name in enumerate(names):
         sub = [r for r in rows if r["dataset"] == name]
         for j, metric in enumerate(metrics):
@@ -443,25 +542,38 @@ def plot_fairness(rows, out):
                 m = np.nanmean(base)
                 ax.axhline(m, color="k", lw=1, label="none (r=0)")
             # small horizontal offsets: pgd and trs coincide on the affine model
-            for solver, color, dx, marker in (("random", "tab:green", -0.0015, "."),
-                                              ("trs", "tab:blue", 0.0, "."),
-                                              ("pgd", "tab:orange", 0.0015, "x")):
+            for solver, color, dx, marker in (
+                ("random", "tab:green", -0.0015, "."),
+                ("trs", "tab:blue", 0.0, "."),
+                ("pgd", "tab:orange", 0.0015, "x"),
+            ):
                 radii = sorted({r["radius"] for r in sub if r["solver"] == solver})
                 if not radii:
                     continue
-                vals = [[float(r[metric]) for r in sub
-                         if r["solver"] == solver and r["radius"] == rad] for rad in radii]
-                ax.errorbar([float(x) + dx for x in radii], [np.nanmean(v) for v in vals],
-                            yerr=[np.nanstd(v) for v in vals], color=color, marker=marker,
-                            capsize=2, label=solver, alpha=0.85,
-                            ls="--" if solver == "pgd" else "-")
+                vals = [
+                    [float(r[metric]) for r in sub if r["solver"] == solver and r["radius"] == rad]
+                    for rad in radii
+                ]
+                ax.errorbar(
+                    [float(x) + dx for x in radii],
+                    [np.nanmean(v) for v in vals],
+                    yerr=[np.nanstd(v) for v in vals],
+                    color=color,
+                    marker=marker,
+                    capsize=2,
+                    label=solver,
+                    alpha=0.85,
+                    ls="--" if solver == "pgd" else "-",
+                )
             ax.set_title(f"{name}: {metric}", fontsize=9)
             ax.set_xlabel("radius", fontsize=8)
             ax.tick_params(labelsize=7)
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
-    fig.suptitle("Fast & Fair: test accuracy and signed gaps (group 1 - group 0), "
-                 "mean ± std over seeds", fontsize=10)
+    fig.suptitle(
+        "Fast & Fair: test accuracy and signed gaps (group 1 - group 0), mean ± std over seeds",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(out / f"{PREFIX}_fairness.png", dpi=110)
     plt.close(fig)
@@ -469,8 +581,9 @@ def plot_fairness(rows, out):
 
 def main(argv=None):
     parser = shared.parser(__doc__, out=shared.RESULTS, quick="tiny settings (~1 min)")
-    parser.add_argument("--part", choices=("correctness", "speed", "fairness", "all"),
-                        default="all")
+    parser.add_argument(
+        "--part", choices=("correctness", "speed", "fairness", "all"), default="all"
+    )
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="discard existing CSV rows")
     args = shared.parse(parser, argv)
@@ -483,8 +596,11 @@ def main(argv=None):
         for part in ("speed", "fairness"):
             if args.part in (part, "all"):
                 (out / f"{PREFIX}_{part}.csv").unlink(missing_ok=True)
-    print(f"# bench_robust {shared.now()} on {platform.node()} (torch {torch.__version__}, "
-          f"{args.threads} thread(s)), {shared.load_note()}", flush=True)
+    print(
+        f"# bench_robust {shared.now()} on {platform.node()} (torch {torch.__version__}, "
+        f"{args.threads} thread(s)), {shared.load_note()}",
+        flush=True,
+    )
     if not args.report_only:
         if args.part in ("correctness", "all"):
             run_correctness(cfg, out)

@@ -33,14 +33,20 @@ N_FEATURES = 50
 
 # Per-estimator settings for the scale runs (constructor keyword arguments).
 SCALE_PARAMS = {
-    "FairMLPClassifier": dict(hidden_layer_sizes=(64, 64), fairness="demographic_parity",
-                              max_epochs=2, batch_size=1024),
+    "FairMLPClassifier": dict(
+        hidden_layer_sizes=(64, 64), fairness="demographic_parity", max_epochs=2, batch_size=1024
+    ),
     "FairBiNNClassifier": dict(hidden_layer_sizes=(64, 64), max_epochs=2, batch_size=1024),
     "BADRClassifier": dict(solver="sgd", max_iter=50),
     "BADRRegressor": dict(solver="sgd", max_iter=50),
     "FACIMSClassifier": dict(hidden_layer_sizes=(64, 32), max_epochs=5),
-    "FairPruningClassifier": dict(hidden_layer_sizes=(64, 64), pretrain_epochs=1,
-                                  max_epochs=1, finetune_epochs=0, batch_size=1024),
+    "FairPruningClassifier": dict(
+        hidden_layer_sizes=(64, 64),
+        pretrain_epochs=1,
+        max_epochs=1,
+        finetune_epochs=0,
+        batch_size=1024,
+    ),
     "FairRobustClassifier": dict(max_epochs=2, batch_size=1024),
 }
 
@@ -66,8 +72,9 @@ def one_run(name, n, seed=0):
     rng = np.random.default_rng(seed)
     X = np.empty((n, N_FEATURES), dtype=np.float32)
     for start in range(0, n, 100_000):  # chunked, to keep the RSS high-water mark low
-        X[start:start + 100_000] = rng.standard_normal(
-            (min(100_000, n - start), N_FEATURES), dtype=np.float32)
+        X[start : start + 100_000] = rng.standard_normal(
+            (min(100_000, n - start), N_FEATURES), dtype=np.float32
+        )
     A = (rng.random(n) < 0.4).astype(np.int64)
     score = X[:, 0] + 0.5 * X[:, 1] + 0.5 * A + 0.3 * rng.standard_normal(n, dtype=np.float32)
     est = cls(**params)
@@ -94,9 +101,14 @@ def one_run(name, n, seed=0):
     thread.join()
     peak[0] = max(peak[0], rss_bytes())
     data_bytes = X.nbytes
-    return {"estimator": name, "n": n, "seconds": seconds,
-            "peak_extra_mb": (peak[0] - base) / 2**20, "data_mb": data_bytes / 2**20,
-            "peak_over_data": (peak[0] - base) / data_bytes}
+    return {
+        "estimator": name,
+        "n": n,
+        "seconds": seconds,
+        "peak_extra_mb": (peak[0] - base) / 2**20,
+        "data_mb": data_bytes / 2**20,
+        "peak_over_data": (peak[0] - base) / data_bytes,
+    }
 
 
 def main(argv=None):
@@ -116,26 +128,32 @@ def main(argv=None):
     results = []
     for name in names:
         for n in sizes:
-            proc = subprocess.run([sys.executable, __file__, "--one", name, str(n),
-                                   "--threads", str(args.threads)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", name, str(n), "--threads", str(args.threads)],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 print(f"{name:24s} n={n:>9,d}  FAILED: {proc.stderr.strip().splitlines()[-1:]}")
                 continue
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             results.append(res)
-            print(f"{name:24s} n={n:>9,d}  {res['seconds']:8.2f} s   peak extra "
-                  f"{res['peak_extra_mb']:8.1f} MB = {res['peak_over_data']:.2f} x data "
-                  f"({res['data_mb']:.1f} MB)", flush=True)
+            print(
+                f"{name:24s} n={n:>9,d}  {res['seconds']:8.2f} s   peak extra "
+                f"{res['peak_extra_mb']:8.1f} MB = {res['peak_over_data']:.2f} x data "
+                f"({res['data_mb']:.1f} MB)",
+                flush=True,
+            )
     print("\ntime growth per 10x rows (ideal linear: 10.0):")
     for name in names:
         rows = [r for r in results if r["estimator"] == name]
         for a, b in zip(rows[:-1], rows[1:], strict=True):
-            print(f"  {name:24s} {a['n']:>9,d} -> {b['n']:>9,d}: x{b['seconds'] / a['seconds']:.2f}"
-                  f" time for x{b['n'] / a['n']:.0f} rows")
+            print(
+                f"  {name:24s} {a['n']:>9,d} -> {b['n']:>9,d}: x{b['seconds'] / a['seconds']:.2f}"
+                f" time for x{b['n'] / a['n']:.0f} rows"
+            )
     if args.out:
-        shared.write_json(args.out, {"machine": shared.machine(args.command),
-                                     "rows": results})
+        shared.write_json(args.out, {"machine": shared.machine(args.command), "rows": results})
     return results
 
 

@@ -77,8 +77,15 @@ def datasets():
     Xr = rng.normal(size=(200, 3)) + Ar[:, None] * 0.5
     yr = Xr @ [1.0, 2.0, 0.5] + Ar + rng.normal(size=200)
     Xt = np.column_stack([X, A])  # the sensitive feature as the last column
-    return dict(bin3=(X, y, A), bin2=(X2, y2, A2), multi=(Xm, ym, Am), val=(Xv, yv, Av),
-                weights=w, reg=(Xr, yr, Ar), with_column=Xt)
+    return dict(
+        bin3=(X, y, A),
+        bin2=(X2, y2, A2),
+        multi=(Xm, ym, Am),
+        val=(Xv, yv, Av),
+        weights=w,
+        reg=(Xr, yr, Ar),
+        with_column=Xt,
+    )
 
 
 # ----------------------------------------------------------------------------- configs
@@ -94,44 +101,98 @@ def configs():
     for f in ("demographic_parity", "equalized_odds", "equal_opportunity"):
         add(f"mlp_{f}", "FairMLPClassifier", {**mlp, "fairness": f, "fairness_weight": 2.0})
     add("mlp_balanced", "FairMLPClassifier", {**mlp, "class_weight": "balanced"})
-    add("mlp_dp_nogroups", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity"},
-        "no_groups")
-    add("mlp_dp_weights", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity"},
-        "weights")
-    add("mlp_es", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
-                                        "early_stopping": True, "n_iter_no_change": 2})
-    add("mlp_es_xval", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
-                                             "early_stopping": True}, "x_val")
-    add("mlp_warm", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
-                                          "warm_start": True}, "warm")
-    add("mlp_warm_new_width", "FairMLPClassifier", {**mlp, "warm_start": True,
-                                                    "early_stopping": True}, "warm_width")
+    add(
+        "mlp_dp_nogroups",
+        "FairMLPClassifier",
+        {**mlp, "fairness": "demographic_parity"},
+        "no_groups",
+    )
+    add("mlp_dp_weights", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity"}, "weights")
+    add(
+        "mlp_es",
+        "FairMLPClassifier",
+        {**mlp, "fairness": "demographic_parity", "early_stopping": True, "n_iter_no_change": 2},
+    )
+    add(
+        "mlp_es_xval",
+        "FairMLPClassifier",
+        {**mlp, "fairness": "demographic_parity", "early_stopping": True},
+        "x_val",
+    )
+    add(
+        "mlp_warm",
+        "FairMLPClassifier",
+        {**mlp, "fairness": "demographic_parity", "warm_start": True},
+        "warm",
+    )
+    add(
+        "mlp_warm_new_width",
+        "FairMLPClassifier",
+        {**mlp, "warm_start": True, "early_stopping": True},
+        "warm_width",
+    )
     add("mlp_multi", "FairMLPClassifier", {**mlp, "fairness": "equalized_odds"}, "multi")
-    add("mlp_ids_drop", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
-                                              "sensitive_feature_ids": [5]}, "column")
-    add("mlp_ids_keep", "FairMLPClassifier", {**mlp, "fairness": "demographic_parity",
-                                              "sensitive_feature_ids": 5,
-                                              "drop_sensitive": False}, "column")
+    add(
+        "mlp_ids_drop",
+        "FairMLPClassifier",
+        {**mlp, "fairness": "demographic_parity", "sensitive_feature_ids": [5]},
+        "column",
+    )
+    add(
+        "mlp_ids_keep",
+        "FairMLPClassifier",
+        {
+            **mlp,
+            "fairness": "demographic_parity",
+            "sensitive_feature_ids": 5,
+            "drop_sensitive": False,
+        },
+        "column",
+    )
 
-    binn = dict(hidden_layer_sizes=(8, 8), max_epochs=4, batch_size=32, lr=1e-2,
-                fairness_lr=1e-3, random_state=0)
+    binn = dict(
+        hidden_layer_sizes=(8, 8),
+        max_epochs=4,
+        batch_size=32,
+        lr=1e-2,
+        fairness_lr=1e-3,
+        random_state=0,
+    )
     for order in ("leader_first", "follower_first", "simultaneous"):
         for carry in (False, True):
-            add(f"binn_{order}_{carry}", "FairBiNNClassifier",
-                {**binn, "update_order": order, "leader_includes_fairness_grad": carry})
+            add(
+                f"binn_{order}_{carry}",
+                "FairBiNNClassifier",
+                {**binn, "update_order": order, "leader_includes_fairness_grad": carry},
+            )
     for f in ("equalized_odds", "equal_opportunity"):
         add(f"binn_{f}", "FairBiNNClassifier", {**binn, "fairness": f})
     add("binn_lagrangian", "FairBiNNClassifier", {**binn, "mode": "lagrangian"})
     add("binn_repo_compat", "FairBiNNClassifier", {**binn, "repo_compat_dp_loss": True})
     add("binn_gelu", "FairBiNNClassifier", {**binn, "activation": "gelu"})
-    add("binn_tanh_pos0_2layers", "FairBiNNClassifier",
-        {**binn, "activation": "tanh", "fairness_position": 0, "fairness_layers": 2})
-    add("binn_sgd_decay", "FairBiNNClassifier",
-        {**binn, "optimizer": "sgd", "lr_gamma": 0.5, "fairness_lr_gamma": 0.9,
-         "lr_step_size": 2, "weight_decay": 1e-3})
+    add(
+        "binn_tanh_pos0_2layers",
+        "FairBiNNClassifier",
+        {**binn, "activation": "tanh", "fairness_position": 0, "fairness_layers": 2},
+    )
+    add(
+        "binn_sgd_decay",
+        "FairBiNNClassifier",
+        {
+            **binn,
+            "optimizer": "sgd",
+            "lr_gamma": 0.5,
+            "fairness_lr_gamma": 0.9,
+            "lr_step_size": 2,
+            "weight_decay": 1e-3,
+        },
+    )
     add("binn_record", "FairBiNNClassifier", {**binn, "record_validation": True})
-    add("binn_es", "FairBiNNClassifier", {**binn, "early_stopping": True,
-                                          "n_iter_no_change": 1, "max_epochs": 8})
+    add(
+        "binn_es",
+        "FairBiNNClassifier",
+        {**binn, "early_stopping": True, "n_iter_no_change": 1, "max_epochs": 8},
+    )
     add("binn_es_xval", "FairBiNNClassifier", {**binn, "early_stopping": True}, "x_val")
     add("binn_nogroups", "FairBiNNClassifier", binn, "no_groups")
     add("binn_weights", "FairBiNNClassifier", binn, "weights")
@@ -140,57 +201,149 @@ def configs():
     add("binn_warm", "FairBiNNClassifier", {**binn, "warm_start": True}, "warm")
     add("binn_ids", "FairBiNNClassifier", {**binn, "sensitive_feature_ids": [5]}, "column")
 
-    for f in ("demographic_parity", "equal_opportunity", "equalized_odds", "group_variance",
-              "disparate_mistreatment", "individual_fairness"):
+    for f in (
+        "demographic_parity",
+        "equal_opportunity",
+        "equalized_odds",
+        "group_variance",
+        "disparate_mistreatment",
+        "individual_fairness",
+    ):
         add(f"badr_exact_{f}", "BADRClassifier", {"fairness": f, "random_state": 0})
     for solver in ("gd", "sgd"):
-        add(f"badr_{solver}", "BADRClassifier", {"solver": solver, "max_iter": 15,
-                                                 "batch_size": 60, "random_state": 0})
-    add("badr_sgd_batchfair_noavg", "BADRClassifier",
-        {"solver": "sgd", "max_iter": 12, "batch_size": 60, "fairness_gradient": "batch",
-         "average_lambda": False, "clip": None, "step_v": 0.05, "random_state": 0})
-    add("badr_init_uniform", "BADRClassifier", {"init": "uniform", "max_iter": 5,
-                                                "random_state": 0})
+        add(
+            f"badr_{solver}",
+            "BADRClassifier",
+            {"solver": solver, "max_iter": 15, "batch_size": 60, "random_state": 0},
+        )
+    add(
+        "badr_sgd_batchfair_noavg",
+        "BADRClassifier",
+        {
+            "solver": "sgd",
+            "max_iter": 12,
+            "batch_size": 60,
+            "fairness_gradient": "batch",
+            "average_lambda": False,
+            "clip": None,
+            "step_v": 0.05,
+            "random_state": 0,
+        },
+    )
+    add(
+        "badr_init_uniform", "BADRClassifier", {"init": "uniform", "max_iter": 5, "random_state": 0}
+    )
     for gw in ("uniform", "balanced", "pooled", "minimax", "one_group"):
         add(f"badr_fixed_{gw}", "BADRClassifier", {"group_weights": gw, "random_state": 0})
-    add("badr_fixed_vector", "BADRClassifier", {"group_weights": [1.0, 2.0, 3.0],
-                                                "random_state": 0})
-    add("badr_mlp_exact", "BADRClassifier",
-        {"model": "mlp", "hidden_layer_sizes": (4,), "max_iter": 3, "lower_max_iter": 20,
-         "random_state": 0})
-    add("badr_mlp_gd", "BADRClassifier",
-        {"model": "mlp", "hidden_layer_sizes": (4,), "solver": "gd", "max_iter": 10,
-         "lower_max_iter": 20, "random_state": 0})
-    add("badr_multi_eo", "BADRClassifier", {"fairness": "equalized_odds", "max_iter": 5,
-                                            "random_state": 0}, "multi")
-    add("badr_multi_sgd", "BADRClassifier", {"solver": "sgd", "max_iter": 8,
-                                             "batch_size": 60, "random_state": 0}, "multi")
+    add(
+        "badr_fixed_vector", "BADRClassifier", {"group_weights": [1.0, 2.0, 3.0], "random_state": 0}
+    )
+    add(
+        "badr_mlp_exact",
+        "BADRClassifier",
+        {
+            "model": "mlp",
+            "hidden_layer_sizes": (4,),
+            "max_iter": 3,
+            "lower_max_iter": 20,
+            "random_state": 0,
+        },
+    )
+    add(
+        "badr_mlp_gd",
+        "BADRClassifier",
+        {
+            "model": "mlp",
+            "hidden_layer_sizes": (4,),
+            "solver": "gd",
+            "max_iter": 10,
+            "lower_max_iter": 20,
+            "random_state": 0,
+        },
+    )
+    add(
+        "badr_multi_eo",
+        "BADRClassifier",
+        {"fairness": "equalized_odds", "max_iter": 5, "random_state": 0},
+        "multi",
+    )
+    add(
+        "badr_multi_sgd",
+        "BADRClassifier",
+        {"solver": "sgd", "max_iter": 8, "batch_size": 60, "random_state": 0},
+        "multi",
+    )
     add("badr_nogroups", "BADRClassifier", {"random_state": 0}, "no_groups")
     add("badr_weights", "BADRClassifier", {"max_iter": 10, "random_state": 0}, "weights")
-    add("badr_warm", "BADRClassifier", {"max_iter": 5, "warm_start": True,
-                                        "random_state": 0}, "warm")
-    add("badr_ids", "BADRClassifier", {"sensitive_feature_ids": [5], "max_iter": 5,
-                                       "random_state": 0}, "column")
-    for f in ("demographic_parity", "group_variance", "disparate_mistreatment",
-              "individual_fairness"):
-        add(f"badrreg_exact_{f}", "BADRRegressor", {"fairness": f, "max_iter": 20,
-                                                    "max_pairs": 2000, "random_state": 0},
-            "regression")
-    add("badrreg_sgd_if_batch", "BADRRegressor",
-        {"fairness": "individual_fairness", "solver": "sgd", "max_iter": 10,
-         "batch_size": 40, "fairness_gradient": "batch", "max_pairs": 300,
-         "random_state": 0}, "regression")
-    add("badrreg_gd", "BADRRegressor", {"solver": "gd", "max_iter": 10, "random_state": 0},
-        "regression")
-    add("badrreg_mlp", "BADRRegressor", {"model": "mlp", "hidden_layer_sizes": (4,),
-                                         "max_iter": 3, "lower_max_iter": 20,
-                                         "random_state": 0}, "regression")
-    add("badrreg_fixed_balanced", "BADRRegressor", {"group_weights": "balanced"},
-        "regression")
+    add(
+        "badr_warm",
+        "BADRClassifier",
+        {"max_iter": 5, "warm_start": True, "random_state": 0},
+        "warm",
+    )
+    add(
+        "badr_ids",
+        "BADRClassifier",
+        {"sensitive_feature_ids": [5], "max_iter": 5, "random_state": 0},
+        "column",
+    )
+    for f in (
+        "demographic_parity",
+        "group_variance",
+        "disparate_mistreatment",
+        "individual_fairness",
+    ):
+        add(
+            f"badrreg_exact_{f}",
+            "BADRRegressor",
+            {"fairness": f, "max_iter": 20, "max_pairs": 2000, "random_state": 0},
+            "regression",
+        )
+    add(
+        "badrreg_sgd_if_batch",
+        "BADRRegressor",
+        {
+            "fairness": "individual_fairness",
+            "solver": "sgd",
+            "max_iter": 10,
+            "batch_size": 40,
+            "fairness_gradient": "batch",
+            "max_pairs": 300,
+            "random_state": 0,
+        },
+        "regression",
+    )
+    add(
+        "badrreg_gd",
+        "BADRRegressor",
+        {"solver": "gd", "max_iter": 10, "random_state": 0},
+        "regression",
+    )
+    add(
+        "badrreg_mlp",
+        "BADRRegressor",
+        {
+            "model": "mlp",
+            "hidden_layer_sizes": (4,),
+            "max_iter": 3,
+            "lower_max_iter": 20,
+            "random_state": 0,
+        },
+        "regression",
+    )
+    add("badrreg_fixed_balanced", "BADRRegressor", {"group_weights": "balanced"}, "regression")
     add("badrreg_nogroups", "BADRRegressor", {"random_state": 0}, "regression_no_groups")
 
-    fac = dict(hidden_layer_sizes=(8,), max_epochs=3, n_mc=2, inner_steps=2, outer_steps=2,
-               neumann_terms=3, lr_prior=0.05, random_state=0)
+    fac = dict(
+        hidden_layer_sizes=(8,),
+        max_epochs=3,
+        n_mc=2,
+        inner_steps=2,
+        outer_steps=2,
+        neumann_terms=3,
+        lr_prior=0.05,
+        random_state=0,
+    )
     add("facims_default", "FACIMSClassifier", fac)
     variants = {
         "kl": {"divergence": "kl"},
@@ -214,30 +367,50 @@ def configs():
     for key, extra in variants.items():
         add(f"facims_{key}", "FACIMSClassifier", {**fac, **extra})
     add("facims_xval", "FACIMSClassifier", fac, "x_val")
-    add("facims_xval_cw", "FACIMSClassifier", {**fac, "upper_class_weight": "validation"},
-        "x_val")
+    add("facims_xval_cw", "FACIMSClassifier", {**fac, "upper_class_weight": "validation"}, "x_val")
     add("facims_multi", "FACIMSClassifier", fac, "multi")
     add("facims_nogroups", "FACIMSClassifier", fac, "no_groups")
     add("facims_weights", "FACIMSClassifier", fac, "weights")
     add("facims_ids", "FACIMSClassifier", {**fac, "sensitive_feature_ids": [5]}, "column")
 
-    prune = dict(hidden_layer_sizes=(8, 8), pretrain_epochs=3, max_epochs=2,
-                 finetune_epochs=2, batch_size=32, lr=1e-2, random_state=0)
+    prune = dict(
+        hidden_layer_sizes=(8, 8),
+        pretrain_epochs=3,
+        max_epochs=2,
+        finetune_epochs=2,
+        batch_size=32,
+        lr=1e-2,
+        random_state=0,
+    )
     for p in ("bilevel", "magnitude", "prune_then_fair", "fair_then_prune"):
         add(f"prune_{p}", "FairPruningClassifier", {**prune, "pruning": p})
-        add(f"prune_{p}_structured", "FairPruningClassifier",
-            {**prune, "pruning": p, "structured": True, "sparsity": 0.5})
-    add("prune_es", "FairPruningClassifier", {**prune, "early_stopping": True,
-                                              "n_iter_no_change": 1})
+        add(
+            f"prune_{p}_structured",
+            "FairPruningClassifier",
+            {**prune, "pruning": p, "structured": True, "sparsity": 0.5},
+        )
+    add(
+        "prune_es",
+        "FairPruningClassifier",
+        {**prune, "early_stopping": True, "n_iter_no_change": 1},
+    )
     add("prune_es_xval", "FairPruningClassifier", {**prune, "early_stopping": True}, "x_val")
     add("prune_multi", "FairPruningClassifier", prune, "multi")
     add("prune_nogroups", "FairPruningClassifier", prune, "no_groups")
     add("prune_weights", "FairPruningClassifier", prune, "weights")
     add("prune_warm", "FairPruningClassifier", {**prune, "warm_start": True}, "warm_prune")
-    add("prune_warm_rebuild", "FairPruningClassifier", {**prune, "warm_start": True},
-        "warm_prune_rebuild")
-    add("prune_warm_es", "FairPruningClassifier", {**prune, "warm_start": True,
-                                                   "early_stopping": True}, "warm_prune")
+    add(
+        "prune_warm_rebuild",
+        "FairPruningClassifier",
+        {**prune, "warm_start": True},
+        "warm_prune_rebuild",
+    )
+    add(
+        "prune_warm_es",
+        "FairPruningClassifier",
+        {**prune, "warm_start": True, "early_stopping": True},
+        "warm_prune",
+    )
     add("prune_sparsity0", "FairPruningClassifier", {**prune, "sparsity": 0.0})
 
     rob = dict(batch_size=16, max_epochs=3, lr=5e-2, radius=0.2, random_state=0)
@@ -246,19 +419,28 @@ def configs():
     add("robust_radius0", "FairRobustClassifier", {**rob, "radius": 0.0}, "binary")
     mlp_rob = {**rob, "hidden_layer_sizes": (6,), "max_epochs": 2}
     for steps in (1, 3):
-        add(f"robust_mlp_trs{steps}", "FairRobustClassifier", {**mlp_rob, "trs_steps": steps},
-            "binary")
-    add("robust_mlp_pgd", "FairRobustClassifier", {**mlp_rob, "inner_solver": "pgd"},
-        "binary")
-    add("robust_mlp_random_softplus", "FairRobustClassifier",
-        {**mlp_rob, "inner_solver": "random", "activation": "softplus"}, "binary")
-    add("robust_es", "FairRobustClassifier", {**rob, "early_stopping": True,
-                                              "n_iter_no_change": 1}, "binary")
-    add("robust_es_xval", "FairRobustClassifier", {**rob, "early_stopping": True},
-        "binary_x_val")
+        add(
+            f"robust_mlp_trs{steps}",
+            "FairRobustClassifier",
+            {**mlp_rob, "trs_steps": steps},
+            "binary",
+        )
+    add("robust_mlp_pgd", "FairRobustClassifier", {**mlp_rob, "inner_solver": "pgd"}, "binary")
+    add(
+        "robust_mlp_random_softplus",
+        "FairRobustClassifier",
+        {**mlp_rob, "inner_solver": "random", "activation": "softplus"},
+        "binary",
+    )
+    add(
+        "robust_es",
+        "FairRobustClassifier",
+        {**rob, "early_stopping": True, "n_iter_no_change": 1},
+        "binary",
+    )
+    add("robust_es_xval", "FairRobustClassifier", {**rob, "early_stopping": True}, "binary_x_val")
     add("robust_nogroups", "FairRobustClassifier", rob, "binary_no_groups")
-    add("robust_weights", "FairRobustClassifier", {**rob, "weight_decay": 1e-3},
-        "binary_weights")
+    add("robust_weights", "FairRobustClassifier", {**rob, "weight_decay": 1e-3}, "binary_weights")
     add("robust_3groups", "FairRobustClassifier", rob)
     add("robust_warm", "FairRobustClassifier", {**rob, "warm_start": True}, "binary_warm")
     return out
@@ -276,16 +458,29 @@ def fit(est, recipe, data):
     if recipe == "no_groups":
         return est.fit(X, y), X, y, None
     if recipe == "weights":
-        w = data["weights"][:len(y)]
+        w = data["weights"][: len(y)]
         return est.fit(X, y, sensitive_features=A, sample_weight=w), X, y, A
     if recipe == "x_val" and key == "bin3":
         Xv, yv, Av = data["val"]
-        est.fit(X, y, sensitive_features=A, X_val=Xv, y_val=yv, sensitive_features_val=Av,
-                sample_weight_val=np.linspace(0.5, 1.5, len(yv)))
+        est.fit(
+            X,
+            y,
+            sensitive_features=A,
+            X_val=Xv,
+            y_val=yv,
+            sensitive_features_val=Av,
+            sample_weight_val=np.linspace(0.5, 1.5, len(yv)),
+        )
         return est, X, y, A
     if recipe == "x_val":  # the last 50 rows of the binary data validate
-        est.fit(X[:150], y[:150], sensitive_features=A[:150], X_val=X[150:],
-                y_val=y[150:], sensitive_features_val=A[150:])
+        est.fit(
+            X[:150],
+            y[:150],
+            sensitive_features=A[:150],
+            X_val=X[150:],
+            y_val=y[150:],
+            sensitive_features_val=A[150:],
+        )
         return est, X, y, A
     if recipe == "warm":
         est.fit(X[:warm_rows], y[:warm_rows], sensitive_features=A[:warm_rows])
@@ -295,8 +490,13 @@ def fit(est, recipe, data):
         return est.fit(X, y, sensitive_features=A), X, y, A
     if recipe in ("warm_prune", "warm_prune_rebuild"):
         est.fit(X, y, sensitive_features=A)
-        est.set_params(**({"pretrain_epochs": 2} if recipe == "warm_prune_rebuild"
-                          else {"sparsity": 0.5, "pruning": "magnitude"}))
+        est.set_params(
+            **(
+                {"pretrain_epochs": 2}
+                if recipe == "warm_prune_rebuild"
+                else {"sparsity": 0.5, "pruning": "magnitude"}
+            )
+        )
         return est.fit(X, y, sensitive_features=A), X, y, A
     if recipe == "multi":
         Xm, ym, Am = data["multi"]
@@ -312,11 +512,30 @@ def fit(est, recipe, data):
     raise ValueError(recipe)
 
 
-ATTRIBUTES = ("n_iter_", "classes_", "groups_", "n_groups_", "fairness_aware_",
-              "group_weights_", "fairness_objective_", "coef_", "intercept_", "sam_rho_",
-              "class_weight_", "upper_class_weight_", "loss_scale_", "loss_shift_",
-              "n_train_rows_", "n_validation_rows_", "sparsity_", "masks_", "units_kept_",
-              "dense_score_", "interrupted_", "n_features_in_")
+ATTRIBUTES = (
+    "n_iter_",
+    "classes_",
+    "groups_",
+    "n_groups_",
+    "fairness_aware_",
+    "group_weights_",
+    "fairness_objective_",
+    "coef_",
+    "intercept_",
+    "sam_rho_",
+    "class_weight_",
+    "upper_class_weight_",
+    "loss_scale_",
+    "loss_shift_",
+    "n_train_rows_",
+    "n_validation_rows_",
+    "sparsity_",
+    "masks_",
+    "units_kept_",
+    "dense_score_",
+    "interrupted_",
+    "n_features_in_",
+)
 
 
 def checksums(est, X, y, A):
@@ -336,8 +555,9 @@ def checksums(est, X, y, A):
         out["predict_dense"] = digest(est.predict_dense(X_eval))
     if name == "FairRobustClassifier":
         for solver in ("trs", "pgd", "random"):
-            out[f"perturb_{solver}"] = digest(est.perturb(X_eval, y[:80], inner_solver=solver,
-                                                          random_state=0))
+            out[f"perturb_{solver}"] = digest(
+                est.perturb(X_eval, y[:80], inner_solver=solver, random_state=0)
+            )
         out["robust_loss"] = digest(est.robust_loss(X_eval, y[:80], random_state=0))
     return out
 
@@ -385,10 +605,15 @@ def compare(ref_path, new_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the checksums to this JSON file")
-    parser.add_argument("--only", nargs="*",
-                        help="run only the configurations whose names start with these")
-    parser.add_argument("--compare", nargs=2, metavar=("REFERENCE", "NEW"),
-                        help="compare two JSON files; exit status 1 when they differ")
+    parser.add_argument(
+        "--only", nargs="*", help="run only the configurations whose names start with these"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("REFERENCE", "NEW"),
+        help="compare two JSON files; exit status 1 when they differ",
+    )
     args = parser.parse_args(argv)
     if args.compare:
         same, report = compare(*args.compare)
@@ -396,10 +621,16 @@ def main(argv=None):
         return 0 if same else 1
     t0 = time.perf_counter()
     results = run(args.only)
-    payload = {"command": " ".join(["python", "benchmarks/check_predictions.py"]
-                                   + (argv if argv is not None else sys.argv[1:])),
-               "torch": torch.__version__, "numpy": np.__version__,
-               "seconds": round(time.perf_counter() - t0, 1), "checksums": results}
+    payload = {
+        "command": " ".join(
+            ["python", "benchmarks/check_predictions.py"]
+            + (argv if argv is not None else sys.argv[1:])
+        ),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "checksums": results,
+    }
     text = json.dumps(payload, indent=1, sort_keys=True)
     if args.out:
         with open(args.out, "w") as f:

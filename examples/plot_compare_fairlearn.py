@@ -35,18 +35,33 @@ from sklearn.ensemble import RandomForestClassifier
 from skfairbilevel.compare import Method, draw_pareto, format_table, run_comparison
 
 QUICK = os.environ.get("SKFB_EXAMPLE_QUICK", "0") == "1"
-forest = Method("forest", RandomForestClassifier(n_estimators=50), knob="min_samples_leaf",
-                grid=[1, 20, 200], description="unconstrained random forest")
+forest = Method(
+    "forest",
+    RandomForestClassifier(n_estimators=50),
+    knob="min_samples_leaf",
+    grid=[1, 20, 200],
+    description="unconstrained random forest",
+)
 if QUICK:
-    dataset, methods, seeds = "german_credit", ["fair_mlp,gs_dp,threshold_dp,logreg",
-                                                forest], 2
+    dataset, methods, seeds = "german_credit", ["fair_mlp,gs_dp,threshold_dp,logreg", forest], 2
 else:
     dataset, seeds = "adult", 3
-    methods = ["fair_mlp,fairbinn_ref,badr,eg_dp,gs_dp,threshold_dp,threshold_dp_hgb,"
-               "adversarial,correlation_remover,logreg,hgb", forest]
+    methods = [
+        "fair_mlp,fairbinn_ref,badr,eg_dp,gs_dp,threshold_dp,threshold_dp_hgb,"
+        "adversarial,correlation_remover,logreg,hgb",
+        forest,
+    ]
 
-result = run_comparison(dataset=dataset, methods=methods, quick=True, seeds=seeds,
-                        epsilons=(0.02, 0.05), n_jobs=1, out=None, progress=False)
+result = run_comparison(
+    dataset=dataset,
+    methods=methods,
+    quick=True,
+    seeds=seeds,
+    epsilons=(0.02, 0.05),
+    n_jobs=1,
+    out=None,
+    progress=False,
+)
 print(format_table(result.summary, result.chosen, epsilon=0.05))
 for note in result.notes:
     print("*", note)
@@ -58,12 +73,15 @@ for note in result.notes:
 # large markers are the points chosen on validation data for epsilon = 0.02 and 0.05 (the
 # dotted lines).
 fig, ax = plt.subplots(figsize=(10, 5.5))
-draw_pareto(result.fronts, result.summary, ax=ax,
-            title=f"{dataset} ({', '.join(result.info['sensitive'])}), quick settings, "
-                  f"{len(result.info['seeds'])} seeds")
+draw_pareto(
+    result.fronts,
+    result.summary,
+    ax=ax,
+    title=f"{dataset} ({', '.join(result.info['sensitive'])}), quick settings, "
+    f"{len(result.info['seeds'])} seeds",
+)
 fig.tight_layout()
 if matplotlib.get_backend().lower() == "agg":  # not interactive: save the figure
-    fig.savefig(os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."),
-                             "plot_compare_fairlearn.png"))
+    fig.savefig(os.path.join(os.environ.get("SKFB_EXAMPLE_OUT", "."), "plot_compare_fairlearn.png"))
 else:
     plt.show()

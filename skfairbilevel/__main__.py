@@ -32,8 +32,7 @@ def _int_at_least(minimum, what, *, also=None):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer; got {text!r}") \
-                from None
+            raise argparse.ArgumentTypeError(f"{what} must be an integer; got {text!r}") from None
         if value < minimum and value != also:
             extra = f" (or {also})" if also is not None else ""
             raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}{extra}; got {value}")
@@ -55,7 +54,7 @@ def build_parser():
     cmp = sub.add_parser(
         "compare",
         help="sweep each method's trade-off knob, choose operating points on validation "
-             "data, report test figures over seeds",
+        "data, report test figures over seeds",
         description=(
             "Fit our estimators and fairlearn's and scikit-learn's baselines for every "
             "value of their trade-off knob, on train/validation/test splits of several "
@@ -66,66 +65,125 @@ def build_parser():
             "demographic parity, 3 seeds, every method's default grid, one job per core."
         ),
         epilog="Examples: python -m skfairbilevel compare --quick | "
-               "python -m skfairbilevel compare --data my.csv --target label --positive yes "
-               "--sensitive gender --methods ours,eg_dp,logreg",
+        "python -m skfairbilevel compare --data my.csv --target label --positive yes "
+        "--sensitive gender --methods ours,eg_dp,logreg",
     )
     data = cmp.add_argument_group("data")
-    data.add_argument("--dataset", default=None, choices=list(DATASETS),
-                      help="bundled dataset (default: adult)")
-    data.add_argument("--data", default=None, metavar="PATH",
-                      help="your own table instead: a CSV or Parquet file (string columns "
-                           "are one-hot encoded, numeric ones standardised)")
-    data.add_argument("--target", default=None, metavar="COLUMN",
-                      help="with --data: the column to predict")
-    data.add_argument("--positive", default=None, metavar="VALUE",
-                      help="with --data: the positive class, when the target is not 0/1")
-    data.add_argument("--sensitive", default=None, metavar="COLUMN[,COLUMN]",
-                      help="sensitive column(s), never model inputs; several give "
-                           "intersectional groups (default: the dataset's, e.g. sex for "
-                           "adult; required with --data)")
+    data.add_argument(
+        "--dataset", default=None, choices=list(DATASETS), help="bundled dataset (default: adult)"
+    )
+    data.add_argument(
+        "--data",
+        default=None,
+        metavar="PATH",
+        help="your own table instead: a CSV or Parquet file (string columns "
+        "are one-hot encoded, numeric ones standardised)",
+    )
+    data.add_argument(
+        "--target", default=None, metavar="COLUMN", help="with --data: the column to predict"
+    )
+    data.add_argument(
+        "--positive",
+        default=None,
+        metavar="VALUE",
+        help="with --data: the positive class, when the target is not 0/1",
+    )
+    data.add_argument(
+        "--sensitive",
+        default=None,
+        metavar="COLUMN[,COLUMN]",
+        help="sensitive column(s), never model inputs; several give "
+        "intersectional groups (default: the dataset's, e.g. sex for "
+        "adult; required with --data)",
+    )
     proto = cmp.add_argument_group("protocol")
-    proto.add_argument("--methods", default="all", metavar="LIST",
-                       help="comma-separated method names or groups (all, ours, fairlearn, "
-                            "sklearn); see --list-methods (default: all)")
-    proto.add_argument("--metric", default="demographic_parity",
-                       choices=list(METRICS) + list(METRIC_ALIASES),
-                       help="the unfairness that epsilon bounds; also the constraint our "
-                            "estimators target (default: demographic_parity)")
-    proto.add_argument("--epsilons", default=",".join(f"{e:g}" for e in DEFAULT_EPSILONS),
-                       metavar="LIST", help="fairness bounds, comma-separated (default: "
-                                            "%(default)s)")
-    proto.add_argument("--seeds", type=_int_at_least(1, "--seeds"), default=None, metavar="N",
-                       help="number of seeds, each with its own split (default: 3; 2 with "
-                            "--quick)")
-    proto.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0,
-                       help="first seed (default: 0)")
-    proto.add_argument("--cv", type=_int_at_least(2, "--cv"), default=None, metavar="K",
-                       help="choose on K-fold cross-validation of the training and "
-                            "validation rows instead of the validation split")
-    proto.add_argument("--quick", action="store_true",
-                       help="fewer rows and epochs, 2 seeds: about a minute")
-    proto.add_argument("--full", action="store_true",
-                       help="denser grids (and FACIMS at the paper's settings)")
+    proto.add_argument(
+        "--methods",
+        default="all",
+        metavar="LIST",
+        help="comma-separated method names or groups (all, ours, fairlearn, "
+        "sklearn); see --list-methods (default: all)",
+    )
+    proto.add_argument(
+        "--metric",
+        default="demographic_parity",
+        choices=list(METRICS) + list(METRIC_ALIASES),
+        help="the unfairness that epsilon bounds; also the constraint our "
+        "estimators target (default: demographic_parity)",
+    )
+    proto.add_argument(
+        "--epsilons",
+        default=",".join(f"{e:g}" for e in DEFAULT_EPSILONS),
+        metavar="LIST",
+        help="fairness bounds, comma-separated (default: %(default)s)",
+    )
+    proto.add_argument(
+        "--seeds",
+        type=_int_at_least(1, "--seeds"),
+        default=None,
+        metavar="N",
+        help="number of seeds, each with its own split (default: 3; 2 with --quick)",
+    )
+    proto.add_argument(
+        "--seed", type=_int_at_least(0, "--seed"), default=0, help="first seed (default: 0)"
+    )
+    proto.add_argument(
+        "--cv",
+        type=_int_at_least(2, "--cv"),
+        default=None,
+        metavar="K",
+        help="choose on K-fold cross-validation of the training and "
+        "validation rows instead of the validation split",
+    )
+    proto.add_argument(
+        "--quick", action="store_true", help="fewer rows and epochs, 2 seeds: about a minute"
+    )
+    proto.add_argument(
+        "--full", action="store_true", help="denser grids (and FACIMS at the paper's settings)"
+    )
     run = cmp.add_argument_group("execution")
-    run.add_argument("--n-jobs", type=_int_at_least(1, "--n-jobs", also=-1), default=None,
-                     metavar="N", help="fits in parallel (default, and -1: the number of "
-                                       "cores)")
-    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="run the fits on a Dask cluster (e.g. tcp://host:8786); needs "
-                          "pip install 'skfairbilevel[dask]'")
-    run.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                     help="device of our estimators and of the adversarial baseline "
-                          "(default: cpu)")
-    run.add_argument("--threads", type=_int_at_least(1, "--threads"), default=1, metavar="N",
-                     help="torch and BLAS threads per fit (default: 1, the fastest for "
-                          "these small models)")
-    run.add_argument("--out", default="compare_out", metavar="DIR",
-                     help="output directory (default: compare_out)")
-    run.add_argument("--no-cache", action="store_true",
-                     help="neither read nor write the fit cache (<out>/cache)")
+    run.add_argument(
+        "--n-jobs",
+        type=_int_at_least(1, "--n-jobs", also=-1),
+        default=None,
+        metavar="N",
+        help="fits in parallel (default, and -1: the number of cores)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the fits on a Dask cluster (e.g. tcp://host:8786); needs "
+        "pip install 'skfairbilevel[dask]'",
+    )
+    run.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda", "auto"],
+        help="device of our estimators and of the adversarial baseline (default: cpu)",
+    )
+    run.add_argument(
+        "--threads",
+        type=_int_at_least(1, "--threads"),
+        default=1,
+        metavar="N",
+        help="torch and BLAS threads per fit (default: 1, the fastest for these small models)",
+    )
+    run.add_argument(
+        "--out",
+        default="compare_out",
+        metavar="DIR",
+        help="output directory (default: compare_out)",
+    )
+    run.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the fit cache (<out>/cache)"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--list-methods", action="store_true",
-                     help="list the methods, their knobs and grids, and exit")
+    run.add_argument(
+        "--list-methods",
+        action="store_true",
+        help="list the methods, their knobs and grids, and exit",
+    )
     cmp.set_defaults(subparser=cmp)
     return parser
 
@@ -139,8 +197,11 @@ def _list_methods(full):
         status = " (not available)" if m.unavailable() else ""
         grid = m.param_grid(s)
         values = ", ".join(
-            ", ".join(f"{k.split('__')[-1]}={v}" for k, v in p.items()) if len(p) != 1
-            or m.knob is None else str(next(iter(p.values()))) for p in grid)
+            ", ".join(f"{k.split('__')[-1]}={v}" for k, v in p.items())
+            if len(p) != 1 or m.knob is None
+            else str(next(iter(p.values())))
+            for p in grid
+        )
         knob = f"{m.knob_label()}: {values}" if grid != [{}] else "(fitted once)"
         print(f"{name:<{width}}  {m.family:<13}  {knob}")
         print(f"{'':<{width}}  {'':<13}  {m.description}{status}")
@@ -155,17 +216,23 @@ def _print_result(result):
     groups = ", ".join(f"{k} ({v})" for k, v in info["groups"].items())
     print(f"  sensitive: {', '.join(info['sensitive'])}: {groups}")
     sizes = ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
-    print(f"  {len(info['seeds'])} seed(s); rows per seed: {sizes}"
-          + ("; quick settings" if info["quick"] else ""))
-    print(f"  fits: {info['fits_planned']} planned, {info['fits_cached']} cached, "
-          f"{info['fits_run']} run, {info['fits_failed']} failed")
+    print(
+        f"  {len(info['seeds'])} seed(s); rows per seed: {sizes}"
+        + ("; quick settings" if info["quick"] else "")
+    )
+    print(
+        f"  fits: {info['fits_planned']} planned, {info['fits_cached']} cached, "
+        f"{info['fits_run']} run, {info['fits_failed']} failed"
+    )
     print()
     for line in best_per_epsilon(result.summary):
         print("* " + line.replace("**", ""))
     for eps in info["epsilons"]:
         print()
-        print(f"epsilon = {eps:g} (ranked by test accuracy among the methods with a "
-              f"feasible point on validation in every seed):")
+        print(
+            f"epsilon = {eps:g} (ranked by test accuracy among the methods with a "
+            f"feasible point on validation in every seed):"
+        )
         print(format_table(result.summary, result.chosen, info["metric"], eps))
     if result.notes:
         print()
@@ -191,8 +258,9 @@ def _compare(args, parser):
     if args.data is None and (args.target is not None or args.positive is not None):
         raise _UsageError("--target and --positive go with --data")
     if args.scheduler is not None and args.n_jobs is not None:
-        raise _UsageError("--n-jobs does not apply with --scheduler (the cluster's workers "
-                          "run the fits)")
+        raise _UsageError(
+            "--n-jobs does not apply with --scheduler (the cluster's workers run the fits)"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise _UsageError(f"--out {args.out!r} exists and is not a directory")
@@ -200,12 +268,26 @@ def _compare(args, parser):
     command = " ".join([parser.prog] + [shlex.quote(a) for a in args.argv[1:]])
     try:
         result = run_comparison(
-            dataset=args.dataset or "adult", data=args.data, target=args.target,
-            sensitive=args.sensitive, positive=args.positive, methods=args.methods,
-            metric=args.metric, epsilons=args.epsilons, seeds=seeds, seed=args.seed,
-            cv=args.cv, quick=args.quick, full=args.full, n_jobs=args.n_jobs,
-            scheduler=args.scheduler, device=args.device, n_threads=args.threads,
-            out=args.out, cache=not args.no_cache, progress=not args.no_progress,
+            dataset=args.dataset or "adult",
+            data=args.data,
+            target=args.target,
+            sensitive=args.sensitive,
+            positive=args.positive,
+            methods=args.methods,
+            metric=args.metric,
+            epsilons=args.epsilons,
+            seeds=seeds,
+            seed=args.seed,
+            cv=args.cv,
+            quick=args.quick,
+            full=args.full,
+            n_jobs=args.n_jobs,
+            scheduler=args.scheduler,
+            device=args.device,
+            n_threads=args.threads,
+            out=args.out,
+            cache=not args.no_cache,
+            progress=not args.no_progress,
             command=command,
         )
     except ValueError as exc:  # bad option values found while loading / resolving
@@ -227,14 +309,14 @@ def main(argv=None):
         args.argv = argv
         if args.command is None:
             parser.print_help(sys.stderr)
-            print("\nerror: give a command, e.g. 'python -m skfairbilevel compare'",
-                  file=sys.stderr)
+            print(
+                "\nerror: give a command, e.g. 'python -m skfairbilevel compare'", file=sys.stderr
+            )
             return 2
         return _compare(args, args.subparser)
     except _UsageError as exc:
         message = " ".join(str(exc).split())
-        print(f"{prog} compare: error: {message} (see {prog} compare --help)",
-              file=sys.stderr)
+        print(f"{prog} compare: error: {message} (see {prog} compare --help)", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`, which exited early
         devnull = os.open(os.devnull, os.O_WRONLY)

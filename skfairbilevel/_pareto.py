@@ -34,8 +34,7 @@ def _column(values, name):
     try:
         out = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"the {name} values must be numbers; got {list(values)[:5]!r}.") \
-            from None
+        raise ValueError(f"the {name} values must be numbers; got {list(values)[:5]!r}.") from None
     if np.isnan(out).any():
         bad = np.flatnonzero(np.isnan(out))[:5].tolist()
         raise ValueError(
@@ -71,8 +70,11 @@ def _coordinates(points, x, y):
                     f"for an array of points, {label} must be a column index below "
                     f"{arr.shape[1]}; got {key!r}."
                 )
-        return "array", _column(arr[:, ix], f"x (column {ix})"), \
-            _column(arr[:, iy], f"y (column {iy})")
+        return (
+            "array",
+            _column(arr[:, ix], f"x (column {ix})"),
+            _column(arr[:, iy], f"y (column {iy})"),
+        )
     if isinstance(points, list | tuple):
         if x is None or y is None:
             raise ValueError(
@@ -91,8 +93,11 @@ def _coordinates(points, x, y):
                         f"a validation split (e.g. record_validation=True or "
                         f"early_stopping=True)."
                     )
-        return "records", _column([r[x] for r in points], repr(x)), \
-            _column([r[y] for r in points], repr(y))
+        return (
+            "records",
+            _column([r[x] for r in points], repr(x)),
+            _column([r[y] for r in points], repr(y)),
+        )
     raise TypeError(
         f"points must be an array of shape (n, 2), a DataFrame or a list of mappings; got "
         f"{type(points).__name__}."

@@ -98,8 +98,9 @@ def _random_state_rule(value):
 
 
 def _frame_rule(value):
-    return None if value is None or isinstance(value, pd.DataFrame) else \
-        "None or a pandas DataFrame"
+    return (
+        None if value is None or isinstance(value, pd.DataFrame) else "None or a pandas DataFrame"
+    )
 
 
 def float64_scores(estimator):
@@ -136,8 +137,7 @@ def float64_scores(estimator):
     >>> to.predict(X, sensitive_features=A, random_state=0).shape
     (200,)
     """
-    return make_pipeline(FunctionTransformer(np.asarray, kw_args={"dtype": np.float64}),
-                         estimator)
+    return make_pipeline(FunctionTransformer(np.asarray, kw_args={"dtype": np.float64}), estimator)
 
 
 # -- reproducible per-row uniforms ----------------------------------------------------
@@ -192,12 +192,16 @@ class _ReductionClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     _parameter_rules = {
         "constraints": _constraints_rule,
-        "sensitive_feature_ids": any_of(one_of(None), number(integer=True), text(),
-                                        is_array_like()),
+        "sensitive_feature_ids": any_of(
+            one_of(None), number(integer=True), text(), is_array_like()
+        ),
         "drop_sensitive": one_of(True, False),
         "sample_weight_name": text(),
-        "estimator": lambda v: None if v is None or (hasattr(v, "fit") and hasattr(v, "predict"))
-        else "None or an estimator with fit(X, y, sample_weight) and predict(X)",
+        "estimator": lambda v: (
+            None
+            if v is None or (hasattr(v, "fit") and hasattr(v, "predict"))
+            else "None or an estimator with fit(X, y, sample_weight) and predict(X)"
+        ),
     }
 
     def _make_mitigator(self, estimator, constraints):
@@ -254,8 +258,7 @@ class _ReductionClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             A = pd.DataFrame(np.asarray(X)[:, positions])
             name = "sensitive_feature_ids"
             drop = set(positions) if self.drop_sensitive else set()
-            self._model_columns = [j for j in range(X.shape[1]) if j not in drop] \
-                if drop else None
+            self._model_columns = [j for j in range(X.shape[1]) if j not in drop] if drop else None
             if self._model_columns is not None and not self._model_columns:
                 raise ValueError(
                     "sensitive_feature_ids names every column of X, and drop_sensitive=True "
@@ -279,8 +282,9 @@ class _ReductionClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             )
         self.n_groups_ = len(self.groups_)
         Xm = X if self._model_columns is None else X[:, self._model_columns]
-        estimator = LogisticRegression(max_iter=1000) if self.estimator is None \
-            else clone(self.estimator)
+        estimator = (
+            LogisticRegression(max_iter=1000) if self.estimator is None else clone(self.estimator)
+        )
         self.mitigator_ = self._make_mitigator(estimator, self._constraints())
         self.mitigator_.fit(Xm, y01, sensitive_features=g)
         self._after_fit()
@@ -422,10 +426,23 @@ class ExponentiatedGradientClassifier(_ReductionClassifier):
         "random_state": _random_state_rule,
     }
 
-    def __init__(self, estimator=None, constraints="demographic_parity", *,
-                 difference_bound=None, eps=0.01, max_iter=50, nu=None, eta0=2.0,
-                 run_linprog_step=True, sample_weight_name="sample_weight", randomized=True,
-                 sensitive_feature_ids=None, drop_sensitive=True, random_state=None):
+    def __init__(
+        self,
+        estimator=None,
+        constraints="demographic_parity",
+        *,
+        difference_bound=None,
+        eps=0.01,
+        max_iter=50,
+        nu=None,
+        eta0=2.0,
+        run_linprog_step=True,
+        sample_weight_name="sample_weight",
+        randomized=True,
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+        random_state=None,
+    ):
         self.estimator = estimator
         self.constraints = constraints
         self.difference_bound = difference_bound
@@ -444,8 +461,13 @@ class ExponentiatedGradientClassifier(_ReductionClassifier):
         from fairlearn.reductions import ExponentiatedGradient
 
         return ExponentiatedGradient(
-            estimator, constraints, eps=self.eps, max_iter=self.max_iter, nu=self.nu,
-            eta0=self.eta0, run_linprog_step=self.run_linprog_step,
+            estimator,
+            constraints,
+            eps=self.eps,
+            max_iter=self.max_iter,
+            nu=self.nu,
+            eta0=self.eta0,
+            run_linprog_step=self.run_linprog_step,
             sample_weight_name=self.sample_weight_name,
         )
 
@@ -577,10 +599,20 @@ class GridSearchReductionClassifier(_ReductionClassifier):
         "grid": _frame_rule,
     }
 
-    def __init__(self, estimator=None, constraints="demographic_parity", *,
-                 constraint_weight=0.5, grid_size=10, grid_limit=2.0, grid_offset=None,
-                 grid=None, sample_weight_name="sample_weight", sensitive_feature_ids=None,
-                 drop_sensitive=True):
+    def __init__(
+        self,
+        estimator=None,
+        constraints="demographic_parity",
+        *,
+        constraint_weight=0.5,
+        grid_size=10,
+        grid_limit=2.0,
+        grid_offset=None,
+        grid=None,
+        sample_weight_name="sample_weight",
+        sensitive_feature_ids=None,
+        drop_sensitive=True,
+    ):
         self.estimator = estimator
         self.constraints = constraints
         self.constraint_weight = constraint_weight
@@ -596,9 +628,13 @@ class GridSearchReductionClassifier(_ReductionClassifier):
         from fairlearn.reductions import GridSearch
 
         return GridSearch(
-            estimator, constraints, constraint_weight=self.constraint_weight,
-            grid_size=self.grid_size, grid_limit=self.grid_limit,
-            grid_offset=self.grid_offset, grid=self.grid,
+            estimator,
+            constraints,
+            constraint_weight=self.constraint_weight,
+            grid_size=self.grid_size,
+            grid_limit=self.grid_limit,
+            grid_offset=self.grid_offset,
+            grid=self.grid,
             sample_weight_name=self.sample_weight_name,
         )
 

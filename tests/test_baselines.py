@@ -30,7 +30,8 @@ def data():
 def fitted_eg(data):
     X, y, A = data
     return ExponentiatedGradientClassifier(max_iter=20, random_state=0).fit(
-        X, y, sensitive_features=A)
+        X, y, sensitive_features=A
+    )
 
 
 @pytest.fixture
@@ -44,11 +45,11 @@ def routing():
 
 def test_eg_proba_equals_fairlearn_pmf(data, fitted_eg):
     X, y, A = data
-    ref = ExponentiatedGradient(LogisticRegression(max_iter=1000), DemographicParity(),
-                                max_iter=20).fit(X, y, sensitive_features=A)
+    ref = ExponentiatedGradient(
+        LogisticRegression(max_iter=1000), DemographicParity(), max_iter=20
+    ).fit(X, y, sensitive_features=A)
     np.testing.assert_allclose(fitted_eg.predict_proba(X), ref._pmf_predict(X), atol=1e-12)
-    np.testing.assert_allclose(fitted_eg.mitigator_.weights_.to_numpy(),
-                               ref.weights_.to_numpy())
+    np.testing.assert_allclose(fitted_eg.mitigator_.weights_.to_numpy(), ref.weights_.to_numpy())
     assert fitted_eg.nu_ == pytest.approx(ref.nu)
     # the reduction must be doing something: a real mixture on this biased data
     p = fitted_eg.predict_proba(X)[:, 1]
@@ -58,9 +59,11 @@ def test_eg_proba_equals_fairlearn_pmf(data, fitted_eg):
 def test_gs_equals_fairlearn_gridsearch(data):
     X, y, A = data
     ours = GridSearchReductionClassifier(constraints="equalized_odds", grid_size=7).fit(
-        X, y, sensitive_features=A)
-    ref = GridSearch(LogisticRegression(max_iter=1000), EqualizedOdds(),
-                     grid_size=7).fit(X, y, sensitive_features=A)
+        X, y, sensitive_features=A
+    )
+    ref = GridSearch(LogisticRegression(max_iter=1000), EqualizedOdds(), grid_size=7).fit(
+        X, y, sensitive_features=A
+    )
     assert ours.mitigator_.best_idx_ == ref.best_idx_
     np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X))
@@ -69,13 +72,15 @@ def test_gs_equals_fairlearn_gridsearch(data):
 def test_string_labels_and_moment_object(data):
     X, y, A = data
     labels = np.array(["no", "yes"])[y]
-    eg = ExponentiatedGradientClassifier(DemographicParity(difference_bound=0.02),
-                                         max_iter=10, random_state=0)
+    eg = ExponentiatedGradientClassifier(
+        DemographicParity(difference_bound=0.02), max_iter=10, random_state=0
+    )
     # a moment object as the first positional argument is a mistake: it is `estimator`
     with pytest.raises(ValueError, match="estimator"):
         eg.fit(X, labels, sensitive_features=A)
-    eg = ExponentiatedGradientClassifier(constraints=DemographicParity(difference_bound=0.02),
-                                         max_iter=10, random_state=0)
+    eg = ExponentiatedGradientClassifier(
+        constraints=DemographicParity(difference_bound=0.02), max_iter=10, random_state=0
+    )
     eg.fit(X, labels, sensitive_features=A)
     assert set(eg.predict(X)) <= {"no", "yes"}
     np.testing.assert_array_equal(eg.classes_, ["no", "yes"])
@@ -97,15 +102,15 @@ def test_randomised_predict_is_reproducible_and_row_wise(data, fitted_eg):
     # same random_state, fresh fit -> same labels; another seed -> other labels
     again = clone(fitted_eg).fit(*data[:2], sensitive_features=data[2])
     np.testing.assert_array_equal(again.predict(X), pred)
-    other = clone(fitted_eg).set_params(random_state=1).fit(
-        *data[:2], sensitive_features=data[2])
+    other = clone(fitted_eg).set_params(random_state=1).fit(*data[:2], sensitive_features=data[2])
     assert (other.predict(X) != pred).any()
 
 
 def test_fairlearn_eg_uses_global_rng_but_ours_does_not(data, fitted_eg):
     X, y, A = data
-    ref = ExponentiatedGradient(LogisticRegression(max_iter=1000), DemographicParity(),
-                                max_iter=20).fit(X, y, sensitive_features=A)
+    ref = ExponentiatedGradient(
+        LogisticRegression(max_iter=1000), DemographicParity(), max_iter=20
+    ).fit(X, y, sensitive_features=A)
     state = np.random.get_state()
     try:
         np.random.seed(0)
@@ -131,8 +136,7 @@ def test_randomised_predict_matches_probabilities(data, fitted_eg):
     # the count of positives among mixed rows is a sum of Bernoulli(p_i): within 4 sd
     mean, sd = p[mixed].sum(), np.sqrt((p[mixed] * (1 - p[mixed])).sum())
     assert abs(pred[mixed].sum() - mean) < 4 * sd
-    det = clone(fitted_eg).set_params(randomized=False).fit(
-        X, data[1], sensitive_features=data[2])
+    det = clone(fitted_eg).set_params(randomized=False).fit(X, data[1], sensitive_features=data[2])
     np.testing.assert_array_equal(det.predict(X), (p >= 0.5).astype(int))
 
 
@@ -161,9 +165,14 @@ def test_cross_validate_identical_runs_with_routing(data, routing):
     X, y, A = data
     scoring = {"acc": "accuracy", "dp": make_fairness_scorer("demographic_parity_difference")}
     runs = [
-        cross_validate(ExponentiatedGradientClassifier(max_iter=8, random_state=0), X, y,
-                       scoring=scoring, params={"sensitive_features": A},
-                       cv=KFold(3, shuffle=True, random_state=0))
+        cross_validate(
+            ExponentiatedGradientClassifier(max_iter=8, random_state=0),
+            X,
+            y,
+            scoring=scoring,
+            params={"sensitive_features": A},
+            cv=KFold(3, shuffle=True, random_state=0),
+        )
         for _ in range(2)
     ]
     np.testing.assert_array_equal(runs[0]["test_dp"], runs[1]["test_dp"])
@@ -171,9 +180,11 @@ def test_cross_validate_identical_runs_with_routing(data, routing):
     # the fold scores are the metric of the wrapper's predictions on each test fold
     first_train, first_test = next(KFold(3, shuffle=True, random_state=0).split(X))
     est = ExponentiatedGradientClassifier(max_iter=8, random_state=0).fit(
-        X[first_train], y[first_train], sensitive_features=A[first_train])
-    dp = demographic_parity_difference(y[first_test], est.predict(X[first_test]),
-                                       sensitive_features=A[first_test])
+        X[first_train], y[first_train], sensitive_features=A[first_train]
+    )
+    dp = demographic_parity_difference(
+        y[first_test], est.predict(X[first_test]), sensitive_features=A[first_test]
+    )
     assert runs[0]["test_dp"][0] == pytest.approx(-dp)
 
 
@@ -183,12 +194,16 @@ def test_gridsearchcv_routes_sensitive_features(data, routing):
     search = GridSearchCV(
         GridSearchReductionClassifier(grid_size=5),
         {"constraints": ["demographic_parity", "equalized_odds"]},
-        scoring={"acc": "accuracy", "dp": dp}, refit="acc", cv=3,
+        scoring={"acc": "accuracy", "dp": dp},
+        refit="acc",
+        cv=3,
     ).fit(X, y, sensitive_features=A)
     assert np.all(np.isfinite(search.cv_results_["mean_test_dp"]))
     assert search.best_estimator_.n_groups_ == 2
-    assert ExponentiatedGradientClassifier().get_metadata_routing().fit.requests[
-        "sensitive_features"] is True
+    assert (
+        ExponentiatedGradientClassifier().get_metadata_routing().fit.requests["sensitive_features"]
+        is True
+    )
 
 
 def test_sensitive_feature_ids_with_routing_off(data):
@@ -201,8 +216,9 @@ def test_sensitive_feature_ids_with_routing_off(data):
     a = est.fit(XA, y)
     b = GridSearchReductionClassifier(grid_size=5).fit(X, y, sensitive_features=A)
     np.testing.assert_allclose(a.predict_proba(XA), b.predict_proba(X))
-    kept = GridSearchReductionClassifier(grid_size=5, sensitive_feature_ids=4,
-                                         drop_sensitive=False).fit(XA, y)
+    kept = GridSearchReductionClassifier(
+        grid_size=5, sensitive_feature_ids=4, drop_sensitive=False
+    ).fit(XA, y)
     assert kept.best_estimator_.n_features_in_ == 5
     assert a.best_estimator_.n_features_in_ == 4
 
@@ -217,19 +233,22 @@ def test_pickle_and_clone(data, fitted_eg):
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("cls, params, match", [
-    (ExponentiatedGradientClassifier, dict(eps=0), "'eps'"),
-    (ExponentiatedGradientClassifier, dict(max_iter=0), "'max_iter'"),
-    (ExponentiatedGradientClassifier, dict(nu=-1.0), "'nu'"),
-    (ExponentiatedGradientClassifier, dict(difference_bound=0.0), "'difference_bound'"),
-    (ExponentiatedGradientClassifier, dict(random_state=-3), "'random_state'"),
-    (ExponentiatedGradientClassifier, dict(constraints="fair"), "'constraints'"),
-    (ExponentiatedGradientClassifier, dict(randomized="yes"), "'randomized'"),
-    (GridSearchReductionClassifier, dict(constraint_weight=1.5), "'constraint_weight'"),
-    (GridSearchReductionClassifier, dict(grid_size=0), "'grid_size'"),
-    (GridSearchReductionClassifier, dict(grid_limit=0), "'grid_limit'"),
-    (GridSearchReductionClassifier, dict(grid=[[0.0]]), "'grid'"),
-])
+@pytest.mark.parametrize(
+    "cls, params, match",
+    [
+        (ExponentiatedGradientClassifier, dict(eps=0), "'eps'"),
+        (ExponentiatedGradientClassifier, dict(max_iter=0), "'max_iter'"),
+        (ExponentiatedGradientClassifier, dict(nu=-1.0), "'nu'"),
+        (ExponentiatedGradientClassifier, dict(difference_bound=0.0), "'difference_bound'"),
+        (ExponentiatedGradientClassifier, dict(random_state=-3), "'random_state'"),
+        (ExponentiatedGradientClassifier, dict(constraints="fair"), "'constraints'"),
+        (ExponentiatedGradientClassifier, dict(randomized="yes"), "'randomized'"),
+        (GridSearchReductionClassifier, dict(constraint_weight=1.5), "'constraint_weight'"),
+        (GridSearchReductionClassifier, dict(grid_size=0), "'grid_size'"),
+        (GridSearchReductionClassifier, dict(grid_limit=0), "'grid_limit'"),
+        (GridSearchReductionClassifier, dict(grid=[[0.0]]), "'grid'"),
+    ],
+)
 def test_bad_parameters(data, cls, params, match):
     X, y, A = data
     with pytest.raises(ValueError, match=match):
@@ -259,11 +278,13 @@ def test_float64_scores_lets_threshold_optimizer_predict_on_float32():
 
     X, y, A = make_biased_classification(300, random_state=0)
     X32 = X.astype(np.float32)
-    ours = ThresholdOptimizer(estimator=float64_scores(LogisticRegression()),
-                              predict_method="predict_proba").fit(X32, y, sensitive_features=A)
-    ref = ThresholdOptimizer(estimator=LogisticRegression(),
-                             predict_method="predict_proba").fit(
-        X32.astype(np.float64), y, sensitive_features=A)
-    np.testing.assert_array_equal(ours.predict(X32, sensitive_features=A, random_state=0),
-                                  ref.predict(X32.astype(np.float64), sensitive_features=A,
-                                              random_state=0))
+    ours = ThresholdOptimizer(
+        estimator=float64_scores(LogisticRegression()), predict_method="predict_proba"
+    ).fit(X32, y, sensitive_features=A)
+    ref = ThresholdOptimizer(estimator=LogisticRegression(), predict_method="predict_proba").fit(
+        X32.astype(np.float64), y, sensitive_features=A
+    )
+    np.testing.assert_array_equal(
+        ours.predict(X32, sensitive_features=A, random_state=0),
+        ref.predict(X32.astype(np.float64), sensitive_features=A, random_state=0),
+    )

@@ -42,8 +42,9 @@ def _table_frame(n=600, seed=0):
     gender = rng.choice(["female", "male"], size=n, p=[0.4, 0.6])
     job = rng.choice(["clerk", "manager", "nurse"], size=n)
     age = rng.integers(18, 70, size=n)
-    score = (0.04 * (age - 40) + 0.8 * (gender == "male") + 0.7 * (job == "manager")
-             + rng.normal(size=n))
+    score = (
+        0.04 * (age - 40) + 0.8 * (gender == "male") + 0.7 * (job == "manager") + rng.normal(size=n)
+    )
     label = np.where(score > 0.4, "yes", "no")
     return pd.DataFrame({"age": age, "job": job, "gender": gender, "label": label})
 
@@ -82,8 +83,11 @@ def test_adult_keeps_its_test_file_and_carves_validation_from_training():
     assert len(p0.evaluate["validation"]) == pytest.approx(0.2 * 30162, abs=1)
     assert set(p0.evaluate["validation"]) != set(p1.evaluate["validation"])
     (quick,) = make_splits(table, 0, quick=True)
-    assert (len(quick.train), len(quick.evaluate["validation"]),
-            len(quick.evaluate["test"])) == (3000, 1500, 3000)
+    assert (len(quick.train), len(quick.evaluate["validation"]), len(quick.evaluate["test"])) == (
+        3000,
+        1500,
+        3000,
+    )
 
 
 def test_cv_folds_cover_the_training_rows_once():
@@ -106,8 +110,10 @@ def test_sensitive_columns_are_never_features(frame):
     for split in ("train", "validation", "test"):
         np.testing.assert_array_equal(a.X[split], b.X[split])
     with_sensitive = prepare(table, part, sensitive_block=True)
-    np.testing.assert_array_equal(with_sensitive.X_sensitive["train"][:, 0],
-                                  (frame["gender"].iloc[part.train] == "male").astype(float))
+    np.testing.assert_array_equal(
+        with_sensitive.X_sensitive["train"][:, 0],
+        (frame["gender"].iloc[part.train] == "male").astype(float),
+    )
 
 
 def test_numeric_sensitive_column_with_many_values_is_refused(frame):
@@ -122,25 +128,44 @@ def _runs(rows):
     """runs.csv rows from (method, point, seed, split, accuracy, dp)."""
     out = []
     for method, point, seed, split, acc, dp in rows:
-        out.append(dict(method=method, family="f", params=json.dumps({"k": point}), seed=seed,
-                        split=split, accuracy=acc, balanced_accuracy=acc, dp_difference=dp,
-                        eo_difference=0.0, fit_seconds=1.0, sufficiency_gap=np.nan,
-                        point=point, fold=None))
+        out.append(
+            dict(
+                method=method,
+                family="f",
+                params=json.dumps({"k": point}),
+                seed=seed,
+                split=split,
+                accuracy=acc,
+                balanced_accuracy=acc,
+                dp_difference=dp,
+                eo_difference=0.0,
+                fit_seconds=1.0,
+                sufficiency_gap=np.nan,
+                point=point,
+                fold=None,
+            )
+        )
     return pd.DataFrame(out)
 
 
-HAND = _runs([
-    # seed 0: validation (accuracy, DP) of points 0, 1, 2; then their test figures
-    ("m", 0, 0, "validation", 0.80, 0.005), ("m", 1, 0, "validation", 0.84, 0.015),
-    ("m", 2, 0, "validation", 0.86, 0.060),
-    ("m", 0, 0, "test", 0.79, 0.008), ("m", 1, 0, "test", 0.83, 0.025),
-    ("m", 2, 0, "test", 0.85, 0.070),
-    # seed 1: nothing meets 0.01; point 1 is the least unfair
-    ("m", 0, 1, "validation", 0.81, 0.030), ("m", 1, 1, "validation", 0.78, 0.012),
-    ("m", 2, 1, "validation", 0.87, 0.090),
-    ("m", 0, 1, "test", 0.80, 0.020), ("m", 1, 1, "test", 0.77, 0.009),
-    ("m", 2, 1, "test", 0.86, 0.080),
-])
+HAND = _runs(
+    [
+        # seed 0: validation (accuracy, DP) of points 0, 1, 2; then their test figures
+        ("m", 0, 0, "validation", 0.80, 0.005),
+        ("m", 1, 0, "validation", 0.84, 0.015),
+        ("m", 2, 0, "validation", 0.86, 0.060),
+        ("m", 0, 0, "test", 0.79, 0.008),
+        ("m", 1, 0, "test", 0.83, 0.025),
+        ("m", 2, 0, "test", 0.85, 0.070),
+        # seed 1: nothing meets 0.01; point 1 is the least unfair
+        ("m", 0, 1, "validation", 0.81, 0.030),
+        ("m", 1, 1, "validation", 0.78, 0.012),
+        ("m", 2, 1, "validation", 0.87, 0.090),
+        ("m", 0, 1, "test", 0.80, 0.020),
+        ("m", 1, 1, "test", 0.77, 0.009),
+        ("m", 2, 1, "test", 0.86, 0.080),
+    ]
+)
 
 
 def test_selection_rule_on_a_hand_made_table():
@@ -159,17 +184,30 @@ def test_selection_rule_on_a_hand_made_table():
 
 
 def test_selection_breaks_ties_by_unfairness_then_grid_order():
-    runs = _runs([("m", 0, 0, "validation", 0.85, 0.010), ("m", 1, 0, "validation", 0.85, 0.004),
-                  ("m", 2, 0, "validation", 0.85, 0.004),
-                  ("m", 0, 0, "test", 0.8, 0.0), ("m", 1, 0, "test", 0.8, 0.0),
-                  ("m", 2, 0, "test", 0.8, 0.0)])
+    runs = _runs(
+        [
+            ("m", 0, 0, "validation", 0.85, 0.010),
+            ("m", 1, 0, "validation", 0.85, 0.004),
+            ("m", 2, 0, "validation", 0.85, 0.004),
+            ("m", 0, 0, "test", 0.8, 0.0),
+            ("m", 1, 0, "test", 0.8, 0.0),
+            ("m", 2, 0, "test", 0.8, 0.0),
+        ]
+    )
     assert select_operating_points(runs, [0.02])["point"].tolist() == [1]
 
 
 def test_cross_validation_folds_are_averaged_before_choosing():
-    rows = _runs([("m", 0, 0, "validation", 0.90, 0.001), ("m", 0, 0, "validation", 0.70, 0.040),
-                  ("m", 1, 0, "validation", 0.78, 0.015), ("m", 1, 0, "validation", 0.78, 0.015),
-                  ("m", 0, 0, "test", 0.8, 0.0), ("m", 1, 0, "test", 0.7, 0.0)])
+    rows = _runs(
+        [
+            ("m", 0, 0, "validation", 0.90, 0.001),
+            ("m", 0, 0, "validation", 0.70, 0.040),
+            ("m", 1, 0, "validation", 0.78, 0.015),
+            ("m", 1, 0, "validation", 0.78, 0.015),
+            ("m", 0, 0, "test", 0.8, 0.0),
+            ("m", 1, 0, "test", 0.7, 0.0),
+        ]
+    )
     # point 0: mean accuracy 0.80 but mean DP 0.0205 > 0.02; point 1 is feasible
     assert select_operating_points(rows, [0.02])["point"].tolist() == [1]
 
@@ -195,9 +233,16 @@ def test_summary_of_the_hand_made_table():
     assert s["fairness_mean"] == pytest.approx((0.008 + 0.009) / 2)
     assert s["violation_rate"] == 0.0
     assert summary.loc[0.02, "violation_rate"] == 0.5  # seed 0's point breaks 0.02 on test
-    assert list(frame.columns[:8]) == ["method", "epsilon", "n_seeds", "accuracy_mean",
-                                       "accuracy_low", "accuracy_high", "fairness_mean",
-                                       "violation_rate"]
+    assert list(frame.columns[:8]) == [
+        "method",
+        "epsilon",
+        "n_seeds",
+        "accuracy_mean",
+        "accuracy_low",
+        "accuracy_high",
+        "fairness_mean",
+        "violation_rate",
+    ]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -243,9 +288,16 @@ COUNTING = Method("counting", _Counting(), knob="C", grid=(0.01, 0.1, 1.0))
 @pytest.fixture(scope="module")
 def small_run(frame, tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp")
-    result = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                            methods=["logreg,threshold_dp,fair_mlp", COUNTING], seeds=2,
-                            out=out, **QUICK)
+    result = run_comparison(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods=["logreg,threshold_dp,fair_mlp", COUNTING],
+        seeds=2,
+        out=out,
+        **QUICK,
+    )
     return result, out
 
 
@@ -261,14 +313,16 @@ def test_logreg_rows_equal_a_direct_computation(small_run, frame):
         X = pre.transform(table.X.iloc[rows]).to_numpy(np.float32)
         y, A = table.y[rows], frame["gender"].to_numpy()[rows]
         pred, proba = lr.predict(X), lr.predict_proba(X)[:, 1]
-        row = runs[(runs["method"] == "logreg") & (runs["seed"] == 1)
-                   & (runs["split"] == split)].iloc[0]
+        row = runs[
+            (runs["method"] == "logreg") & (runs["seed"] == 1) & (runs["split"] == split)
+        ].iloc[0]
         assert row["accuracy"] == pytest.approx(accuracy_score(y, pred))
         assert row["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
         assert row["dp_difference"] == pytest.approx(fl_dpd(y, pred, sensitive_features=A))
         assert row["eo_difference"] == pytest.approx(fl_eod(y, pred, sensitive_features=A))
         assert row["sufficiency_gap"] == pytest.approx(
-            sufficiency_gap(y, proba, sensitive_features=A, n_bins=5))
+            sufficiency_gap(y, proba, sensitive_features=A, n_bins=5)
+        )
         assert row["fit_seconds"] > 0 and row["params"] == "{}"
 
 
@@ -278,18 +332,26 @@ def test_threshold_optimizer_rows_use_the_sensitive_features_at_predict(small_ru
     (part,) = make_splits(table, 0, quick=True)
     p = prepare(table, part)
     A = frame["gender"].to_numpy()
-    to = ThresholdOptimizer(estimator=float64_scores(LogisticRegression(
-        max_iter=1000, solver="newton-cholesky")), constraints="demographic_parity",
-        predict_method="predict_proba", tol=0.01)
+    to = ThresholdOptimizer(
+        estimator=float64_scores(LogisticRegression(max_iter=1000, solver="newton-cholesky")),
+        constraints="demographic_parity",
+        predict_method="predict_proba",
+        tol=0.01,
+    )
     to.fit(p.X["train"], p.y["train"], sensitive_features=A[part.train])
     rows = part.evaluate["test"]
     pred = to.predict(p.X["test"], sensitive_features=A[rows], random_state=0)
     runs = result.runs
-    row = runs[(runs["method"] == "threshold_dp") & (runs["seed"] == 0)
-               & (runs["split"] == "test") & (runs["params"] == '{"tol": 0.01}')].iloc[0]
+    row = runs[
+        (runs["method"] == "threshold_dp")
+        & (runs["seed"] == 0)
+        & (runs["split"] == "test")
+        & (runs["params"] == '{"tol": 0.01}')
+    ].iloc[0]
     assert row["accuracy"] == pytest.approx(accuracy_score(p.y["test"], pred))
-    assert row["dp_difference"] == pytest.approx(fl_dpd(p.y["test"], pred,
-                                                        sensitive_features=A[rows]))
+    assert row["dp_difference"] == pytest.approx(
+        fl_dpd(p.y["test"], pred, sensitive_features=A[rows])
+    )
 
 
 def test_user_method_runs_every_knob_value(small_run):
@@ -303,9 +365,18 @@ def test_user_method_runs_every_knob_value(small_run):
 def test_outputs_are_written(small_run):
     result, out = small_run
     runs = pd.read_csv(out / "runs.csv")
-    assert list(runs.columns[:10]) == ["method", "family", "params", "seed", "split",
-                                       "accuracy", "balanced_accuracy", "dp_difference",
-                                       "eo_difference", "fit_seconds"]
+    assert list(runs.columns[:10]) == [
+        "method",
+        "family",
+        "params",
+        "seed",
+        "split",
+        "accuracy",
+        "balanced_accuracy",
+        "dp_difference",
+        "eo_difference",
+        "fit_seconds",
+    ]
     assert list(runs.columns) == RUN_COLUMNS and set(runs["split"]) == {"validation", "test"}
     np.testing.assert_allclose(runs["accuracy"], result.runs["accuracy"])
     summary = pd.read_csv(out / "summary.csv")
@@ -341,9 +412,16 @@ def test_without_matplotlib_the_plot_is_skipped_with_a_note(small_run, tmp_path,
 def test_second_run_fits_nothing_and_gives_the_same_rows(small_run, frame):
     result, out = small_run
     _Counting.fits = 0
-    again = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                           methods=["logreg,threshold_dp,fair_mlp", COUNTING], seeds=2,
-                           out=out, **QUICK)
+    again = run_comparison(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods=["logreg,threshold_dp,fair_mlp", COUNTING],
+        seeds=2,
+        out=out,
+        **QUICK,
+    )
     assert _Counting.fits == 0
     assert again.info["fits_run"] == 0
     assert again.info["fits_cached"] == again.info["fits_planned"] == result.info["fits_planned"]
@@ -351,8 +429,16 @@ def test_second_run_fits_nothing_and_gives_the_same_rows(small_run, frame):
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(frame, tmp_path):
-    kwargs = dict(data=frame, target="label", sensitive="gender", positive="yes",
-                  methods=["logreg", COUNTING], seeds=2, out=tmp_path, **QUICK)
+    kwargs = dict(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods=["logreg", COUNTING],
+        seeds=2,
+        out=tmp_path,
+        **QUICK,
+    )
     _Counting.fits, _Counting.interrupt_at = 0, 4
     try:
         first = run_comparison(**kwargs)
@@ -367,27 +453,45 @@ def test_an_interrupted_run_resumes_where_it_stopped(frame, tmp_path):
     assert second.info["fits_cached"] == done
     assert second.info["fits_run"] == _Counting.fits == 8 - done
     fresh = run_comparison(**{**kwargs, "out": None})
-    pd.testing.assert_frame_equal(second.runs.drop(columns="fit_seconds"),
-                                  fresh.runs.drop(columns="fit_seconds"))
+    pd.testing.assert_frame_equal(
+        second.runs.drop(columns="fit_seconds"), fresh.runs.drop(columns="fit_seconds")
+    )
 
 
 def test_two_jobs_give_the_same_numbers_as_one(small_run, frame):
     one, _ = small_run
-    two = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                         methods="logreg,threshold_dp,fair_mlp", seeds=2, out=None,
-                         **{**QUICK, "n_jobs": 2})
+    two = run_comparison(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods="logreg,threshold_dp,fair_mlp",
+        seeds=2,
+        out=None,
+        **{**QUICK, "n_jobs": 2},
+    )
     assert two.info["fits_run"] == 2 * (1 + 3 + 3)
     mine = one.runs[one.runs["method"] != "counting"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(mine.drop(columns="fit_seconds"),
-                                  two.runs.drop(columns="fit_seconds"))
     pd.testing.assert_frame_equal(
-        one.summary[one.summary["method"] != "counting"].reset_index(drop=True),
-        two.summary)
+        mine.drop(columns="fit_seconds"), two.runs.drop(columns="fit_seconds")
+    )
+    pd.testing.assert_frame_equal(
+        one.summary[one.summary["method"] != "counting"].reset_index(drop=True), two.summary
+    )
 
 
 def test_cv_validates_on_folds_and_refits_for_the_test_figures(frame):
-    result = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                            methods=[COUNTING], seeds=1, cv=3, out=None, **QUICK)
+    result = run_comparison(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods=[COUNTING],
+        seeds=1,
+        cv=3,
+        out=None,
+        **QUICK,
+    )
     runs = result.runs
     val, test = runs[runs["split"] == "validation"], runs[runs["split"] == "test"]
     assert sorted(val["fold"].unique()) == [0, 1, 2] and len(val) == 3 * 3
@@ -402,15 +506,24 @@ def test_cv_validates_on_folds_and_refits_for_the_test_figures(frame):
 def test_scheduler_without_dask_names_the_extra(frame, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ValueError, match=r"skfairbilevel\[dask\]"):
-        run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                       methods="logreg", seeds=1, out=None, scheduler="tcp://nowhere:1",
-                       progress=False, quick=True)
+        run_comparison(
+            data=frame,
+            target="label",
+            sensitive="gender",
+            positive="yes",
+            methods="logreg",
+            seeds=1,
+            out=None,
+            scheduler="tcp://nowhere:1",
+            progress=False,
+            quick=True,
+        )
 
 
 def test_the_user_guide_lists_every_method():
     from pathlib import Path
 
-    page = (Path(__file__).resolve().parents[1] / "doc" / "user_guide" / "runner.rst")
+    page = Path(__file__).resolve().parents[1] / "doc" / "user_guide" / "runner.rst"
     text = page.read_text()
     assert all(f"``{name}``" in text for name in METHODS)
 
@@ -419,9 +532,17 @@ def test_sufficiency_needs_probabilities_and_says_who_has_none(frame):
     from sklearn.linear_model import RidgeClassifier
 
     ridge = Method("ridge", RidgeClassifier())
-    result = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                            methods=["logreg", ridge], seeds=1, metric="sg", out=None,
-                            **QUICK)
+    result = run_comparison(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods=["logreg", ridge],
+        seeds=1,
+        metric="sg",
+        out=None,
+        **QUICK,
+    )
     assert set(result.summary["method"]) == {"logreg"}
     assert any(n.startswith("ridge: no sufficiency_gap") for n in result.notes)
     assert result.runs.loc[result.runs["method"] == "ridge", "sufficiency_gap"].isna().all()
@@ -429,8 +550,16 @@ def test_sufficiency_needs_probabilities_and_says_who_has_none(frame):
 
 def test_a_failing_fit_is_reported_and_the_rest_runs(frame):
     bad = Method("bad", LogisticRegression(max_iter=1000), knob="C", grid=(1.0, -1.0))
-    result = run_comparison(data=frame, target="label", sensitive="gender", positive="yes",
-                            methods=["logreg", bad], seeds=1, out=None, **QUICK)
+    result = run_comparison(
+        data=frame,
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods=["logreg", bad],
+        seeds=1,
+        out=None,
+        **QUICK,
+    )
     assert list(result.failed) == ["bad"] and "C" in result.failed["bad"][0]
     assert set(result.runs["params"][result.runs["method"] == "bad"]) == {'{"C": 1.0}'}
 
@@ -466,8 +595,7 @@ def test_resolve_methods_groups_and_errors():
     assert names == list(METHODS)
     ours = [m.name for m in compare.resolve_methods("ours")]
     assert "fair_mlp" in ours and "logreg" not in ours
-    assert [m.name for m in compare.resolve_methods("logreg, logreg,eg_dp")] == ["logreg",
-                                                                                "eg_dp"]
+    assert [m.name for m in compare.resolve_methods("logreg, logreg,eg_dp")] == ["logreg", "eg_dp"]
     with pytest.raises(ValueError, match="unknown method"):
         compare.resolve_methods("logreg,nope")
     with pytest.raises(ValueError, match="empty"):
@@ -482,9 +610,29 @@ def test_resolve_methods_groups_and_errors():
 def test_cli_on_a_csv_with_string_columns_and_a_string_target(frame, tmp_path, capsys):
     csv = tmp_path / "people.csv"
     frame.to_csv(csv, index=False)
-    code = main(["compare", "--data", str(csv), "--target", "label", "--positive", "yes",
-                 "--sensitive", "gender", "--methods", "logreg,threshold_dp", "--seeds", "1",
-                 "--quick", "--n-jobs", "1", "--no-progress", "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "compare",
+            "--data",
+            str(csv),
+            "--target",
+            "label",
+            "--positive",
+            "yes",
+            "--sensitive",
+            "gender",
+            "--methods",
+            "logreg,threshold_dp",
+            "--seeds",
+            "1",
+            "--quick",
+            "--n-jobs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "female (" in out and "threshold_dp" in out and "epsilon = 0.01" in out
@@ -499,25 +647,30 @@ def csv_path(frame, tmp_path_factory):
     return str(path)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--seeds", "0"], "--seeds must be >= 1"),
-    (["--epsilons", "0.01,abc"], "--epsilons must be comma-separated numbers"),
-    (["--epsilons", "2"], "fairness bounds in (0, 1]"),
-    (["--n-jobs", "0"], "--n-jobs must be >= 1"),
-    (["--methods", "nope"], "unknown method"),
-    (["--dataset", "mnist"], "invalid choice"),
-    (["--sensitive", "shoe_size", "--methods", "logreg"], "shoe_size"),
-    (["--quick", "--full"], "exclude each other"),
-    (["--metric", "fairness"], "invalid choice"),
-    (["--threads", "0"], "--threads must be >= 1"),
-    (["--target", "y"], "go with --data"),
-    (["--data", "{csv}", "--target", "nope", "--sensitive", "gender"], "'nope'"),
-    (["--data", "{csv}", "--target", "label", "--sensitive", "sex"], "'sex'"),
-    (["--data", "{csv}", "--target", "label", "--sensitive", "gender"], "--positive"),
-    (["--data", "{csv}", "--target", "label", "--sensitive", "age", "--positive", "yes"],
-     "bin it"),
-    (["--data", "/no/such.csv", "--target", "label", "--sensitive", "gender"], "not a file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--epsilons", "0.01,abc"], "--epsilons must be comma-separated numbers"),
+        (["--epsilons", "2"], "fairness bounds in (0, 1]"),
+        (["--n-jobs", "0"], "--n-jobs must be >= 1"),
+        (["--methods", "nope"], "unknown method"),
+        (["--dataset", "mnist"], "invalid choice"),
+        (["--sensitive", "shoe_size", "--methods", "logreg"], "shoe_size"),
+        (["--quick", "--full"], "exclude each other"),
+        (["--metric", "fairness"], "invalid choice"),
+        (["--threads", "0"], "--threads must be >= 1"),
+        (["--target", "y"], "go with --data"),
+        (["--data", "{csv}", "--target", "nope", "--sensitive", "gender"], "'nope'"),
+        (["--data", "{csv}", "--target", "label", "--sensitive", "sex"], "'sex'"),
+        (["--data", "{csv}", "--target", "label", "--sensitive", "gender"], "--positive"),
+        (
+            ["--data", "{csv}", "--target", "label", "--sensitive", "age", "--positive", "yes"],
+            "bin it",
+        ),
+        (["--data", "/no/such.csv", "--target", "label", "--sensitive", "gender"], "not a file"),
+    ],
+)
 def test_cli_bad_options_get_one_line_and_exit_2(argv, message, csv_path, capsys):
     argv = [a.replace("{csv}", csv_path) for a in argv]
     code = main(["compare", "--no-progress", "--out", "/tmp/never-written"] + argv)
@@ -536,8 +689,12 @@ def test_cli_no_command_and_bad_out(tmp_path, capsys):
 
 
 def test_module_entry_point_in_subprocess():
-    proc = subprocess.run([sys.executable, "-m", "skfairbilevel", "compare", "--cv", "x"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skfairbilevel", "compare", "--cv", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "--cv must be an integer" in proc.stderr and "Traceback" not in proc.stderr
 

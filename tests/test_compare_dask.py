@@ -26,29 +26,43 @@ from .test_compare import _table_frame  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as c:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as c:
         yield c
 
 
 def test_runner_on_a_dask_cluster_gives_the_numbers_of_one_process(cluster):
-    kwargs = dict(data=_table_frame(400, seed=1), target="label", sensitive="gender",
-                  positive="yes", methods="logreg,fair_mlp,threshold_dp", seeds=1,
-                  quick=True, progress=False, out=None)
+    kwargs = dict(
+        data=_table_frame(400, seed=1),
+        target="label",
+        sensitive="gender",
+        positive="yes",
+        methods="logreg,fair_mlp,threshold_dp",
+        seeds=1,
+        quick=True,
+        progress=False,
+        out=None,
+    )
     local = run_comparison(n_jobs=1, **kwargs)
     remote = run_comparison(scheduler=cluster.scheduler_address, **kwargs)
     assert remote.info["fits_run"] == local.info["fits_run"] == 1 + 3 + 3
-    pd.testing.assert_frame_equal(local.runs.drop(columns="fit_seconds"),
-                                  remote.runs.drop(columns="fit_seconds"))
+    pd.testing.assert_frame_equal(
+        local.runs.drop(columns="fit_seconds"), remote.runs.drop(columns="fit_seconds")
+    )
 
 
 def test_gridsearchcv_with_routing_on_a_dask_cluster_equals_one_process(cluster):
     X, y, A = make_biased_classification(300, 4, bias=1.5, random_state=0)
-    est = FairMLPClassifier((8,), fairness="demographic_parity", max_epochs=20, lr=1e-2,
-                            random_state=0)
+    est = FairMLPClassifier(
+        (8,), fairness="demographic_parity", max_epochs=20, lr=1e-2, random_state=0
+    )
     grid = {"fairness_weight": [0.0, 20.0]}
-    scoring = {"acc": "accuracy",
-               "dp": make_fairness_scorer("demographic_parity_difference")}
+    scoring = {"acc": "accuracy", "dp": make_fairness_scorer("demographic_parity_difference")}
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
 
     def search(n_jobs):
@@ -57,8 +71,7 @@ def test_gridsearchcv_with_routing_on_a_dask_cluster_equals_one_process(cluster)
             return gs.fit(X, y, sensitive_features=A)
 
     one = search(1)
-    with distributed.Client(cluster.scheduler_address), \
-            joblib.parallel_config(backend="dask"):
+    with distributed.Client(cluster.scheduler_address), joblib.parallel_config(backend="dask"):
         many = search(-1)
     for key, value in one.cv_results_.items():
         if "time" in key:

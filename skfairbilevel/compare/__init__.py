@@ -76,8 +76,9 @@ __all__ = [
 ]
 
 
-def load_data(dataset="adult", sensitive=None, *, seed=0, quick=False, data=None, target=None,
-              positive=None):
+def load_data(
+    dataset="adult", sensitive=None, *, seed=0, quick=False, data=None, target=None, positive=None
+):
     """The training, validation and test parts of one seed, as DataFrames.
 
     A convenience view of :func:`load_table` and :func:`make_splits` (hold-out): returns
@@ -87,13 +88,15 @@ def load_data(dataset="adult", sensitive=None, *, seed=0, quick=False, data=None
     """
     import pandas as pd
 
-    table = load_table(dataset, data=data, target=target, sensitive=sensitive,
-                       positive=positive)
+    table = load_table(dataset, data=data, target=target, sensitive=sensitive, positive=positive)
     (part,) = make_splits(table, seed, quick=quick)
     labels = pd.Series(table.group_labels)
     out = {"sensitive": list(table.sensitive)}
-    for name, rows in (("train", part.train), ("validation", part.evaluate["validation"]),
-                       ("test", part.evaluate["test"])):
+    for name, rows in (
+        ("train", part.train),
+        ("validation", part.evaluate["validation"]),
+        ("test", part.evaluate["test"]),
+    ):
         out[f"X_{name}"] = table.X.iloc[rows].reset_index(drop=True)
         out[f"y_{name}"] = pd.Series(table.y[rows], name=table.target)
         out[f"A_{name}"] = labels.iloc[table.groups[rows]].reset_index(drop=True)

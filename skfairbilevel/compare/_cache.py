@@ -28,11 +28,16 @@ def describe(value):
     """
     if hasattr(value, "get_params") and not inspect.isclass(value):
         cls = type(value)
-        return {"class": f"{cls.__module__}.{cls.__qualname__}",
-                "params": {k: describe(v) for k, v in
-                           sorted(value.get_params(deep=False).items())}}
-    if inspect.isclass(value) or inspect.isfunction(value) or inspect.ismethod(value) \
-            or inspect.isbuiltin(value):
+        return {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "params": {k: describe(v) for k, v in sorted(value.get_params(deep=False).items())},
+        }
+    if (
+        inspect.isclass(value)
+        or inspect.isfunction(value)
+        or inspect.ismethod(value)
+        or inspect.isbuiltin(value)
+    ):
         return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
     if isinstance(value, dict):
         return {str(k): describe(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
@@ -65,8 +70,9 @@ def _versions():
 
 def fit_key(**parts):
     """The cache key of one fit: a SHA-256 of ``parts`` and the library versions."""
-    payload = json.dumps({"parts": describe(parts), "versions": _versions()},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"parts": describe(parts), "versions": _versions()}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -20,8 +20,15 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-__all__ = ["DATASETS", "Table", "Part", "load_table", "make_splits", "prepare",
-           "MAX_SENSITIVE_VALUES"]
+__all__ = [
+    "DATASETS",
+    "Table",
+    "Part",
+    "load_table",
+    "make_splits",
+    "prepare",
+    "MAX_SENSITIVE_VALUES",
+]
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,19 @@ class Dataset:
 
 DATASETS = {
     "adult": Dataset("load_adult", "sex", description="UCI Adult: income > 50K"),
-    "credit_default": Dataset("load_credit_default", "SEX",
-                              description="UCI Default of Credit Card Clients: default"),
-    "german_credit": Dataset("load_german_credit", "sex",
-                             description="UCI Statlog German Credit: good risk"),
-    "bank_marketing": Dataset("load_bank_marketing", "age_group",
-                              description="UCI Bank Marketing: term deposit"),
+    "credit_default": Dataset(
+        "load_credit_default", "SEX", description="UCI Default of Credit Card Clients: default"
+    ),
+    "german_credit": Dataset(
+        "load_german_credit", "sex", description="UCI Statlog German Credit: good risk"
+    ),
+    "bank_marketing": Dataset(
+        "load_bank_marketing", "age_group", description="UCI Bank Marketing: term deposit"
+    ),
     "drug_consumption": Dataset(
-        "load_drug_consumption", "Gender", kwargs={"target": "Cannabis", "n_classes": 2},
+        "load_drug_consumption",
+        "Gender",
+        kwargs={"target": "Cannabis", "n_classes": 2},
         description="UCI Drug Consumption: Cannabis used in the last decade (binarised)",
     ),
 }
@@ -120,8 +132,10 @@ class Table:
 def _sensitive_list(sensitive, default):
     if sensitive is None:
         if default is None:
-            raise ValueError("--sensitive is required with --data: name the sensitive "
-                             "column(s), e.g. --sensitive sex or --sensitive sex,race.")
+            raise ValueError(
+                "--sensitive is required with --data: name the sensitive "
+                "column(s), e.g. --sensitive sex or --sensitive sex,race."
+            )
         return [default]
     if isinstance(sensitive, str):
         names = [c.strip() for c in sensitive.split(",") if c.strip()]
@@ -139,8 +153,10 @@ def _check_columns(frame, names, option, source):
     if missing:
         cols = list(frame.columns)
         shown = cols if len(cols) <= 30 else cols[:30] + ["..."]
-        raise ValueError(f"{option} names column(s) {missing} that {source} does not have; "
-                         f"its columns are {shown}.")
+        raise ValueError(
+            f"{option} names column(s) {missing} that {source} does not have; "
+            f"its columns are {shown}."
+        )
 
 
 def _check_sensitive_values(frame, names):
@@ -161,8 +177,13 @@ def _encode_groups(frame, names):
     if len(parts) == 1:
         labels = parts[0]
     else:
-        labels = np.array([", ".join(f"{n}={v}" for n, v in zip(names, row, strict=True))
-                           for row in zip(*parts, strict=True)], dtype=object)
+        labels = np.array(
+            [
+                ", ".join(f"{n}={v}" for n, v in zip(names, row, strict=True))
+                for row in zip(*parts, strict=True)
+            ],
+            dtype=object,
+        )
     uniq, codes = np.unique(labels.astype(str), return_inverse=True)
     return codes.astype(np.int64), [str(u) for u in uniq]
 
@@ -174,22 +195,29 @@ def _binary_target(values, positive, target):
         as_set = set(distinct.tolist())
         if as_set <= {0, 1} or as_set <= {False, True}:
             if len(as_set) < 2:
-                raise ValueError(f"the target {target!r} has a single value {sorted(as_set)}; "
-                                 "a classifier needs two.")
+                raise ValueError(
+                    f"the target {target!r} has a single value {sorted(as_set)}; "
+                    "a classifier needs two."
+                )
             return values.astype(np.int64).to_numpy(), "1"
         shown = sorted(map(str, distinct))[:10]
-        raise ValueError(f"the target {target!r} is not 0/1 (values {shown}); say which "
-                         f"value is the positive class with --positive VALUE.")
+        raise ValueError(
+            f"the target {target!r} is not 0/1 (values {shown}); say which "
+            f"value is the positive class with --positive VALUE."
+        )
     text = values.astype(str)
     positive = str(positive)
     if positive not in set(text):
         shown = sorted(set(text))[:10]
-        raise ValueError(f"--positive {positive!r} is not a value of the target {target!r}; "
-                         f"its values are {shown}.")
+        raise ValueError(
+            f"--positive {positive!r} is not a value of the target {target!r}; "
+            f"its values are {shown}."
+        )
     y = (text == positive).to_numpy().astype(np.int64)
     if y.min() == y.max():
-        raise ValueError(f"every row of the target {target!r} is {positive!r}; a classifier "
-                         "needs two classes.")
+        raise ValueError(
+            f"every row of the target {target!r} is {positive!r}; a classifier needs two classes."
+        )
     return y, positive
 
 
@@ -202,17 +230,18 @@ def _read_file(path):
         try:
             return pd.read_parquet(path)
         except ImportError as exc:
-            raise ValueError(f"reading Parquet needs pyarrow ({exc}); install it with "
-                             "pip install 'skfairbilevel[parquet]', or give a CSV file.") \
-                from None
+            raise ValueError(
+                f"reading Parquet needs pyarrow ({exc}); install it with "
+                "pip install 'skfairbilevel[parquet]', or give a CSV file."
+            ) from None
     if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".txt")):
         try:
             return pd.read_csv(path)
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ValueError(f"--data {str(path)!r} is not a readable CSV file: "
-                             f"{str(exc).splitlines()[0]}") from None
-    raise ValueError(f"--data {str(path)!r}: give a .csv or .parquet file (optionally "
-                     ".csv.gz).")
+            raise ValueError(
+                f"--data {str(path)!r} is not a readable CSV file: {str(exc).splitlines()[0]}"
+            ) from None
+    raise ValueError(f"--data {str(path)!r}: give a .csv or .parquet file (optionally .csv.gz).")
 
 
 def load_table(dataset="adult", *, data=None, target=None, sensitive=None, positive=None):
@@ -244,8 +273,9 @@ def load_table(dataset="adult", *, data=None, target=None, sensitive=None, posit
 
     if data is None:
         if target is not None or positive is not None:
-            raise ValueError("--target and --positive are for your own --data; the bundled "
-                             "datasets have theirs.")
+            raise ValueError(
+                "--target and --positive are for your own --data; the bundled datasets have theirs."
+            )
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; choose from {list(DATASETS)}.")
         spec = DATASETS[dataset]
@@ -258,20 +288,30 @@ def load_table(dataset="adult", *, data=None, target=None, sensitive=None, posit
                 test = loader(sensitive=arg, split="test", **spec.kwargs)
                 X = pd.concat([train.data, test.data], ignore_index=True)
                 y = np.concatenate([train.target.to_numpy(), test.target.to_numpy()])
-                fixed_test = np.r_[np.zeros(len(train.target), bool),
-                                   np.ones(len(test.target), bool)]
+                fixed_test = np.r_[
+                    np.zeros(len(train.target), bool), np.ones(len(test.target), bool)
+                ]
             else:
                 bunch = loader(sensitive=arg, **spec.kwargs)
-                X, y, fixed_test = bunch.data.reset_index(drop=True), \
-                    bunch.target.to_numpy(), None
+                X, y, fixed_test = bunch.data.reset_index(drop=True), bunch.target.to_numpy(), None
                 train = bunch
         except (ValueError, TypeError) as exc:
             raise ValueError(f"--sensitive: {exc}") from None
         _check_sensitive_values(X, names)
         y, pos = _binary_target(y, None, dataset)
         groups, labels = _encode_groups(X, names)
-        return Table(dataset, spec.description, X, y, names, groups, labels, fixed_test,
-                     target=str(train.target.name), positive=pos)
+        return Table(
+            dataset,
+            spec.description,
+            X,
+            y,
+            names,
+            groups,
+            labels,
+            fixed_test,
+            target=str(train.target.name),
+            positive=pos,
+        )
 
     if target is None:
         raise ValueError("--target is required with --data: name the column to predict.")
@@ -289,21 +329,34 @@ def load_table(dataset="adult", *, data=None, target=None, sensitive=None, posit
     if len(frame) < n:
         notes.append(f"dropped {n - len(frame)} of {n} rows with missing values")
     if len(frame) < 20:
-        raise ValueError(f"{source} has {len(frame)} complete rows; the comparison needs "
-                         "at least 20.")
+        raise ValueError(
+            f"{source} has {len(frame)} complete rows; the comparison needs at least 20."
+        )
     _check_sensitive_values(frame, names)
     y, pos = _binary_target(frame[target], positive, target)
     X = frame.drop(columns=[target])
     if X.shape[1] == len(names):
-        raise ValueError(f"{source} has no feature besides the target and the sensitive "
-                         "column(s).")
+        raise ValueError(f"{source} has no feature besides the target and the sensitive column(s).")
     groups, labels = _encode_groups(X, names)
     if len(labels) < 2:
-        raise ValueError(f"the sensitive column(s) {names} hold a single group "
-                         f"({labels[0]!r}); fairness needs at least two.")
+        raise ValueError(
+            f"the sensitive column(s) {names} hold a single group "
+            f"({labels[0]!r}); fairness needs at least two."
+        )
     name = Path(data).name if not isinstance(data, pd.DataFrame) else "data"
-    return Table(name, f"{name}: {target} = {pos}", X, y, names, groups, labels, None,
-                 target=target, positive=pos, notes=notes)
+    return Table(
+        name,
+        f"{name}: {target} = {pos}",
+        X,
+        y,
+        names,
+        groups,
+        labels,
+        None,
+        target=target,
+        positive=pos,
+        notes=notes,
+    )
 
 
 # --------------------------------------------------------------------------- splits
@@ -343,8 +396,9 @@ def _strata(y, groups):
 def _take(idx, n, table, rng_seed):
     if n is None or len(idx) <= n:
         return np.sort(idx)
-    keep, _ = train_test_split(idx, train_size=n, random_state=rng_seed,
-                               stratify=_strata(table.y[idx], table.groups[idx]))
+    keep, _ = train_test_split(
+        idx, train_size=n, random_state=rng_seed, stratify=_strata(table.y[idx], table.groups[idx])
+    )
     return np.sort(keep)
 
 
@@ -369,16 +423,23 @@ def make_splits(table, seed, *, quick=False, cv=None):
         test, rest = idx[table.fixed_test], idx[~table.fixed_test]
         val_share = VALIDATION_FRACTION
     else:
-        rest, test = train_test_split(idx, test_size=TEST_FRACTION, random_state=seed,
-                                      stratify=strata)
+        rest, test = train_test_split(
+            idx, test_size=TEST_FRACTION, random_state=seed, stratify=strata
+        )
         val_share = VALIDATION_FRACTION / (1.0 - TEST_FRACTION)
     caps = QUICK_ROWS if quick else dict.fromkeys(QUICK_ROWS)
     test = _take(test, caps["test"], table, seed)
     if cv is None:
-        train, val = train_test_split(rest, test_size=val_share, random_state=seed,
-                                      stratify=_strata(table.y[rest], table.groups[rest]))
-        train, val = _take(train, caps["train"], table, seed), \
-            _take(val, caps["validation"], table, seed)
+        train, val = train_test_split(
+            rest,
+            test_size=val_share,
+            random_state=seed,
+            stratify=_strata(table.y[rest], table.groups[rest]),
+        )
+        train, val = (
+            _take(train, caps["train"], table, seed),
+            _take(val, caps["validation"], table, seed),
+        )
         return [Part(seed, train, {"validation": val, "test": test})]
     if quick:
         rest = _take(rest, caps["train"] + caps["validation"], table, seed)
@@ -388,8 +449,10 @@ def make_splits(table, seed, *, quick=False, cv=None):
     _, counts = np.unique(r_strata, return_counts=True)
     if counts.min() < cv:
         r_strata = table.y[rest]
-    parts = [Part(seed, rest[tr], {"validation": rest[va]}, fold=k)
-             for k, (tr, va) in enumerate(folds.split(rest, r_strata))]
+    parts = [
+        Part(seed, rest[tr], {"validation": rest[va]}, fold=k)
+        for k, (tr, va) in enumerate(folds.split(rest, r_strata))
+    ]
     parts.append(Part(seed, rest, {"test": test}))
     return parts
 
@@ -433,13 +496,19 @@ def prepare(table, part, *, sensitive_block=False):
     pre = make_preprocessor(table.X, sensitive=list(table.sensitive), keep_sensitive=False)
     pre.fit(table.X.iloc[part.train])
     rows = {"train": part.train, **part.evaluate}
-    X = {k: np.ascontiguousarray(pre.transform(table.X.iloc[v]).to_numpy(np.float32))
-         for k, v in rows.items()}
-    out = Prepared(X=X, y={k: table.y[v] for k, v in rows.items()},
-                   groups={k: table.groups[v] for k, v in rows.items()},
-                   n_features=X["train"].shape[1])
+    X = {
+        k: np.ascontiguousarray(pre.transform(table.X.iloc[v]).to_numpy(np.float32))
+        for k, v in rows.items()
+    }
+    out = Prepared(
+        X=X,
+        y={k: table.y[v] for k, v in rows.items()},
+        groups={k: table.groups[v] for k, v in rows.items()},
+        n_features=X["train"].shape[1],
+    )
     if sensitive_block:
         block = _sensitive_block(table)
-        out.X_sensitive = {k: np.ascontiguousarray(np.hstack([block[v], X[k]]))
-                           for k, v in rows.items()}
+        out.X_sensitive = {
+            k: np.ascontiguousarray(np.hstack([block[v], X[k]])) for k, v in rows.items()
+        }
     return out

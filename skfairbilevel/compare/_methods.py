@@ -176,8 +176,7 @@ class Method:
         """The knob's name for tables (the dict keys when the grid holds dicts)."""
         if self.knob is not None:
             return self.knob
-        keys = [k for g in (self.grid + (self.full_grid or ())) if isinstance(g, dict)
-                for k in g]
+        keys = [k for g in (self.grid + (self.full_grid or ())) if isinstance(g, dict) for k in g]
         return " / ".join(dict.fromkeys(keys)) or "-"
 
 
@@ -198,8 +197,10 @@ def grid_product(**values):
     [{'sparsity': 0.5, 'fairness_weight': 1.0}, {'sparsity': 0.9, 'fairness_weight': 1.0}]
     """
     keys = list(values)
-    return [dict(zip(keys, combo, strict=True)) for combo in
-            itertools.product(*(values[k] for k in keys))]
+    return [
+        dict(zip(keys, combo, strict=True))
+        for combo in itertools.product(*(values[k] for k in keys))
+    ]
 
 
 # --------------------------------------------------------------------------- builders
@@ -219,37 +220,64 @@ def _ours(clsname, params):
 
 
 def _fair_mlp(s):
-    return dict(hidden_layer_sizes=(64,), fairness=s.fairness, batch_size=256,
-                max_epochs=s.epochs(10, 5, 20), lr=s.epochs(1e-3, 1e-2, 1e-3))
+    return dict(
+        hidden_layer_sizes=(64,),
+        fairness=s.fairness,
+        batch_size=256,
+        max_epochs=s.epochs(10, 5, 20),
+        lr=s.epochs(1e-3, 1e-2, 1e-3),
+    )
 
 
 def _fairbinn(s):
-    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness, eta=100.0,
-                batch_size=s.epochs(256, 100, 100), max_epochs=s.epochs(10, 5, 20))
+    return dict(
+        hidden_layer_sizes=(64, 64),
+        fairness=s.fairness,
+        eta=100.0,
+        batch_size=s.epochs(256, 100, 100),
+        max_epochs=s.epochs(10, 5, 20),
+    )
 
 
 def _fairbinn_ref(s):
-    return dict(hidden_layer_sizes=(64, 64), fairness=s.fairness,
-                update_order="follower_first", leader_includes_fairness_grad=True,
-                batch_size=s.epochs(256, 100, 100), max_epochs=s.epochs(10, 5, 20))
+    return dict(
+        hidden_layer_sizes=(64, 64),
+        fairness=s.fairness,
+        update_order="follower_first",
+        leader_includes_fairness_grad=True,
+        batch_size=s.epochs(256, 100, 100),
+        max_epochs=s.epochs(10, 5, 20),
+    )
 
 
 def _badr(s):
-    return dict(fairness=s.fairness, model="linear", solver="exact",
-                max_iter=s.epochs(100, 30, 200))
+    return dict(
+        fairness=s.fairness, model="linear", solver="exact", max_iter=s.epochs(100, 30, 200)
+    )
 
 
 def _facims(s):
     if s.full:  # the paper's network and loop
         return dict(max_epochs=50)
-    return dict(hidden_layer_sizes=(64, 32), n_mc=3, inner_steps=5, outer_steps=3,
-                neumann_terms=5, max_epochs=s.epochs(20, 6))
+    return dict(
+        hidden_layer_sizes=(64, 32),
+        n_mc=3,
+        inner_steps=5,
+        outer_steps=3,
+        neumann_terms=5,
+        max_epochs=s.epochs(20, 6),
+    )
 
 
 def _pruning(s):
-    return dict(hidden_layer_sizes=(64, 64), sparsity=0.7, batch_size=256,
-                pretrain_epochs=s.epochs(4, 2, 10), max_epochs=s.epochs(3, 2, 8),
-                finetune_epochs=s.epochs(2, 1, 4))
+    return dict(
+        hidden_layer_sizes=(64, 64),
+        sparsity=0.7,
+        batch_size=256,
+        pretrain_epochs=s.epochs(4, 2, 10),
+        max_epochs=s.epochs(3, 2, 8),
+        finetune_epochs=s.epochs(2, 1, 4),
+    )
 
 
 def _robust(s):
@@ -271,16 +299,19 @@ def _hgb(s):
 def _mlp(s):
     from sklearn.neural_network import MLPClassifier
 
-    return MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True,
-                         max_iter=s.epochs(50, 10), random_state=s.seed)
+    return MLPClassifier(
+        hidden_layer_sizes=(64,),
+        early_stopping=True,
+        max_iter=s.epochs(50, 10),
+        random_state=s.seed,
+    )
 
 
 def _eg(constraint):
     def build(s):
         from ..baselines import ExponentiatedGradientClassifier
 
-        return ExponentiatedGradientClassifier(_logistic(), constraint,
-                                               max_iter=s.epochs(50, 20))
+        return ExponentiatedGradientClassifier(_logistic(), constraint, max_iter=s.epochs(50, 20))
 
     return build
 
@@ -289,8 +320,7 @@ def _gs(constraint):
     def build(s):
         from ..baselines import GridSearchReductionClassifier
 
-        return GridSearchReductionClassifier(_logistic(), constraint,
-                                             grid_size=s.epochs(10, 5, 20))
+        return GridSearchReductionClassifier(_logistic(), constraint, grid_size=s.epochs(10, 5, 20))
 
     return build
 
@@ -301,8 +331,12 @@ def _threshold(constraint, base):
 
         from ..baselines import float64_scores
 
-        return ThresholdOptimizer(estimator=float64_scores(base(s)), constraints=constraint,
-                                  objective="accuracy_score", predict_method="predict_proba")
+        return ThresholdOptimizer(
+            estimator=float64_scores(base(s)),
+            constraints=constraint,
+            objective="accuracy_score",
+            predict_method="predict_proba",
+        )
 
     return build
 
@@ -313,9 +347,14 @@ def _adversarial(s):
     from fairlearn.adversarial import AdversarialFairnessClassifier
 
     return AdversarialFairnessClassifier(
-        backend="torch", predictor_model=[50, "leaky_relu"],
-        adversary_model=[3, "leaky_relu"], constraints=s.fairness, learning_rate=1e-3,
-        batch_size=256, epochs=s.epochs(5, 2), shuffle=True,
+        backend="torch",
+        predictor_model=[50, "leaky_relu"],
+        adversary_model=[3, "leaky_relu"],
+        constraints=s.fairness,
+        learning_rate=1e-3,
+        batch_size=256,
+        epochs=s.epochs(5, 2),
+        shuffle=True,
         cuda=s.device if s.device.startswith("cuda") else None,
     )
 
@@ -324,11 +363,15 @@ def _correlation_remover(s):
     from fairlearn.preprocessing import CorrelationRemover
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([
-        ("correlationremover", CorrelationRemover(sensitive_feature_ids=list(
-            range(s.n_sensitive)))),
-        ("logisticregression", _logistic()),
-    ])
+    return Pipeline(
+        [
+            (
+                "correlationremover",
+                CorrelationRemover(sensitive_feature_ids=list(range(s.n_sensitive))),
+            ),
+            ("logisticregression", _logistic()),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- registry
@@ -344,86 +387,214 @@ _WEIGHTS_FULL = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95)
 _TOLS = (0.0, 0.01, 0.03)  # ThresholdOptimizer's tol
 _TOLS_FULL = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
 _BADR_GRID = (
-    {"fairness": "demographic_parity"}, {"fairness": "equalized_odds"},
-    {"group_weights": "uniform"}, {"group_weights": "balanced"},
+    {"fairness": "demographic_parity"},
+    {"fairness": "equalized_odds"},
+    {"group_weights": "uniform"},
+    {"group_weights": "balanced"},
 )
 
-METHODS = {m.name: m for m in [
-    Method("fair_mlp", _ours("FairMLPClassifier", _fair_mlp), family=_US,
-           knob="fairness_weight", grid=(1.0, 5.0, 20.0),
-           full_grid=(0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0),
-           description="FairMLPClassifier: MLP (64,) + soft fairness penalty"),
-    Method("fairbinn", _ours("FairBiNNClassifier", _fairbinn), family=_US,
-           knob="fairness_lr", grid=(1e-5, 1e-4, 3e-4),
-           full_grid=(1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
-           description="FairBiNNClassifier: leader/follower network, the paper's "
-                       "Algorithm 1 (eta 100); knob: the follower's learning rate"),
-    Method("fairbinn_ref", _ours("FairBiNNClassifier", _fairbinn_ref), family=_US,
-           knob="eta", grid=(1.0, 10.0, 100.0), full_grid=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
-           description="FairBiNNClassifier with the reference code's update (follower "
-                       "first, the leader also descends the penalty)"),
-    Method("badr", _ours("BADRClassifier", _badr), family=_US, grid=_BADR_GRID,
-           full_grid=_BADR_GRID + ({"fairness": "equal_opportunity"},
-                                   {"fairness": "group_variance"}, {"group_weights": "minimax"},
-                                   {"group_weights": "pooled"}, {"group_weights": "one_group"}),
-           description="BADRClassifier: bilevel group weights (linear, exact) for each "
-                       "targeted metric, and its fixed-weight baselines"),
-    Method("facims", _ours("FACIMSClassifier", _facims), family=_US,
-           knob="lambda_up", grid=(0.1, 0.7, 2.0), full_grid=(0.1, 0.3, 0.7, 1.5, 3.0),
-           description="FACIMSClassifier: Bayesian bilevel learning on subgroups (a (64, 32) "
-                       "network; --full: the paper's network and loop)"),
-    Method("pruning", _ours("FairPruningClassifier", _pruning), family=_US,
-           knob="fairness_weight", grid=(0.5, 2.0, 8.0),
-           full_grid=grid_product(sparsity=(0.5, 0.7, 0.9),
-                                  fairness_weight=(0.5, 1.0, 2.0, 4.0, 8.0)),
-           description="FairPruningClassifier: bilevel fair pruning, 70% sparsity"),
-    Method("robust", _ours("FairRobustClassifier", _robust), family=_US,
-           knob="radius", grid=(0.1, 0.3, 0.5), full_grid=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
-           description="FairRobustClassifier: input-perturbation robust training (affine)"),
-    Method("eg_dp", _eg("demographic_parity"), family=_FL, requires="fairlearn",
-           knob="difference_bound", grid=_BOUNDS, full_grid=_BOUNDS_FULL,
-           description="ExponentiatedGradient(LogisticRegression, DemographicParity)"),
-    Method("eg_eo", _eg("equalized_odds"), family=_FL, requires="fairlearn",
-           knob="difference_bound", grid=_BOUNDS, full_grid=_BOUNDS_FULL,
-           description="ExponentiatedGradient(LogisticRegression, EqualizedOdds)"),
-    Method("gs_dp", _gs("demographic_parity"), family=_FL, requires="fairlearn",
-           knob="constraint_weight", grid=_WEIGHTS, full_grid=_WEIGHTS_FULL,
-           description="GridSearch(LogisticRegression, DemographicParity)"),
-    Method("gs_eo", _gs("equalized_odds"), family=_FL, requires="fairlearn",
-           knob="constraint_weight", grid=_WEIGHTS, full_grid=_WEIGHTS_FULL,
-           description="GridSearch(LogisticRegression, EqualizedOdds)"),
-    Method("threshold_dp", _threshold("demographic_parity", _logistic), family=_FL,
-           requires="fairlearn", knob="tol", grid=_TOLS, full_grid=_TOLS_FULL,
-           description="ThresholdOptimizer(LogisticRegression, demographic parity); uses "
-                       "the sensitive features at predict time"),
-    Method("threshold_eo", _threshold("equalized_odds", _logistic), family=_FL,
-           requires="fairlearn",
-           description="ThresholdOptimizer(LogisticRegression, equalized odds; no "
-                       "relaxation); uses the sensitive features at predict time"),
-    Method("threshold_dp_hgb", _threshold("demographic_parity", _hgb), family=_FL,
-           requires="fairlearn", knob="tol", grid=_TOLS, full_grid=_TOLS_FULL,
-           description="ThresholdOptimizer(HistGradientBoosting, demographic parity); "
-                       "uses the sensitive features at predict time"),
-    Method("threshold_eo_hgb", _threshold("equalized_odds", _hgb), family=_FL,
-           requires="fairlearn",
-           description="ThresholdOptimizer(HistGradientBoosting, equalized odds); uses "
-                       "the sensitive features at predict time"),
-    Method("adversarial", _adversarial, family=_FL, requires="fairlearn.adversarial",
-           knob="alpha", grid=(0.1, 0.3, 1.0), full_grid=(0.03, 0.1, 0.3, 1.0, 3.0),
-           description="AdversarialFairnessClassifier (torch backend, 5 epochs)"),
-    Method("correlation_remover", _correlation_remover, family=_FL,
-           requires="fairlearn.preprocessing", uses_sensitive=False, sensitive_as_input=True,
-           knob="correlationremover__alpha", grid=(0.25, 0.5, 0.75, 1.0),
-           full_grid=(0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0),
-           description="CorrelationRemover + LogisticRegression; takes the sensitive "
-                       "columns as inputs and removes them"),
-    Method("logreg", _logistic, family=_SK, uses_sensitive=False,
-           description="LogisticRegression, unconstrained"),
-    Method("mlp", _mlp, family=_SK, uses_sensitive=False,
-           description="MLPClassifier(64,), unconstrained, early stopping"),
-    Method("hgb", _hgb, family=_SK, uses_sensitive=False,
-           description="HistGradientBoostingClassifier, unconstrained"),
-]}
+METHODS = {
+    m.name: m
+    for m in [
+        Method(
+            "fair_mlp",
+            _ours("FairMLPClassifier", _fair_mlp),
+            family=_US,
+            knob="fairness_weight",
+            grid=(1.0, 5.0, 20.0),
+            full_grid=(0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0),
+            description="FairMLPClassifier: MLP (64,) + soft fairness penalty",
+        ),
+        Method(
+            "fairbinn",
+            _ours("FairBiNNClassifier", _fairbinn),
+            family=_US,
+            knob="fairness_lr",
+            grid=(1e-5, 1e-4, 3e-4),
+            full_grid=(1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+            description="FairBiNNClassifier: leader/follower network, the paper's "
+            "Algorithm 1 (eta 100); knob: the follower's learning rate",
+        ),
+        Method(
+            "fairbinn_ref",
+            _ours("FairBiNNClassifier", _fairbinn_ref),
+            family=_US,
+            knob="eta",
+            grid=(1.0, 10.0, 100.0),
+            full_grid=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
+            description="FairBiNNClassifier with the reference code's update (follower "
+            "first, the leader also descends the penalty)",
+        ),
+        Method(
+            "badr",
+            _ours("BADRClassifier", _badr),
+            family=_US,
+            grid=_BADR_GRID,
+            full_grid=_BADR_GRID
+            + (
+                {"fairness": "equal_opportunity"},
+                {"fairness": "group_variance"},
+                {"group_weights": "minimax"},
+                {"group_weights": "pooled"},
+                {"group_weights": "one_group"},
+            ),
+            description="BADRClassifier: bilevel group weights (linear, exact) for each "
+            "targeted metric, and its fixed-weight baselines",
+        ),
+        Method(
+            "facims",
+            _ours("FACIMSClassifier", _facims),
+            family=_US,
+            knob="lambda_up",
+            grid=(0.1, 0.7, 2.0),
+            full_grid=(0.1, 0.3, 0.7, 1.5, 3.0),
+            description="FACIMSClassifier: Bayesian bilevel learning on subgroups (a (64, 32) "
+            "network; --full: the paper's network and loop)",
+        ),
+        Method(
+            "pruning",
+            _ours("FairPruningClassifier", _pruning),
+            family=_US,
+            knob="fairness_weight",
+            grid=(0.5, 2.0, 8.0),
+            full_grid=grid_product(
+                sparsity=(0.5, 0.7, 0.9), fairness_weight=(0.5, 1.0, 2.0, 4.0, 8.0)
+            ),
+            description="FairPruningClassifier: bilevel fair pruning, 70% sparsity",
+        ),
+        Method(
+            "robust",
+            _ours("FairRobustClassifier", _robust),
+            family=_US,
+            knob="radius",
+            grid=(0.1, 0.3, 0.5),
+            full_grid=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+            description="FairRobustClassifier: input-perturbation robust training (affine)",
+        ),
+        Method(
+            "eg_dp",
+            _eg("demographic_parity"),
+            family=_FL,
+            requires="fairlearn",
+            knob="difference_bound",
+            grid=_BOUNDS,
+            full_grid=_BOUNDS_FULL,
+            description="ExponentiatedGradient(LogisticRegression, DemographicParity)",
+        ),
+        Method(
+            "eg_eo",
+            _eg("equalized_odds"),
+            family=_FL,
+            requires="fairlearn",
+            knob="difference_bound",
+            grid=_BOUNDS,
+            full_grid=_BOUNDS_FULL,
+            description="ExponentiatedGradient(LogisticRegression, EqualizedOdds)",
+        ),
+        Method(
+            "gs_dp",
+            _gs("demographic_parity"),
+            family=_FL,
+            requires="fairlearn",
+            knob="constraint_weight",
+            grid=_WEIGHTS,
+            full_grid=_WEIGHTS_FULL,
+            description="GridSearch(LogisticRegression, DemographicParity)",
+        ),
+        Method(
+            "gs_eo",
+            _gs("equalized_odds"),
+            family=_FL,
+            requires="fairlearn",
+            knob="constraint_weight",
+            grid=_WEIGHTS,
+            full_grid=_WEIGHTS_FULL,
+            description="GridSearch(LogisticRegression, EqualizedOdds)",
+        ),
+        Method(
+            "threshold_dp",
+            _threshold("demographic_parity", _logistic),
+            family=_FL,
+            requires="fairlearn",
+            knob="tol",
+            grid=_TOLS,
+            full_grid=_TOLS_FULL,
+            description="ThresholdOptimizer(LogisticRegression, demographic parity); uses "
+            "the sensitive features at predict time",
+        ),
+        Method(
+            "threshold_eo",
+            _threshold("equalized_odds", _logistic),
+            family=_FL,
+            requires="fairlearn",
+            description="ThresholdOptimizer(LogisticRegression, equalized odds; no "
+            "relaxation); uses the sensitive features at predict time",
+        ),
+        Method(
+            "threshold_dp_hgb",
+            _threshold("demographic_parity", _hgb),
+            family=_FL,
+            requires="fairlearn",
+            knob="tol",
+            grid=_TOLS,
+            full_grid=_TOLS_FULL,
+            description="ThresholdOptimizer(HistGradientBoosting, demographic parity); "
+            "uses the sensitive features at predict time",
+        ),
+        Method(
+            "threshold_eo_hgb",
+            _threshold("equalized_odds", _hgb),
+            family=_FL,
+            requires="fairlearn",
+            description="ThresholdOptimizer(HistGradientBoosting, equalized odds); uses "
+            "the sensitive features at predict time",
+        ),
+        Method(
+            "adversarial",
+            _adversarial,
+            family=_FL,
+            requires="fairlearn.adversarial",
+            knob="alpha",
+            grid=(0.1, 0.3, 1.0),
+            full_grid=(0.03, 0.1, 0.3, 1.0, 3.0),
+            description="AdversarialFairnessClassifier (torch backend, 5 epochs)",
+        ),
+        Method(
+            "correlation_remover",
+            _correlation_remover,
+            family=_FL,
+            requires="fairlearn.preprocessing",
+            uses_sensitive=False,
+            sensitive_as_input=True,
+            knob="correlationremover__alpha",
+            grid=(0.25, 0.5, 0.75, 1.0),
+            full_grid=(0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0),
+            description="CorrelationRemover + LogisticRegression; takes the sensitive "
+            "columns as inputs and removes them",
+        ),
+        Method(
+            "logreg",
+            _logistic,
+            family=_SK,
+            uses_sensitive=False,
+            description="LogisticRegression, unconstrained",
+        ),
+        Method(
+            "mlp",
+            _mlp,
+            family=_SK,
+            uses_sensitive=False,
+            description="MLPClassifier(64,), unconstrained, early stopping",
+        ),
+        Method(
+            "hgb",
+            _hgb,
+            family=_SK,
+            uses_sensitive=False,
+            description="HistGradientBoostingClassifier, unconstrained",
+        ),
+    ]
+}
 
 GROUPS = {
     "all": None,
@@ -466,10 +637,8 @@ def resolve_methods(spec, registry=None):
         else:
             parts.extend(p.strip() for p in str(item).split(",") if p.strip())
     if not parts:
-        raise ValueError("--methods is empty; give method names or groups, e.g. "
-                         "'ours,logreg'.")
-    unknown = [p for p in parts if isinstance(p, str) and p not in registry
-               and p not in GROUPS]
+        raise ValueError("--methods is empty; give method names or groups, e.g. 'ours,logreg'.")
+    unknown = [p for p in parts if isinstance(p, str) and p not in registry and p not in GROUPS]
     if unknown:
         raise ValueError(
             f"unknown method(s) {unknown}; choose from {list(registry)} or the groups "

@@ -30,8 +30,10 @@ def resolve_metric(metric):
     """Canonical ``--metric`` name (aliases ``dp``, ``eo``, ``sg``)."""
     name = METRIC_ALIASES.get(metric, metric)
     if name not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {list(METRICS)} (or the "
-                         f"aliases {list(METRIC_ALIASES)}).")
+        raise ValueError(
+            f"unknown metric {metric!r}; choose from {list(METRICS)} (or the "
+            f"aliases {list(METRIC_ALIASES)})."
+        )
     return name
 
 
@@ -66,17 +68,24 @@ def t_interval(values, confidence=0.95):
     mean = float(x.mean())
     if x.size < 2:
         return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, x.size - 1) * x.std(ddof=1)
-                 / math.sqrt(x.size))
+    half = float(
+        stats.t.ppf(0.5 + confidence / 2.0, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    )
     return mean, mean - half, mean + half
 
 
 def _validation_table(runs, column):
     """Validation accuracy and unfairness per (method, params, seed): mean over folds."""
     val = runs[runs["split"] == "validation"]
-    agg = val.groupby(_KEY, sort=False).agg(
-        point=("point", "first"), val_accuracy=("accuracy", "mean"),
-        val_fairness=(column, "mean")).reset_index()
+    agg = (
+        val.groupby(_KEY, sort=False)
+        .agg(
+            point=("point", "first"),
+            val_accuracy=("accuracy", "mean"),
+            val_fairness=(column, "mean"),
+        )
+        .reset_index()
+    )
     return agg
 
 
@@ -112,9 +121,21 @@ def select_operating_points(runs, epsilons, metric="demographic_parity"):
     probabilities for the sufficiency gap) are not candidates.
     """
     column = METRICS[resolve_metric(metric)][0]
-    cols = ["method", "family", "epsilon", "seed", "params", "point", "feasible",
-            "val_accuracy", "val_fairness", "accuracy", "balanced_accuracy", "fairness",
-            "violated"]
+    cols = [
+        "method",
+        "family",
+        "epsilon",
+        "seed",
+        "params",
+        "point",
+        "feasible",
+        "val_accuracy",
+        "val_fairness",
+        "accuracy",
+        "balanced_accuracy",
+        "fairness",
+        "violated",
+    ]
     if runs.empty:
         return pd.DataFrame(columns=cols)
     val = _validation_table(runs, column).dropna(subset=["val_accuracy", "val_fairness"])
@@ -125,30 +146,54 @@ def select_operating_points(runs, epsilons, metric="demographic_parity"):
         for (method, seed), cand in val.groupby(["method", "seed"], sort=False):
             ok = cand[cand["val_fairness"] <= eps]
             if len(ok):
-                best = ok.sort_values(["val_accuracy", "val_fairness", "point"],
-                                      ascending=[False, True, True]).iloc[0]
+                best = ok.sort_values(
+                    ["val_accuracy", "val_fairness", "point"], ascending=[False, True, True]
+                ).iloc[0]
             else:
-                best = cand.sort_values(["val_fairness", "val_accuracy", "point"],
-                                        ascending=[True, False, True]).iloc[0]
+                best = cand.sort_values(
+                    ["val_fairness", "val_accuracy", "point"], ascending=[True, False, True]
+                ).iloc[0]
             key = (method, best["params"], seed)
             if key not in test.index:  # no test row (interrupted before the refit)
                 continue
             t = test.loc[key]
             t = t.iloc[0] if isinstance(t, pd.DataFrame) else t
             fair = float(t[column])
-            out.append(dict(
-                method=method, family=family[method], epsilon=float(eps), seed=int(seed),
-                params=best["params"], point=int(best["point"]), feasible=bool(len(ok)),
-                val_accuracy=float(best["val_accuracy"]),
-                val_fairness=float(best["val_fairness"]),
-                accuracy=float(t["accuracy"]), balanced_accuracy=float(t["balanced_accuracy"]),
-                fairness=fair, violated=bool(fair > eps)))
+            out.append(
+                dict(
+                    method=method,
+                    family=family[method],
+                    epsilon=float(eps),
+                    seed=int(seed),
+                    params=best["params"],
+                    point=int(best["point"]),
+                    feasible=bool(len(ok)),
+                    val_accuracy=float(best["val_accuracy"]),
+                    val_fairness=float(best["val_fairness"]),
+                    accuracy=float(t["accuracy"]),
+                    balanced_accuracy=float(t["balanced_accuracy"]),
+                    fairness=fair,
+                    violated=bool(fair > eps),
+                )
+            )
     return pd.DataFrame(out, columns=cols)
 
 
-SUMMARY_COLUMNS = ["method", "epsilon", "n_seeds", "accuracy_mean", "accuracy_low",
-                   "accuracy_high", "fairness_mean", "violation_rate", "fairness_low",
-                   "fairness_high", "balanced_accuracy_mean", "none_feasible", "family"]
+SUMMARY_COLUMNS = [
+    "method",
+    "epsilon",
+    "n_seeds",
+    "accuracy_mean",
+    "accuracy_low",
+    "accuracy_high",
+    "fairness_mean",
+    "violation_rate",
+    "fairness_low",
+    "fairness_high",
+    "balanced_accuracy_mean",
+    "none_feasible",
+    "family",
+]
 
 
 def summarize(chosen, confidence=0.95):
@@ -174,16 +219,27 @@ def summarize(chosen, confidence=0.95):
     for (method, eps), g in chosen.groupby(["method", "epsilon"], sort=False):
         acc, acc_lo, acc_hi = t_interval(g["accuracy"], confidence)
         fair, fair_lo, fair_hi = t_interval(g["fairness"], confidence)
-        rows.append(dict(
-            method=method, epsilon=float(eps), n_seeds=int(len(g)), accuracy_mean=acc,
-            accuracy_low=acc_lo, accuracy_high=acc_hi, fairness_mean=fair,
-            violation_rate=float(g["violated"].mean()), fairness_low=fair_lo,
-            fairness_high=fair_hi, balanced_accuracy_mean=float(g["balanced_accuracy"].mean()),
-            none_feasible=int((~g["feasible"].astype(bool)).sum()),
-            family=g["family"].iloc[0]))
+        rows.append(
+            dict(
+                method=method,
+                epsilon=float(eps),
+                n_seeds=int(len(g)),
+                accuracy_mean=acc,
+                accuracy_low=acc_lo,
+                accuracy_high=acc_hi,
+                fairness_mean=fair,
+                violation_rate=float(g["violated"].mean()),
+                fairness_low=fair_lo,
+                fairness_high=fair_hi,
+                balanced_accuracy_mean=float(g["balanced_accuracy"].mean()),
+                none_feasible=int((~g["feasible"].astype(bool)).sum()),
+                family=g["family"].iloc[0],
+            )
+        )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return out.sort_values(["epsilon", "accuracy_mean"], ascending=[True, False],
-                           kind="stable").reset_index(drop=True)
+    return out.sort_values(
+        ["epsilon", "accuracy_mean"], ascending=[True, False], kind="stable"
+    ).reset_index(drop=True)
 
 
 def front_table(runs, metric="demographic_parity", confidence=0.95):
@@ -198,10 +254,34 @@ def front_table(runs, metric="demographic_parity", confidence=0.95):
     for (method, point), g in test.groupby(["method", "point"], sort=False):
         acc = t_interval(g["accuracy"], confidence)
         fair = t_interval(g[column], confidence)
-        rows.append(dict(method=method, family=g["family"].iloc[0], point=int(point),
-                         params=g["params"].iloc[0], n_seeds=int(len(g)),
-                         accuracy_mean=acc[0], accuracy_low=acc[1], accuracy_high=acc[2],
-                         fairness_mean=fair[0], fairness_low=fair[1], fairness_high=fair[2]))
-    return pd.DataFrame(rows, columns=["method", "family", "point", "params", "n_seeds",
-                                       "accuracy_mean", "accuracy_low", "accuracy_high",
-                                       "fairness_mean", "fairness_low", "fairness_high"])
+        rows.append(
+            dict(
+                method=method,
+                family=g["family"].iloc[0],
+                point=int(point),
+                params=g["params"].iloc[0],
+                n_seeds=int(len(g)),
+                accuracy_mean=acc[0],
+                accuracy_low=acc[1],
+                accuracy_high=acc[2],
+                fairness_mean=fair[0],
+                fairness_low=fair[1],
+                fairness_high=fair[2],
+            )
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "method",
+            "family",
+            "point",
+            "params",
+            "n_seeds",
+            "accuracy_mean",
+            "accuracy_low",
+            "accuracy_high",
+            "fairness_mean",
+            "fairness_low",
+            "fairness_high",
+        ],
+    )

@@ -16,11 +16,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["write_outputs", "format_table", "draw_pareto", "plot_pareto", "report_blocks",
-           "best_per_epsilon", "to_markdown", "to_html"]
+__all__ = [
+    "write_outputs",
+    "format_table",
+    "draw_pareto",
+    "plot_pareto",
+    "report_blocks",
+    "best_per_epsilon",
+    "to_markdown",
+    "to_html",
+]
 
-_NAMES = {"demographic_parity": "DP difference", "equalized_odds": "EO difference",
-          "sufficiency": "sufficiency gap"}
+_NAMES = {
+    "demographic_parity": "DP difference",
+    "equalized_odds": "EO difference",
+    "sufficiency": "sufficiency gap",
+}
 _PLOT_EXTRA = "pip install 'skfairbilevel[plot]'"
 
 
@@ -73,29 +84,33 @@ def best_per_epsilon(summary, ours="skfairbilevel"):
         r = _ranked(summary, eps)
         ok = r[r["_ok"]]
         if ok.empty:
-            lines.append(f"epsilon {eps:g}: no method met the bound on validation in every "
-                         "seed.")
+            lines.append(f"epsilon {eps:g}: no method met the bound on validation in every seed.")
             continue
         top = ok.iloc[0]
-        text = (f"epsilon {eps:g}: best is **{_label(top)}** (test accuracy "
-                f"{_interval(top['accuracy_mean'], top['accuracy_low'], top['accuracy_high'])}"
-                f", unfairness {_num(top['fairness_mean'])}, bound broken on test in "
-                f"{top['violation_rate']:.0%} of seeds)")
+        text = (
+            f"epsilon {eps:g}: best is **{_label(top)}** (test accuracy "
+            f"{_interval(top['accuracy_mean'], top['accuracy_low'], top['accuracy_high'])}"
+            f", unfairness {_num(top['fairness_mean'])}, bound broken on test in "
+            f"{top['violation_rate']:.0%} of seeds)"
+        )
         if len(ok) > 1:
             second = ok.iloc[1]
-            text += (f", ahead of {_label(second)} by "
-                     f"{top['accuracy_mean'] - second['accuracy_mean']:.3f}")
+            text += (
+                f", ahead of {_label(second)} by "
+                f"{top['accuracy_mean'] - second['accuracy_mean']:.3f}"
+            )
         mine = ok[ok["family"] == ours]
         if len(mine) and top["family"] != ours:
             m = mine.iloc[0]
-            text += (f"; our best is {m['method']}, {top['accuracy_mean'] - m['accuracy_mean']:.3f}"
-                     f" behind (rank {list(ok['method']).index(m['method']) + 1} of {len(ok)})")
+            text += (
+                f"; our best is {m['method']}, {top['accuracy_mean'] - m['accuracy_mean']:.3f}"
+                f" behind (rank {list(ok['method']).index(m['method']) + 1} of {len(ok)})"
+            )
         elif not len(mine) and (r["family"] == ours).any():
             text += "; none of our methods met the bound on validation in every seed"
         missed = r[~r["_ok"]]
         if len(missed):
-            text += (f". Not feasible on validation in every seed: "
-                     f"{', '.join(missed['method'])}")
+            text += f". Not feasible on validation in every seed: {', '.join(missed['method'])}"
         lines.append(text + ".")
     return lines
 
@@ -107,39 +122,59 @@ def _summary_table(summary, chosen, eps, metric):
     r = _ranked(summary, eps)
     rows = []
     for i, (_, s) in enumerate(r.iterrows(), start=1):
-        rows.append({
-            "rank": str(i) if s["_ok"] else "-",
-            "method": _label(s),
-            "family": s["family"],
-            "chosen knob value": _chosen_text(chosen, s["method"], eps),
-            "test accuracy [95% CI]": _interval(s["accuracy_mean"], s["accuracy_low"],
-                                                s["accuracy_high"]),
-            f"test {_NAMES[metric]} [95% CI]": _interval(s["fairness_mean"], s["fairness_low"],
-                                                         s["fairness_high"]),
-            "balanced acc.": _num(s["balanced_accuracy_mean"]),
-            "test > epsilon": f"{s['violation_rate']:.0%}",
-            "no feasible point": f"{s['none_feasible']}/{s['n_seeds']}",
-        })
+        rows.append(
+            {
+                "rank": str(i) if s["_ok"] else "-",
+                "method": _label(s),
+                "family": s["family"],
+                "chosen knob value": _chosen_text(chosen, s["method"], eps),
+                "test accuracy [95% CI]": _interval(
+                    s["accuracy_mean"], s["accuracy_low"], s["accuracy_high"]
+                ),
+                f"test {_NAMES[metric]} [95% CI]": _interval(
+                    s["fairness_mean"], s["fairness_low"], s["fairness_high"]
+                ),
+                "balanced acc.": _num(s["balanced_accuracy_mean"]),
+                "test > epsilon": f"{s['violation_rate']:.0%}",
+                "no feasible point": f"{s['none_feasible']}/{s['n_seeds']}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _front_table(fronts, metric):
     rows = []
     for _, f in fronts.iterrows():
-        rows.append({"method": f["method"], "knob value": _params_text(f["params"]),
-                     "seeds": str(f["n_seeds"]),
-                     "test accuracy": _interval(f["accuracy_mean"], f["accuracy_low"],
-                                                f["accuracy_high"]),
-                     f"test {_NAMES[metric]}": _interval(f["fairness_mean"], f["fairness_low"],
-                                                         f["fairness_high"])})
+        rows.append(
+            {
+                "method": f["method"],
+                "knob value": _params_text(f["params"]),
+                "seeds": str(f["n_seeds"]),
+                "test accuracy": _interval(
+                    f["accuracy_mean"], f["accuracy_low"], f["accuracy_high"]
+                ),
+                f"test {_NAMES[metric]}": _interval(
+                    f["fairness_mean"], f["fairness_low"], f["fairness_high"]
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _methods_table(info):
-    return pd.DataFrame([{"method": m["name"], "family": m["family"], "knob": m["knob"],
-                          "grid": ", ".join(_params_text(g) for g in m["grid"]),
-                          "sensitive features": m["sensitive"],
-                          "estimator": m["estimator"]} for m in info["methods"]])
+    return pd.DataFrame(
+        [
+            {
+                "method": m["name"],
+                "family": m["family"],
+                "knob": m["knob"],
+                "grid": ", ".join(_params_text(g) for g in m["grid"]),
+                "sensitive features": m["sensitive"],
+                "estimator": m["estimator"],
+            }
+            for m in info["methods"]
+        ]
+    )
 
 
 def format_table(summary, chosen=None, metric="demographic_parity", epsilon=None):
@@ -147,8 +182,7 @@ def format_table(summary, chosen=None, metric="demographic_parity", epsilon=None
     if summary.empty:
         return "(no results)"
     eps = min(summary["epsilon"]) if epsilon is None else epsilon
-    chosen = chosen if chosen is not None else pd.DataFrame(
-        columns=["method", "epsilon", "params"])
+    chosen = chosen if chosen is not None else pd.DataFrame(columns=["method", "epsilon", "params"])
     frame = _summary_table(summary, chosen, eps, metric).drop(columns=["family"])
     cells = [list(frame.columns)] + frame.astype(str).values.tolist()
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
@@ -182,8 +216,9 @@ def _frame_means(ax, fronts):
     ax.set_ylim(y_lo - pad, y_hi + pad)
 
 
-def draw_pareto(fronts, summary=None, metric="demographic_parity", ax=None, title="",
-                legend=True, methods=None):
+def draw_pareto(
+    fronts, summary=None, metric="demographic_parity", ax=None, title="", legend=True, methods=None
+):
     """Draw each method's test front, mean over seeds with intervals; mark chosen points.
 
     Parameters
@@ -218,22 +253,55 @@ def draw_pareto(fronts, summary=None, metric="demographic_parity", ax=None, titl
         g = f[f["method"] == name].sort_values("point")
         color, marker = cmap(i % cmap.N), markers[i % len(markers)]
         x, y = g["fairness_mean"].to_numpy(float), g["accuracy_mean"].to_numpy(float)
-        xerr = np.abs(np.vstack([x - g["fairness_low"].to_numpy(float),
-                                 g["fairness_high"].to_numpy(float) - x]))
-        yerr = np.abs(np.vstack([y - g["accuracy_low"].to_numpy(float),
-                                 g["accuracy_high"].to_numpy(float) - y]))
+        xerr = np.abs(
+            np.vstack(
+                [x - g["fairness_low"].to_numpy(float), g["fairness_high"].to_numpy(float) - x]
+            )
+        )
+        yerr = np.abs(
+            np.vstack(
+                [y - g["accuracy_low"].to_numpy(float), g["accuracy_high"].to_numpy(float) - y]
+            )
+        )
         xerr, yerr = np.nan_to_num(xerr), np.nan_to_num(yerr)
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, color=color, marker=marker, ms=4, lw=1,
-                    elinewidth=0.6, capsize=0, alpha=0.85, label=name)
+        ax.errorbar(
+            x,
+            y,
+            xerr=xerr,
+            yerr=yerr,
+            color=color,
+            marker=marker,
+            ms=4,
+            lw=1,
+            elinewidth=0.6,
+            capsize=0,
+            alpha=0.85,
+            label=name,
+        )
         if summary is not None:
             s = summary[summary["method"] == name]
-            ax.scatter(s["fairness_mean"], s["accuracy_mean"], s=80, marker=marker,
-                       facecolor=color, edgecolor="k", linewidth=1.2, zorder=4)
+            ax.scatter(
+                s["fairness_mean"],
+                s["accuracy_mean"],
+                s=80,
+                marker=marker,
+                facecolor=color,
+                edgecolor="k",
+                linewidth=1.2,
+                zorder=4,
+            )
     if summary is not None and len(summary):
         for eps in sorted(summary["epsilon"].unique()):
             ax.axvline(eps, color="0.5", ls=":", lw=0.8)
-        ax.scatter([], [], s=80, marker="o", facecolor="0.8", edgecolor="k",
-                   label="chosen on validation (large)")
+        ax.scatter(
+            [],
+            [],
+            s=80,
+            marker="o",
+            facecolor="0.8",
+            edgecolor="k",
+            label="chosen on validation (large)",
+        )
     _frame_means(ax, f)
     ax.set_xlabel(f"test {_NAMES[metric]} (lower is fairer)")
     ax.set_ylabel("test accuracy")
@@ -268,9 +336,14 @@ def plot_pareto(result, path=None, title=None):
     refs = [m for m, f in family.items() if f == "scikit-learn"]
     ours = [m for m, f in family.items() if f == "skfairbilevel"]
     others = [m for m in family.index if m not in ours and m not in refs]
-    panels = [(p + refs, t) for p, t in ((ours, "skfairbilevel (and the unconstrained models)"),
-                                          (others, "baselines (and the unconstrained models)"))
-              if p] or [(refs, "unconstrained models")]
+    panels = [
+        (p + refs, t)
+        for p, t in (
+            (ours, "skfairbilevel (and the unconstrained models)"),
+            (others, "baselines (and the unconstrained models)"),
+        )
+        if p
+    ] or [(refs, "unconstrained models")]
     fig = Figure(figsize=(7.5 * len(panels), 5.5))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
@@ -281,9 +354,11 @@ def plot_pareto(result, path=None, title=None):
     if title is None:
         i = result.info
         eps = ", ".join(f"{e:g}" for e in i["epsilons"])
-        title = (f"{i['dataset']} ({', '.join(i['sensitive'])}): test fronts, mean over "
-                 f"{len(i['seeds'])} seed(s) with 95% intervals; large markers: the "
-                 f"points chosen on validation for epsilon = {eps}")
+        title = (
+            f"{i['dataset']} ({', '.join(i['sensitive'])}): test fronts, mean over "
+            f"{len(i['seeds'])} seed(s) with 95% intervals; large markers: the "
+            f"points chosen on validation for epsilon = {eps}"
+        )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -306,10 +381,15 @@ def report_blocks(result, png_note=None):
     setup = [
         f"Data: {i['description']} ({i['n_rows']} rows); sensitive: "
         f"{', '.join(i['sensitive'])}; groups: {groups}.",
-        f"Split per seed: {i['split']}" + (f", then {i['cv']}-fold cross-validation of the "
-                                            "training and validation rows" if i["cv"] else "")
+        f"Split per seed: {i['split']}"
+        + (
+            f", then {i['cv']}-fold cross-validation of the training and validation rows"
+            if i["cv"]
+            else ""
+        )
         + f" (stratified by label and group); rows: {sizes}"
-        + ("; --quick subsample" if i["quick"] else "") + ".",
+        + ("; --quick subsample" if i["quick"] else "")
+        + ".",
         f"Seeds: {', '.join(map(str, i['seeds']))}. Bounds on the {name}: epsilon = "
         f"{', '.join(f'{e:g}' for e in i['epsilons'])}.",
         f"Fits: {i['fits_planned']} planned, {i['fits_cached']} from the cache, "
@@ -319,7 +399,8 @@ def report_blocks(result, png_note=None):
         + ("; INTERRUPTED, the tables cover the finished fits" if i["interrupted"] else "")
         + ".",
         f"Command: `{i['command'] or 'run_comparison(...)'}`; {i['date']}; "
-        + ", ".join(f"{k} {v}" for k, v in i["versions"].items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in i["versions"].items())
+        + ".",
     ]
     protocol = (
         "Every method is fitted on the training rows of each seed for every value of its "
@@ -332,18 +413,27 @@ def report_blocks(result, png_note=None):
         "the test rows. Methods are ranked by test accuracy among those with a feasible "
         "point in every seed; a '-' rank marks the others."
     )
-    blocks = [("h1", f"skfairbilevel compare: {i['dataset']}"), ("list", setup),
-              ("h2", "Best method per bound"), ("list", best_per_epsilon(result.summary)),
-              ("p", protocol)]
+    blocks = [
+        ("h1", f"skfairbilevel compare: {i['dataset']}"),
+        ("list", setup),
+        ("h2", "Best method per bound"),
+        ("list", best_per_epsilon(result.summary)),
+        ("p", protocol),
+    ]
     for eps in i["epsilons"]:
         if (result.summary["epsilon"] == eps).any():
-            blocks += [("h2", f"epsilon = {eps:g}"),
-                       ("table", _summary_table(result.summary, result.chosen, eps, metric))]
+            blocks += [
+                ("h2", f"epsilon = {eps:g}"),
+                ("table", _summary_table(result.summary, result.chosen, eps, metric)),
+            ]
     blocks.append(("h2", "Trade-off fronts"))
     blocks.append(("image", png_note) if png_note else ("image", "pareto.png"))
-    blocks += [("h2", "Test fronts (every knob value, mean over seeds)"),
-               ("table", _front_table(result.fronts, metric)),
-               ("h2", "Methods"), ("table", _methods_table(i))]
+    blocks += [
+        ("h2", "Test fronts (every knob value, mean over seeds)"),
+        ("table", _front_table(result.fronts, metric)),
+        ("h2", "Methods"),
+        ("table", _methods_table(i)),
+    ]
     if result.notes:
         blocks += [("h2", "Notes"), ("list", list(result.notes))]
     return blocks
@@ -387,27 +477,34 @@ def _inline_md(text):
     return "".join(bits)
 
 
-_CSS = ("body{font-family:sans-serif;max-width:80em;margin:2em auto;padding:0 1em;"
-        "line-height:1.4}table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
-        "th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:left}"
-        "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}")
+_CSS = (
+    "body{font-family:sans-serif;max-width:80em;margin:2em auto;padding:0 1em;"
+    "line-height:1.4}table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+    "th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:left}"
+    "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}"
+)
 
 
 def to_html(blocks, png):
-    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
-           f"<title>{html.escape(str(blocks[0][1]))}</title><style>{_CSS}</style>",
-           "</head><body>"]
+    out = [
+        "<!DOCTYPE html>",
+        "<html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(str(blocks[0][1]))}</title><style>{_CSS}</style>",
+        "</head><body>",
+    ]
     for kind, content in blocks:
         if kind in ("h1", "h2"):
             out.append(f"<{kind}>{html.escape(content)}</{kind}>")
         elif kind == "p":
             out.append(f"<p>{_inline_md(content)}</p>")
         elif kind == "list":
-            out.append("<ul>" + "".join(f"<li>{_inline_md(x)}</li>" for x in content)
-                       + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{_inline_md(x)}</li>" for x in content) + "</ul>")
         elif kind == "table":
-            out.append(content.to_html(index=False, escape=True, border=0)
-                       if len(content) else "<p>(none)</p>")
+            out.append(
+                content.to_html(index=False, escape=True, border=0)
+                if len(content)
+                else "<p>(none)</p>"
+            )
         elif kind == "image":
             if png is None:
                 out.append(f"<p>{html.escape(content)}</p>")
@@ -434,14 +531,23 @@ def write_outputs(result, out):
     """Write every output into directory ``out``; returns ``{kind: path}``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"runs": out / "runs.csv", "summary": out / "summary.csv",
-             "info": out / "info.json", "report_md": out / "report.md",
-             "report_html": out / "report.html"}
+    files = {
+        "runs": out / "runs.csv",
+        "summary": out / "summary.csv",
+        "info": out / "info.json",
+        "report_md": out / "report.md",
+        "report_html": out / "report.html",
+    }
     result.runs.to_csv(files["runs"], index=False)
     result.summary.to_csv(files["summary"], index=False)
-    files["info"].write_text(json.dumps(_json_safe(
-        {"info": result.info, "notes": result.notes, "failed": result.failed}),
-        indent=2, default=str) + "\n")
+    files["info"].write_text(
+        json.dumps(
+            _json_safe({"info": result.info, "notes": result.notes, "failed": result.failed}),
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     png, note = None, None
     if result.fronts.empty:
         note = "(no finished fits to plot)"
@@ -456,4 +562,3 @@ def write_outputs(result, out):
     files["report_md"].write_text(to_markdown(blocks, png is not None))
     files["report_html"].write_text(to_html(blocks, png))
     return {k: str(v) for k, v in files.items()}
-

@@ -32,13 +32,32 @@ from ._protocol import (
     summarize,
 )
 
-__all__ = ["ComparisonResult", "run_comparison", "load_result", "evaluate_predictions",
-           "parity_gaps", "RUN_COLUMNS", "DEFAULT_EPSILONS"]
+__all__ = [
+    "ComparisonResult",
+    "run_comparison",
+    "load_result",
+    "evaluate_predictions",
+    "parity_gaps",
+    "RUN_COLUMNS",
+    "DEFAULT_EPSILONS",
+]
 
 #: the columns of runs.csv
-RUN_COLUMNS = ["method", "family", "params", "seed", "split", "accuracy",
-               "balanced_accuracy", "dp_difference", "eo_difference", "fit_seconds",
-               "sufficiency_gap", "point", "fold"]
+RUN_COLUMNS = [
+    "method",
+    "family",
+    "params",
+    "seed",
+    "split",
+    "accuracy",
+    "balanced_accuracy",
+    "dp_difference",
+    "eo_difference",
+    "fit_seconds",
+    "sufficiency_gap",
+    "point",
+    "fold",
+]
 DEFAULT_EPSILONS = (0.01, 0.02, 0.05)
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -109,8 +128,7 @@ def parity_gaps(y_true, y_pred, groups):
         return float(rates.max() - rates.min()) if k else 0.0
 
     everyone = np.ones(y_true.shape, dtype=bool)
-    return (rate_range(everyone),
-            max(rate_range(y_true == 1), rate_range(y_true == 0)))
+    return (rate_range(everyone), max(rate_range(y_true == 1), rate_range(y_true == 0)))
 
 
 def evaluate_predictions(y_true, y_pred, y_score, sensitive_features):
@@ -135,8 +153,9 @@ def evaluate_predictions(y_true, y_pred, y_score, sensitive_features):
         "sufficiency_gap": math.nan,
     }
     if y_score is not None:
-        out["sufficiency_gap"] = float(sufficiency_gap(
-            y_true, y_score, sensitive_features=sensitive_features, n_bins=5))
+        out["sufficiency_gap"] = float(
+            sufficiency_gap(y_true, y_score, sensitive_features=sensitive_features, n_bins=5)
+        )
     return out
 
 
@@ -190,10 +209,12 @@ def _isolated():
     try:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore", category=sklearn.exceptions.ConvergenceWarning)
-            warnings.filterwarnings("ignore", message="X has feature names, but",
-                                    category=UserWarning)
-            warnings.filterwarnings("ignore", message="X does not have valid feature names",
-                                    category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="X has feature names, but", category=UserWarning
+            )
+            warnings.filterwarnings(
+                "ignore", message="X does not have valid feature names", category=UserWarning
+            )
             yield
     finally:
         np.random.set_state(state)
@@ -239,7 +260,7 @@ def _execute(task, n_threads, labels, X_train, y_train, g_train, *evaluated):
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             rows = []
             for i, split in enumerate(task.splits):
-                X, y, g = evaluated[3 * i: 3 * i + 3]
+                X, y, g = evaluated[3 * i : 3 * i + 3]
                 y_pred, score = _predictions(est, X, labels[g], task)
                 rows.append({"split": split, **evaluate_predictions(y, y_pred, score, g)})
     except Exception as exc:  # noqa: BLE001 - one failed fit is a result, not a crash
@@ -261,15 +282,17 @@ def _check_epsilons(epsilons):
         try:
             epsilons = [float(e) for e in epsilons.split(",") if e.strip()]
         except ValueError:
-            raise ValueError(f"--epsilons must be comma-separated numbers such as "
-                             f"0.01,0.05; got {epsilons!r}.") from None
+            raise ValueError(
+                f"--epsilons must be comma-separated numbers such as 0.01,0.05; got {epsilons!r}."
+            ) from None
     try:
         eps = sorted({float(e) for e in np.ravel(epsilons)})
     except (TypeError, ValueError):
         raise ValueError(f"epsilons must be numbers; got {epsilons!r}.") from None
     if not eps or any(not 0.0 < e <= 1.0 for e in eps):
-        raise ValueError(f"--epsilons must be fairness bounds in (0, 1], e.g. "
-                         f"0.01,0.02,0.05; got {epsilons!r}.")
+        raise ValueError(
+            f"--epsilons must be fairness bounds in (0, 1], e.g. 0.01,0.02,0.05; got {epsilons!r}."
+        )
     return tuple(eps)
 
 
@@ -280,8 +303,10 @@ def _check_device(device):
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: torch sees no CUDA device here; use "
-                             "--device cpu, or auto (GPU when there is one).")
+            raise ValueError(
+                f"--device {device}: torch sees no CUDA device here; use "
+                "--device cpu, or auto (GPU when there is one)."
+            )
     return device
 
 
@@ -298,8 +323,14 @@ def _plan(methods, table, seeds, *, quick, full, cv, fairness, device, notes, fa
         for part in make_splits(table, seed, quick=quick, cv=cv):
             pid = len(parts)
             parts.append(part)
-            settings = Settings(seed=seed, quick=quick, full=full, fairness=fairness,
-                                device=device, n_sensitive=len(table.sensitive))
+            settings = Settings(
+                seed=seed,
+                quick=quick,
+                full=full,
+                fairness=fairness,
+                device=device,
+                n_sensitive=len(table.sensitive),
+            )
             for m in methods:
                 if m.name in broken:
                     continue
@@ -314,13 +345,34 @@ def _plan(methods, table, seeds, *, quick, full, cv, fairness, device, notes, fa
                         break
                     fit_s, pred_s = m.fit_uses_sensitive(est), m.predict_uses_sensitive(est)
                     splits = tuple(part.evaluate)
-                    key = fit_key(data=table.fingerprint, rows=part.key, method=m.name,
-                                  estimator=describe(est), fit_sensitive=fit_s,
-                                  predict_sensitive=pred_s,
-                                  sensitive_input=m.sensitive_as_input, splits=splits,
-                                  device=device)
-                    tasks.append(_Task(m.name, m.family, point, params, seed, part.fold, pid,
-                                       est, fit_s, pred_s, m.sensitive_as_input, splits, key))
+                    key = fit_key(
+                        data=table.fingerprint,
+                        rows=part.key,
+                        method=m.name,
+                        estimator=describe(est),
+                        fit_sensitive=fit_s,
+                        predict_sensitive=pred_s,
+                        sensitive_input=m.sensitive_as_input,
+                        splits=splits,
+                        device=device,
+                    )
+                    tasks.append(
+                        _Task(
+                            m.name,
+                            m.family,
+                            point,
+                            params,
+                            seed,
+                            part.fold,
+                            pid,
+                            est,
+                            fit_s,
+                            pred_s,
+                            m.sensitive_as_input,
+                            splits,
+                            key,
+                        )
+                    )
     return parts, tasks
 
 
@@ -338,8 +390,10 @@ def _require_distributed():
         import dask  # noqa: F401
         import distributed
     except ImportError:
-        raise ValueError("--scheduler needs dask and distributed; install them with "
-                         "pip install 'skfairbilevel[dask]'.") from None
+        raise ValueError(
+            "--scheduler needs dask and distributed; install them with "
+            "pip install 'skfairbilevel[dask]'."
+        ) from None
     return distributed
 
 
@@ -355,8 +409,10 @@ def _backend(scheduler):
     try:
         client = distributed.Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ValueError(f"--scheduler {scheduler!r}: cannot reach the Dask scheduler "
-                         f"({type(exc).__name__}: {exc}).") from None
+        raise ValueError(
+            f"--scheduler {scheduler!r}: cannot reach the Dask scheduler "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
     try:
         with parallel_config(backend="dask"):
             yield client
@@ -375,8 +431,9 @@ def _run_tasks(todo, prepared_for, labels, *, n_jobs, n_threads, scheduler, on_r
 
     if not todo:
         return
-    calls = [delayed(_execute)(t, n_threads, *_task_arrays(t, prepared_for(t), labels))
-             for t in todo]
+    calls = [
+        delayed(_execute)(t, n_threads, *_task_arrays(t, prepared_for(t), labels)) for t in todo
+    ]
     with _backend(scheduler):
         jobs = -1 if scheduler is not None else min(n_jobs, len(todo))
         for record in Parallel(n_jobs=jobs, return_as="generator_unordered")(calls):
@@ -386,11 +443,30 @@ def _run_tasks(todo, prepared_for, labels, *, n_jobs, n_threads, scheduler, on_r
 # --------------------------------------------------------------------------- the run
 
 
-def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, positive=None,
-                   methods=None, metric="demographic_parity", epsilons=DEFAULT_EPSILONS,
-                   seeds=3, seed=0, cv=None, quick=False, full=False, n_jobs=None,
-                   scheduler=None, device="cpu", n_threads=1, out="compare_out", cache=True,
-                   progress=True, command=None):
+def run_comparison(
+    *,
+    dataset="adult",
+    data=None,
+    target=None,
+    sensitive=None,
+    positive=None,
+    methods=None,
+    metric="demographic_parity",
+    epsilons=DEFAULT_EPSILONS,
+    seeds=3,
+    seed=0,
+    cv=None,
+    quick=False,
+    full=False,
+    n_jobs=None,
+    scheduler=None,
+    device="cpu",
+    n_threads=1,
+    out="compare_out",
+    cache=True,
+    progress=True,
+    command=None,
+):
     """Run the comparison: every method's knob swept, operating points chosen on validation.
 
     Parameters
@@ -467,8 +543,11 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
         cv = _check_int(cv, "cv", 2)
     if quick and full:
         raise ValueError("quick and full exclude each other: choose one.")
-    n_jobs = _cores() if n_jobs is None else (
-        _cores() if n_jobs == -1 else _check_int(n_jobs, "n_jobs", 1))
+    n_jobs = (
+        _cores()
+        if n_jobs is None
+        else (_cores() if n_jobs == -1 else _check_int(n_jobs, "n_jobs", 1))
+    )
     device = _check_device(device)
     if scheduler is not None:
         _require_distributed()
@@ -481,16 +560,19 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
             notes.append(why)
         else:
             runnable.append(m)
-    table = load_table(dataset, data=data, target=target, sensitive=sensitive,
-                       positive=positive)
+    table = load_table(dataset, data=data, target=target, sensitive=sensitive, positive=positive)
     notes.extend(table.notes)
     if len(table.group_labels) > 2 and any(m.sensitive_as_input for m in runnable):
-        notes.append(f"correlation_remover: the sensitive column is ordinal-encoded "
-                     f"({len(table.group_labels)} groups), so CorrelationRemover removes a "
-                     f"linear dependence on the group code, not on each group.")
+        notes.append(
+            f"correlation_remover: the sensitive column is ordinal-encoded "
+            f"({len(table.group_labels)} groups), so CorrelationRemover removes a "
+            f"linear dependence on the group code, not on each group."
+        )
     if scheduler is None and n_jobs * n_threads > _cores():
-        notes.append(f"{n_jobs} jobs x {n_threads} threads exceed the {_cores()} cores; "
-                     "fits will compete for them.")
+        notes.append(
+            f"{n_jobs} jobs x {n_threads} threads exceed the {_cores()} cores; "
+            "fits will compete for them."
+        )
 
     out_dir = None if out is None else Path(out)
     if cache is True:
@@ -500,8 +582,18 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
     store = FitCache(cache_dir)
     seed_list = list(range(seed, seed + seeds))
     fairness = METRICS[metric][1]
-    parts, tasks = _plan(runnable, table, seed_list, quick=quick, full=full, cv=cv,
-                         fairness=fairness, device=device, notes=notes, failed=failed)
+    parts, tasks = _plan(
+        runnable,
+        table,
+        seed_list,
+        quick=quick,
+        full=full,
+        cv=cv,
+        fairness=fairness,
+        device=device,
+        notes=notes,
+        failed=failed,
+    )
     records, todo = {}, []
     for t in tasks:
         rec = store.get(t.key)
@@ -521,8 +613,15 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(tasks), initial=n_cached, disable=not progress, unit="fit",
-               file=sys.stderr, dynamic_ncols=True, desc="compare")
+    bar = tqdm(
+        total=len(tasks),
+        initial=n_cached,
+        disable=not progress,
+        unit="fit",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="compare",
+    )
     by_key = {t.key: t for t in tasks}
     interrupted = False
     labels = np.asarray(table.group_labels, dtype=object)
@@ -531,8 +630,10 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
         task = by_key[record["key"]]
         if "error" in record:
             failed.setdefault(task.method, []).append(record["error"])
-            notes.append(f"{task.method} {json.dumps(task.params, default=str)} seed "
-                         f"{task.seed}: FAILED ({record['error']})")
+            notes.append(
+                f"{task.method} {json.dumps(task.params, default=str)} seed "
+                f"{task.seed}: FAILED ({record['error']})"
+            )
         else:
             records[task.key] = record
             store.put(task.key, record)
@@ -543,12 +644,21 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
         import sklearn
 
         with sklearn.config_context(enable_metadata_routing=True):
-            _run_tasks(todo, prepared_for, labels, n_jobs=n_jobs, n_threads=n_threads,
-                       scheduler=scheduler, on_result=on_result)
+            _run_tasks(
+                todo,
+                prepared_for,
+                labels,
+                n_jobs=n_jobs,
+                n_threads=n_threads,
+                scheduler=scheduler,
+                on_result=on_result,
+            )
     except KeyboardInterrupt:
         interrupted = True
-        notes.append(f"interrupted after {len(records) - n_cached} of {len(todo)} fits; "
-                     "run the same command again to resume (finished fits are cached).")
+        notes.append(
+            f"interrupted after {len(records) - n_cached} of {len(todo)} fits; "
+            "run the same command again to resume (finished fits are cached)."
+        )
     finally:
         bar.close()
     fit_seconds = time.perf_counter() - fit_start
@@ -557,29 +667,65 @@ def run_comparison(*, dataset="adult", data=None, target=None, sensitive=None, p
     for t in tasks:
         if t.key in records:
             cpu_by_method[t.method] = cpu_by_method.get(t.method, 0.0) + float(
-                records[t.key].get("fit_cpu_seconds", math.nan))
+                records[t.key].get("fit_cpu_seconds", math.nan)
+            )
     runs = _runs_frame(tasks, records, runnable)
-    chosen, summary, fronts = _assemble(runs, eps, metric,
-                                        {t.method: t.predict_sensitive for t in tasks})
+    chosen, summary, fronts = _assemble(
+        runs, eps, metric, {t.method: t.predict_sensitive for t in tasks}
+    )
     unranked = [m for m in dict.fromkeys(runs["method"]) if m not in set(summary["method"])]
     if unranked:
-        notes.append(f"{', '.join(unranked)}: no {METRICS[metric][0]} on the validation "
-                     "rows (no predict_proba for the sufficiency gap, or no refit for the "
-                     "test rows), so no operating point was chosen.")
-    info = _info(table, parts, runnable, locals_=dict(
-        metric=metric, epsilons=list(eps), seeds=seed_list, cv=cv, quick=quick, full=full,
-        n_jobs=n_jobs, n_threads=n_threads, scheduler=scheduler, device=device,
-        cache=None if cache_dir is None else str(cache_dir), command=command,
-        fits_planned=len(tasks), fits_cached=n_cached,
-        fits_run=len(records) - n_cached, fits_failed=sum(len(v) for v in failed.values()),
-        interrupted=interrupted, fits_wall_seconds=round(fit_seconds, 2),
-        fit_cpu_seconds_by_method={k: round(v, 2) for k, v in cpu_by_method.items()},
-        seconds=round(time.perf_counter() - started, 2), load_start=load_start,
-        load_end=_load()), settings=Settings(seed=seed, quick=quick, full=full,
-                                             fairness=fairness, device=device,
-                                             n_sensitive=len(table.sensitive)))
-    result = ComparisonResult(runs=runs, summary=summary, chosen=chosen, fronts=fronts,
-                              info=info, notes=notes, failed=failed)
+        notes.append(
+            f"{', '.join(unranked)}: no {METRICS[metric][0]} on the validation "
+            "rows (no predict_proba for the sufficiency gap, or no refit for the "
+            "test rows), so no operating point was chosen."
+        )
+    info = _info(
+        table,
+        parts,
+        runnable,
+        locals_=dict(
+            metric=metric,
+            epsilons=list(eps),
+            seeds=seed_list,
+            cv=cv,
+            quick=quick,
+            full=full,
+            n_jobs=n_jobs,
+            n_threads=n_threads,
+            scheduler=scheduler,
+            device=device,
+            cache=None if cache_dir is None else str(cache_dir),
+            command=command,
+            fits_planned=len(tasks),
+            fits_cached=n_cached,
+            fits_run=len(records) - n_cached,
+            fits_failed=sum(len(v) for v in failed.values()),
+            interrupted=interrupted,
+            fits_wall_seconds=round(fit_seconds, 2),
+            fit_cpu_seconds_by_method={k: round(v, 2) for k, v in cpu_by_method.items()},
+            seconds=round(time.perf_counter() - started, 2),
+            load_start=load_start,
+            load_end=_load(),
+        ),
+        settings=Settings(
+            seed=seed,
+            quick=quick,
+            full=full,
+            fairness=fairness,
+            device=device,
+            n_sensitive=len(table.sensitive),
+        ),
+    )
+    result = ComparisonResult(
+        runs=runs,
+        summary=summary,
+        chosen=chosen,
+        fronts=fronts,
+        info=info,
+        notes=notes,
+        failed=failed,
+    )
     if out_dir is not None:
         from ._report import write_outputs
 
@@ -591,8 +737,7 @@ def _assemble(runs, epsilons, metric, at_predict):
     """The chosen points, the summary (marking methods that use A at predict) and fronts."""
     chosen = select_operating_points(runs, epsilons, metric)
     summary = summarize(chosen)
-    summary["sensitive_at_predict"] = [bool(at_predict.get(m, False))
-                                       for m in summary["method"]]
+    summary["sensitive_at_predict"] = [bool(at_predict.get(m, False)) for m in summary["method"]]
     return chosen, summary, front_table(runs, metric)
 
 
@@ -625,15 +770,19 @@ def load_result(out, *, epsilons=None, metric=None):
         raise ValueError(f"{str(out)!r} holds no finished run ({exc}).") from None
     runs["fold"] = runs["fold"].astype("Int64")
     info = dict(saved["info"])
-    info["epsilons"] = list(_check_epsilons(info["epsilons"] if epsilons is None
-                                            else epsilons))
+    info["epsilons"] = list(_check_epsilons(info["epsilons"] if epsilons is None else epsilons))
     info["metric"] = resolve_metric(info["metric"] if metric is None else metric)
-    at_predict = {m["name"]: m["sensitive"] == "at fit and predict"
-                  for m in info["methods"]}
+    at_predict = {m["name"]: m["sensitive"] == "at fit and predict" for m in info["methods"]}
     chosen, summary, fronts = _assemble(runs, info["epsilons"], info["metric"], at_predict)
-    return ComparisonResult(runs=runs, summary=summary, chosen=chosen, fronts=fronts,
-                            info=info, notes=list(saved.get("notes", [])),
-                            failed=dict(saved.get("failed", {})))
+    return ComparisonResult(
+        runs=runs,
+        summary=summary,
+        chosen=chosen,
+        fronts=fronts,
+        info=info,
+        notes=list(saved.get("notes", [])),
+        failed=dict(saved.get("failed", {})),
+    )
 
 
 def _load():
@@ -652,15 +801,27 @@ def _runs_frame(tasks, records, methods):
         if rec is None:
             continue
         for r in rec["rows"]:
-            rows.append({"method": t.method, "family": t.family,
-                         "params": json.dumps(t.params, default=str), "seed": t.seed,
-                         "split": r["split"], **{c: r[c] for c in RUN_COLUMNS[5:9]},
-                         "fit_seconds": rec["fit_seconds"],
-                         "sufficiency_gap": r["sufficiency_gap"], "point": t.point,
-                         "fold": t.fold,
-                         "_order": (order[t.method], t.seed, t.point,
-                                    -1 if t.fold is None else t.fold,
-                                    split_order.get(r["split"], 2))})
+            rows.append(
+                {
+                    "method": t.method,
+                    "family": t.family,
+                    "params": json.dumps(t.params, default=str),
+                    "seed": t.seed,
+                    "split": r["split"],
+                    **{c: r[c] for c in RUN_COLUMNS[5:9]},
+                    "fit_seconds": rec["fit_seconds"],
+                    "sufficiency_gap": r["sufficiency_gap"],
+                    "point": t.point,
+                    "fold": t.fold,
+                    "_order": (
+                        order[t.method],
+                        t.seed,
+                        t.point,
+                        -1 if t.fold is None else t.fold,
+                        split_order.get(r["split"], 2),
+                    ),
+                }
+            )
     if not rows:
         return pd.DataFrame(columns=RUN_COLUMNS)
     frame = pd.DataFrame(rows).sort_values("_order", kind="stable")
@@ -677,12 +838,16 @@ def _info(table, parts, methods, locals_, settings):
     first = parts[0] if parts else None
     sizes = {}
     if first is not None:
-        sizes = {"train": int(len(first.train)),
-                 **{k: int(len(v)) for k, v in first.evaluate.items()}}
+        sizes = {
+            "train": int(len(first.train)),
+            **{k: int(len(v)) for k, v in first.evaluate.items()},
+        }
         if first.fold is not None:
-            sizes = {"train (per fold)": int(len(first.train)),
-                     "validation (per fold)": int(len(first.evaluate["validation"])),
-                     "test": int(len(parts[-1].evaluate.get("test", [])))}
+            sizes = {
+                "train (per fold)": int(len(first.train)),
+                "validation (per fold)": int(len(first.evaluate["validation"])),
+                "test": int(len(parts[-1].evaluate.get("test", []))),
+            }
     described = []
     for m in methods:
         try:
@@ -691,20 +856,40 @@ def _info(table, parts, methods, locals_, settings):
             est_text, uses = f"(cannot build: {exc})", "-"
         else:
             est_text = _short_repr(est)
-            uses = ("as inputs" if m.sensitive_as_input else
-                    "at fit and predict" if m.predict_uses_sensitive(est) else
-                    "at fit" if m.fit_uses_sensitive(est) else "no")
-        described.append({"name": m.name, "family": m.family, "knob": m.knob_label(),
-                          "grid": [json.dumps(p, default=str) for p in m.param_grid(settings)],
-                          "description": m.description, "estimator": est_text,
-                          "sensitive": uses})
+            uses = (
+                "as inputs"
+                if m.sensitive_as_input
+                else "at fit and predict"
+                if m.predict_uses_sensitive(est)
+                else "at fit"
+                if m.fit_uses_sensitive(est)
+                else "no"
+            )
+        described.append(
+            {
+                "name": m.name,
+                "family": m.family,
+                "knob": m.knob_label(),
+                "grid": [json.dumps(p, default=str) for p in m.param_grid(settings)],
+                "description": m.description,
+                "estimator": est_text,
+                "sensitive": uses,
+            }
+        )
     info = {
-        "dataset": table.name, "description": table.description, "target": table.target,
-        "positive": table.positive, "sensitive": list(table.sensitive),
-        "groups": table.group_counts(), "n_rows": int(len(table.y)),
+        "dataset": table.name,
+        "description": table.description,
+        "target": table.target,
+        "positive": table.positive,
+        "sensitive": list(table.sensitive),
+        "groups": table.group_counts(),
+        "n_rows": int(len(table.y)),
         "n_features_raw": int(table.X.shape[1] - len(table.sensitive)),
-        "split": ("Adult's official test file; validation: 20% of its training file"
-                  if table.fixed_test is not None else "stratified 60/20/20"),
+        "split": (
+            "Adult's official test file; validation: 20% of its training file"
+            if table.fixed_test is not None
+            else "stratified 60/20/20"
+        ),
         "split_sizes": sizes,
         **locals_,
         "methods": described,
