@@ -6,16 +6,11 @@ import os
 # float64 matrix products are far slower multithreaded on a busy 2-core machine.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# matplotlib (the plot extra) is optional: not imported here, but if a test imports it,
+# it draws without a display. Tests that need it call pytest.importorskip("matplotlib").
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
-
-try:  # the plot extra: the examples and the comparison's plots need it
-    import matplotlib  # noqa: E402
-except ImportError:  # pragma: no cover
-    matplotlib = None
-else:
-    matplotlib.use("Agg")
-
 import torch  # noqa: E402
 
 # One intra-op thread per test process: with pytest-xdist's 2 workers on 2 cores there is

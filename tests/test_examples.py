@@ -52,6 +52,7 @@ def _run(path, workdir):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Run all examples (two at a time); ``{name: (process or TimeoutExpired, dir)}``."""
+    pytest.importorskip("matplotlib")  # every example draws its figure (the plot extra)
     dirs = {p.name: tmp_path_factory.mktemp(p.stem) for p in EXAMPLES}
     with ThreadPoolExecutor(WORKERS) as pool:
         futures = {p.name: pool.submit(_run, p, dirs[p.name]) for p in EXAMPLES}
