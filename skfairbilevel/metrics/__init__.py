@@ -29,46 +29,9 @@ Model selection
   subject to a fairness bound".
 """
 
-from ._fairness import (
-    FairnessReport,
-    accuracy_parity_difference,
-    demographic_parity_difference,
-    equal_opportunity_difference,
-    equalized_odds_difference,
-    fairness_report,
-    independence_gap,
-    predictive_parity_gap,
-    separation_gap,
-    soft_demographic_parity_difference,
-    sufficiency_gap,
-)
-from ._regression import (
-    bounded_group_loss,
-    group_loss_difference,
-    group_loss_ratio,
-    mean_prediction_difference,
-    mean_prediction_ratio,
-)
-from ._scorers import FairnessScorer, fairness_constrained_refit, make_fairness_scorer
+from . import _fairness, _regression, _scorers
+from ._fairness import *  # noqa: F403  (the names of _fairness.__all__)
+from ._regression import *  # noqa: F403  (the names of _regression.__all__)
+from ._scorers import *  # noqa: F403  (the names of _scorers.__all__)
 
-__all__ = [
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-    "accuracy_parity_difference",
-    "soft_demographic_parity_difference",
-    "sufficiency_gap",
-    "independence_gap",
-    "separation_gap",
-    "predictive_parity_gap",
-    "fairness_report",
-    "FairnessReport",
-    "mean_prediction_difference",
-    "mean_prediction_ratio",
-    "bounded_group_loss",
-    "group_loss_difference",
-    "group_loss_ratio",
-    "make_fairness_scorer",
-    "FairnessScorer",
-    "fairness_constrained_refit",
-]
+__all__ = _fairness.__all__ + _regression.__all__ + _scorers.__all__
