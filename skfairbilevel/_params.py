@@ -171,16 +171,16 @@ def layer_sizes(allow_empty=True):
 
 
 def random_state():
-    """None, an int, a numpy RandomState or a numpy Generator."""
+    """None, an int >= 0 (numpy's seeds), a numpy RandomState or a numpy Generator."""
 
     def accept(v):
         return (
             v is None
             or isinstance(v, np.random.RandomState | np.random.Generator)
-            or (isinstance(v, Integral | np.integer) and not isinstance(v, bool))
+            or (isinstance(v, Integral | np.integer) and not isinstance(v, bool) and v >= 0)
         )
 
-    return _Rule(accept, "None, an int, a numpy RandomState or Generator")
+    return _Rule(accept, "None, an int >= 0, a numpy RandomState or Generator")
 
 
 def check_params(estimator):

@@ -33,8 +33,6 @@ which scikit-learn cannot route, so it cannot be scored inside ``GridSearchCV`` 
 :func:`float64_scores` makes its base estimator safe for float32 inputs under pandas 3.
 """
 
-from numbers import Integral
-
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
@@ -44,8 +42,17 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._groups import encode_groups, resolve_column_ids
-from ._params import any_of, check_params, is_array_like, number, one_of, text
+from ._groups import encode_groups, resolve_sensitive
+from ._params import (
+    any_of,
+    check_params,
+    instance_of,
+    is_array_like,
+    number,
+    one_of,
+    random_state,
+    text,
+)
 
 __all__ = ["ExponentiatedGradientClassifier", "GridSearchReductionClassifier", "float64_scores"]
 
@@ -89,18 +96,7 @@ def _constraints_rule(value):
     return f"one of {CONSTRAINT_NAMES} or a fairlearn ClassificationMoment instance"
 
 
-def _random_state_rule(value):
-    if value is None or isinstance(value, np.random.RandomState | np.random.Generator):
-        return None
-    if isinstance(value, Integral) and not isinstance(value, bool) and value >= 0:
-        return None
-    return "None, an int >= 0, a numpy RandomState or Generator"
-
-
-def _frame_rule(value):
-    return (
-        None if value is None or isinstance(value, pd.DataFrame) else "None or a pandas DataFrame"
-    )
+_frame_rule = any_of(one_of(None), instance_of(pd.DataFrame, "a pandas DataFrame"))
 
 
 def float64_scores(estimator):
@@ -237,12 +233,6 @@ class _ReductionClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_params(self)
         X_raw = X
-        if self.sensitive_feature_ids is not None and sensitive_features is not None:
-            raise ValueError(
-                "Got both sensitive_features and sensitive_feature_ids; pass the sensitive "
-                "features one way only (set sensitive_feature_ids=None to use the "
-                "sensitive_features argument)."
-            )
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_ = np.unique(y)
@@ -253,27 +243,22 @@ class _ReductionClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 f"Binarise the target first."
             )
         y01 = (y == self.classes_[1]).astype(np.int64)
-        if self.sensitive_feature_ids is not None:
-            positions = resolve_column_ids(X_raw, self.sensitive_feature_ids)
-            A = pd.DataFrame(np.asarray(X)[:, positions])
-            name = "sensitive_feature_ids"
-            drop = set(positions) if self.drop_sensitive else set()
-            self._model_columns = [j for j in range(X.shape[1]) if j not in drop] if drop else None
-            if self._model_columns is not None and not self._model_columns:
-                raise ValueError(
-                    "sensitive_feature_ids names every column of X, and drop_sensitive=True "
-                    "removes them, leaving no features; set drop_sensitive=False."
-                )
-        elif sensitive_features is not None:
-            A, name = sensitive_features, "sensitive_features"
-            self._model_columns = None
-        else:
+        A, self._model_columns = resolve_sensitive(
+            X_raw,
+            sensitive_features,
+            self.sensitive_feature_ids,
+            drop=self.drop_sensitive,
+            values=X,
+        )
+        if A is None:
             raise ValueError(
                 f"{type(self).__name__}.fit needs the sensitive features: pass "
                 f"fit(X, y, sensitive_features=A) (with metadata routing on, GridSearchCV "
                 f"and cross_validate route it), or set sensitive_feature_ids to read them "
                 f"from columns of X."
             )
+        by_ids = self.sensitive_feature_ids is not None
+        name = "sensitive_feature_ids" if by_ids else "sensitive_features"
         g, self.groups_ = encode_groups(A, X.shape[0], name=name)
         if len(self.groups_) < 2:
             raise ValueError(
@@ -423,7 +408,7 @@ class ExponentiatedGradientClassifier(_ReductionClassifier):
         "eta0": number(0, low_open=True),
         "run_linprog_step": one_of(True, False),
         "randomized": one_of(True, False),
-        "random_state": _random_state_rule,
+        "random_state": random_state(),
     }
 
     def __init__(
