@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from .._groups import _CONTINUOUS_MAX_GROUPS, _continuous_columns
+
 __all__ = [
     "DATASETS",
     "Table",
@@ -60,8 +62,9 @@ DATASETS = {
     ),
 }
 
-#: a numeric sensitive column with more distinct values than this is refused (bin it)
-MAX_SENSITIVE_VALUES = 20
+#: a numeric sensitive column with more distinct values than this is refused (bin it);
+#: the same bound as the package's ContinuousSensitiveFeatureWarning
+MAX_SENSITIVE_VALUES = _CONTINUOUS_MAX_GROUPS
 #: share of all rows for the test part (Adult: its official test file instead)
 TEST_FRACTION = 0.2
 #: share of all rows for the validation part (Adult: of its training file)
@@ -160,16 +163,14 @@ def _check_columns(frame, names, option, source):
 
 
 def _check_sensitive_values(frame, names):
-    for c in names:
-        col = frame[c]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            k = col.nunique(dropna=True)
-            if k > MAX_SENSITIVE_VALUES:
-                raise ValueError(
-                    f"sensitive column {c!r} is numeric with {k} distinct values (more than "
-                    f"{MAX_SENSITIVE_VALUES}); bin it into a few groups first (e.g. "
-                    f"pandas.cut into age ranges) and pass the binned column."
-                )
+    found = _continuous_columns(frame[list(names)])
+    if found:
+        c, k = found[0]
+        raise ValueError(
+            f"sensitive column {c!r} is numeric with {k} distinct values (more than "
+            f"{MAX_SENSITIVE_VALUES}); bin it into a few groups first (e.g. "
+            f"pandas.cut into age ranges) and pass the binned column."
+        )
 
 
 def _encode_groups(frame, names):

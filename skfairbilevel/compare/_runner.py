@@ -8,6 +8,7 @@ the operating points on validation data and summarises them over seeds.
 """
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -316,21 +317,18 @@ def _cores():
     return max(1, cpu_count())
 
 
-def _plan(methods, table, seeds, *, quick, full, cv, fairness, device, notes, failed):
-    """The parts of every seed, and every fit as a _Task (the cache key included)."""
+def _plan(methods, table, seeds, run_settings, *, cv, notes, failed):
+    """The parts of every seed, and every fit as a _Task (the cache key included).
+
+    ``run_settings`` are the run's :class:`Settings`; each seed gets a copy with its seed.
+    """
     parts, tasks, broken = [], [], set()
+    device = run_settings.device
     for seed in seeds:
-        for part in make_splits(table, seed, quick=quick, cv=cv):
+        settings = dataclasses.replace(run_settings, seed=seed)
+        for part in make_splits(table, seed, quick=settings.quick, cv=cv):
             pid = len(parts)
             parts.append(part)
-            settings = Settings(
-                seed=seed,
-                quick=quick,
-                full=full,
-                fairness=fairness,
-                device=device,
-                n_sensitive=len(table.sensitive),
-            )
             for m in methods:
                 if m.name in broken:
                     continue
@@ -581,18 +579,16 @@ def run_comparison(
         cache_dir = Path(cache) if cache else None
     store = FitCache(cache_dir)
     seed_list = list(range(seed, seed + seeds))
-    fairness = METRICS[metric][1]
-    parts, tasks = _plan(
-        runnable,
-        table,
-        seed_list,
+    run_settings = Settings(
+        seed=seed,
         quick=quick,
         full=full,
-        cv=cv,
-        fairness=fairness,
+        fairness=METRICS[metric][1],
         device=device,
-        notes=notes,
-        failed=failed,
+        n_sensitive=len(table.sensitive),
+    )
+    parts, tasks = _plan(
+        runnable, table, seed_list, run_settings, cv=cv, notes=notes, failed=failed
     )
     records, todo = {}, []
     for t in tasks:
@@ -708,14 +704,7 @@ def run_comparison(
             load_start=load_start,
             load_end=_load(),
         ),
-        settings=Settings(
-            seed=seed,
-            quick=quick,
-            full=full,
-            fairness=fairness,
-            device=device,
-            n_sensitive=len(table.sensitive),
-        ),
+        settings=run_settings,
     )
     result = ComparisonResult(
         runs=runs,
