@@ -4,8 +4,12 @@ training over the radius grid.
 Three parts (``--part``):
 
 ``correctness``
-    The affine model's "trs" against the closed form (radii 0.05 to 1.0, random data,
-    both labels) and, on a small tanh / softplus MLP, the share of samples whose TRS
+    The general trust-region solver on the affine model against the closed form (radii
+    0.05 to 1.0, random data, both labels): ``nn.trust_region.trust_region_step`` on
+    the ``torch.func`` input derivatives (``nn.perturbation.loss_input_derivatives``,
+    one eigen-decomposition per sample) and ``nn.trust_region.trust_region_step_eig``
+    in the eigenbasis the affine model's Hessians share (:func:`shared_eigenbasis_trs`,
+    one per batch); and, on a small tanh / softplus MLP, the share of samples whose TRS
     loss is at least the PGD loss.
 ``speed``
     Mean epoch time of PGD / TRS (the paper's speed-up), on the paper's two settings:
@@ -15,15 +19,18 @@ Three parts (``--part``):
     0.10, 0.12, ..., 0.20 (10 epochs per Unfair2D cell, 3 per Adult cell). Affine
     model, Adam lr 1e-2; the outer step is the estimator's closed-form one for the
     affine model (gradient without autograd, flat Adam), the same for every inner
-    solver. Three inner solvers per radius,
-    fitted one after the other in the same process: "trs" (the estimator's default: the
-    subproblem's closed-form solution for the affine model), "trs-general" (the general
-    batched solver in the model's eigenbasis, ``_affine_closed_form=False``) and "pgd"
-    (reference settings). Epoch times are the engine's ``history_[i]["seconds"]``
-    (``time.perf_counter`` around each epoch; no fairness logging). Then, on the
-    weights of the TRS fit, the mean loss at the TRS and at the PGD perturbation of
-    the training rows (PGD on batches of the training batch size): the inner objective
-    each solver reaches on the same problem.
+    solver. Two inner solvers per radius, fitted one after the other in the same
+    process: "trs" (the estimator's default: the subproblem's closed-form solution for
+    the affine model) and "pgd" (reference settings). Epoch times are the engine's
+    ``history_[i]["seconds"]`` (``time.perf_counter`` around each epoch; no fairness
+    logging). Then, on the weights of the TRS fit, the time per batch of each inner
+    solver alone (``nn.perturbation.perturbation`` for "trs" and "pgd", and
+    "trs-general": the general solver in the shared eigenbasis,
+    :func:`shared_eigenbasis_trs`), and the mean loss at the TRS and at the PGD
+    perturbation of the training rows (PGD on batches of the training batch size): the
+    inner objective each solver reaches on the same problem. The estimator has no
+    option that trains the affine model with the general solver, so the
+    "TRS-general" epoch-time columns are left empty.
 ``fairness``
     Test accuracy and the signed gaps (group 1 minus group 0; Unfair2D s = 1 minus
     s = 0, Adult Male minus Female) of none / random / pgd / trs on Unfair2D (fresh test
@@ -52,11 +59,15 @@ from pathlib import Path
 import _common as shared
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.func import functional_call
 
 from skfairbilevel import FairRobustClassifier
 from skfairbilevel.datasets import load_adult, make_unfair_2d
 from skfairbilevel.exceptions import FairnessWarning
 from skfairbilevel.metrics import independence_gap, predictive_parity_gap, separation_gap
+from skfairbilevel.nn.perturbation import loss_input_derivatives, perturbation
+from skfairbilevel.nn.trust_region import trust_region_step, trust_region_step_eig
 
 ADULT_FEATURES = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 GAPS = ("independence", "separation_y0", "separation_y1", "sufficiency_yhat1", "sufficiency_yhat0")
@@ -148,27 +159,53 @@ def signed_gaps(y, pred, s):
 
 
 def make_clf(solver, radius, batch_size, epochs, seed):
-    clf = FairRobustClassifier(
+    return FairRobustClassifier(
         radius=float(radius),
-        inner_solver="trs" if solver == "trs-general" else solver,
+        inner_solver=solver,
         batch_size=batch_size,
         max_epochs=epochs,
         lr=1e-2,
         random_state=seed,
     )
-    if solver == "trs-general":
-        clf._affine_closed_form = False
-    return clf
+
+
+def shared_eigenbasis_trs(module, x, y, radius):
+    """The general trust-region solver on the affine model z = w'x + b.
+
+    The Hessians of the loss in the input, ``s (1 - s) w w'``, share their eigenvectors:
+    ``w / ||w||`` (eigenvalue ``s (1 - s) ||w||^2``) and a basis of its orthogonal
+    complement (eigenvalue 0). So one d x d eigen-decomposition per batch gives every
+    sample's subproblem in its eigenbasis, solved by
+    :func:`~skfairbilevel.nn.trust_region.trust_region_step_eig` (float64). Returns the
+    perturbations (in the dtype of ``x``) and the multiplier iterations.
+    """
+    lin = module[-1]
+    w = lin.weight[0].detach().double()
+    z = x.double() @ w + lin.bias.detach().double()[0]
+    s = torch.sigmoid(z)
+    _, U = torch.linalg.eigh(-torch.outer(w, w))  # first column: w / ||w||
+    lam = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
+    lam[:, 0] = -(s * (1.0 - s)) * (w @ w)  # Hessian of -loss
+    gh = (y.double() - s)[:, None] * (w @ U)[None, :]  # U'(gradient of -loss)
+    p_hat, n_iter = trust_region_step_eig(gh, lam, float(radius))
+    return (p_hat @ U.T).to(x.dtype), n_iter
+
+
+def loss_at(module, x, y, delta):
+    """Per-sample logistic loss at ``x + delta``, in float64 (as ``robust_loss``)."""
+    params = {k: v.detach().double() for k, v in module.named_parameters()}
+    with torch.no_grad():
+        z = functional_call(module, params, (x.double() + delta.double(),))[:, 0]
+        loss = F.binary_cross_entropy_with_logits(z, y.double(), reduction="none")
+    return loss.numpy()
 
 
 # ---------------------------------------------------------------------- correctness
 def run_correctness(cfg, out):
-    """Affine: trs (general solver, per-sample eigen-decompositions of the torch.func
-    Hessians, and the shared-eigenbasis path) vs the closed form, radii 0.05..1.0, both
-    labels. MLP: fraction of samples whose TRS loss is >= the PGD loss (relative 1e-6
-    for the float32 inputs), for trs_steps=1 (the paper's single subproblem) and 3."""
-    from skfairbilevel.estimators.robust import trust_region_step
-
+    """Affine: the general trust-region solver (per-sample eigen-decompositions of the
+    torch.func Hessians, and the shared eigenbasis) vs the closed form, radii 0.05..1.0,
+    both labels. MLP: fraction of samples whose TRS loss is >= the PGD loss (relative
+    1e-6 for the float32 inputs), for trs_steps=1 (the paper's single subproblem) and 3."""
     path = out / f"{PREFIX}_correctness.csv"
     path.unlink(missing_ok=True)
     rng = np.random.default_rng(0)
@@ -181,16 +218,13 @@ def run_correctness(cfg, out):
     sgn = 2.0 * y - 1.0
     x = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y)
-    _, g, H = affine._loss_input_derivatives(x, yt, autodiff=True)
+    _, g, H = loss_input_derivatives(affine.module_, x, yt, affine=True, autodiff=True)
     for r in (0.05, 0.1, 0.25, 0.5, 1.0):
-        affine.set_params(radius=r)
         d_star = -r * sgn[:, None] * w / np.linalg.norm(w)
         l_star = np.logaddexp(0.0, -sgn * z + r * np.linalg.norm(w))
         p_eig, _ = trust_region_step(-g, -H, r)
-        p_shared, _ = affine._trs_affine(x, yt, r)
-        affine._affine_closed_form = False
-        l_shared = affine.robust_loss(X, y, inner_solver="trs", per_sample=True)
-        del affine._affine_closed_form
+        p_shared, _ = shared_eigenbasis_trs(affine.module_, x, yt, r)
+        l_shared = loss_at(affine.module_, x, yt, p_shared)
         append_row(
             path,
             dict(
@@ -252,22 +286,26 @@ def run_correctness(cfg, out):
 # ---------------------------------------------------------------------- speed
 def inner_seconds(clf, X, y, batch_size, reps=3):
     """Milliseconds per batch spent in each inner solver alone (the perturbations of
-    consecutive batches of ``X`` for the weights of ``clf``), median of ``reps``
-    interleaved repetitions."""
+    consecutive batches of ``X`` for the weights of the affine model ``clf``), median
+    of ``reps`` interleaved repetitions: "trs" and "pgd" as the estimator calls them
+    (``nn.perturbation.perturbation``), "trs-general" :func:`shared_eigenbasis_trs`."""
     x = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(np.searchsorted(clf.classes_, y))
     gen = torch.Generator().manual_seed(0)
+    module, r = clf.module_, clf.radius
+    solvers = {
+        "trs": lambda xb, yb: perturbation("trs", module, xb, yb, r, affine=True, generator=gen),
+        "trs-general": lambda xb, yb: shared_eigenbasis_trs(module, xb, yb, r),
+        "pgd": lambda xb, yb: perturbation("pgd", module, xb, yb, r, affine=True, generator=gen),
+    }
     starts = range(0, len(x), batch_size)
-    times = {"trs": [], "trs-general": [], "pgd": []}
+    times = {k: [] for k in solvers}
     for _ in range(reps):
-        for solver in times:
-            clf._affine_closed_form = solver != "trs-general"
-            name = "pgd" if solver == "pgd" else "trs"
+        for name, solve in solvers.items():
             with shared.Clock() as clock, torch.no_grad():
                 for i in starts:
-                    clf._perturbation(x[i : i + batch_size], yt[i : i + batch_size], name, gen)
-            times[solver].append(1e3 * clock.wall / len(starts))
-    del clf._affine_closed_form
+                    solve(x[i : i + batch_size], yt[i : i + batch_size])
+            times[name].append(1e3 * clock.wall / len(starts))
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -280,7 +318,7 @@ def run_speed(cfg, out):
     }
     # warm-up (first-call overheads) on a small problem
     Xw, yw, _ = data["unfair2d"]
-    for solver in ("trs", "trs-general", "pgd"):
+    for solver in ("trs", "pgd"):
         make_clf(solver, 0.1, 50, 1, 0).fit(Xw, yw)
     for name in ("unfair2d", "adult"):
         c = cfg[name]
@@ -288,7 +326,7 @@ def run_speed(cfg, out):
         for i, r in enumerate(c["radii"]):
             if (name, f"{r:.2f}") in done:
                 continue
-            order = ("trs", "trs-general", "pgd") if i % 2 == 0 else ("pgd", "trs-general", "trs")
+            order = ("trs", "pgd") if i % 2 == 0 else ("pgd", "trs")
             fits, secs, iters = {}, {}, {}
             load_before = shared.load_note()
             for solver in order:
@@ -308,12 +346,12 @@ def run_speed(cfg, out):
                 n_train=len(X),
                 epochs=c["speed_epochs"],
                 trs_s=secs["trs"],
-                trs_general_s=secs["trs-general"],
+                trs_general_s="",  # no longer an option of the estimator (see the docstring)
                 pgd_s=secs["pgd"],
                 ratio=secs["pgd"] / secs["trs"],
-                ratio_general=secs["pgd"] / secs["trs-general"],
+                ratio_general="",
                 pgd_iter=iters["pgd"],
-                trs_general_iter=iters["trs-general"],
+                trs_general_iter="",
                 inner_trs_ms=inner["trs"],
                 inner_trs_general_ms=inner["trs-general"],
                 inner_pgd_ms=inner["pgd"],
@@ -327,9 +365,10 @@ def run_speed(cfg, out):
             )
             append_row(path, row)
             print(
-                f"speed {name} r={r:.2f}: pgd/trs {row['ratio']:.1f}x, pgd/trs-general "
-                f"{row['ratio_general']:.1f}x, objective trs {row['obj_trs']:.5f} vs pgd "
-                f"{row['obj_pgd']:.5f}",
+                f"speed {name} r={r:.2f}: pgd/trs {row['ratio']:.1f}x, inner solver alone "
+                f"pgd/trs {row['inner_ratio']:.0f}x, pgd/trs-general "
+                f"{row['inner_ratio_general']:.1f}x, objective trs {row['obj_trs']:.5f} vs "
+                f"pgd {row['obj_pgd']:.5f}",
                 flush=True,
             )
 
@@ -377,6 +416,11 @@ def run_fairness(cfg, out):
 
 
 # ---------------------------------------------------------------------- report
+def _cell(value, spec, suffix=""):
+    """A table cell of a CSV value; "n/a" for a column that was not measured."""
+    return "n/a" if value == "" else f"{float(value):{spec}}{suffix}"
+
+
 def _ms(values):
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -439,8 +483,8 @@ def report(out):
         for r in speed:
             lines.append(
                 f"| {r['dataset']} | {r['radius']} | {float(r['trs_s']):.4f} | "
-                f"{float(r['trs_general_s']):.4f} | {float(r['pgd_s']):.3f} | "
-                f"{float(r['ratio']):.1f}x | {float(r['ratio_general']):.1f}x | "
+                f"{_cell(r['trs_general_s'], '.4f')} | {float(r['pgd_s']):.3f} | "
+                f"{float(r['ratio']):.1f}x | {_cell(r['ratio_general'], '.1f', 'x')} | "
                 f"{float(r['pgd_iter']):.0f} | {float(r['inner_trs_ms']):.3f} / "
                 f"{float(r['inner_trs_general_ms']):.3f} / {float(r['inner_pgd_ms']):.1f} | "
                 f"{float(r['inner_ratio']):.0f}x | {float(r['obj_trs']):.6f} | "
@@ -449,10 +493,14 @@ def report(out):
             )
         for name in sorted({r["dataset"] for r in speed}):
             ratios = [float(r["ratio"]) for r in speed if r["dataset"] == name]
-            gen = [float(r["ratio_general"]) for r in speed if r["dataset"] == name]
+            gen = [
+                float(r["ratio_general"])
+                for r in speed
+                if r["dataset"] == name and r["ratio_general"]
+            ]
             lines.append(
-                f"\n{name}: PGD/TRS min {min(ratios):.1f}x, max {max(ratios):.1f}x; "
-                f"PGD/TRS-general min {min(gen):.1f}x, max {max(gen):.1f}x."
+                f"\n{name}: PGD/TRS min {min(ratios):.1f}x, max {max(ratios):.1f}x"
+                + (f"; PGD/TRS-general min {min(gen):.1f}x, max {max(gen):.1f}x." if gen else ".")
             )
         lines.append("")
         plot_speed(speed, out)
@@ -508,13 +556,15 @@ def plot_speed(rows, out):
             continue
         rad = [float(r["radius"]) for r in sub]
         ax.plot(rad, [float(r["ratio"]) for r in sub], marker=marker, label=f"{name}: PGD/TRS")
-        ax.plot(
-            rad,
-            [float(r["ratio_general"]) for r in sub],
-            marker=marker,
-            ls="--",
-            label=f"{name}: PGD/TRS-general",
-        )
+        general = [r for r in sub if r["ratio_general"]]  # rows with a TRS-general epoch time
+        if general:
+            ax.plot(
+                [float(r["radius"]) for r in general],
+                [float(r["ratio_general"]) for r in general],
+                marker=marker,
+                ls="--",
+                label=f"{name}: PGD/TRS-general",
+            )
     ax.axhline(10, color="grey", lw=0.8, ls=":", label="target 10x")
     ax.set_yscale("log")
     ax.set_xlabel("radius")
