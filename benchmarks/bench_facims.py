@@ -75,8 +75,14 @@ Usage::
     python benchmarks/bench_facims.py --compare-commit 111c9b3 --threads 1  # CPU ratio
 """
 
+import argparse
+import io
 import json
 import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 
 import _common as shared
 import numpy as np
@@ -507,66 +513,25 @@ def tune_table(records):
     return "\n".join(lines), choice
 
 
-def compare_commit(commit, epochs, seed, reps):
-    """Same-process CPU-time ratio of one credit fit: working tree / ``commit``.
+def compare_commit(commit, epochs, seed, reps, threads):
+    """CPU-time ratio of one credit fit of FACIMS: working tree / ``commit``.
 
-    The FACIMS modules (``estimators/facims.py``, ``nn/gaussian.py``) of ``commit`` are
-    extracted with ``git show`` into a temporary directory and imported next to the
-    current ones (the rest of the package is shared); the two versions alternate
-    ``reps`` times on the same data, and their test probabilities are compared."""
-    import importlib
-    import subprocess
-    import sys
-    import tempfile
-
-    from skfairbilevel import FACIMSClassifier
-
+    The whole package of ``commit`` is extracted (``git archive``) into a temporary
+    directory. Every fit runs in a fresh process (:func:`fit_worker`) whose
+    ``PYTHONPATH`` is either that directory or the working tree, on the same arrays
+    (written once by this process), the two versions alternating ``reps`` times; each
+    process makes a small warm-up fit (lazy torch imports) before the timed one. Their
+    test probabilities are compared."""
+    here = os.path.dirname(os.path.abspath(__file__))
     root = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"],
         capture_output=True,
         text=True,
         check=True,
-        cwd=os.path.dirname(__file__),
+        cwd=here,
     ).stdout.strip()
-
-    def show(path):
-        return subprocess.run(
-            ["git", "show", f"{commit}:{path}"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=root,
-        ).stdout
-
-    tmp = tempfile.mkdtemp(prefix="facims_old_")
-    gauss = show("skfairbilevel/nn/gaussian.py").replace(
-        "from .modules import", "from skfairbilevel.nn.modules import"
-    )
-    est = (
-        show("skfairbilevel/estimators/facims.py")
-        .replace("from ..nn.gaussian import", "from _facims_old_gaussian import")
-        .replace("from ..", "from skfairbilevel.")
-    )
-    with open(os.path.join(tmp, "_facims_old_gaussian.py"), "w") as fh:
-        fh.write(gauss)
-    with open(os.path.join(tmp, "_facims_old.py"), "w") as fh:
-        fh.write(est)
-    sys.path.insert(0, tmp)
-    Old = importlib.import_module("_facims_old").FACIMSClassifier
-
-    X, y, A = load("credit")
-    Xtr, ytr, Atr, Xte, yte, Ate = split("credit", X, y, A, seed)
-    FACIMSClassifier(max_epochs=1, random_state=0).fit(  # warm-up: lazy torch imports
-        Xtr[::10], ytr[::10], sensitive_features=Atr[::10]
-    )
-    times, probas = {"old": [], "new": []}, {}
-    for _ in range(reps):
-        for name, cls in (("old", Old), ("new", FACIMSClassifier)):
-            clf = cls(max_epochs=epochs, random_state=seed)
-            with shared.Clock() as clock:
-                clf.fit(Xtr, ytr, sensitive_features=Atr)
-            times[name].append(clock.cpu)
-            probas[name] = clf.predict_proba(Xte)
+    with tempfile.TemporaryDirectory(prefix="facims_compare_") as tmp:
+        times, probas = _compare_fits(root, commit, tmp, epochs, seed, reps, threads)
     ratio = float(np.median(times["new"]) / np.median(times["old"]))
     diff = float(np.abs(probas["new"] - probas["old"]).max())
     agree = float(np.mean(probas["new"].argmax(1) == probas["old"].argmax(1)))
@@ -578,6 +543,52 @@ def compare_commit(commit, epochs, seed, reps):
     print(f"ratio working tree / {commit} (median CPU): {ratio:.3f}")
     print(f"max |predict_proba difference|: {diff:.2e}, argmax agreement: {agree:.4f}")
     print(f"at the end: {shared.load_note()}")
+
+
+def _compare_fits(root, commit, tmp, epochs, seed, reps, threads):
+    """The fits of :func:`compare_commit` in the folder ``tmp``: ``(times, probas)``."""
+    old_tree = os.path.join(tmp, "old")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "skfairbilevel"],
+        capture_output=True,
+        check=True,
+        cwd=root,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(old_tree, filter="data")
+    X, y, A = load("credit")
+    Xtr, ytr, Atr, Xte, _, _ = split("credit", X, y, A, seed)
+    data = os.path.join(tmp, "data.npz")
+    np.savez(data, Xtr=Xtr, ytr=ytr, Atr=Atr, Xte=Xte)
+    trees = {"old": old_tree, "new": root}
+    times, probas = {"old": [], "new": []}, {}
+    for rep in range(reps):
+        for name, tree in trees.items():
+            result = os.path.join(tmp, f"{name}_{rep}.npz")
+            cmd = [sys.executable, os.path.abspath(__file__), "--fit-worker", data, result]
+            cmd += ["--epochs", str(epochs), "--seeds", str(seed), "--threads", str(threads)]
+            subprocess.run(cmd, check=True, cwd=tmp, env=dict(os.environ, PYTHONPATH=tree))
+            with np.load(result) as fit:
+                times[name].append(float(fit["cpu"]))
+                probas[name] = fit["proba"]
+    return times, probas
+
+
+def fit_worker(data, result, epochs, seed):
+    """One timed ``FACIMSClassifier`` fit on the arrays of ``data`` (``.npz``), after a
+    warm-up fit, with the package found on ``PYTHONPATH``; writes the fit's CPU and wall
+    seconds and the test probabilities to ``result`` (``.npz``)."""
+    from skfairbilevel import FACIMSClassifier
+
+    with np.load(data, allow_pickle=True) as arrays:
+        Xtr, ytr, Atr, Xte = (arrays[k] for k in ("Xtr", "ytr", "Atr", "Xte"))
+    FACIMSClassifier(max_epochs=1, random_state=0).fit(  # warm-up: lazy torch imports
+        Xtr[::10], ytr[::10], sensitive_features=Atr[::10]
+    )
+    clf = FACIMSClassifier(max_epochs=epochs, random_state=seed)
+    with shared.Clock() as clock:
+        clf.fit(Xtr, ytr, sensitive_features=Atr)
+    np.savez(result, cpu=clock.cpu, wall=clock.wall, proba=clf.predict_proba(Xte))
 
 
 def _cells(rs, keys):
@@ -718,6 +729,7 @@ def main(argv=None):
         help="only time one credit fit (seed --seeds[0], --epochs, 2 reps; "
         "--quick: 4 epochs) against the FACIMS code of that commit",
     )
+    p.add_argument("--fit-worker", nargs=2, default=None, help=argparse.SUPPRESS)
     args = shared.parse(p, argv)
     if args.seeds is None:
         args.seeds = list(TUNE_SEEDS if args.tune or args.select_upper_class_weight else SEEDS)
@@ -734,9 +746,13 @@ def main(argv=None):
         if args.plot:
             plot(records, args.plot)
         return
+    if args.fit_worker:
+        fit_worker(*args.fit_worker, args.epochs, args.seeds[0])
+        return
     if args.compare_commit:
         epochs = 4 if args.quick else args.epochs
-        compare_commit(args.compare_commit, epochs, args.seeds[0], 1 if epochs > 10 else 2)
+        reps = 1 if epochs > 10 else 2
+        compare_commit(args.compare_commit, epochs, args.seeds[0], reps, args.threads)
         return
     # the two choices made on validation data only (training rows of the tuning seeds)
     for wanted, choose in (
