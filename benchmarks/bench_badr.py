@@ -1,7 +1,9 @@
 """BADR against its baselines on bundled data: 10 seeds of 70/30 splits.
 
 For each dataset and each targeted fairness metric, every seed splits the data 70/30
-(stratified by group and label), fits the preprocessing on the training split, and fits
+(stratified by group and label), fits the preprocessing on the training split (the
+sensitive column kept as an input, ``keep_sensitive=True``, as in the BADR toolbox) and
+fits
 
 * ``badr``: BADRClassifier with the exact solver (learned group weights),
 * ``uniform`` (1/S per group), ``balanced`` (proportional to 1/n_a), ``minimax``
@@ -51,24 +53,21 @@ def load(name):
     """(X frame, y, groups, preprocessor kwargs) of a benchmark dataset."""
     if name == "adult_sex":
         b = load_adult(sensitive="sex")
-        return b.data, b.target.to_numpy(), b.sensitive_features.to_numpy(), dict(sensitive="sex")
+        pre_kw = dict(sensitive="sex", keep_sensitive=True)
+        return b.data, b.target.to_numpy(), b.sensitive_features.to_numpy(), pre_kw
     b = load_credit_default(sensitive="SEX")
     X, y = b.data, b.target.to_numpy()
     cat = ["EDUCATION", "MARRIAGE"]
+    sex_kw = dict(sensitive="SEX", keep_sensitive=True, categorical=cat)
     if name == "credit_sex":
-        return X, y, X["SEX"].to_numpy(), dict(sensitive="SEX", categorical=cat)
+        return X, y, X["SEX"].to_numpy(), sex_kw
     if name == "credit_education":
         groups = merge_smallest_groups(X["EDUCATION"], 2).to_numpy()
         return X, y, groups, dict(categorical=cat)
     if name == "credit_limit_bal":
         Xr = X.drop(columns=["LIMIT_BAL"])
         Xr = Xr.assign(default=y)
-        return (
-            Xr,
-            X["LIMIT_BAL"].to_numpy(dtype=float),
-            X["SEX"].to_numpy(),
-            dict(sensitive="SEX", categorical=cat),
-        )
+        return Xr, X["LIMIT_BAL"].to_numpy(dtype=float), X["SEX"].to_numpy(), sex_kw
     raise ValueError(name)
 
 
@@ -85,14 +84,25 @@ def split(X, y, A, seed, n_max=None):
     return tr, te
 
 
+def features(X, tr, te, pre_kw):
+    """The training and test features: the preprocessing fitted on the training rows."""
+    pre = make_preprocessor(X.iloc[tr], **pre_kw)
+    return pre.fit_transform(X.iloc[tr]).to_numpy(), pre.transform(X.iloc[te]).to_numpy()
+
+
+def progress(label, rows, column, spec):
+    """Print the test metric and ``column`` of every method for the last seed."""
+    last = {r["method"]: r for r in rows[-len(METHODS) :]}
+    cells = (f"{m} {last[m]['test_metric']:.4f}/{last[m][column]:{spec}}" for m in METHODS)
+    print(f"{label}: " + "  ".join(cells), flush=True)
+
+
 def run_classification(name, fairness, seeds, n_max):
     X, y, A, pre_kw = load(name)
     rows = []
     for seed in seeds:
         tr, te = split(X, y, A, seed, n_max)
-        pre = make_preprocessor(X.iloc[tr], **pre_kw)
-        Ztr = pre.fit_transform(X.iloc[tr]).to_numpy()
-        Zte = pre.transform(X.iloc[te]).to_numpy()
+        Ztr, Zte = features(X, tr, te, pre_kw)
         for method in METHODS:
             gw = None if method == "badr" else method
             with shared.Clock() as clock:
@@ -118,14 +128,7 @@ def run_classification(name, fairness, seeds, n_max):
                     "n_iter": clf.n_iter_,
                 }
             )
-        last = {r["method"]: r for r in rows[-len(METHODS) :]}
-        print(
-            f"{name:18s} {fairness:20s} seed {seed}: "
-            + "  ".join(
-                f"{m} {last[m]['test_metric']:.4f}/{last[m]['test_accuracy']:.4f}" for m in METHODS
-            ),
-            flush=True,
-        )
+        progress(f"{name:18s} {fairness:20s} seed {seed}", rows, "test_accuracy", ".4f")
     return rows
 
 
@@ -134,9 +137,7 @@ def run_regression(seeds, n_max):
     rows = []
     for seed in seeds:
         tr, te = split(X, y, A, seed, n_max)
-        pre = make_preprocessor(X.iloc[tr], **pre_kw)
-        Ztr = pre.fit_transform(X.iloc[tr]).to_numpy()
-        Zte = pre.transform(X.iloc[te]).to_numpy()
+        Ztr, Zte = features(X, tr, te, pre_kw)
         for method in METHODS:
             gw = None if method == "badr" else method
             reg = BADRRegressor("demographic_parity", alpha=0.1, group_weights=gw).fit(
@@ -157,14 +158,7 @@ def run_regression(seeds, n_max):
                     "lambda": reg.group_weights_.tolist(),
                 }
             )
-        last = {r["method"]: r for r in rows[-len(METHODS) :]}
-        print(
-            f"credit_limit_bal DP seed {seed}: "
-            + "  ".join(
-                f"{m} {last[m]['test_metric']:.4f}/{last[m]['test_rmse']:.0f}" for m in METHODS
-            ),
-            flush=True,
-        )
+        progress(f"credit_limit_bal DP seed {seed}", rows, "test_rmse", ".0f")
     return rows
 
 

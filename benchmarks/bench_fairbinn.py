@@ -2,8 +2,8 @@
 
 Data: the bundled Adult data, official train/test split (30,162 / 15,060 rows after
 dropping rows with "?"), sensitive feature ``sex`` (kept as an input, as in the
-reference code), :func:`~skfairbilevel.datasets.make_preprocessor` fitted on the
-training split only.
+reference code: ``keep_sensitive=True``), :func:`~skfairbilevel.datasets.make_preprocessor`
+fitted on the training split only.
 
 Parts
 -----
@@ -95,7 +95,7 @@ def load_data(quick, features="onehot"):
     Dtr, Dte = tr.data, te.data
     if features == "binned":
         Dtr, (Dte,) = add_bins(Dtr, [Dte])
-    pre = make_preprocessor(Dtr, sensitive="sex").fit(Dtr)
+    pre = make_preprocessor(Dtr, sensitive="sex", keep_sensitive=True).fit(Dtr)
     Xtr = pre.transform(Dtr)
     Xte = pre.transform(Dte)
     ytr, yte = tr.target.to_numpy(), te.target.to_numpy()

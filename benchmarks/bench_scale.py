@@ -61,6 +61,7 @@ def one_run(name, n, seed=0):
     import inspect
 
     import numpy as np
+    from sklearn.base import is_regressor
 
     import skfairbilevel
 
@@ -78,7 +79,7 @@ def one_run(name, n, seed=0):
     A = (rng.random(n) < 0.4).astype(np.int64)
     score = X[:, 0] + 0.5 * X[:, 1] + 0.5 * A + 0.3 * rng.standard_normal(n, dtype=np.float32)
     est = cls(**params)
-    if est._estimator_kind == "regressor":
+    if is_regressor(est):
         y = score.astype(np.float64)
     else:
         y = (score > 0.3).astype(int)
