@@ -54,7 +54,12 @@ from ._params import (
     text,
 )
 
-__all__ = ["ExponentiatedGradientClassifier", "GridSearchReductionClassifier", "float64_scores"]
+__all__ = [
+    "ExponentiatedGradientClassifier",
+    "GridSearchReductionClassifier",
+    "float64_scores",
+    "row_uniforms",
+]
 
 
 def _moments():

@@ -87,7 +87,9 @@ def row_loss(out, y, kind):
 
 
 def individual_fairness(s, y, g, w, n_groups, *, kind, pairs=None):
-    """Between-group individual unfairness (Berk et al. 2017, as in the BADR toolbox):
+    """Between-group individual unfairness (Berk et al. 2017, as in the BADR toolbox).
+
+    The penalty is::
 
         (1/Z) sum_{a<b} sum_{i in a, j in b} w_i w_j exp(-|y_i - y_j|) (s_i - s_j)^2,
         Z = sum_{a != b} W_a W_b      (ordered pairs: the toolbox's normaliser).
