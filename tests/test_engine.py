@@ -22,6 +22,7 @@ from skfairbilevel.exceptions import (
     TrainingInterruptedWarning,
 )
 from skfairbilevel.nn.engine import TensorData, balanced_batches, make_generators, resolve_device
+from skfairbilevel.nn.optim import LeanAdam
 
 
 def biased_data(n=400, seed=0):
@@ -100,8 +101,8 @@ def test_canonical_index_merges_duplicates_and_drops_zero_weights():
 
 
 def test_generators_are_reproducible():
-    r1, g1 = make_generators(5, torch.device("cpu"))
-    r2, g2 = make_generators(5, torch.device("cpu"))
+    r1, g1 = make_generators(5)
+    r2, g2 = make_generators(5)
     assert r1.integers(0, 1000) == r2.integers(0, 1000)
     assert torch.equal(torch.randn(3, generator=g1), torch.randn(3, generator=g2))
 
@@ -112,7 +113,7 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
     reference = small(max_epochs=2, batch_size=400).fit(X, y, sensitive_features=A)
 
     calls = {"n": 0}
-    original = torch.optim.Adam.step
+    original = LeanAdam.step
 
     def interrupting_step(self, *args, **kwargs):
         calls["n"] += 1
@@ -120,7 +121,8 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
+    interrupting_step.hooked = True  # as LeanAdam.step: no profiler wrapper
+    monkeypatch.setattr(LeanAdam, "step", interrupting_step)
     est = small(max_epochs=10, batch_size=400)
     with pytest.warns(TrainingInterruptedWarning, match="last completed epoch"):
         est.fit(X, y, sensitive_features=A)
@@ -133,9 +135,12 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
 
 def test_interrupt_in_first_epoch_leaves_initial_model(monkeypatch):
     X, y, A = biased_data()
-    monkeypatch.setattr(
-        torch.optim.Adam, "step", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
-    )
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    interrupt.hooked = True
+    monkeypatch.setattr(LeanAdam, "step", interrupt)
     est = small()
     with pytest.warns(TrainingInterruptedWarning):
         est.fit(X, y, sensitive_features=A)
@@ -228,7 +233,26 @@ def test_history_records_per_epoch_losses():
 def test_verbose_shows_progress_bar(capsys):
     X, y, A = biased_data()
     small(verbose=1).fit(X, y, sensitive_features=A)
-    assert "FairMLPClassifier" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "FairMLPClassifier" in err
+    assert "1/5 " not in err  # no per-epoch lines at verbose=1
+
+
+def test_verbose_2_keeps_the_bar_and_writes_a_line_per_epoch(capsys):
+    X, y, A = biased_data()
+    est = small(verbose=2, max_epochs=3, early_stopping=True)
+    est.fit(X, y, sensitive_features=A)
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if "loss=" in line]
+    for k in range(3):
+        record = est.history_[k]
+        line = next(line for line in lines if line.startswith(f"FairMLPClassifier {k + 1}/3 "))
+        assert f"loss={record['loss']:.4g}" in line and f"val_loss={record['val_loss']:.4g}" in line
+    # the bar stays: its last state (3 of 3 epochs) ends the output
+    assert err.rstrip().splitlines()[-1].count("3/3") == 1
+    # a warm start numbers its epochs on
+    est.set_params(warm_start=True, max_epochs=2).fit(X, y, sensitive_features=A)
+    assert "FairMLPClassifier 5/5 " in capsys.readouterr().err
 
 
 def test_device_errors_name_the_argument():
