@@ -483,3 +483,46 @@ def test_balanced_sampler_draws_without_replacement():
         assert len(set(idx.tolist())) == len(idx)
         # 11, 10, 10 wanted; group 1 has 7 rows: all of them
         assert torch.bincount(g[idx], minlength=3).tolist() == [11, 7, 10]
+
+
+# --------------------------------------------------------------------- data on the device
+def test_training_reads_the_input_itself_on_the_cpu(monkeypatch):
+    """On the CPU a float32 C-contiguous X is trained on in place (no copy); other
+    inputs are copied once, to float32. Batches select the canonical rows from it."""
+    X, y, A = biased_data()
+    seen = {}
+    original = FairMLPClassifier._fit_torch
+
+    def spy(self, train, val):
+        seen["features"], seen["index"] = train.features, train.index
+        return original(self, train, val)
+
+    monkeypatch.setattr(FairMLPClassifier, "_fit_torch", spy)
+    small().fit(X, y, sensitive_features=A)
+    assert seen["features"].data_ptr() == X.ctypes.data
+    assert sorted(seen["index"].tolist()) == list(range(len(y)))  # no duplicates here
+    X64 = X.astype(np.float64)
+    small().fit(X64, y, sensitive_features=A)
+    assert seen["features"].dtype == torch.float32
+    np.testing.assert_array_equal(seen["features"].numpy(), X)
+    X.setflags(write=False)  # read-only (pandas copy-on-write): still no copy
+    small().fit(X, y, sensitive_features=A)
+    assert seen["features"].data_ptr() == X.ctypes.data
+
+
+def test_draws_come_from_the_cpu_generator_whatever_the_device():
+    from skfairbilevel.nn.draws import randint, randn, randperm
+
+    _, gen = make_generators(3)
+    assert gen.device.type == "cpu"
+    state = gen.get_state()
+    ref = torch.Generator().set_state(state)
+    # moved to a device (the meta device stands in for a GPU: no values, only placement)
+    assert randperm(10, gen, device="meta").device.type == "meta"
+    gen.set_state(state)
+    assert torch.equal(randperm(50, gen), torch.randperm(50, generator=ref))
+    assert torch.equal(
+        randn((3, 4), gen, dtype=torch.float64),
+        torch.randn((3, 4), generator=ref, dtype=torch.float64),
+    )
+    assert torch.equal(randint(7, (5,), gen), torch.randint(7, (5,), generator=ref))
