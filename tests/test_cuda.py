@@ -23,7 +23,7 @@ from skfairbilevel.exceptions import FairnessWarning
 from skfairbilevel.nn import engine
 
 from ._fast import fast_instance
-from .test_group_risk import check_row_chunks
+from .test_group_risk import ROW_CHUNK_CASES, check_row_chunks
 
 pytestmark = pytest.mark.cuda
 
@@ -185,14 +185,7 @@ def test_gpu_memory_of_a_large_fit_is_at_most_one_and_a_half_times_the_data():
     assert torch.cuda.max_memory_allocated() - base <= 1.5 * X.nbytes
 
 
-@pytest.mark.parametrize(
-    "kind,fairness,n_classes",
-    [
-        ("classifier", "demographic_parity", 2),
-        ("classifier", "equalized_odds", 3),
-        ("regressor", "individual_fairness", 2),
-    ],
-)
+@pytest.mark.parametrize("kind,fairness,n_classes", ROW_CHUNK_CASES)
 @pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
 def test_badr_problem_row_chunks_on_cuda_and_agreement_with_cpu(kind, fairness, n_classes, newton):
     """BADR's problem on the GPU: row chunks and float32 X change nothing there either,

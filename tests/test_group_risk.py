@@ -110,14 +110,14 @@ def test_hypergradient_multiclass_linear(fairness):
     np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-6, atol=1e-12)
 
 
-@pytest.mark.parametrize(
-    "kind,fairness,n_classes",
-    [
-        ("classifier", "demographic_parity", 2),
-        ("classifier", "equalized_odds", 3),
-        ("regressor", "individual_fairness", 2),
-    ],
-)
+ROW_CHUNK_CASES = [
+    ("classifier", "demographic_parity", 2),
+    ("classifier", "equalized_odds", 3),
+    ("regressor", "individual_fairness", 2),
+]
+
+
+@pytest.mark.parametrize("kind,fairness,n_classes", ROW_CHUNK_CASES)
 @pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
 def test_row_chunks_and_float32_data_change_nothing(kind, fairness, n_classes, newton):
     """The linear model works over row chunks of X, which may stay float32 under the
