@@ -178,9 +178,10 @@ class Rows:
             return SparseRows.from_scipy(self.X, device)
         return numpy_view(self.X, device=device)
 
-    def tensors(self, *, n_groups, device, y_dtype, features=None):
+    def tensors(self, *, n_groups, device, y_dtype, features=None, sparse_batches=False):
         """The rows as :class:`~skfairbilevel.nn.engine.TensorData` on ``device``;
-        ``features``: X already on the device (:meth:`features`)."""
+        ``features``: X already on the device (:meth:`features`); ``sparse_batches``:
+        batches of sparse X stay sparse (CSR tensors)."""
         take = self.index
         in_order = (
             len(take) == self.X.shape[0]
@@ -198,6 +199,7 @@ class Rows:
             None if self.w is None else tensor(self.w, torch.float32),
             n_groups=n_groups,
             index=None if in_order else tensor(take, torch.long),
+            sparse_batches=sparse_batches,
         )
 
 
@@ -270,6 +272,10 @@ class BaseFairEstimator(BaseEstimator):
     _learning_rates = ("lr",)
     #: whether every group needs training rows (of positive weight) when fairness-aware
     _needs_every_group = False
+    #: whether mini-batches of sparse X reach the step as sparse CSR tensors (for a
+    #: network whose first layer is a Linear applied to ``batch.x``, and nothing else
+    #: reading ``batch.x``): sparse matrix products instead of dense rows
+    _sparse_batches = False
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -599,7 +605,11 @@ class BaseFairEstimator(BaseEstimator):
             return None
         y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
         return rows.tensors(
-            n_groups=self.n_groups_, device=self.device_, y_dtype=y_dtype, features=features
+            n_groups=self.n_groups_,
+            device=self.device_,
+            y_dtype=y_dtype,
+            features=features,
+            sparse_batches=self._sparse_batches,
         )
 
     def _run(self, iterate, *, max_iter, callbacks=(), desc=None):

@@ -392,21 +392,24 @@ def test_routing_off_legacy_fit_params_in_search():
 
 
 # ------------------------------------------------------------- the shared optimiser
-def _run_adam(make, init, grads, schedule=True):
+def _run_adam(make, init, grads, schedule=True, strided=False):
     ps = [torch.nn.Parameter(v.clone()) for v in init]
     opt = make(ps)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5) if schedule else None
     for gs in grads:
         for p, g in zip(ps, gs, strict=True):
-            p.grad = g.clone()
+            # strided: the same values in transposed memory (as the weight gradient of a
+            # layer fed sparse rows), not contiguous
+            p.grad = g.t().contiguous().t() if strided and g.dim() == 2 else g.clone()
         opt.step()
         if sched is not None:
             sched.step()
     return ps
 
 
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided-grads"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lean_adam_matches_torch_adam(dtype):
+def test_lean_adam_matches_torch_adam(dtype, strided):
     """LeanAdam (one fused-kernel call per step) follows torch.optim.Adam, with L2
     weight decay and a learning-rate schedule, and moves every parameter."""
     from skfairbilevel.nn.optim import LeanAdam
@@ -415,7 +418,9 @@ def test_lean_adam_matches_torch_adam(dtype):
     gen = torch.Generator().manual_seed(0)
     init = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
     grads = [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in range(12)]
-    ours = _run_adam(lambda ps: LeanAdam(ps, lr=0.05, weight_decay=0.1), init, grads)
+    ours = _run_adam(
+        lambda ps: LeanAdam(ps, lr=0.05, weight_decay=0.1), init, grads, strided=strided
+    )
     ref = _run_adam(
         lambda ps: torch.optim.Adam(ps, lr=0.05, weight_decay=0.1, foreach=False), init, grads
     )
@@ -526,3 +531,27 @@ def test_draws_come_from_the_cpu_generator_whatever_the_device():
         torch.randn((3, 4), generator=ref, dtype=torch.float64),
     )
     assert torch.equal(randint(7, (5,), gen), torch.randint(7, (5,), generator=ref))
+
+
+def test_sparse_rows_give_the_dense_rows_and_csr_batches():
+    import scipy.sparse as sp
+
+    from skfairbilevel._rows import model_features
+    from skfairbilevel.nn.engine import SparseRows
+
+    rng = np.random.default_rng(0)
+    X = np.where(rng.random((30, 7)) < 0.3, rng.normal(size=(30, 7)), 0.0).astype(np.float32)
+    X[4] = 0.0  # an empty row
+    rows = SparseRows.from_scipy(model_features(sp.csr_matrix(X)), torch.device("cpu"))
+    pos = torch.tensor([4, 0, 29, 4, 13])
+    np.testing.assert_array_equal(rows.dense(pos).numpy(), X[pos.numpy()])
+    batch = rows.csr(pos)
+    assert batch.layout == torch.sparse_csr
+    np.testing.assert_array_equal(batch.to_dense().numpy(), X[pos.numpy()])
+    assert rows.dense(torch.tensor([4])).abs().sum() == 0 and rows.dense(pos[:0]).shape == (0, 7)
+    # TensorData over it: rows in canonical positions, sparse batches when asked
+    data = TensorData(rows, torch.zeros(3), torch.zeros(3, dtype=torch.long), index=pos[:3])
+    np.testing.assert_array_equal(data.X.numpy(), X[[4, 0, 29]])
+    assert data.batch(torch.tensor([1, 2])).x.layout == torch.strided
+    data.sparse_batches = True
+    np.testing.assert_array_equal(data.batch(torch.tensor([2, 1])).x.to_dense().numpy(), X[[29, 0]])

@@ -156,6 +156,9 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         self.device = device
         self.random_state = random_state
 
+    # the step only applies the network to batch.x: sparse batches go to its first Linear
+    _sparse_batches = True
+
     def _uses_groups(self):
         return self.fairness is not None
 

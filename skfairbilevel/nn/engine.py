@@ -111,22 +111,43 @@ class SparseRows:
             matrix.shape,
         )
 
-    def dense(self, pos):
-        """The rows at the positions ``pos`` (1-D LongTensor), as a dense tensor."""
-        pos = pos.reshape(-1)
-        out = torch.zeros((pos.shape[0], self.shape[1]), dtype=self.dtype, device=self.device)
+    def _entries(self, pos):
+        """``(counts, rows, src)`` of the rows at ``pos``: their numbers of stored
+        entries, and for every entry its row in the batch and its position in ``col``
+        and ``values``."""
         starts = self.crow.index_select(0, pos).long()
         counts = self.crow.index_select(0, pos + 1).long() - starts
-        total = int(counts.sum())  # the output size of the gather: one read per batch
-        if total == 0:
-            return out
+        total = int(counts.sum())  # the size of the gather: one read per batch
         rows = torch.repeat_interleave(
             torch.arange(pos.shape[0], device=self.device), counts, output_size=total
         )
         first = torch.cumsum(counts, 0) - counts  # where each row's entries start
         src = torch.arange(total, device=self.device) + (starts - first).index_select(0, rows)
+        return counts, rows, src
+
+    def dense(self, pos):
+        """The rows at the positions ``pos`` (1-D LongTensor), as a dense tensor."""
+        pos = pos.reshape(-1)
+        out = torch.zeros((pos.shape[0], self.shape[1]), dtype=self.dtype, device=self.device)
+        _, rows, src = self._entries(pos)
         out[rows, self.col.index_select(0, src).long()] = self.values.index_select(0, src)
         return out
+
+    def csr(self, pos):
+        """The rows at the positions ``pos`` (1-D LongTensor), as a sparse CSR tensor
+        (for a first layer that multiplies sparse rows directly)."""
+        counts, _, src = self._entries(pos)
+        crow = torch.zeros(pos.shape[0] + 1, dtype=torch.long, device=self.device)
+        torch.cumsum(counts, 0, out=crow[1:])
+        with warnings.catch_warnings():  # torch's notice that sparse CSR is in beta
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                crow,
+                self.col.index_select(0, src).long(),
+                self.values.index_select(0, src),
+                size=(pos.shape[0], self.shape[1]),
+                check_invariants=False,
+            )
 
 
 def _gather(features, pos):
@@ -155,6 +176,10 @@ class TensorData:
     index : LongTensor of shape (n,) or None
         Row ``i`` is ``features[index[i]]`` (the rows' order, and which stored rows are
         used); None: row ``i`` is ``features[i]``.
+    sparse_batches : bool, default=False
+        With sparse features: :meth:`batch` gives the batch's ``x`` as a sparse CSR
+        tensor (for a network whose first layer is a ``Linear`` applied to ``x`` and
+        nothing else reads ``x``) instead of dense rows.
 
     Notes
     -----
@@ -163,11 +188,12 @@ class TensorData:
     on first use; no copy when ``index`` is None and the features are dense).
     """
 
-    def __init__(self, features, y, g, w=None, n_groups=1, index=None):
+    def __init__(self, features, y, g, w=None, n_groups=1, index=None, sparse_batches=False):
         self.features = features
         self.y, self.g, self.w = y, g, w
         self.n_groups = int(n_groups)
         self.index = index
+        self.sparse_batches = bool(sparse_batches) and isinstance(features, SparseRows)
         self._X = None
 
     def __len__(self):
@@ -228,12 +254,13 @@ class TensorData:
             None if self.w is None else self.w[positions],
             self.n_groups,
             self.positions(positions),
+            self.sparse_batches,
         )
 
     def batch(self, idx, *, first=True, last=True):
         """The rows ``idx`` (a LongTensor on the data's device) as a :class:`Batch`."""
         return Batch(
-            self.rows(idx),
+            self.features.csr(self.positions(idx)) if self.sparse_batches else self.rows(idx),
             self.y.index_select(0, idx),
             self.g.index_select(0, idx),
             None if self.w is None else self.w.index_select(0, idx),
