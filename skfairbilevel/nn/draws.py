@@ -30,8 +30,8 @@ def randn(shape, generator, *, device=None, dtype=torch.float32):
 
 
 def randperm(n, generator, *, device=None):
-    """A random permutation of ``0 .. n-1`` (int64) drawn from ``generator``, on
-    ``device``."""
+    """A random permutation of the integers below ``n`` (int64) drawn from
+    ``generator``, on ``device``."""
     src = _source(generator, device)
     return _moved(torch.randperm(int(n), generator=generator, device=src), device)
 
