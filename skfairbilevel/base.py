@@ -84,8 +84,11 @@ __all__ = [
 
 #: rows per block when predicting
 PREDICT_CHUNK = 65536
-#: rows per block when a training-time accuracy is computed
+#: rows per block when training-time outputs (accuracy, validation scores) are computed
 ACCURACY_BLOCK = 8192
+#: at most this many features per block of such outputs (wide, e.g. one-hot sparse, X
+#: gets blocks of fewer rows): 4M float32, 16 MB
+BLOCK_ELEMENTS = 1 << 22
 
 _TRAIN = {"X": "X", "y": "y", "A": "sensitive_features", "w": "sample_weight"}
 _VALIDATION = {"X": "X_val", "y": "y_val", "A": "sensitive_features_val", "w": "sample_weight_val"}
@@ -818,9 +821,11 @@ class EpochTrainingMixin:
 
     def _outputs(self, data, fn=None):
         """``fn`` (default :meth:`_forward`) over the rows of ``data``, by blocks of
-        rows (a block at a time is dense), concatenated."""
+        rows (a block at a time is dense: at most ``ACCURACY_BLOCK`` rows and
+        ``BLOCK_ELEMENTS`` values), concatenated."""
         fn = self._forward if fn is None else fn
-        outs = [fn(x) for _, x in data.chunks(ACCURACY_BLOCK)]
+        rows = min(ACCURACY_BLOCK, max(1, BLOCK_ELEMENTS // max(data.n_features, 1)))
+        outs = [fn(x) for _, x in data.chunks(rows)]
         if not outs:  # no rows: the output of an empty block
             outs = [fn(data.rows(torch.zeros(0, dtype=torch.long, device=data.device)))]
         return torch.cat(outs)
