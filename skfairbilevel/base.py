@@ -9,11 +9,16 @@
    named by ``sensitive_feature_ids``, which ``drop_sensitive`` removes from the model's
    inputs), encode targets and groups, check the sample weights, and canonicalise the
    rows (zero weights dropped, duplicates of (x, y, group) merged into one row carrying
-   their summed weight, rows in an order that does not depend on the input order);
-3. resolve the device and seed a numpy and a torch generator from ``random_state``;
+   their summed weight, rows in an order that does not depend on the input order),
+   without copying X beyond one float32 copy where X is not float32 already;
+3. resolve the device and seed a numpy and a CPU torch generator from ``random_state``
+   (every random draw is made on the CPU and moved, so a seed gives the same model on
+   every device);
 4. build the network (``_build_module``) unless warm-starting;
 5. split off the validation rows (``X_val``, or a held-out fraction of X);
-6. move the rows to the device once, as :class:`~skfairbilevel.nn.engine.TensorData`,
+6. move X to the device once, as :class:`~skfairbilevel.nn.engine.TensorData` whose
+   batches select their rows there (sparse X stays sparse: one batch at a time is made
+   dense),
    and call the method's ``_fit_torch(train, val)``, which runs its iterations through
    the engine (:meth:`BaseFairEstimator._run`, or :meth:`EpochTrainingMixin._train_epochs`
    for mini-batch training).
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
-import pandas as pd
+import scipy.sparse as sp
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -50,18 +55,21 @@ from ._params import (
     random_state,
     text,
 )
+from ._rows import canonical_index, model_features
 from .exceptions import NoSensitiveFeaturesWarning
 from .nn.engine import (
     EarlyStopping,
     Loop,
     LRSchedulers,
     Scores,
+    SparseRows,
     TensorData,
     epochs,
     make_generators,
     numpy_view,
     resolve_device,
     shuffled_batches,
+    to_floats,
 )
 from .nn.losses import cross_entropy_loss, group_means, labels_from_logits, proba_from_logits
 
@@ -76,8 +84,11 @@ __all__ = [
 
 #: rows per block when predicting
 PREDICT_CHUNK = 65536
-#: rows per block when a training-time accuracy is computed
+#: rows per block when training-time outputs (accuracy, validation scores) are computed
 ACCURACY_BLOCK = 8192
+#: at most this many features per block of such outputs (wide, e.g. one-hot sparse, X
+#: gets blocks of fewer rows): 4M float32, 16 MB
+BLOCK_ELEMENTS = 1 << 22
 
 _TRAIN = {"X": "X", "y": "y", "A": "sensitive_features", "w": "sample_weight"}
 _VALIDATION = {"X": "X_val", "y": "y_val", "A": "sensitive_features_val", "w": "sample_weight_val"}
@@ -129,54 +140,18 @@ def _check_predict_values(X, dtype, estimator_name):
 
 
 # ----------------------------------------------------------------------------- rows
-_MIX = np.uint64(0x100000001B3)
-
-
-def canonical_index(X, y, g, w):
-    """Canonical training rows without copying X.
-
-    Rows with zero weight are dropped; exact duplicates of (x, y, g) are merged into one
-    row carrying the sum of their weights (row counts when ``w`` is None); rows are put
-    in a canonical order (by a hash of their contents), so the result does not depend on
-    the order of the input rows.
-
-    Returns
-    -------
-    rows : ndarray of int64
-        Indices into X of the kept rows, in canonical order.
-    weights : ndarray of float64 or None
-        The merged weight of each kept row; None when every weight is 1.
-    """
-    idx = np.arange(X.shape[0]) if w is None else np.flatnonzero(w > 0)
-    h = pd.util.hash_array(np.asarray(y)[idx]) * _MIX
-    h ^= pd.util.hash_array(np.asarray(g)[idx])
-    for j in range(X.shape[1]):  # one column at a time: no copy of X
-        column = np.ascontiguousarray(X[idx, j], dtype=np.float32)  # the values trained on
-        h = (h * _MIX) ^ pd.util.hash_array(column)
-    order = np.argsort(h, kind="stable")
-    hs = h[order]
-    first = np.ones(len(idx), dtype=bool)
-    first[1:] = hs[1:] != hs[:-1]
-    starts = np.flatnonzero(first)
-    weights = np.ones(len(idx)) if w is None else w[idx]
-    merged = np.add.reduceat(weights[order], starts) if len(idx) else weights
-    rows = idx[order[starts]]
-    if w is None and np.all(merged == 1.0):
-        return rows, None
-    return rows, merged
-
-
 @dataclass
 class Rows:
     """Prepared rows on the host: the output of :meth:`BaseFairEstimator._prepare`.
 
-    ``X`` (validated model features), ``y`` (encoded targets) and ``g`` (group ids) hold
-    every input row; ``index`` selects the rows used, in canonical order, and ``w`` is
-    their weight (mean 1 over the prepared rows; None when all are 1). X is gathered
-    only when the rows become tensors.
+    ``X`` (the model features, float32: a C-contiguous array or a CSR matrix), ``y``
+    (encoded targets) and ``g`` (group ids) hold every input row; ``index`` selects the
+    rows used, in canonical order, and ``w`` is their weight (mean 1 over the prepared
+    rows; None when all are 1). X is never gathered on the host: the device holds it
+    once and batches select their rows there.
     """
 
-    X: np.ndarray
+    X: np.ndarray | sp.csr_matrix
     y: np.ndarray
     g: np.ndarray
     index: np.ndarray
@@ -200,18 +175,55 @@ class Rows:
             None if self.w is None else self.w[positions],
         )
 
-    def tensors(self, *, n_groups, device, y_dtype):
-        """The rows as :class:`~skfairbilevel.nn.engine.TensorData` on ``device``."""
-        take = self.index  # the one gather of X during fit
-        return TensorData.from_numpy(
-            self.X[take].astype(np.float32, copy=False),
-            self.y[take],
-            self.g[take],
-            self.w,
-            n_groups=n_groups,
-            device=device,
-            y_dtype=y_dtype,
+    def features(self, device):
+        """X on ``device``, moved once (on the CPU: X itself, no copy)."""
+        if sp.issparse(self.X):
+            return SparseRows.from_scipy(self.X, device)
+        return numpy_view(self.X, device=device)
+
+    def tensors(self, *, n_groups, device, y_dtype, features=None, sparse_batches=False):
+        """The rows as :class:`~skfairbilevel.nn.engine.TensorData` on ``device``;
+        ``features``: X already on the device (:meth:`features`); ``sparse_batches``:
+        batches of sparse X stay sparse (CSR tensors)."""
+        take = self.index
+        in_order = (
+            len(take) == self.X.shape[0]
+            and np.array_equal(take[:8], np.arange(min(8, len(take))))  # cheap rejection
+            and np.array_equal(take, np.arange(len(take)))
         )
+
+        def tensor(a, dtype):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        return TensorData(
+            self.features(device) if features is None else features,
+            tensor(self.y[take], y_dtype),
+            tensor(self.g[take], torch.long),
+            None if self.w is None else tensor(self.w, torch.float32),
+            n_groups=n_groups,
+            index=None if in_order else tensor(take, torch.long),
+            sparse_batches=sparse_batches,
+        )
+
+
+class DenseBlocks:
+    """A sparse matrix read as dense blocks of rows: ``blocks[a:b]`` is the dense array
+    of rows ``a`` to ``b - 1`` (for code that reads X by blocks of rows)."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix.tocsr()
+        self.shape = matrix.shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        return self.matrix[rows].toarray()
+
+
+def dense_blocks(X):
+    """X itself when dense, else :class:`DenseBlocks` of it."""
+    return DenseBlocks(X) if sp.issparse(X) else X
 
 
 def holdout_by_strata(strata, fraction, rng):
@@ -263,6 +275,10 @@ class BaseFairEstimator(BaseEstimator):
     _learning_rates = ("lr",)
     #: whether every group needs training rows (of positive weight) when fairness-aware
     _needs_every_group = False
+    #: whether mini-batches of sparse X reach the step as sparse CSR tensors (for a
+    #: network whose first layer is a Linear applied to ``batch.x``, and nothing else
+    #: reading ``batch.x``): sparse matrix products instead of dense rows
+    _sparse_batches = False
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -371,9 +387,12 @@ class BaseFairEstimator(BaseEstimator):
         )
         self._start_fit(rows, given)
         self._init_module(rows.n_features)
-        train, val = self._split(rows, given)
+        train_rows, val_rows = self._split(rows, given)
         del rows, given
-        train, val = self._tensors(train), self._tensors(val)
+        train = self._tensors(train_rows)  # X moves to the device once
+        shared = val_rows is not None and val_rows.X is train_rows.X
+        val = self._tensors(val_rows, features=train.features if shared else None)
+        del train_rows, val_rows
         self.interrupted_ = False
         n_iter = self._fit_torch(train, val)
         self.n_iter_ = len(self.history_) if n_iter is None else n_iter
@@ -401,23 +420,22 @@ class BaseFairEstimator(BaseEstimator):
         names = _VALIDATION if role == "validation" else _TRAIN
         X_raw = X
         X, y = self._validate_data(X, y, reset=fitting)
+        sparse = sp.issparse(X)
         A, model_columns = resolve_sensitive(
-            X_raw,
+            X if sparse and sp.issparse(X_raw) else X_raw,  # validated: CSR/CSC
             sensitive_features,
             self.sensitive_feature_ids,
             drop=self.drop_sensitive,
-            values=X,
+            values=None if sparse else X,
         )
         if fitting:
             self._model_columns = model_columns
-        if self._model_columns is not None:
-            X = X[:, self._model_columns]
+        X = model_features(X, self._model_columns)  # float32, copied only where needed
         n = X.shape[0]
         y_enc = self._encode_targets(y) if fitting else self._encode_known_targets(y, names["y"])
         sw = check_sample_weight(sample_weight, n, name=names["w"], x_name=names["X"])
         sw = self._extra_sample_weight(y_enc, sw)
         g = self._encode_fit_groups(A, n) if fitting else self._encode_groups(A, n, names)
-        X = np.asarray(X)
         if role == "rows":
             return Rows(X, y_enc, g, np.arange(n), sw)
         index, sw = canonical_index(X, y_enc, g, sw)
@@ -441,6 +459,7 @@ class BaseFairEstimator(BaseEstimator):
                 X,
                 y,
                 reset=reset,
+                accept_sparse=("csr", "csc"),
                 dtype=[np.float64, np.float32],
                 y_numeric=self._estimator_kind == "regressor",
             )
@@ -452,7 +471,6 @@ class BaseFairEstimator(BaseEstimator):
                     f"sensitive column and keeps its name)."
                 ) from exc
             raise
-        _check_dtype_range(X, torch.float32)  # the training data is float32 tensors
         return X, y
 
     def _encode_fit_groups(self, A, n):
@@ -552,7 +570,7 @@ class BaseFairEstimator(BaseEstimator):
     def _start_fit(self, rows, given):
         """Resolve the device and seed the fit's generators (no global RNG is used)."""
         self.device_ = resolve_device(self.device)
-        self._rng, self._gen = make_generators(self.random_state, self.device_)
+        self._rng, self._gen = make_generators(self.random_state)
 
     def _init_generator(self):
         """A CPU torch generator for the initial weights, seeded from the fit's rng."""
@@ -583,11 +601,19 @@ class BaseFairEstimator(BaseEstimator):
         train, val = self._validation_split(rows)
         return rows.take(train), rows.take(val)
 
-    def _tensors(self, rows):
+    def _tensors(self, rows, features=None):
+        """``rows`` as TensorData on the fit's device (``features``: their X already
+        there, shared with other rows)."""
         if rows is None:
             return None
         y_dtype = torch.long if self._estimator_kind == "classifier" else torch.float32
-        return rows.tensors(n_groups=self.n_groups_, device=self.device_, y_dtype=y_dtype)
+        return rows.tensors(
+            n_groups=self.n_groups_,
+            device=self.device_,
+            y_dtype=y_dtype,
+            features=features,
+            sparse_batches=self._sparse_batches,
+        )
 
     def _run(self, iterate, *, max_iter, callbacks=(), desc=None):
         """Run ``iterate`` through the engine's :class:`~skfairbilevel.nn.engine.Loop`,
@@ -612,6 +638,8 @@ class BaseFairEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_X(self, X):
+        if sp.issparse(X):
+            return self._sparse_predict_rows(X)
         check_is_fitted(self, "module_")
         X = validate_data(
             self, X, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=False
@@ -620,6 +648,16 @@ class BaseFairEstimator(BaseEstimator):
         if self._model_columns is not None:
             X = X[:, self._model_columns]
         return X
+
+    def _sparse_predict_rows(self, X):
+        """Sparse X at predict time: validated, its model columns kept, and made dense
+        one block of rows at a time (by :meth:`_predict_array`)."""
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32])
+        _check_dtype_range(X.data, self._predict_dtype)
+        if self._model_columns is not None:
+            X = X[:, self._model_columns]
+        return DenseBlocks(X)
 
     @torch.no_grad()
     def _predict_array(self, X, fn):
@@ -641,7 +679,7 @@ class BaseFairEstimator(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.non_deterministic = False
         return tags
 
@@ -768,39 +806,61 @@ class EpochTrainingMixin:
         was_training = self.module_.training
         self.module_.eval()
         try:
-            logits = self._forward(val.X)
+            logits = self._outputs(val)
             if self._estimator_kind == "regressor":
-                return {"val_loss": float(((logits.reshape(-1) - val.y) ** 2).mean())}
-            out = {"val_loss": float(cross_entropy_loss(logits, val.y, val.w))}
-            proba = self._proba_tensor(val.X, logits=logits)
+                return to_floats({"val_loss": ((logits.reshape(-1) - val.y) ** 2).mean()})
+            out = {"val_loss": cross_entropy_loss(logits, val.y, val.w)}
+            proba = self._proba_tensor(None, logits=logits)
             pred = (proba > 0.5).long() if proba.dim() == 1 else proba.argmax(1)
-            out["val_accuracy"] = float((pred == val.y).float().mean())
+            out["val_accuracy"] = (pred == val.y).float().mean()
             if self.n_groups_ > 1 and proba.dim() == 1:
                 out.update(_group_gaps(pred.float(), proba, val.y, val.g, self.n_groups_))
-            return out
+            return to_floats(out)
         finally:
             self.module_.train(was_training)
 
+    def _outputs(self, data, fn=None):
+        """``fn`` (default :meth:`_forward`) over the rows of ``data``, by blocks of
+        rows (a block at a time is dense: at most ``ACCURACY_BLOCK`` rows and
+        ``BLOCK_ELEMENTS`` values), concatenated."""
+        fn = self._forward if fn is None else fn
+        rows = min(ACCURACY_BLOCK, max(1, BLOCK_ELEMENTS // max(data.n_features, 1)))
+        outs = [fn(x) for _, x in data.chunks(rows)]
+        if not outs:  # no rows: the output of an empty block
+            outs = [fn(data.rows(torch.zeros(0, dtype=torch.long, device=data.device)))]
+        return torch.cat(outs)
+
     @torch.no_grad()
     def _accuracy(self, model, data):
-        """(Weighted) accuracy of the network ``model`` on the TensorData ``data``, in
-        blocks of rows (bounded memory: one pass over all rows would hold every hidden
-        activation at once)."""
+        """(Weighted) accuracy of the network ``model`` on the TensorData ``data``, its
+        outputs computed in blocks of rows (bounded memory: one pass over all rows would
+        hold every hidden activation at once)."""
         was = model.training
         model.eval()
-        hits, total = 0.0, 0.0
-        for start in range(0, len(data), ACCURACY_BLOCK):
-            rows = slice(start, start + ACCURACY_BLOCK)
-            correct = (labels_from_logits(model(data.X[rows])) == data.y[rows]).double()
-            if data.w is None:
-                hits += float(correct.sum())
-                total += correct.numel()
-            else:
-                w = data.w[rows].double()
-                hits += float((correct * w).sum())
-                total += float(w.sum())
-        model.train(was)
-        return hits / total if total else 0.0
+        try:
+            correct = (labels_from_logits(self._outputs(data, model)) == data.y).double()
+        finally:
+            model.train(was)
+        if not len(data):
+            return 0.0
+        w = torch.ones_like(correct) if data.w is None else data.w.double()
+        return float((correct * w).sum() / w.sum())
+
+
+def _count_labels(y):
+    """``(classes, codes)`` of 1-D integer labels by counting (one pass, where
+    ``np.unique`` sorts), or None for other labels or a range much wider than y."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu" or y.size == 0:
+        return None
+    lo, hi = int(y.min()), int(y.max())
+    if hi - lo > max(2 * y.size, 1 << 16):
+        return None
+    shifted = (y - lo).astype(np.intp, copy=False)
+    present = np.flatnonzero(np.bincount(shifted))
+    lookup = np.zeros(hi - lo + 1, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    return (present + lo).astype(y.dtype), lookup[shifted]
 
 
 def _group_gaps(pred, proba, y, g, n_groups):
@@ -836,8 +896,13 @@ class FairClassifierMixin(ClassifierMixin):
 
     def _encode_targets(self, y):
         """Labels -> 0 .. n_classes-1; sets ``classes_``."""
-        check_classification_targets(y)
-        kind = type_of_target(y, input_name="y")
+        counted = _count_labels(y)
+        if counted is not None:  # integer labels: always binary or multi-class
+            classes, y_enc = counted
+            kind = "binary" if len(classes) <= 2 else "multiclass"
+        else:
+            check_classification_targets(y)
+            kind = type_of_target(y, input_name="y")
         if kind not in ("binary", "multiclass"):
             raise ValueError(
                 f"Unknown label type: {kind}. y must hold class labels "
@@ -849,7 +914,9 @@ class FairClassifierMixin(ClassifierMixin):
                 f"multiclass: {type(self).__name__} handles binary targets only; pass a "
                 f"binary y (e.g. one class against the rest)."
             )
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if counted is None:
+            classes, y_enc = np.unique(y, return_inverse=True)
+        self.classes_ = classes
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y contains only one class ({self.classes_[0]!r}); a classifier needs "

@@ -22,6 +22,7 @@ from skfairbilevel.exceptions import (
     TrainingInterruptedWarning,
 )
 from skfairbilevel.nn.engine import TensorData, balanced_batches, make_generators, resolve_device
+from skfairbilevel.nn.optim import LeanAdam
 
 
 def biased_data(n=400, seed=0):
@@ -100,8 +101,8 @@ def test_canonical_index_merges_duplicates_and_drops_zero_weights():
 
 
 def test_generators_are_reproducible():
-    r1, g1 = make_generators(5, torch.device("cpu"))
-    r2, g2 = make_generators(5, torch.device("cpu"))
+    r1, g1 = make_generators(5)
+    r2, g2 = make_generators(5)
     assert r1.integers(0, 1000) == r2.integers(0, 1000)
     assert torch.equal(torch.randn(3, generator=g1), torch.randn(3, generator=g2))
 
@@ -112,7 +113,7 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
     reference = small(max_epochs=2, batch_size=400).fit(X, y, sensitive_features=A)
 
     calls = {"n": 0}
-    original = torch.optim.Adam.step
+    original = LeanAdam.step
 
     def interrupting_step(self, *args, **kwargs):
         calls["n"] += 1
@@ -120,7 +121,8 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
+    interrupting_step.hooked = True  # as LeanAdam.step: no profiler wrapper
+    monkeypatch.setattr(LeanAdam, "step", interrupting_step)
     est = small(max_epochs=10, batch_size=400)
     with pytest.warns(TrainingInterruptedWarning, match="last completed epoch"):
         est.fit(X, y, sensitive_features=A)
@@ -133,9 +135,12 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(monkeypatch):
 
 def test_interrupt_in_first_epoch_leaves_initial_model(monkeypatch):
     X, y, A = biased_data()
-    monkeypatch.setattr(
-        torch.optim.Adam, "step", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
-    )
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    interrupt.hooked = True
+    monkeypatch.setattr(LeanAdam, "step", interrupt)
     est = small()
     with pytest.warns(TrainingInterruptedWarning):
         est.fit(X, y, sensitive_features=A)
@@ -228,7 +233,26 @@ def test_history_records_per_epoch_losses():
 def test_verbose_shows_progress_bar(capsys):
     X, y, A = biased_data()
     small(verbose=1).fit(X, y, sensitive_features=A)
-    assert "FairMLPClassifier" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "FairMLPClassifier" in err
+    assert "1/5 " not in err  # no per-epoch lines at verbose=1
+
+
+def test_verbose_2_keeps_the_bar_and_writes_a_line_per_epoch(capsys):
+    X, y, A = biased_data()
+    est = small(verbose=2, max_epochs=3, early_stopping=True)
+    est.fit(X, y, sensitive_features=A)
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if "loss=" in line]
+    for k in range(3):
+        record = est.history_[k]
+        line = next(line for line in lines if line.startswith(f"FairMLPClassifier {k + 1}/3 "))
+        assert f"loss={record['loss']:.4g}" in line and f"val_loss={record['val_loss']:.4g}" in line
+    # the bar stays: its last state (3 of 3 epochs) ends the output
+    assert err.rstrip().splitlines()[-1].count("3/3") == 1
+    # a warm start numbers its epochs on
+    est.set_params(warm_start=True, max_epochs=2).fit(X, y, sensitive_features=A)
+    assert "FairMLPClassifier 5/5 " in capsys.readouterr().err
 
 
 def test_device_errors_name_the_argument():
@@ -368,21 +392,24 @@ def test_routing_off_legacy_fit_params_in_search():
 
 
 # ------------------------------------------------------------- the shared optimiser
-def _run_adam(make, init, grads, schedule=True):
+def _run_adam(make, init, grads, schedule=True, strided=False):
     ps = [torch.nn.Parameter(v.clone()) for v in init]
     opt = make(ps)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5) if schedule else None
     for gs in grads:
         for p, g in zip(ps, gs, strict=True):
-            p.grad = g.clone()
+            # strided: the same values in transposed memory (as the weight gradient of a
+            # layer fed sparse rows), not contiguous
+            p.grad = g.t().contiguous().t() if strided and g.dim() == 2 else g.clone()
         opt.step()
         if sched is not None:
             sched.step()
     return ps
 
 
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided-grads"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lean_adam_matches_torch_adam(dtype):
+def test_lean_adam_matches_torch_adam(dtype, strided):
     """LeanAdam (one fused-kernel call per step) follows torch.optim.Adam, with L2
     weight decay and a learning-rate schedule, and moves every parameter."""
     from skfairbilevel.nn.optim import LeanAdam
@@ -391,7 +418,9 @@ def test_lean_adam_matches_torch_adam(dtype):
     gen = torch.Generator().manual_seed(0)
     init = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
     grads = [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in range(12)]
-    ours = _run_adam(lambda ps: LeanAdam(ps, lr=0.05, weight_decay=0.1), init, grads)
+    ours = _run_adam(
+        lambda ps: LeanAdam(ps, lr=0.05, weight_decay=0.1), init, grads, strided=strided
+    )
     ref = _run_adam(
         lambda ps: torch.optim.Adam(ps, lr=0.05, weight_decay=0.1, foreach=False), init, grads
     )
@@ -459,3 +488,70 @@ def test_balanced_sampler_draws_without_replacement():
         assert len(set(idx.tolist())) == len(idx)
         # 11, 10, 10 wanted; group 1 has 7 rows: all of them
         assert torch.bincount(g[idx], minlength=3).tolist() == [11, 7, 10]
+
+
+# --------------------------------------------------------------------- data on the device
+def test_training_reads_the_input_itself_on_the_cpu(monkeypatch):
+    """On the CPU a float32 C-contiguous X is trained on in place (no copy); other
+    inputs are copied once, to float32. Batches select the canonical rows from it."""
+    X, y, A = biased_data()
+    seen = {}
+    original = FairMLPClassifier._fit_torch
+
+    def spy(self, train, val):
+        seen["features"], seen["index"] = train.features, train.index
+        return original(self, train, val)
+
+    monkeypatch.setattr(FairMLPClassifier, "_fit_torch", spy)
+    small().fit(X, y, sensitive_features=A)
+    assert seen["features"].data_ptr() == X.ctypes.data
+    assert sorted(seen["index"].tolist()) == list(range(len(y)))  # no duplicates here
+    X64 = X.astype(np.float64)
+    small().fit(X64, y, sensitive_features=A)
+    assert seen["features"].dtype == torch.float32
+    np.testing.assert_array_equal(seen["features"].numpy(), X)
+    X.setflags(write=False)  # read-only (pandas copy-on-write): still no copy
+    small().fit(X, y, sensitive_features=A)
+    assert seen["features"].data_ptr() == X.ctypes.data
+
+
+def test_draws_come_from_the_cpu_generator_whatever_the_device():
+    from skfairbilevel.nn.draws import randint, randn, randperm
+
+    _, gen = make_generators(3)
+    assert gen.device.type == "cpu"
+    state = gen.get_state()
+    ref = torch.Generator().set_state(state)
+    # moved to a device (the meta device stands in for a GPU: no values, only placement)
+    assert randperm(10, gen, device="meta").device.type == "meta"
+    gen.set_state(state)
+    assert torch.equal(randperm(50, gen), torch.randperm(50, generator=ref))
+    assert torch.equal(
+        randn((3, 4), gen, dtype=torch.float64),
+        torch.randn((3, 4), generator=ref, dtype=torch.float64),
+    )
+    assert torch.equal(randint(7, (5,), gen), torch.randint(7, (5,), generator=ref))
+
+
+def test_sparse_rows_give_the_dense_rows_and_csr_batches():
+    import scipy.sparse as sp
+
+    from skfairbilevel._rows import model_features
+    from skfairbilevel.nn.engine import SparseRows
+
+    rng = np.random.default_rng(0)
+    X = np.where(rng.random((30, 7)) < 0.3, rng.normal(size=(30, 7)), 0.0).astype(np.float32)
+    X[4] = 0.0  # an empty row
+    rows = SparseRows.from_scipy(model_features(sp.csr_matrix(X)), torch.device("cpu"))
+    pos = torch.tensor([4, 0, 29, 4, 13])
+    np.testing.assert_array_equal(rows.dense(pos).numpy(), X[pos.numpy()])
+    batch = rows.csr(pos)
+    assert batch.layout == torch.sparse_csr
+    np.testing.assert_array_equal(batch.to_dense().numpy(), X[pos.numpy()])
+    assert rows.dense(torch.tensor([4])).abs().sum() == 0 and rows.dense(pos[:0]).shape == (0, 7)
+    # TensorData over it: rows in canonical positions, sparse batches when asked
+    data = TensorData(rows, torch.zeros(3), torch.zeros(3, dtype=torch.long), index=pos[:3])
+    np.testing.assert_array_equal(data.X.numpy(), X[[4, 0, 29]])
+    assert data.batch(torch.tensor([1, 2])).x.layout == torch.strided
+    data.sparse_batches = True
+    np.testing.assert_array_equal(data.batch(torch.tensor([2, 1])).x.to_dense().numpy(), X[[29, 0]])

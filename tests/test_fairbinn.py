@@ -345,7 +345,7 @@ def test_bilevel_eta_zero_is_plain_training_of_the_leader(biased, order):
     # plain training by hand: the initial network built from the same seed the way fit
     # builds it, Adam on theta_a over the same mini-batches, cross-entropy only
     builder = FairBiNNClassifier(**common)
-    builder._rng, _ = make_generators(0, torch.device("cpu"))
+    builder._rng, _ = make_generators(0)
     net = builder._build_module(X.shape[1], 1)
     init_f = [p.detach().clone() for p in net.follower_parameters()]
     theta_a = net.leader_parameters()
@@ -420,9 +420,10 @@ def test_fairness_lowers_demographic_parity(biased):
     X, y, A = biased
     common = dict(hidden_layer_sizes=(16,), max_epochs=30, batch_size=50, lr=1e-2, random_state=0)
     plain = FairBiNNClassifier(eta=0.0, **common).fit(X, y, sensitive_features=A)
-    # the follower's lr acts as a switch (see the results): 1.5e-3 is in the working
-    # range for every seed 0-4 (DP 0.02-0.09 against 0.27-0.32 without the follower)
-    fair = FairBiNNClassifier(eta=100.0, fairness_lr=1.5e-3, **common).fit(
+    # the follower's lr acts as a switch (see the results): 1.8e-3 is in the working
+    # range for the seeds 0, 1, 2 and 4 (DP 0.03-0.05 against 0.29-0.30 without the
+    # follower; seed 3 needs a larger rate)
+    fair = FairBiNNClassifier(eta=100.0, fairness_lr=1.8e-3, **common).fit(
         X, y, sensitive_features=A
     )
     dp_plain = demographic_parity_difference(y, plain.predict(X), sensitive_features=A)

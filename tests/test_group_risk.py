@@ -16,8 +16,9 @@ from skfairbilevel.nn.smooth_fairness import (
 )
 
 
-def torch_problem(kind, fairness, *, newton, mlp=False, n_classes=2, seed=0):
-    """A float64 GroupRiskProblem with three groups and non-uniform sample weights."""
+def torch_problem(kind, fairness, *, newton, mlp=False, n_classes=2, seed=0, device="cpu"):
+    """A float64 GroupRiskProblem with three groups and non-uniform sample weights, on
+    ``device`` (the same numbers on every device: drawn on the CPU, then moved)."""
     rng = np.random.default_rng(seed)
     n, d, S = 400, 3, 3
     X = torch.tensor(rng.normal(size=(n, d)))
@@ -44,12 +45,14 @@ def torch_problem(kind, fairness, *, newton, mlp=False, n_classes=2, seed=0):
         gen = torch.Generator().manual_seed(0)
         i, j, c = sample_pairs(g, S, 5000, gen)
         pairs = (i, j, c.double())
+    if pairs is not None:
+        pairs = tuple(t.to(device) for t in pairs)
     return GroupRiskProblem(
-        net,
-        X,
-        y,
-        g,
-        w,
+        net.to(device),
+        X.to(device),
+        y.to(device),
+        g.to(device),
+        w.to(device),
         S,
         kind=kind,
         alpha=0.1,
@@ -107,36 +110,43 @@ def test_hypergradient_multiclass_linear(fairness):
     np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-6, atol=1e-12)
 
 
-@pytest.mark.parametrize(
-    "kind,fairness,n_classes",
-    [
-        ("classifier", "demographic_parity", 2),
-        ("classifier", "equalized_odds", 3),
-        ("regressor", "individual_fairness", 2),
-    ],
-)
+ROW_CHUNK_CASES = [
+    ("classifier", "demographic_parity", 2),
+    ("classifier", "equalized_odds", 3),
+    ("regressor", "individual_fairness", 2),
+]
+
+
+@pytest.mark.parametrize("kind,fairness,n_classes", ROW_CHUNK_CASES)
 @pytest.mark.parametrize("newton", [True, False], ids=["newton-solve", "lbfgs-cg"])
 def test_row_chunks_and_float32_data_change_nothing(kind, fairness, n_classes, newton):
     """The linear model works over row chunks of X, which may stay float32 under the
     float64 model: small chunks (57 rows) give the one-chunk solution, hypergradient and
     metric, and float32 X gives those of its exact float64 upcast."""
-    assert torch_problem(kind, fairness, newton=newton).chunk >= 400  # one chunk
-    ref = torch_problem(kind, fairness, newton=newton, n_classes=n_classes)
+    check_row_chunks(kind, fairness, n_classes, newton, "cpu")
+
+
+def check_row_chunks(kind, fairness, n_classes, newton, device):
+    """The body of the test above on ``device``; returns the one-chunk problem's
+    ``(value, hypergradient, parameters)`` on the CPU."""
+    assert torch_problem(kind, fairness, newton=newton, device=device).chunk >= 400  # one chunk
+    ref = torch_problem(kind, fairness, newton=newton, n_classes=n_classes, device=device)
     x32 = ref.X.float()
     ref.X = x32.double()  # the values float32 data can represent
-    ref.solve(LAM)
-    value, h, _ = ref.hypergradient(LAM)
-    small = torch_problem(kind, fairness, newton=newton, n_classes=n_classes)
+    ref.solve(LAM.to(device))
+    value, h, _ = ref.hypergradient(LAM.to(device))
+    small = torch_problem(kind, fairness, newton=newton, n_classes=n_classes, device=device)
     small.X = x32
     small.chunk = 57  # 400 rows: 7 full chunks and a partial one
-    small.solve(LAM)
-    value2, h2, _ = small.hypergradient(LAM)
+    small.solve(LAM.to(device))
+    value2, h2, _ = small.hypergradient(LAM.to(device))
     assert abs(value2 - value) <= 1e-12 * abs(value)
-    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-9, atol=1e-13)
-    theta = [p.detach() for p in ref.params]
-    theta2 = [p.detach() for p in small.params]
+    np.testing.assert_allclose(h2.cpu().numpy(), h.cpu().numpy(), rtol=1e-9, atol=1e-13)
+    theta = [p.detach().cpu() for p in ref.params]
+    theta2 = [p.detach().cpu() for p in small.params]
     for a, b in zip(theta, theta2, strict=True):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-12)
+    return value, h.cpu(), theta
 
 
 @pytest.mark.parametrize(

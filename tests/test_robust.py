@@ -234,7 +234,8 @@ def test_no_sensitive_features_no_warning_no_gaps():
 
 def test_history_gaps_match_metrics():
     X, y, s = make_unfair_2d(100, alpha=0.15, random_state=0)
-    clf = FairRobustClassifier(radius=0.15, batch_size=10, max_epochs=10, random_state=0)
+    # a seed whose model predicts both labels in both groups (every gap is defined)
+    clf = FairRobustClassifier(radius=0.15, batch_size=10, max_epochs=10, random_state=4)
     clf.fit(X, y, sensitive_features=s)
     assert clf.fairness_aware_ is False  # the groups are only logged
     last = clf.history_[-1]
@@ -328,8 +329,11 @@ def test_gap_metrics_with_one_group_present_are_nan():
     X, y, s = make_unfair_2d(30, random_state=0)
     clf = FairRobustClassifier(batch_size=20, max_epochs=2, random_state=0)
     clf.fit(X, y, sensitive_features=s)
-    data = TensorData.from_numpy(
-        X, y, np.zeros(60, dtype=int), None, n_groups=2, device="cpu", y_dtype=torch.long
+    data = TensorData(
+        torch.as_tensor(X, dtype=torch.float32),
+        torch.as_tensor(y, dtype=torch.long),
+        torch.zeros(60, dtype=torch.long),
+        n_groups=2,
     )
     out = clf._gap_metrics(data, "val_")
     assert out["val_accuracy"] == pytest.approx(np.mean(clf.predict(X) == y))

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._params import any_of, array_of, layer_sizes, number, one_of
-from ..base import BaseFairEstimator, FairClassifierMixin, FairRegressorMixin
+from ..base import BaseFairEstimator, FairClassifierMixin, FairRegressorMixin, dense_blocks
 from ..nn.bilevel import project_simplex
 from ..nn.engine import StopWhen, TensorData, balanced_batches
 from ..nn.group_risk import (
@@ -134,7 +134,7 @@ class _BADRBase(BaseFairEstimator):
         # X stays float32: the affine model upcasts row chunks (no float64 copy of X)
         w = None if train.w is None else train.w.to(dtype)
         y = mod.standardise(train.y.to(dtype), w) if kind == "regressor" else train.y
-        data = TensorData(train.X, y, train.g, w, n_groups=S)
+        data = TensorData(train.features, y, train.g, w, n_groups=S, index=train.index)
         pairs = (
             sample_pairs(train.g, S, self.max_pairs, self._gen, dtype=dtype)
             if (
@@ -146,7 +146,7 @@ class _BADRBase(BaseFairEstimator):
         )
         prob = GroupRiskProblem(
             mod.net,
-            data.X,
+            data,
             data.y,
             data.g,
             data.w,
@@ -387,7 +387,7 @@ class _BADRBase(BaseFairEstimator):
                 g,
                 self.n_groups_,
                 self.max_pairs,
-                torch.Generator(device=dev).manual_seed(0),
+                torch.Generator().manual_seed(0),
                 dtype=dtype,
             )
             if (self.fairness == "individual_fairness" and kind == "regressor")
@@ -395,7 +395,7 @@ class _BADRBase(BaseFairEstimator):
         )
         with torch.no_grad():  # outputs over row blocks: no float64 copy of X
             out = torch.as_tensor(
-                self._predict_array(rows.X, mod.net), dtype=dtype, device=dev
+                self._predict_array(dense_blocks(rows.X), mod.net), dtype=dtype, device=dev
             ).reshape(len(rows), -1)
             value = smooth_fairness(
                 self.fairness,

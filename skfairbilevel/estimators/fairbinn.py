@@ -324,6 +324,12 @@ default="leader_first"
     def _uses_validation(self):
         return self.early_stopping or self.record_validation
 
+    @property
+    def _sparse_batches(self):
+        # the steps read batch.x only through the network's first Linear layer, unless
+        # the fairness block sits on the inputs (its closed-form gradient reads x)
+        return self._position() > 0
+
     # ------------------------------------------------------------------ model
     def _build_module(self, n_features, n_outputs):
         if self.repo_compat_dp_loss and n_outputs != 1:

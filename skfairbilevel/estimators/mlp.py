@@ -7,13 +7,12 @@ It is the single-level, penalised baseline the bilevel methods compare against, 
 ``fairness=None`` a plain (optionally class-balanced) MLP: ERM / balanced ERM.
 """
 
-import torch
-
 from .._params import any_of, instance_of, layer_sizes, number, one_of
 from ..base import BaseFairEstimator, EpochTrainingMixin, FairClassifierMixin
 from ..nn.engine import descend
 from ..nn.losses import cross_entropy_loss, fairness_loss, proba_from_logits
 from ..nn.modules import ACTIVATIONS, layer_widths, make_mlp
+from ..nn.optim import make_adam
 
 __all__ = ["FairMLPClassifier"]
 
@@ -157,6 +156,9 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         self.device = device
         self.random_state = random_state
 
+    # the step only applies the network to batch.x: sparse batches go to its first Linear
+    _sparse_batches = True
+
     def _uses_groups(self):
         return self.fairness is not None
 
@@ -170,9 +172,7 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         )
 
     def _fit_torch(self, train, val):
-        opt = torch.optim.Adam(
-            self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
+        opt = make_adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         penalised = self.fairness_aware_ and self.fairness_weight > 0
         n_groups = self.n_groups_
 

@@ -36,6 +36,7 @@ from ..nn.losses import (
 )
 from ..nn.masked import MaskedMLP, compact_mlp, implicit_score_gradient, load_dense_
 from ..nn.modules import ACTIVATIONS, layer_widths
+from ..nn.optim import make_adam
 
 __all__ = ["FairPruningClassifier"]
 
@@ -384,7 +385,7 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         return objective
 
     def _weight_optimizer(self):
-        return torch.optim.Adam(self.module_.weights(), lr=self.lr, weight_decay=self.weight_decay)
+        return make_adam(self.module_.weights(), lr=self.lr, weight_decay=self.weight_decay)
 
     def _run_phase(self, phase, step, data, val, epochs, *, sampler=None, evaluations_per_batch=1):
         """One phase through the engine; each epoch records the phase and the
@@ -486,7 +487,7 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         if self.n_groups_ > 1:
             was = self.module_.training
             self.module_.eval()
-            correct = (labels_from_logits(self._forward(val.X)) == val.y).float()
+            correct = (labels_from_logits(self._outputs(val)) == val.y).float()
             self.module_.train(was)
             means, totals = group_means(correct, val.g, self.n_groups_, val.w)
             present = means[totals > 0]

@@ -300,11 +300,9 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
     def _fit_torch(self, train, val):
         solver = "none" if self.radius == 0 else self.inner_solver
         if self._affine():
-            step, restore_params = self._affine_outer_step(solver, train.X.shape[1])
+            step, restore_params = self._affine_outer_step(solver, train.n_features)
         else:
-            opt = torch.optim.Adam(
-                self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
-            )
+            opt = make_adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             restore_params = None
 
             def step(b):
@@ -382,7 +380,7 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
     @torch.no_grad()
     def _gap_metrics(self, data, prefix):
         """Accuracy and the paper's signed gaps (group 1 minus group 0) on ``data``."""
-        pred = (self.module_(data.X)[:, 0] > 0).long().cpu().numpy()
+        pred = (self._outputs(data, self.module_)[:, 0] > 0).long().cpu().numpy()
         y = data.y.detach().cpu().numpy()
         g = data.g.detach().cpu().numpy()
         w = None if data.w is None else data.w.detach().cpu().numpy().astype(np.float64)
@@ -432,7 +430,7 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
         solver = self.inner_solver if inner_solver is None else inner_solver
         self._check_solver(solver)
         x, yt = self._rows_as_tensors(X, y)
-        gen = torch.Generator(device=self.device_)
+        gen = torch.Generator()
         gen.manual_seed(int(np.random.default_rng(random_state).integers(0, 2**63 - 1)))
         self.module_.eval()
         chunk = self.batch_size if solver == "pgd" else max(len(x), 1)

@@ -19,6 +19,7 @@ The samplers used by the estimators (shuffled, paired, group-balanced and per-gr
 padded batches) live here too, so that no estimator carries batching code.
 """
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,16 +29,21 @@ import torch
 from tqdm.auto import tqdm
 
 from ..exceptions import NonFiniteLossError, TrainingInterruptedWarning
+from .draws import randperm
 
 __all__ = [
     "Batch",
     "TensorData",
+    "SparseRows",
+    "row_chunks",
     "Loop",
     "Callback",
     "Scores",
     "LRSchedulers",
     "EarlyStopping",
     "StopWhen",
+    "EpochLog",
+    "to_floats",
     "epochs",
     "shuffled_batches",
     "paired_batches",
@@ -57,7 +63,7 @@ __all__ = [
 @dataclass
 class Batch:
     """One mini-batch: features ``x``, targets ``y``, group ids ``g``, sample weights
-    ``w`` (None when all rows weigh the same), the row indices ``idx``, and whether it
+    ``w`` (None when all rows weigh the same), the row positions ``idx``, and whether it
     is the ``first`` / ``last`` batch of its epoch."""
 
     x: torch.Tensor
@@ -69,28 +75,192 @@ class Batch:
     last: bool = True
 
 
-@dataclass
-class TensorData:
-    """Training (or validation) data as tensors on one device."""
+class SparseRows:
+    """A CSR matrix on a device whose rows are made dense only when they are used.
 
-    X: torch.Tensor
-    y: torch.Tensor
-    g: torch.Tensor
-    w: torch.Tensor | None = None
-    n_groups: int = 1
+    ``crow`` (N + 1,), ``col`` (nnz,) and ``values`` (nnz,) are the compressed rows, with
+    sorted column indices and no duplicate entries; :meth:`dense` gives the dense rows
+    at given positions (one batch at a time, never the whole matrix).
+    """
 
-    def __len__(self):
-        return self.X.shape[0]
+    def __init__(self, crow, col, values, shape):
+        self.crow, self.col, self.values = crow, col, values
+        self.shape = (int(shape[0]), int(shape[1]))
 
     @property
     def device(self):
         """The device of the tensors."""
-        return self.X.device
+        return self.values.device
+
+    @property
+    def dtype(self):
+        """The dtype of the values (and of the dense rows)."""
+        return self.values.dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    @classmethod
+    def from_scipy(cls, matrix, device):
+        """The CSR arrays of a scipy matrix (canonical format) on ``device``; on the CPU
+        they share memory with ``matrix``."""
+        return cls(
+            numpy_view(matrix.indptr, device=device),
+            numpy_view(matrix.indices, device=device),
+            numpy_view(matrix.data, device=device),
+            matrix.shape,
+        )
+
+    def _entries(self, pos):
+        """``(counts, rows, src)`` of the rows at ``pos``: their numbers of stored
+        entries, and for every entry its row in the batch and its position in ``col``
+        and ``values``."""
+        starts = self.crow.index_select(0, pos).long()
+        counts = self.crow.index_select(0, pos + 1).long() - starts
+        total = int(counts.sum())  # the size of the gather: one read per batch
+        rows = torch.repeat_interleave(
+            torch.arange(pos.shape[0], device=self.device), counts, output_size=total
+        )
+        first = torch.cumsum(counts, 0) - counts  # where each row's entries start
+        src = torch.arange(total, device=self.device) + (starts - first).index_select(0, rows)
+        return counts, rows, src
+
+    def dense(self, pos):
+        """The rows at the positions ``pos`` (1-D LongTensor), as a dense tensor."""
+        pos = pos.reshape(-1)
+        out = torch.zeros((pos.shape[0], self.shape[1]), dtype=self.dtype, device=self.device)
+        _, rows, src = self._entries(pos)
+        out[rows, self.col.index_select(0, src).long()] = self.values.index_select(0, src)
+        return out
+
+    def csr(self, pos):
+        """The rows at the positions ``pos`` (1-D LongTensor), as a sparse CSR tensor
+        (for a first layer that multiplies sparse rows directly)."""
+        counts, _, src = self._entries(pos)
+        crow = torch.zeros(pos.shape[0] + 1, dtype=torch.long, device=self.device)
+        torch.cumsum(counts, 0, out=crow[1:])
+        with warnings.catch_warnings():  # torch's notice that sparse CSR is in beta
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                crow,
+                self.col.index_select(0, src).long(),
+                self.values.index_select(0, src),
+                size=(pos.shape[0], self.shape[1]),
+                check_invariants=False,
+            )
+
+
+def _gather(features, pos):
+    """Dense rows of ``features`` (a tensor or :class:`SparseRows`) at positions ``pos``
+    (a LongTensor of any shape; the result has shape ``(*pos.shape, n_features)``)."""
+    if isinstance(features, SparseRows):
+        return features.dense(pos).reshape(*pos.shape, features.shape[1])
+    if pos.dim() == 1:
+        return features.index_select(0, pos)
+    return features[pos]
+
+
+class TensorData:
+    """Rows on one device: features, targets, groups and weights.
+
+    Parameters
+    ----------
+    features : Tensor of shape (N, d) or SparseRows
+        The stored feature rows (on the CPU: the prepared input itself, not a copy).
+    y, g : Tensor of shape (n,)
+        Targets and group ids of the rows.
+    w : Tensor of shape (n,) or None
+        Sample weights of the rows (None: all rows weigh the same).
+    n_groups : int
+        Number of groups.
+    index : LongTensor of shape (n,) or None
+        Row ``i`` is ``features[index[i]]`` (the rows' order, and which stored rows are
+        used); None: row ``i`` is ``features[i]``.
+    sparse_batches : bool, default=False
+        With sparse features: :meth:`batch` gives the batch's ``x`` as a sparse CSR
+        tensor (for a network whose first layer is a ``Linear`` applied to ``x`` and
+        nothing else reads ``x``) instead of dense rows.
+
+    Notes
+    -----
+    Batches (:meth:`batch`, :meth:`rows`) and blocks (:meth:`chunks`) gather the rows
+    they need on the device; :attr:`X` holds every row as one dense tensor (made once,
+    on first use; no copy when ``index`` is None and the features are dense).
+    """
+
+    def __init__(self, features, y, g, w=None, n_groups=1, index=None, sparse_batches=False):
+        self.features = features
+        self.y, self.g, self.w = y, g, w
+        self.n_groups = int(n_groups)
+        self.index = index
+        self.sparse_batches = bool(sparse_batches) and isinstance(features, SparseRows)
+        self._X = None
+
+    def __len__(self):
+        return self.y.shape[0]
+
+    @property
+    def device(self):
+        """The device of the tensors."""
+        return self.y.device
+
+    @property
+    def n_features(self):
+        """Number of features of a row."""
+        return self.features.shape[1]
+
+    @property
+    def shape(self):
+        """``(n_rows, n_features)``, as the shape of :attr:`X`."""
+        return (len(self), self.n_features)
+
+    def positions(self, idx):
+        """Positions in ``features`` of the rows ``idx``."""
+        return idx if self.index is None else self.index[idx]
+
+    def rows(self, idx):
+        """Dense features of the rows ``idx`` (a LongTensor of any shape on the data's
+        device), of shape ``(*idx.shape, n_features)``."""
+        return _gather(self.features, self.positions(idx))
+
+    def chunks(self, size):
+        """``(start, features of rows start .. start + size - 1)`` over all rows, in
+        order: dense blocks of at most ``size`` rows."""
+        n, size = len(self), max(1, int(size))
+        dense_in_order = self.index is None and not isinstance(self.features, SparseRows)
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            if dense_in_order:
+                yield start, self.features[start:stop]
+            else:
+                yield start, self.rows(torch.arange(start, stop, device=self.device))
+
+    @property
+    def X(self):
+        """Every row as one dense tensor (n, d), made on first use."""
+        if self._X is None:
+            if self.index is None and not isinstance(self.features, SparseRows):
+                self._X = self.features
+            else:
+                self._X = self.rows(torch.arange(len(self), device=self.device))
+        return self._X
+
+    def take(self, positions):
+        """The rows at ``positions`` (LongTensor), sharing the stored features."""
+        return TensorData(
+            self.features,
+            self.y[positions],
+            self.g[positions],
+            None if self.w is None else self.w[positions],
+            self.n_groups,
+            self.positions(positions),
+            self.sparse_batches,
+        )
 
     def batch(self, idx, *, first=True, last=True):
         """The rows ``idx`` (a LongTensor on the data's device) as a :class:`Batch`."""
         return Batch(
-            self.X.index_select(0, idx),
+            self.features.csr(self.positions(idx)) if self.sparse_batches else self.rows(idx),
             self.y.index_select(0, idx),
             self.g.index_select(0, idx),
             None if self.w is None else self.w.index_select(0, idx),
@@ -105,24 +275,15 @@ class TensorData:
         counts = torch.bincount(self.g, minlength=self.n_groups).tolist()
         return list(torch.split(order, counts))
 
-    @classmethod
-    def from_numpy(cls, X, y, g, w, *, n_groups, device, y_dtype=torch.float32):
-        """Convert numpy arrays once: X float32, y ``y_dtype``, g int64, w float32.
 
-        Training tensors own their memory: a read-only input is copied first.
-        """
-
-        def own(a, dtype):
-            a = np.ascontiguousarray(a)
-            return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype, device=device)
-
-        return cls(
-            X=own(X, torch.float32),
-            y=own(y, y_dtype),
-            g=own(g, torch.long),
-            w=None if w is None else own(w, torch.float32),
-            n_groups=int(n_groups),
-        )
+def row_chunks(X, size):
+    """``(start, block)`` over the rows of ``X`` (a dense tensor or :class:`TensorData`)
+    in blocks of at most ``size`` rows."""
+    if isinstance(X, TensorData):
+        yield from X.chunks(size)
+        return
+    for start in range(0, X.shape[0], max(1, int(size))):
+        yield start, X[start : start + size]
 
 
 def numpy_view(a, dtype=None, device=None):
@@ -147,10 +308,12 @@ def numpy_view(a, dtype=None, device=None):
 
 
 # ----------------------------------------------------------------------------- samplers
+# Every sampler draws from a CPU generator and moves the indices to the data's device
+# (:mod:`skfairbilevel.nn.draws`): the same seed gives the same batches on every device.
 def shuffled_batches(n, batch_size, generator, device):
     """One epoch of the default sampler: a fresh permutation of ``n`` rows (drawn from
     ``generator``) cut into batches of ``batch_size`` (clipped to ``n``)."""
-    perm = torch.randperm(n, generator=generator, device=device)
+    perm = randperm(n, generator, device=device)
     return torch.split(perm, max(1, min(int(batch_size), n)))
 
 
@@ -159,8 +322,8 @@ def paired_batches(n, batch_size, generator, device):
     tensor holds a batch of the first pass followed by one of the second (equal sizes),
     for methods that update two levels on independent batches."""
     size = max(1, min(int(batch_size), n))
-    first = torch.randperm(n, generator=generator, device=device).split(size)
-    second = torch.randperm(n, generator=generator, device=device).split(size)
+    first = randperm(n, generator, device=device).split(size)
+    second = randperm(n, generator, device=device).split(size)
     return [torch.cat([a, b]) for a, b in zip(first, second, strict=True)]
 
 
@@ -183,9 +346,7 @@ def balanced_batches(group_rows, batch_size, generator):
             if m >= r.shape[0]:
                 parts.append(r)
             else:
-                parts.append(
-                    r[torch.randperm(r.shape[0], generator=generator, device=r.device)[:m]]
-                )
+                parts.append(r[randperm(r.shape[0], generator, device=r.device)[:m]])
         return [torch.cat(parts)]
 
     return sampler
@@ -202,14 +363,14 @@ def padded_group_batch(data, group_rows, groups, batch_size, generator):
     for a in groups:
         r = group_rows[a]
         if len(r) > batch_size:
-            r = r[torch.randperm(len(r), generator=generator, device=data.device)[:batch_size]]
+            r = r[randperm(len(r), generator, device=data.device)[:batch_size]]
         picked.append(r)
     m = max(len(r) for r in picked)
     pos = torch.arange(m, device=data.device)
     idx = torch.stack([torch.cat([r, r[:1].expand(m - len(r))]) for r in picked])
     mask = torch.stack([(pos < len(r)).to(torch.float32) for r in picked])
     w = mask if data.w is None else data.w[idx] * mask
-    return data.X[idx], data.y[idx], w
+    return data.rows(idx), data.y[idx], w
 
 
 def draw_groups(n_groups, k, rng):
@@ -261,9 +422,13 @@ def resolve_device(device):
     return dev
 
 
-def make_generators(random_state, device):
-    """A numpy Generator and a torch Generator on ``device``, both seeded from
-    ``random_state`` (int, RandomState, Generator or None). No global state is touched."""
+def make_generators(random_state):
+    """A numpy Generator and a CPU torch Generator, both seeded from ``random_state``
+    (int, RandomState, Generator or None). No global state is touched.
+
+    The torch generator stays on the CPU whatever the training device: draws are moved
+    to the device (:mod:`skfairbilevel.nn.draws`), so a seed gives the same numbers on
+    every device."""
     if isinstance(random_state, np.random.Generator):
         seed_source = random_state
     elif isinstance(random_state, np.random.RandomState):
@@ -274,7 +439,7 @@ def make_generators(random_state, device):
         seed_source = np.random.default_rng(int(random_state))
     seeds = seed_source.integers(0, 2**63 - 1, size=2)
     rng = np.random.default_rng(int(seeds[0]))
-    gen = torch.Generator(device=device)
+    gen = torch.Generator()
     gen.manual_seed(int(seeds[1]))
     return rng, gen
 
@@ -401,6 +566,37 @@ class EarlyStopping(Callback):
             restore(loop.module, self.best_state)
 
 
+class EpochLog(Callback):
+    """Writes one line per iteration (its number, scalars and seconds) above the
+    progress bar, which then stays on screen: what ``verbose >= 2`` shows."""
+
+    def after_iteration(self, loop, record):
+        """Write the iteration's line."""
+        values = "  ".join(
+            f"{k}={v:.4g}"
+            for k, v in record.items()
+            if k not in ("epoch", "seconds") and isinstance(v, int | float)
+        )
+        tqdm.write(
+            f"{loop.desc} {record['epoch'] + 1}/{loop.first + loop.max_iter}  {values}  "
+            f"({record['seconds']:.3g} s)",
+            file=sys.stderr,
+        )
+
+
+def to_floats(values):
+    """``{key: float}`` from numbers and one-element tensors, with one transfer from the
+    device for all the tensors (a single host synchronisation)."""
+    out = {k: float(v) for k, v in values.items() if not torch.is_tensor(v)}
+    tensors = {k: v for k, v in values.items() if torch.is_tensor(v)}
+    if tensors:
+        first = next(iter(tensors.values()))
+        dtype = torch.float32 if first.device.type == "mps" else torch.float64
+        stacked = torch.stack([v.detach().reshape(()).to(dtype) for v in tensors.values()])
+        out.update(zip(tensors, stacked.cpu().tolist(), strict=True))
+    return {k: out[k] for k in values}
+
+
 # ----------------------------------------------------------------------------- the loop
 class Loop:
     """Runs iterations of a training procedure.
@@ -416,7 +612,9 @@ class Loop:
     history : list, optional
         Existing history to append to (warm start); iterations are numbered on from it.
     verbose : int
-        0 silent; 1 a tqdm progress bar over iterations with the latest values.
+        0 silent; 1 a tqdm progress bar over iterations with the latest values, removed
+        at the end; 2 or more the bar stays and one line per iteration is written above
+        it (:class:`EpochLog`).
     desc : str
         Label of the progress bar.
     lr_hint : str
@@ -442,7 +640,10 @@ class Loop:
         self.max_iter = int(max_iter)
         self.callbacks = list(callbacks)
         self.history = [] if history is None else history
+        self.first = len(self.history)
         self.verbose = verbose
+        if verbose and verbose >= 2:
+            self.callbacks.append(EpochLog())
         self.desc = desc
         self.lr_hint = lr_hint
         self.state = None
@@ -453,14 +654,14 @@ class Loop:
         """Call ``iterate(epoch) -> dict`` up to ``max_iter`` times; returns the history.
 
         The values ``iterate`` returns (numbers or one-element tensors) are recorded as
-        floats."""
+        floats, read from the device in one transfer."""
         self.state = snapshot(self.module)
         start = len(self.history)
         bar = tqdm(
             range(self.max_iter),
             desc=self.desc,
             disable=not self.verbose,
-            leave=False,
+            leave=bool(self.verbose) and self.verbose >= 2,
             dynamic_ncols=True,
         )
         try:
@@ -468,7 +669,7 @@ class Loop:
                 epoch = len(self.history)
                 t0 = time.perf_counter()
                 record = {"epoch": epoch}
-                record.update({k: float(v) for k, v in iterate(epoch).items()})
+                record.update(to_floats(iterate(epoch)))
                 self._check_finite(record, epoch)
                 for callback in self.callbacks:
                     callback.on_iteration_end(self, record)
@@ -521,7 +722,8 @@ def epochs(step, data, sampler):
 
     One call is one epoch: ``step(batch)`` on every batch of ``sampler(epoch)`` (a
     sequence of index tensors into ``data``); returns the mean over the batches of each
-    value ``step`` returned (summed on the device, read once per epoch).
+    value ``step`` returned. The values are summed on the device and read once, after
+    the epoch (no host synchronisation between the batches).
     """
 
     def iterate(epoch):
@@ -534,6 +736,6 @@ def epochs(step, data, sampler):
                 value = value.detach() if torch.is_tensor(value) else value
                 sums[key] = sums[key] + value if key in sums else value
         n_batches = max(len(batches), 1)
-        return {key: float(total) / n_batches for key, total in sums.items()}
+        return {key: total / n_batches for key, total in to_floats(sums).items()}
 
     return iterate

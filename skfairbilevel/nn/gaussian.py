@@ -38,6 +38,7 @@ import math
 import torch
 from torch import nn
 
+from .draws import randn
 from .modules import make_activation
 
 __all__ = [
@@ -143,7 +144,7 @@ def draw_noise(x, params, generator):
     B = x.shape[0] if x.dim() == 3 else layers[0][0].shape[0]
     n = x.shape[-2]
     return [
-        torch.randn((B, n, w_mu.shape[-1]), generator=generator, device=x.device, dtype=x.dtype)
+        randn((B, n, w_mu.shape[-1]), generator, device=x.device, dtype=x.dtype)
         for w_mu, _, _, _ in layers
     ]
 
@@ -178,7 +179,7 @@ def gaussian_forward(x, params, *, act, eps_std=0.0, generator=None, noise=None)
         if eps_std > 0:
             s2 = torch.baddbmm(b_lv.exp().unsqueeze(1), h * h, w_lv.exp())
             if noise is None:
-                xi = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+                xi = randn(m.shape, generator, device=m.device, dtype=m.dtype)
             else:
                 xi = noise[i]
             m = torch.addcmul(m, xi, torch.sqrt(s2), value=eps_std)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bilevel import conjugate_gradient, flat_grad, flatten, hvp, unflatten_like
+from .engine import row_chunks
 from .losses import group_means
 from .smooth_fairness import row_loss, smooth_fairness
 
@@ -175,10 +176,9 @@ class GroupRiskProblem:
     # ---------------------------------------------------------------- row chunks
     def _row_chunks(self):
         """``(start, X[start:start + chunk])`` in the compute dtype: the only copies of
-        X the linear model makes are one chunk at a time."""
-        X = self.X
-        for start in range(0, X.shape[0], self.chunk):
-            yield start, X[start : start + self.chunk].to(self.dtype)
+        X the problem makes are one chunk at a time."""
+        for start, xc in row_chunks(self.X, self.chunk):
+            yield start, xc.to(self.dtype)
 
     def _affine(self, theta):
         """``[X, 1] @ theta.T`` (n, K) for ``theta = [W | b]``, chunked, no graph."""
@@ -200,10 +200,17 @@ class GroupRiskProblem:
 
     # ---------------------------------------------------------------- pieces
     def outputs(self):
-        """Model outputs on the full training split (chunked for the affine model)."""
+        """Model outputs on the full training split. The affine model, and the first
+        layer of an MLP whose rows are a :class:`~skfairbilevel.nn.engine.TensorData`,
+        run over row chunks (:class:`ChunkedLinear`): no dense copy of X is made."""
         if self.chunked:
             return ChunkedLinear.apply(self.X, self.net.weight, self.net.bias, self)
-        return self.net(self.X)
+        if torch.is_tensor(self.X):
+            return self.net(self.X)
+        first = self.net[0] if isinstance(self.net, nn.Sequential) else None
+        if not isinstance(first, nn.Linear) or first.bias is None:
+            return self.net(self.X.X)
+        return self.net[1:](ChunkedLinear.apply(self.X, first.weight, first.bias, self))
 
     def group_losses(self, out, y=None, g=None, w=None):
         """(S,) group mean losses (no regulariser) of outputs ``out``: of the full

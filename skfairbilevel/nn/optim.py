@@ -59,7 +59,11 @@ class LeanAdam(torch.optim.Optimizer):
             raise ValueError("LeanAdam.step does not take a closure.")
         group = self.param_groups[0]
         ps = group["params"]
-        grads = [p.grad for p in ps]
+        # the kernel walks memory linearly: a strided gradient (e.g. the transposed
+        # weight gradient of a layer fed sparse rows) is made contiguous first
+        grads = [
+            p.grad if p.grad is None or p.grad.is_contiguous() else p.grad.contiguous() for p in ps
+        ]
         if any(g is None for g in grads):  # not "None in": Tensor.__eq__ is slow
             missing = [i for i, g in enumerate(grads) if g is None]
             raise RuntimeError(

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value, jacrev, vmap
 
+from .draws import randn
 from .trust_region import trust_region_step
 
 __all__ = [
@@ -103,11 +104,11 @@ def worst_case_affine(module, x, y, radius):
 
 def random_perturbation(x, radius, generator=None):
     """A uniformly random point on the sphere of ``radius`` for every row."""
-    xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    xi = randn(x.shape, generator, device=x.device, dtype=x.dtype)
     norm = xi.norm(dim=1, keepdim=True)
-    if not bool((norm > 0).all()):  # probability 0; avoid 0 / 0
-        xi[:, 0] = torch.where(norm[:, 0] > 0, xi[:, 0], 1.0)
-        norm = xi.norm(dim=1, keepdim=True)
+    # a zero draw has probability 0; it would give 0 / 0: take the first axis instead
+    xi[:, 0] = torch.where(norm[:, 0] > 0, xi[:, 0], 1.0)
+    norm = xi.norm(dim=1, keepdim=True)
     return xi * (float(radius) / norm)
 
 

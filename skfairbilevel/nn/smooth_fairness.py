@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .draws import randint
 from .losses import group_means
 
 __all__ = [
@@ -193,8 +194,8 @@ def sample_pairs(g, n_groups, max_pairs, generator, dtype=None):
                 coef = torch.ones(na * nb, device=dev)
             else:
                 m = max(1, int(math.ceil(max_pairs * na * nb / total)))
-                ia = rows[a][torch.randint(na, (m,), generator=generator, device=dev)]
-                jb = rows[b][torch.randint(nb, (m,), generator=generator, device=dev)]
+                ia = rows[a][randint(na, (m,), generator, device=dev)]
+                jb = rows[b][randint(nb, (m,), generator, device=dev)]
                 coef = torch.full((m,), na * nb / m, device=dev)
             I.append(ia)
             J.append(jb)

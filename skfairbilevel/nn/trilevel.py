@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .bilevel import flat_grad, flatten, implicit_gradients, sam_perturb_, unflatten_like
+from .draws import randn, randperm
 from .engine import padded_group_batch
 from .gaussian import (
     GaussianMLP,
@@ -191,9 +192,7 @@ class TriLevelProblem:
         if self.prior_noise == 0:
             return list(self.prior)
         return [
-            p
-            + self.prior_noise
-            * torch.randn(p.shape, generator=self.gen, device=p.device, dtype=p.dtype)
+            p + self.prior_noise * randn(p.shape, self.gen, device=p.device, dtype=p.dtype)
             for p in self.prior
         ]
 
@@ -245,7 +244,7 @@ class TriLevelProblem:
         """The balanced cross-entropy of the global model on (a batch of) ``val``."""
         V, n_v, S_val = self.val, len(self.val), max(1, self.n_mc_hyper)
         if self.val_batch < n_v:
-            idx = torch.randperm(n_v, generator=self.gen, device=V.device)[: self.val_batch]
+            idx = randperm(n_v, self.gen, device=V.device)[: self.val_batch]
             b = V.batch(idx)
             x, y, g, w = b.x, b.y, b.g, b.w
         else:
@@ -357,7 +356,7 @@ class TriLevelProblem:
     def draw_prediction_samples(self):
         """Standard-normal weight draws for prediction, once, from the generator."""
         for z in self.net.zetas():
-            z.copy_(torch.randn(z.shape, generator=self.gen, device=z.device))
+            z.copy_(randn(z.shape, self.gen, device=z.device))
 
 
 def _set_grads(params, flat):
