@@ -637,7 +637,9 @@ class BaseFairEstimator(BaseEstimator):
         CSR matrix for sparse X (densified a block at a time by :meth:`_predict_array`).
         """
         check_is_fitted(self, "module_")
-        check = dict(accept_sparse="csr", dtype=[np.float32, np.float64], ensure_all_finite=False)
+        # a dataframe of no single dtype is converted to the first: the model's dtype
+        dtypes = [np.float32, np.float64][:: -1 if self._predict_dtype == torch.float64 else 1]
+        check = dict(accept_sparse="csr", dtype=dtypes, ensure_all_finite=False)
         if self._model_columns is None:
             X = validate_data(self, X, reset=False, **check)
         else:
