@@ -80,7 +80,10 @@ def _value_from_state(value):
     if "__tensor__" in value:
         return _tensor(value["__tensor__"], value["order"])
     if "__dtype__" in value:
-        return getattr(torch, value["__dtype__"])
+        dtype = getattr(torch, str(value["__dtype__"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"{value['__dtype__']!r} is not a torch dtype.")
+        return dtype
     if "__device__" in value:
         return torch.device(value["__device__"])
     if "__tuple__" in value:
