@@ -212,3 +212,15 @@ def test_no_warning_after_declining_sensitive_features(name, cls):
         with sklearn.config_context(enable_metadata_routing=True):
             make_pipeline(est).fit(X, y)
     assert not est.fairness_aware_
+
+
+def test_boolean_sensitive_column_by_id():
+    from skfairbilevel import FairMLPClassifier
+
+    X, y = _frame()
+    X = _numeric(X).assign(sex=lambda f: f["sex"] == "male")
+    est = FairMLPClassifier(hidden_layer_sizes=(8,), max_epochs=3, sensitive_feature_ids="sex")
+    est.fit(X, y)
+    assert list(est.groups_) == [False, True]
+    flipped = X.assign(sex=~X["sex"])
+    assert_array_equal(est.predict_proba(flipped), est.predict_proba(X))
