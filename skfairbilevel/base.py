@@ -88,9 +88,9 @@ __all__ = [
 ]
 
 #: rows x network weights per prediction block on the CPU
-PREDICT_BLOCK_WORK = 2**27
+PREDICT_BLOCK_WORK = 2**26
 #: fewest and most rows per prediction block on the CPU (powers of two)
-PREDICT_BLOCK_MIN, PREDICT_BLOCK_MAX = 512, 4096
+PREDICT_BLOCK_MIN, PREDICT_BLOCK_MAX = 512, 8192
 #: most rows per prediction block on a GPU
 PREDICT_CHUNK = 65536
 #: rows per block when a training-time accuracy is computed
@@ -666,7 +666,7 @@ class BaseFairEstimator(BaseEstimator):
     def _predict_block_rows(self):
         """Rows per prediction block: a constant of the fitted network.
 
-        CPU: the power of two in [512, 4096] nearest below ``PREDICT_BLOCK_WORK`` (2**27)
+        CPU: the power of two in [512, 8192] nearest below ``PREDICT_BLOCK_WORK`` (2**26)
         divided by the number of weights, so that a block's work is large against its
         fixed costs and a single row does not cost too many padding rows; a GPU takes up
         to ``PREDICT_CHUNK`` rows.
@@ -675,7 +675,7 @@ class BaseFairEstimator(BaseEstimator):
         if self.device_.type == "cpu":
             work, low, high = PREDICT_BLOCK_WORK, PREDICT_BLOCK_MIN, PREDICT_BLOCK_MAX
         else:
-            work, low, high = PREDICT_BLOCK_WORK * 64, PREDICT_BLOCK_MIN, PREDICT_CHUNK
+            work, low, high = PREDICT_BLOCK_WORK * 128, PREDICT_BLOCK_MIN, PREDICT_CHUNK
         rows = 1 << max(0, (work // n_weights).bit_length() - 1)
         return int(min(high, max(low, rows)))
 
@@ -684,47 +684,58 @@ class BaseFairEstimator(BaseEstimator):
 
         X (dense or CSR) is cut into blocks of :meth:`_predict_block_rows` rows, the
         last one padded with zero rows, and each block is densified, converted to the
-        model's dtype and computed by one thread; the blocks are spread over
-        ``torch.get_num_threads()`` threads. Every row is thus computed by the same
+        model's dtype and computed by one thread; the first block by the calling thread,
+        the others spread over ``torch.get_num_threads()`` threads. Every row is thus
+        computed by the same
         kernels on an input of the same shape, at the same place in it (one thread
         splits no operation): its output does not depend on the other rows, their
         number or their order, nor on the thread count.
         """
         self.module_.eval()
         n, d = X.shape
+        if n == 0:
+            return np.zeros((0,))
         rows, dtype, device = self._predict_block_rows(), self._predict_dtype, self.device_
-        starts = range(0, n, rows)
 
+        @torch.no_grad()
         def block(start):
             xb = X[start : start + rows]
             m = xb.shape[0]
             xb = xb.toarray() if sparse.issparse(xb) else np.ascontiguousarray(xb)
-            with torch.no_grad():
-                if m < rows:  # the last block: zero rows up to the block's shape
-                    t = torch.zeros((rows, d), dtype=dtype)
-                    t[:m] = numpy_view(xb, dtype=dtype)
-                    t = t.to(device)
-                else:
-                    t = numpy_view(xb, dtype=dtype, device=device)
-                return fn(t)[:m].detach().to("cpu", torch.float64)
+            if m < rows:  # the last block: zero rows up to the block's shape
+                t = torch.empty((rows, d), dtype=dtype)
+                t[:m] = numpy_view(xb, dtype=dtype)
+                t[m:] = 0
+                t = t.to(device)
+            else:
+                t = numpy_view(xb, dtype=dtype, device=device)
+            return fn(t)[:m]
 
         cpu = device.type == "cpu"
+        with torch_threads(1) if cpu else nullcontext():
+            first = block(0)
+        out = torch.empty((n, *first.shape[1:]), dtype=torch.float64)
+        out[: first.shape[0]] = first
+
+        def write(start):
+            out[start : start + rows] = block(start)  # float64, on the CPU
+
+        starts = range(rows, n, rows)
         workers = min(torch.get_num_threads(), len(starts)) if cpu else 1
         if workers <= 1:
             with torch_threads(1) if cpu else nullcontext():
-                outs = [block(start) for start in starts]
+                for start in starts:
+                    write(start)
         else:
             before = torch.get_num_threads()
             try:
                 with ThreadPoolExecutor(
                     workers, initializer=torch.set_num_threads, initargs=(1,)
                 ) as pool:
-                    outs = list(pool.map(block, starts))
+                    list(pool.map(write, starts))
             finally:  # the workers' setting is also the default of later threads
                 torch.set_num_threads(before)
-        if not outs:
-            return np.zeros((0,))
-        return torch.cat(outs).numpy()
+        return out.numpy()
 
     def _fit_threads(self, n_rows):
         """Intra-op threads for the training steps (:func:`~skfairbilevel.nn.threads.
