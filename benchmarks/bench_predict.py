@@ -1,13 +1,14 @@
 """Prediction in fixed row blocks (current) against one pass over 65,536-row chunks.
 
 ``predict`` computes every row in a block of a fixed number of rows (the last block
-padded with zero rows), one thread per block, so that a row's output does not depend on
+overlapping the one before; an input shorter than a block padded with zero rows), one
+thread per block, so that a row's output does not depend on
 the other rows (``skfairbilevel.base.BaseFairEstimator._predict_array``). The reference
 is the path it replaced, re-created here: chunks of up to 65,536 rows, each computed
 by every intra-op thread. Both run interleaved in one process on the same fitted models.
 
 Timed: ``predict_proba`` on 100,000 x 101 rows (float32 and float64 input) and on small
-inputs (1 and 100 rows: the cost of the padding). Models, at their default network
+inputs (1 and 100 rows: the cost of a whole block). Models, at their default network
 sizes: FairMLPClassifier (64, 64), FairPruningClassifier structured 70 %, FACIMSClassifier
 (400, 200, 100) x 5 weight samples, BADRClassifier (float64 affine model),
 FairRobustClassifier (affine model).

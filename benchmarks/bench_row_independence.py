@@ -10,8 +10,8 @@ tolerance (relative 1e-7, absolute 1e-9). Compared here, on the replaced chunked
 * ``chunked, float64 output layer``: the same with the last layer in float64
   (FairMLPClassifier: its network is a Sequential);
 * ``chunked float64``: the whole network in float64;
-* ``fixed blocks`` (current): blocks of a fixed number of rows, the last one padded,
-  one thread per block.
+* ``fixed blocks`` (current): blocks of a fixed number of rows (the last one
+  overlapping the one before, a short input padded), one thread per block.
 
 For each: the largest difference of ``predict_proba`` between a row predicted with all
 300 test rows and alone, or in a shuffled copy; whether that passes the check tolerance;

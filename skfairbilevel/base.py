@@ -682,8 +682,9 @@ class BaseFairEstimator(BaseEstimator):
     def _predict_array(self, X, fn):
         """``fn`` (tensor block -> tensor) over the rows of X, as numpy float64.
 
-        X (dense or CSR) is cut into blocks of :meth:`_predict_block_rows` rows, the
-        last one padded with zero rows, and each block is densified, converted to the
+        X (dense or CSR) is cut into blocks of :meth:`_predict_block_rows` rows (the last
+        one ends at the last row, overlapping the one before; an X shorter than a block
+        is padded with zero rows), and each block is densified, converted to the
         model's dtype and computed by one thread; the first block by the calling thread,
         the others spread over ``torch.get_num_threads()`` threads. Every row is thus
         computed by the same
@@ -699,17 +700,21 @@ class BaseFairEstimator(BaseEstimator):
 
         @torch.no_grad()
         def block(start):
-            xb = X[start : start + rows]
-            m = xb.shape[0]
+            # the last block of a longer X ends at its last row (it overlaps the one
+            # before); an X shorter than a block is padded with zero rows
+            low = max(0, min(start, n - rows))
+            xb = X[low : low + rows]
             xb = xb.toarray() if sparse.issparse(xb) else np.ascontiguousarray(xb)
-            if m < rows:  # the last block: zero rows up to the block's shape
-                t = torch.empty((rows, d), dtype=dtype)
-                t[:m] = numpy_view(xb, dtype=dtype)
-                t[m:] = 0
-                t = t.to(device)
+            if xb.shape[0] < rows:
+                t = torch.zeros((rows, d), dtype=dtype)
+                t[:n] = numpy_view(xb, dtype=dtype)
             else:
-                t = numpy_view(xb, dtype=dtype, device=device)
-            return fn(t)[:m]
+                t = numpy_view(xb, dtype=dtype)
+                # matrix-vector products on float32 data, and float64 products, round
+                # differently at addresses off a 16-byte boundary: copy such a view
+                if t.data_ptr() % 16:
+                    t = t.clone()
+            return fn(t.to(device))[start - low : min(start + rows, n) - low]
 
         cpu = device.type == "cpu"
         with torch_threads(1) if cpu else nullcontext():

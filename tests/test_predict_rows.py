@@ -43,7 +43,7 @@ def _assert_same_rows(got, want, rows, context):
 
 
 def _check_row_independence(est, X, seed=0):
-    """Whole set, shuffled copy, single rows and a random subset; both dtypes."""
+    """Whole set, shuffled copy, single rows, a random subset and slices; both dtypes."""
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     for dtype in (np.float32, np.float64):
@@ -53,6 +53,10 @@ def _check_row_independence(est, X, seed=0):
         _assert_same_rows(_outputs(est, Z[perm]), whole, perm, f"{dtype.__name__} shuffled")
         subset = np.sort(rng.choice(n, size=n // 3, replace=False))
         _assert_same_rows(_outputs(est, Z[subset]), whole, subset, f"{dtype.__name__} subset")
+        # a view that starts one row in: its rows lie off the 16-byte boundaries of Z's
+        for first in (1, 3):
+            view = slice(first, None)
+            _assert_same_rows(_outputs(est, Z[view]), whole, view, f"{dtype.__name__} view")
         for i in rng.choice(n, size=6, replace=False).tolist() + [n - 1]:
             _assert_same_rows(_outputs(est, Z[i : i + 1]), whole, [i], f"{dtype.__name__} row {i}")
     return whole
@@ -65,8 +69,8 @@ def test_predictions_depend_on_the_row_only_at_defaults(name, cls):
     X, y, A = _data(regressor, n=40)
     est = cls(random_state=0).fit(X, y, sensitive_features=A)
     block = est._predict_block_rows()
-    # more rows than one block: the last block is padded, the rows of the second block
-    # are computed by another thread when two are available
+    # more rows than one block: the last block overlaps the one before, and the rows of
+    # the second block are computed by another thread when two are available
     X_test, _, _ = _data(regressor, n=block + 37, seed=1)
     torch.set_num_threads(2)
     try:
@@ -112,8 +116,7 @@ def test_decision_function_and_log_proba(name, cls):
 
 
 def test_padding_rows_do_not_leak_into_outputs():
-    # the zero rows that pad the last block are computed but never returned: a block of
-    # one real row gives one output, equal to the row's output among many
+    # the zero rows that pad an X shorter than a block are computed but never returned
     from skfairbilevel import FairMLPClassifier
 
     X, y, A = _data(False, n=60)
@@ -173,7 +176,8 @@ def test_sparse_predict_densifies_one_block_at_a_time(monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(sparse.csr_matrix, "toarray", spy)
         proba = est.predict_proba(X_sparse)
-    assert sorted(densified) == [(8, X.shape[1])] + [(16, X.shape[1])] * 12
+    # 200 rows: 12 blocks of 16, and a 13th ending at the last row (overlapping)
+    assert densified == [(16, X.shape[1])] * 13
     assert_array_equal(proba, est.predict_proba(X_sparse.toarray()))
 
 
