@@ -668,7 +668,7 @@ class BaseFairEstimator(BaseEstimator):
 
         CPU: the power of two in [512, 8192] nearest below ``PREDICT_BLOCK_WORK`` (2**26)
         divided by the number of weights, so that a block's work is large against its
-        fixed costs and a single row does not cost too many padding rows; a GPU takes up
+        fixed costs while a single row (which costs a block) stays cheap; a GPU takes up
         to ``PREDICT_CHUNK`` rows.
         """
         n_weights = max(1, sum(p.numel() for p in self.module_.parameters()))
@@ -687,9 +687,8 @@ class BaseFairEstimator(BaseEstimator):
         is padded with zero rows), and each block is densified, converted to the
         model's dtype and computed by one thread; the first block by the calling thread,
         the others spread over ``torch.get_num_threads()`` threads. Every row is thus
-        computed by the same
-        kernels on an input of the same shape, at the same place in it (one thread
-        splits no operation): its output does not depend on the other rows, their
+        computed by the same kernels on an input of the same shape and alignment (one
+        thread splits no operation): its output does not depend on the other rows, their
         number or their order, nor on the thread count.
         """
         self.module_.eval()
