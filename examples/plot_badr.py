@@ -41,7 +41,8 @@ rows = np.arange(len(y))
 if QUICK:
     rows = np.random.default_rng(0).choice(rows, 2000, replace=False)
 tr, te = train_test_split(rows, test_size=0.3, random_state=0, stratify=A[rows])
-pre = make_preprocessor(X.iloc[tr], categorical=["EDUCATION", "MARRIAGE"])
+# EDUCATION defines the groups and is dropped from the model's inputs
+pre = make_preprocessor(X.iloc[tr], sensitive="EDUCATION", categorical=["MARRIAGE"])
 Z_train, Z_test = pre.fit_transform(X.iloc[tr]).to_numpy(), pre.transform(X.iloc[te]).to_numpy()
 print("groups:", {g: int((A[tr] == g).sum()) for g in np.unique(A)})
 

@@ -48,7 +48,7 @@ A_train = train.sensitive_features.iloc[tr_rows]
 X_test, y_test = test.data.iloc[te_rows], test.target.iloc[te_rows]
 A_test = test.sensitive_features.iloc[te_rows]
 
-pre = make_preprocessor(X_train, sensitive="sex", keep_sensitive=False)
+pre = make_preprocessor(X_train, sensitive="sex")  # drops "sex": the model never sees it
 Z_train = pre.fit_transform(X_train)
 Z_test = pre.transform(X_test)
 print(f"{Z_train.shape[0]} training rows, {Z_train.shape[1]} features after one-hot")

@@ -73,7 +73,7 @@ refit = fairness_constrained_refit("acc", "dp", 0.05)
 # --------------------------------------------------------------------------
 with sklearn.config_context(enable_metadata_routing=True):
     pipe = make_pipeline(
-        make_preprocessor(X, sensitive="sex", keep_sensitive=False), FairMLPClassifier(**mlp)
+        make_preprocessor(X, sensitive="sex"), FairMLPClassifier(**mlp)  # drops "sex"
     )
     scoring = {"acc": "accuracy", "dp": make_fairness_scorer("demographic_parity_difference")}
     on = GridSearchCV(
@@ -110,7 +110,7 @@ print("routing off, chosen:", off.best_params_)
 from fairlearn.reductions import DemographicParity, ExponentiatedGradient  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
-Xn = make_preprocessor(X, sensitive="sex", keep_sensitive=False).fit_transform(X)
+Xn = make_preprocessor(X, sensitive="sex").fit_transform(X)
 with sklearn.config_context(enable_metadata_routing=True):
     try:
         GridSearchCV(

@@ -35,7 +35,7 @@ QUICK = os.environ.get("SKFB_EXAMPLE_QUICK") == "1"
 # column is dropped from the features and passed to ``fit`` separately.
 train = load_adult(split="train", sensitive="sex")
 test = load_adult(split="test", sensitive="sex")
-pre = make_preprocessor(train.data, sensitive="sex", keep_sensitive=False)
+pre = make_preprocessor(train.data, sensitive="sex")  # drops "sex": the model never sees it
 X_train = pre.fit_transform(train.data).to_numpy(np.float32)
 X_test = pre.transform(test.data).to_numpy(np.float32)
 y_train, y_test = train.target.to_numpy(), test.target.to_numpy()

@@ -21,6 +21,8 @@ __all__ = [
     "is_series",
     "n_rows",
     "column_names",
+    "n_columns",
+    "take_columns",
     "column_kinds",
     "column_dtypes",
     "select_columns",
@@ -67,6 +69,32 @@ def column_names(obj):
     if isinstance(wrapped, nw.DataFrame):
         return list(wrapped.columns)
     return None
+
+
+def n_columns(obj):
+    """Number of columns of a dataframe, a 2-D array or sparse matrix, or a list of rows."""
+    names = column_names(obj)
+    if names is not None:
+        return len(names)
+    shape = getattr(obj, "shape", None)
+    if shape is None:
+        shape = np.shape(obj)
+    if len(shape) != 2:
+        raise ValueError(f"X must be 2-D (rows x columns); got shape {tuple(shape)}.")
+    return int(shape[1])
+
+
+def take_columns(obj, positions):
+    """The columns at ``positions`` of a dataframe (same library, dtypes kept), of a
+    scipy sparse matrix or array (as CSR) or of anything :func:`numpy.asarray` takes."""
+    positions = [int(p) for p in positions]
+    if isinstance(obj, pd.DataFrame):
+        return obj.iloc[:, positions]
+    if is_dataframe(obj):
+        return select_columns(obj, positions)
+    if hasattr(obj, "tocsr"):  # scipy sparse
+        return obj.tocsr()[:, positions]
+    return np.asarray(obj)[:, positions]
 
 
 def _kind(dtype):

@@ -219,10 +219,10 @@ def resolve_column_ids(X, ids, *, name="sensitive_feature_ids"):
     if not ids:
         raise ValueError(f"{name} is empty; name at least one column of X.")
     columns = _dataframe.column_names(X)
-    if columns is not None:
-        n_cols = len(columns)
-    else:
-        n_cols = X.shape[1] if getattr(X, "ndim", 2) == 2 else None
+    try:
+        n_cols = _dataframe.n_columns(X)
+    except ValueError:  # not 2-D
+        n_cols = None
     positions = []
     for ident in ids:
         if isinstance(ident, (Integral, np.integer)) and not isinstance(ident, bool):
@@ -262,14 +262,16 @@ def get_sensitive_columns(X, ids, *, name="sensitive_feature_ids"):
     ``X`` may be any dataframe (the columns keep their names and values: strings,
     categories, numbers), a numpy array or a scipy sparse matrix.
     """
-    positions = resolve_column_ids(X, ids, name=name)
+    return _columns_frame(X, resolve_column_ids(X, ids, name=name), name)
+
+
+def _columns_frame(X, positions, name):
     if isinstance(X, pd.DataFrame):
         return X.iloc[:, positions].reset_index(drop=True)
     if _dataframe.is_dataframe(X):
         return _dataframe.to_pandas(_dataframe.select_columns(X, positions))
     if hasattr(X, "toarray"):  # sparse
-        X = X[:, positions].toarray()
-        return pd.DataFrame(X)
+        return pd.DataFrame(X.tocsc()[:, positions].toarray())
     arr = np.asarray(X)
     if arr.ndim != 2:
         raise ValueError(f"X must be 2-D to read the columns named by {name}.")
@@ -282,18 +284,18 @@ def resolve_sensitive(
     sensitive_feature_ids=None,
     *,
     drop=True,
-    values=None,
     name="sensitive_feature_ids",
 ):
     """Where the sensitive features of the rows of ``X`` come from, in one rule.
 
     They are either given (``sensitive_features``) or read from the columns of ``X``
-    named by ``sensitive_feature_ids`` (names need a DataFrame, indices work on any
-    2-D X), never both.
+    named by ``sensitive_feature_ids`` (names need a dataframe, indices work on any
+    2-D X), never both. The named columns are read as they are (strings, categories,
+    numbers), before X is converted to numbers.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
+    X : array-like or sparse matrix of shape (n_samples, n_features)
         The data as the user passed it (its column names are looked up).
     sensitive_features : array-like, optional
         The sensitive features, given directly.
@@ -302,8 +304,6 @@ def resolve_sensitive(
     drop : bool, default=True
         With ``sensitive_feature_ids``: whether those columns are removed from the
         model's inputs.
-    values : ndarray of shape (n_samples, n_features), optional
-        The validated numeric X to read the named columns from (default: X itself).
     name : str
         Argument name used in error messages.
 
@@ -324,14 +324,11 @@ def resolve_sensitive(
             "sensitive_features argument)."
         )
     positions = resolve_column_ids(X, sensitive_feature_ids, name=name)
-    if values is None:
-        A = get_sensitive_columns(X, sensitive_feature_ids, name=name)
-    else:
-        A = pd.DataFrame(np.asarray(values)[:, positions])
+    A = _columns_frame(X, positions, name)
     if not drop:
         return A, None
     dropped = set(positions)
-    keep = [j for j in range(X.shape[1]) if j not in dropped]
+    keep = [j for j in range(_dataframe.n_columns(X)) if j not in dropped]
     if not keep:
         raise ValueError(
             f"{name} names every column of X, and drop_sensitive=True removes them, "

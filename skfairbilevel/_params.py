@@ -15,6 +15,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from . import _dataframe
+
 __all__ = [
     "check_params",
     "check_sample_weight",
@@ -205,15 +207,18 @@ def check_params(estimator):
 def check_sample_weight(sample_weight, n_samples, *, name="sample_weight", x_name="X"):
     """Float64 sample weights of length ``n_samples``: finite, non-negative, not all 0.
 
-    A scalar is one weight for every row; None is returned as None. ``name`` and
-    ``x_name`` name the arguments in the error messages (e.g. ``sample_weight_val`` and
-    ``X_val``).
+    The one rule of the estimators and the metrics. A scalar is one weight for every
+    row; a series or one-column dataframe (pandas, polars, pyarrow) its values; None is
+    returned as None. ``name`` and ``x_name`` name the arguments in the error messages
+    (e.g. ``sample_weight_val`` and ``X_val``; ``y_true`` for a metric).
     """
     if sample_weight is None:
         return None
-    sw = np.asarray(sample_weight)
+    sw = _dataframe.to_numpy(sample_weight)  # arrays, lists, pandas / polars / pyarrow
     if sw.ndim == 0:
         sw = np.full(n_samples, float(sw))
+    if sw.ndim == 2 and sw.shape[1] == 1:  # a one-column frame
+        sw = sw.ravel()
     if sw.ndim != 1 or sw.shape[0] != n_samples:
         raise ValueError(
             f"{name} has shape {sw.shape} but {x_name} has {n_samples} rows; pass one "

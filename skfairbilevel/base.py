@@ -27,9 +27,10 @@ The hooks a subclass implements, and the class attributes it may set, are listed
 place: the "How to add an estimator" section of ``CONTRIBUTING.md``.
 """
 
-import copy
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Self
 
@@ -41,8 +42,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    _check_feature_names,
+    _check_n_features,
+    check_array,
+    check_is_fitted,
+    check_X_y,
+    validate_data,
+)
 
+from . import _dataframe
 from ._groups import encode_groups, encode_known_groups, resolve_sensitive
 from ._params import (
     any_of,
@@ -72,6 +82,8 @@ from .nn.engine import (
     to_floats,
 )
 from .nn.losses import cross_entropy_loss, group_means, labels_from_logits, proba_from_logits
+from .nn.state import TorchState
+from .nn.threads import threads_for, torch_threads
 
 __all__ = [
     "BaseFairEstimator",
@@ -82,7 +94,11 @@ __all__ = [
     "holdout_by_strata",
 ]
 
-#: rows per block when predicting
+#: rows x network weights per prediction block on the CPU
+PREDICT_BLOCK_WORK = 2**26
+#: fewest and most rows per prediction block on the CPU (powers of two)
+PREDICT_BLOCK_MIN, PREDICT_BLOCK_MAX = 512, 8192
+#: most rows per prediction block on a GPU
 PREDICT_CHUNK = 65536
 #: rows per block when training-time outputs (accuracy, validation scores) are computed
 ACCURACY_BLOCK = 8192
@@ -204,26 +220,6 @@ class Rows:
             index=None if in_order else tensor(take, torch.long),
             sparse_batches=sparse_batches,
         )
-
-
-class DenseBlocks:
-    """A sparse matrix read as dense blocks of rows: ``blocks[a:b]`` is the dense array
-    of rows ``a`` to ``b - 1`` (for code that reads X by blocks of rows)."""
-
-    def __init__(self, matrix):
-        self.matrix = matrix.tocsr()
-        self.shape = matrix.shape
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, rows):
-        return self.matrix[rows].toarray()
-
-
-def dense_blocks(X):
-    """X itself when dense, else :class:`DenseBlocks` of it."""
-    return DenseBlocks(X) if sp.issparse(X) else X
 
 
 def holdout_by_strata(strata, fraction, rng):
@@ -394,7 +390,8 @@ class BaseFairEstimator(BaseEstimator):
         val = self._tensors(val_rows, features=train.features if shared else None)
         del train_rows, val_rows
         self.interrupted_ = False
-        n_iter = self._fit_torch(train, val)
+        with torch_threads(self._fit_threads(len(train))):
+            n_iter = self._fit_torch(train, val)
         self.n_iter_ = len(self.history_) if n_iter is None else n_iter
         self.module_.eval()
         for attr in ("_rng", "_gen", "_split_seed"):
@@ -418,19 +415,15 @@ class BaseFairEstimator(BaseEstimator):
         """
         fitting = role == "fit"
         names = _VALIDATION if role == "validation" else _TRAIN
-        X_raw = X
-        X, y = self._validate_data(X, y, reset=fitting)
-        sparse = sp.issparse(X)
+        # the sensitive columns are read from X as given (strings, categories, numbers);
+        # the ones dropped from the model are never converted to numbers
         A, model_columns = resolve_sensitive(
-            X if sparse and sp.issparse(X_raw) else X_raw,  # validated: CSR/CSC
-            sensitive_features,
-            self.sensitive_feature_ids,
-            drop=self.drop_sensitive,
-            values=None if sparse else X,
+            X, sensitive_features, self.sensitive_feature_ids, drop=self.drop_sensitive
         )
+        X, y = self._validate_data(X, y, reset=fitting, columns=model_columns)
         if fitting:
             self._model_columns = model_columns
-        X = model_features(X, self._model_columns)  # float32, copied only where needed
+        X = model_features(X)  # float32, copied only where needed
         n = X.shape[0]
         y_enc = self._encode_targets(y) if fitting else self._encode_known_targets(y, names["y"])
         sw = check_sample_weight(sample_weight, n, name=names["w"], x_name=names["X"])
@@ -452,24 +445,30 @@ class BaseFairEstimator(BaseEstimator):
                 )
         return Rows(X, y_enc, g, index, sw)
 
-    def _validate_data(self, X, y, reset):
+    def _validate_data(self, X, y, reset, columns=None):
+        """Validated model features (the columns ``columns`` of X, default all) and y."""
+        check = dict(
+            accept_sparse=("csr", "csc"),
+            dtype=[np.float64, np.float32],
+            y_numeric=self._estimator_kind == "regressor",
+        )
         try:
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                reset=reset,
-                accept_sparse=("csr", "csc"),
-                dtype=[np.float64, np.float32],
-                y_numeric=self._estimator_kind == "regressor",
-            )
+            if columns is None:
+                X, y = validate_data(self, X, y, reset=reset, **check)
+            else:
+                X, y = self._validate_columns(X, y, columns, reset=reset, **check)
         except ValueError as exc:
             if "could not convert" in str(exc) and self.sensitive_feature_ids is not None:
-                raise ValueError(
-                    f"{exc}. X must be numeric; encode string columns first (e.g. with "
-                    f"skfairbilevel.datasets.make_preprocessor, which ordinal-encodes the "
-                    f"sensitive column and keeps its name)."
-                ) from exc
+                fix = (
+                    "With drop_sensitive=False the sensitive columns are model inputs too "
+                    "and must be numeric: encode them (e.g. make_preprocessor(..., "
+                    "keep_sensitive=True) ordinal-encodes them under their own names) or "
+                    "leave drop_sensitive=True"
+                    if not self.drop_sensitive
+                    else "The model's columns must be numeric: encode string columns first "
+                    "(e.g. with skfairbilevel.datasets.make_preprocessor)"
+                )
+                raise ValueError(f"{exc}. {fix}.") from exc
             raise
         return X, y
 
@@ -478,7 +477,9 @@ class BaseFairEstimator(BaseEstimator):
         ``fairness_aware_``."""
         uses_groups = self._uses_groups()
         if A is None:
-            if uses_groups:
+            # no warning where the user declined them: set_fit_request(sensitive_features=False)
+            declined = self.get_metadata_routing().fit.requests.get("sensitive_features") is False
+            if uses_groups and not declined:
                 warnings.warn(
                     f"{type(self).__name__}.fit got no sensitive features, so it trains "
                     f"its fairness-unaware form. Pass sensitive_features=... to fit (with "
@@ -638,42 +639,124 @@ class BaseFairEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_X(self, X):
-        if sp.issparse(X):
-            return self._sparse_predict_rows(X)
+        """X checked against the fit and reduced to the model's columns.
+
+        Feature names and count are those of ``fit``; NaN, infinity and values that
+        overflow the model's dtype are refused. Returns a float32 / float64 array, or a
+        CSR matrix for sparse X (densified a block at a time by :meth:`_predict_array`).
+        """
         check_is_fitted(self, "module_")
-        X = validate_data(
-            self, X, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=False
-        )
-        _check_predict_values(X, self._predict_dtype, type(self).__name__)
-        if self._model_columns is not None:
-            X = X[:, self._model_columns]
+        # a dataframe of no single dtype is converted to the first: the model's dtype
+        dtypes = [np.float32, np.float64][:: -1 if self._predict_dtype == torch.float64 else 1]
+        check = dict(accept_sparse="csr", dtype=dtypes, ensure_all_finite=False)
+        if self._model_columns is None:
+            X = validate_data(self, X, reset=False, **check)
+        else:
+            X = self._validate_columns(X, None, self._model_columns, reset=False, **check)
+        values = X.data if sp.issparse(X) else X
+        _check_predict_values(values, self._predict_dtype, type(self).__name__)
         return X
 
-    def _sparse_predict_rows(self, X):
-        """Sparse X at predict time: validated, its model columns kept, and made dense
-        one block of rows at a time (by :meth:`_predict_array`)."""
-        check_is_fitted(self, "module_")
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32])
-        _check_dtype_range(X.data, self._predict_dtype)
-        if self._model_columns is not None:
-            X = X[:, self._model_columns]
-        return DenseBlocks(X)
+    def _validate_columns(self, X, y, columns, *, reset, **check):
+        """``validate_data`` for the columns ``columns`` of X only.
 
-    @torch.no_grad()
+        The feature names and count are checked (or set, with ``reset``) on all of X;
+        the numeric checks and conversion apply to the model's columns only, so that a
+        string or category column named by ``sensitive_feature_ids`` and dropped is
+        never converted to numbers.
+        """
+        _check_feature_names(self, X, reset=reset)
+        _check_n_features(self, X, reset=reset)
+        X = _dataframe.take_columns(X, columns)
+        if y is None:
+            return check_array(X, input_name="X", estimator=self, **check)
+        return check_X_y(X, y, estimator=self, **check)
+
+    def _predict_block_rows(self):
+        """Rows per prediction block: a constant of the fitted network.
+
+        CPU: the power of two in [512, 8192] nearest below ``PREDICT_BLOCK_WORK`` (2**26)
+        divided by the number of weights, so that a block's work is large against its
+        fixed costs while a single row (which costs a block) stays cheap; a GPU takes up
+        to ``PREDICT_CHUNK`` rows.
+        """
+        n_weights = max(1, sum(p.numel() for p in self.module_.parameters()))
+        if self.device_.type == "cpu":
+            work, low, high = PREDICT_BLOCK_WORK, PREDICT_BLOCK_MIN, PREDICT_BLOCK_MAX
+        else:
+            work, low, high = PREDICT_BLOCK_WORK * 128, PREDICT_BLOCK_MIN, PREDICT_CHUNK
+        rows = 1 << max(0, (work // n_weights).bit_length() - 1)
+        return int(min(high, max(low, rows)))
+
     def _predict_array(self, X, fn):
-        """Apply ``fn`` (tensor block -> tensor) over X in blocks of rows; numpy float64."""
+        """``fn`` (tensor block -> tensor) over the rows of X, as numpy float64.
+
+        X (dense or CSR) is cut into blocks of :meth:`_predict_block_rows` rows (the last
+        one ends at the last row, overlapping the one before; an X shorter than a block
+        is padded with zero rows), and each block is densified, converted to the
+        model's dtype and computed by one thread; the first block by the calling thread,
+        the others spread over ``torch.get_num_threads()`` threads. Every row is thus
+        computed by the same kernels on an input of the same shape and alignment (one
+        thread splits no operation): its output does not depend on the other rows, their
+        number or their order, nor on the thread count.
+        """
         self.module_.eval()
-        outs = []
-        for start in range(0, X.shape[0], PREDICT_CHUNK):
-            xb = numpy_view(
-                np.ascontiguousarray(X[start : start + PREDICT_CHUNK]),
-                dtype=self._predict_dtype,
-                device=self.device_,
-            )
-            outs.append(fn(xb).detach().to("cpu", torch.float64))
-        if not outs:
+        n, d = X.shape
+        if n == 0:
             return np.zeros((0,))
-        return torch.cat(outs).numpy()
+        rows, dtype, device = self._predict_block_rows(), self._predict_dtype, self.device_
+
+        @torch.no_grad()
+        def block(start):
+            # the last block of a longer X ends at its last row (it overlaps the one
+            # before); an X shorter than a block is padded with zero rows
+            low = max(0, min(start, n - rows))
+            xb = X[low : low + rows]
+            xb = xb.toarray() if sp.issparse(xb) else np.ascontiguousarray(xb)
+            if xb.shape[0] < rows:
+                t = torch.zeros((rows, d), dtype=dtype)
+                t[:n] = numpy_view(xb, dtype=dtype)
+            else:
+                t = numpy_view(xb, dtype=dtype)
+                # matrix-vector products on float32 data, and float64 products, round
+                # differently at addresses off a 16-byte boundary: copy such a view
+                if t.data_ptr() % 16:
+                    t = t.clone()
+            return fn(t.to(device))[start - low : min(start + rows, n) - low]
+
+        cpu = device.type == "cpu"
+        with torch_threads(1) if cpu else nullcontext():
+            first = block(0)
+        out = torch.empty((n, *first.shape[1:]), dtype=torch.float64)
+        out[: first.shape[0]] = first
+
+        def write(start):
+            out[start : start + rows] = block(start)  # float64, on the CPU
+
+        starts = range(rows, n, rows)
+        workers = min(torch.get_num_threads(), len(starts)) if cpu else 1
+        if workers <= 1:
+            with torch_threads(1) if cpu else nullcontext():
+                for start in starts:
+                    write(start)
+        else:
+            before = torch.get_num_threads()
+            try:
+                with ThreadPoolExecutor(
+                    workers, initializer=torch.set_num_threads, initargs=(1,)
+                ) as pool:
+                    list(pool.map(write, starts))
+            finally:  # the workers' setting is also the default of later threads
+                torch.set_num_threads(before)
+        return out.numpy()
+
+    def _fit_threads(self, n_rows):
+        """Intra-op threads for the training steps (:func:`~skfairbilevel.nn.threads.
+        threads_for`): rows per step (``batch_size`` where the estimator has one, else
+        all rows) times the number of weights."""
+        step = min(n_rows, int(getattr(self, "batch_size", n_rows) or n_rows))
+        n_weights = sum(p.numel() for p in self.module_.parameters())
+        return threads_for(max(1, step) * n_weights)
 
     # ------------------------------------------------------------------ sklearn glue
     def __sklearn_tags__(self):
@@ -684,16 +767,13 @@ class BaseFairEstimator(BaseEstimator):
         return tags
 
     def __getstate__(self):
+        """The state with every torch module and tensor as plain data
+        (:class:`~skfairbilevel.nn.state.TorchState`) and no generator: pickle, joblib
+        and skops files hold no torch object."""
         state = dict(super().__getstate__())
         for key, value in list(state.items()):
-            if isinstance(value, torch.nn.Module):
-                if any(
-                    t.device.type != "cpu" for t in list(value.parameters()) + list(value.buffers())
-                ):
-                    value = copy.deepcopy(value).to("cpu")
-                state[key] = value
-            elif torch.is_tensor(value) and value.device.type != "cpu":
-                state[key] = value.detach().to("cpu")
+            if isinstance(value, torch.nn.Module) or torch.is_tensor(value):
+                state[key] = TorchState(value)
             elif isinstance(value, torch.Generator):
                 state.pop(key)
         if "device_" in state:
@@ -701,17 +781,18 @@ class BaseFairEstimator(BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        """Rebuild the modules and tensors on the fitted device, or on the CPU where
+        that device is a GPU this machine does not have."""
         super().__setstate__(state)
+        dev = torch.device("cpu")
         if "device_" in state:
             dev = torch.device(state["device_"])
             if dev.type == "cuda" and not torch.cuda.is_available():
                 dev = torch.device("cpu")
             self.device_ = dev
-            for key, value in list(self.__dict__.items()):
-                if isinstance(value, torch.nn.Module):
-                    setattr(self, key, value.to(dev))
-                elif torch.is_tensor(value):
-                    setattr(self, key, value.to(dev))
+        for key, value in list(self.__dict__.items()):
+            if isinstance(value, TorchState):
+                setattr(self, key, value.restore(dev))
 
 
 # ----------------------------------------------------------------------------- epochs
@@ -993,6 +1074,44 @@ class FairClassifierMixin(ClassifierMixin):
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
+
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
+        """Logarithm of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to predict.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))`` (-inf where a probability is 0).
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """Confidence scores: the network's output for each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to predict.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Two classes: one score per row, the log-odds of ``classes_[1]`` (positive
+            where ``predict`` gives ``classes_[1]``). More classes: one column per class,
+            largest for the predicted class (logits, or the log of the averaged
+            probabilities for FACIMS).
+        """
+        X = self._validate_predict_X(X)
+        Z = self._predict_array(X, self._forward)
+        if len(self.classes_) == 2:
+            Z = Z[:, 0] if Z.shape[1] == 1 else Z[:, 1] - Z[:, 0]
+        return Z
 
 
 class FairRegressorMixin(RegressorMixin):

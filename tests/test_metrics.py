@@ -534,3 +534,27 @@ def test_other_input_errors():
         demographic_parity_difference([], [], sensitive_features=[])
     with pytest.raises(ValueError, match="y_true has 1 missing"):
         accuracy_parity_difference(["a", None], ["a", "b"], sensitive_features=[0, 1])
+
+
+def test_sample_weight_one_rule_for_metrics_and_estimators():
+    # the metrics and the estimators check weights with the same function: same errors,
+    # and series or one-column frames of any dataframe library are accepted
+    from skfairbilevel._params import check_sample_weight
+
+    args = ([0, 1, 1, 0], [0, 1, 0, 0])
+    A = [0, 0, 1, 1]
+    w = [1.0, 2.0, 1.0, 3.0]
+    expected = demographic_parity_difference(*args, sensitive_features=A, sample_weight=w)
+    for weights in (pd.Series(w), pd.DataFrame({"w": w}), np.array(w)[:, None]):
+        got = demographic_parity_difference(*args, sensitive_features=A, sample_weight=weights)
+        assert got == expected
+    for bad, message in (
+        ([1.0, -1.0, 1.0, 1.0], "contains negative values"),
+        ([0.0] * 4, "is all zero"),
+        ([1.0, np.nan, 1.0, 1.0], "NaN or infinity"),
+        ([1.0, 1.0], r"has shape \(2,\) but y_true has 4 rows"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            demographic_parity_difference(*args, sensitive_features=A, sample_weight=bad)
+        with pytest.raises(ValueError, match=message.replace("y_true", "X")):
+            check_sample_weight(bad, 4)

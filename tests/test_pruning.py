@@ -221,7 +221,7 @@ def test_prediction_network_is_padded_and_chunked(data, monkeypatch):
     with torch.no_grad():
         direct = torch.sigmoid(clf.model_(torch.as_tensor(X))[:, 0]).double().numpy()
     assert np.allclose(clf.predict_proba(X)[:, 1], direct, atol=1e-7)
-    monkeypatch.setattr(base_mod, "PREDICT_CHUNK", 7)
+    monkeypatch.setattr(base_mod.BaseFairEstimator, "_predict_block_rows", lambda self: 7)
     assert np.allclose(clf.predict_proba(X)[:, 1], direct, atol=1e-7)
 
 

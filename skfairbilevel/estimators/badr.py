@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._params import any_of, array_of, layer_sizes, number, one_of
-from ..base import BaseFairEstimator, FairClassifierMixin, FairRegressorMixin, dense_blocks
+from ..base import BaseFairEstimator, FairClassifierMixin, FairRegressorMixin
 from ..nn.bilevel import project_simplex
 from ..nn.engine import StopWhen, TensorData, balanced_batches
 from ..nn.group_risk import (
@@ -395,7 +395,7 @@ class _BADRBase(BaseFairEstimator):
         )
         with torch.no_grad():  # outputs over row blocks: no float64 copy of X
             out = torch.as_tensor(
-                self._predict_array(dense_blocks(rows.X), mod.net), dtype=dtype, device=dev
+                self._predict_array(rows.X, mod.net), dtype=dtype, device=dev
             ).reshape(len(rows), -1)
             value = smooth_fairness(
                 self.fairness,

@@ -32,6 +32,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 
 from .. import _dataframe
 from .._groups import check_sensitive_features, encode_groups
+from .._params import check_sample_weight
 from ..exceptions import FairnessWarning
 
 __all__ = [
@@ -115,30 +116,6 @@ def _check_groups(sensitive_features, n_samples, ref_name):
     return encode_groups(frame, n_samples, name="sensitive_features")
 
 
-def _check_sample_weight(sample_weight, n_samples):
-    if sample_weight is None:
-        return None
-    sw = _dataframe.to_numpy(sample_weight)
-    if sw.ndim == 2 and sw.shape[1] == 1:
-        sw = sw.ravel()
-    if sw.ndim != 1 or sw.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight must be 1-D with one weight per sample ({n_samples}); got "
-            f"shape {sw.shape}."
-        )
-    try:
-        sw = sw.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"sample_weight must be numeric; got dtype {sw.dtype}.") from exc
-    if not np.all(np.isfinite(sw)):
-        raise ValueError("sample_weight contains NaN or infinite values; pass finite weights.")
-    if np.any(sw < 0):
-        raise ValueError("sample_weight contains negative values; weights must be >= 0.")
-    if sw.sum() <= 0:
-        raise ValueError("sample_weight sums to 0; at least one sample needs positive weight.")
-    return sw
-
-
 def _check_method(method):
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
@@ -205,7 +182,7 @@ def _prepare(y_true, y_pred, sensitive_features, sample_weight, pred_name="y_pre
     yt = _check_1d(y_true, "y_true")
     yp = _check_1d(y_pred, pred_name, yt.shape[0])
     gid, groups = _check_groups(sensitive_features, yt.shape[0], "y_true")
-    sw = _check_sample_weight(sample_weight, yt.shape[0])
+    sw = check_sample_weight(sample_weight, yt.shape[0], x_name="y_true")
     return yt, yp, gid, groups, sw
 
 
@@ -546,7 +523,7 @@ def soft_demographic_parity_difference(y_true, y_score, *, sensitive_features, s
     S = _check_scores(y_score)
     n = S.shape[0]
     gid, groups = _check_groups(sensitive_features, n, "y_score")
-    sw = _check_sample_weight(sample_weight, n)
+    sw = check_sample_weight(sample_weight, n, x_name="y_score")
     w = np.ones(n) if sw is None else sw
     G = len(groups)
     den = np.bincount(gid, weights=w, minlength=G)

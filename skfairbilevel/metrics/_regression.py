@@ -21,7 +21,8 @@ sample weights sum to zero have no mean and are left out.
 import numpy as np
 
 from .. import _dataframe
-from ._fairness import _check_1d, _check_groups, _check_method, _check_sample_weight
+from .._params import check_sample_weight
+from ._fairness import _check_1d, _check_groups, _check_method
 
 __all__ = [
     "mean_prediction_difference",
@@ -66,7 +67,7 @@ def _prepare_pred(y_true, y_pred, sensitive_features, sample_weight):
             f"arrays of the same length (y_true is not used by this metric, pass None)."
         )
     gid, groups = _check_groups(sensitive_features, n, "y_pred")
-    sw = _check_sample_weight(sample_weight, n)
+    sw = check_sample_weight(sample_weight, n, x_name="y_pred")
     return yp, gid, len(groups), np.ones(n) if sw is None else sw
 
 
@@ -77,7 +78,7 @@ def _prepare_loss(y_true, y_pred, sensitive_features, sample_weight, loss):
     yt = _check_values(y_true, "y_true")
     yp = _check_values(y_pred, "y_pred", yt.shape[0], ref_name="y_true")
     gid, groups = _check_groups(sensitive_features, yt.shape[0], "y_true")
-    sw = _check_sample_weight(sample_weight, yt.shape[0])
+    sw = check_sample_weight(sample_weight, yt.shape[0], x_name="y_true")
     residual = yt - yp
     row_loss = residual * residual if loss == "squared_error" else np.abs(residual)
     return row_loss, gid, len(groups), np.ones(yt.shape[0]) if sw is None else sw
