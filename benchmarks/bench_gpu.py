@@ -32,9 +32,19 @@ Usage::
     python benchmarks/bench_gpu.py                           # everything (needs a GPU)
     python benchmarks/bench_gpu.py --part large --part rows --out benchmarks/results/gpu.json
     python benchmarks/bench_gpu.py --device cpu --quick      # dry run of the GPU parts
+
+Every run writes a Markdown record (``--md``): the date, the load before and after, the
+machine (CPU, GPU model, torch and CUDA versions), the command and each part's summary
+lines and targets. By default ``benchmarks/results/gpu.md`` when a GPU part ran,
+``benchmarks/results/gpu_prepare.md`` for the CPU part alone, and a ``_quick`` name with
+``--quick``. On a GPU machine the whole benchmark is the one command
+``python benchmarks/bench_gpu.py --out benchmarks/results/gpu.json`` (about 15-30
+minutes: the agreement part fits every estimator at its defaults on Adult twice).
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -542,18 +552,76 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--estimators", nargs="*", help="for the rows/agreement parts")
     parser.add_argument("--out", help="write the results to this JSON file")
+    parser.add_argument("--md", help="write the Markdown record here (default: see Usage)")
     args = parser.parse_args(argv)
     parts = args.part or [p for p in PARTS if p == "prepare" or args.device is not None]
     if args.device is None and set(parts) - {"prepare"}:
         parser.error("the GPU parts need a GPU (or --device cpu for a dry run)")
-    results = {"machine": machine(), "command": "python " + " ".join(os.sys.argv), "parts": {}}
+    command = "python " + " ".join(os.sys.argv if argv is None else ["bench_gpu.py", *argv])
+    results = {"machine": machine(), "command": command, "parts": {}}
+    load_before, summaries = uptime(), {}
     for part in parts:
-        results["parts"][part] = globals()[f"part_{part}"](args)
+        lines = io.StringIO()
+        with contextlib.redirect_stdout(_Tee(lines)):
+            results["parts"][part] = globals()[f"part_{part}"](args)
+        summaries[part] = lines.getvalue().strip()
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=2, default=str)
         print(f"wrote {args.out}")
+    md = args.md or os.path.join(RESULTS, _md_name(parts, args))
+    with open(md, "w") as fh:
+        fh.write(markdown(results, summaries, load_before, uptime()))
+    print(f"wrote {md}")
     return results
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def _md_name(parts, args):
+    gpu = args.device is not None and torch.device(args.device).type == "cuda"
+    name = "gpu" if gpu and set(parts) - {"prepare"} else "gpu_prepare"
+    if args.device is not None and not gpu:
+        name = "gpu_dry_run"  # the GPU parts on the CPU: not a measurement
+    return name + ("_quick" if args.quick else "") + ".md"
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the real stdout and keeps a copy."""
+
+    def __init__(self, copy):
+        self.copy, self.out = copy, os.sys.stdout
+
+    def write(self, text):
+        self.copy.write(text)
+        return self.out.write(text)
+
+    def flush(self):
+        self.out.flush()
+
+
+def markdown(results, summaries, load_before, load_after):
+    """The record of a run: machine, load, command, and each part's summary and targets."""
+    m = results["machine"]
+    gpu = m.get("gpu", "none (CPU only)")
+    lines = [
+        "# Large data on a GPU, and the CPU cost of fit's preparation",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M:%S')}; command `{results['command']}`.",
+        "",
+        f"- GPU: {gpu}" + (f" (CUDA {m['cuda']})" if "cuda" in m else ""),
+        f"- CPU: {m['cpu']}, {os.cpu_count()} cores, {m['cpu_threads']} torch threads",
+        f"- torch {m['torch']}, {m['platform']}",
+        f"- load before: `{load_before}`",
+        f"- load after: `{load_after}`",
+    ]
+    for part, text in summaries.items():
+        targets = {k: v for k, v in results["parts"][part].items() if k.startswith("target")}
+        lines += ["", f"## {part}", "", "```", text, "```"]
+        if targets:
+            lines += ["", "Targets: " + ", ".join(f"{k} = {v}" for k, v in targets.items())]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -36,7 +36,15 @@ __all__ = [
 
 
 def _is_missing(values):
-    """Boolean mask of missing entries (None, NaN, pd.NA, NaT) of a 1-D object array."""
+    """Boolean mask of missing entries (None, NaN, pd.NA, NaT) of a 1-D array: numeric
+    and datetime arrays directly, anything else through pandas on an object array."""
+    kind = getattr(values, "dtype", np.dtype(object)).kind
+    if kind in "iub":  # integers and booleans cannot be missing
+        return np.zeros(len(values), dtype=bool)
+    if kind in "fc":
+        return np.isnan(values)
+    if kind in "mM":
+        return np.isnat(values)
     return np.asarray(pd.isna(pd.Series(values, dtype=object)))
 
 

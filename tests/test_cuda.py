@@ -124,12 +124,13 @@ def test_default_fits_on_adult_agree_on_cpu_and_gpu(name, cls):
     assert np.mean(cpu == gpu) >= 0.995
 
 
-def test_device_auto_takes_the_gpu():
-    X, y, A = data("FairMLPClassifier")
-    est = fast_instance("FairMLPClassifier", FairMLPClassifier, device="auto")
-    est.fit(X, y, sensitive_features=A)
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_device_auto_takes_the_gpu(name, cls):
+    X, y, A = data(name)
+    est = fit(name, cls, X, y, A, device="auto")
     assert est.device_.type == "cuda"
-    assert next(est.module_.parameters()).device.type == "cuda"
+    assert all(p.device.type == "cuda" for p in est.module_.parameters())
+    assert outputs(est, X).shape[0] == len(y)
 
 
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)

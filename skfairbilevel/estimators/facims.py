@@ -22,6 +22,7 @@ from ..base import BaseFairEstimator, FairClassifierMixin, holdout_by_strata
 from ..nn.engine import LRSchedulers, draw_groups
 from ..nn.gaussian import DIVERGENCES, sampled_forward
 from ..nn.modules import ACTIVATIONS, layer_widths
+from ..nn.threads import threads_for
 from ..nn.trilevel import TriLevelNet, TriLevelProblem, balanced_class_weights
 
 __all__ = ["FACIMSClassifier"]
@@ -397,6 +398,18 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
 
     def _n_outputs(self):
         return len(self.classes_)
+
+    def _fit_threads(self, n_rows):
+        """The thread rule (:func:`~skfairbilevel.nn.threads.threads_for`) for the work
+        of one step: ``n_mc`` copies of at most ``group_batch_size`` rows of each updated
+        group, each through its own network (lower level), or the validation batch
+        (upper level), times the means and variances of one network; not all ``n_rows``
+        training rows times every group's parameters."""
+        groups = min(self.n_groups_, self.groups_per_epoch or self.n_groups_)
+        lower = groups * self.n_mc * min(self.group_batch_size, n_rows)
+        upper = n_rows if self.val_batch_size is None else min(self.val_batch_size, n_rows)
+        n_weights = sum(p.numel() for p in self.module_.prior.parameters())
+        return threads_for(max(lower, upper) * n_weights)
 
     def _build_module(self, n_features, n_outputs):
         return TriLevelNet(

@@ -148,12 +148,15 @@ def neumann_inverse_hvp(
         return out
 
     def sq_norms(v):
-        return sum(piece.pow(2).sum(1) for piece in rows(v))
+        return sum(piece.sum(1) for piece in rows(v * v))
 
-    ok = prev = None
+    ok = prev = owner = None
     if stop_on_growth:
         prev = sq_norms(c)
         ok = torch.ones_like(prev, dtype=torch.bool)
+        if n_blocks > 1:  # the problem of each coordinate, to mask whole problems at once
+            problem = torch.arange(n_blocks, device=b.device)
+            owner = torch.cat([problem.repeat_interleave(size) for size in sizes])
     zero = torch.zeros((), dtype=b.dtype, device=b.device)
     for _ in range(n_terms):
         if keep is None:
@@ -164,9 +167,7 @@ def neumann_inverse_hvp(
             sq = sq_norms(c)
             ok = ok & (sq <= prev * (1.0 + 2e-6))  # a NaN norm stops it too
             prev = sq
-            keep_rows = ok.view(-1, 1)
-            for a_piece, c_piece in zip(rows(acc), rows(c), strict=True):
-                a_piece.add_(torch.where(keep_rows, c_piece, zero))
+            acc.add_(torch.where(ok if owner is None else ok[owner], c, zero))
         else:
             acc.add_(c)
     return acc.mul_(alpha)
