@@ -275,6 +275,10 @@ class BaseFairEstimator(BaseEstimator):
     #: network whose first layer is a Linear applied to ``batch.x``, and nothing else
     #: reading ``batch.x``): sparse matrix products instead of dense rows
     _sparse_batches = False
+    #: whether the networks that training-time outputs run (``_forward`` and the modules
+    #: given to ``_outputs``) read their input only through a first Linear layer, so
+    #: that blocks of sparse X reach them as sparse CSR tensors (no dense block)
+    _sparse_outputs = False
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -902,11 +906,14 @@ class EpochTrainingMixin:
 
     def _outputs(self, data, fn=None):
         """``fn`` (default :meth:`_forward`) over the rows of ``data``, by blocks of
-        rows (a block at a time is dense: at most ``ACCURACY_BLOCK`` rows and
-        ``BLOCK_ELEMENTS`` values), concatenated."""
+        rows, concatenated: blocks of sparse X as sparse CSR tensors of
+        ``ACCURACY_BLOCK`` rows where the networks take them (``_sparse_batches`` or
+        ``_sparse_outputs``), otherwise dense blocks of at most ``ACCURACY_BLOCK`` rows
+        and ``BLOCK_ELEMENTS`` values."""
         fn = self._forward if fn is None else fn
+        sparse = data.is_sparse and (self._sparse_batches or self._sparse_outputs)
         rows = min(ACCURACY_BLOCK, max(1, BLOCK_ELEMENTS // max(data.n_features, 1)))
-        outs = [fn(x) for _, x in data.chunks(rows)]
+        outs = [fn(x) for _, x in data.chunks(ACCURACY_BLOCK if sparse else rows, sparse=sparse)]
         if not outs:  # no rows: the output of an empty block
             outs = [fn(data.rows(torch.zeros(0, dtype=torch.long, device=data.device)))]
         return torch.cat(outs)

@@ -555,3 +555,31 @@ def test_sparse_rows_give_the_dense_rows_and_csr_batches():
     assert data.batch(torch.tensor([1, 2])).x.layout == torch.strided
     data.sparse_batches = True
     np.testing.assert_array_equal(data.batch(torch.tensor([2, 1])).x.to_dense().numpy(), X[[29, 0]])
+
+
+def test_batch_part_slices_dense_and_sparse_csr_rows():
+    """``Batch.part`` gives the same rows whether ``x`` is dense or a CSR tensor (which
+    torch cannot slice), with the matching targets, groups, weights and positions."""
+    import warnings
+
+    from skfairbilevel.nn.engine import Batch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(7, 5, generator=gen)
+    x[x < 0.6] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        csr = x.to_sparse_csr()
+    y, g, w, idx = (
+        torch.arange(7),
+        torch.arange(7) % 2,
+        torch.rand(7, generator=gen),
+        torch.arange(7),
+    )
+    for start, stop in ((0, 3), (3, 7), (2, 2), (0, 7)):
+        for xx in (x, csr):
+            part = Batch(xx, y, g, w, idx).part(start, stop)
+            got = part.x.to_dense() if part.x.layout == torch.sparse_csr else part.x
+            assert torch.equal(got, x[start:stop])
+            assert torch.equal(part.y, y[start:stop]) and torch.equal(part.g, g[start:stop])
+            assert torch.equal(part.w, w[start:stop]) and torch.equal(part.idx, idx[start:stop])

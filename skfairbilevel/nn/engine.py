@@ -74,6 +74,36 @@ class Batch:
     first: bool = True
     last: bool = True
 
+    def part(self, start, stop):
+        """The rows ``start .. stop - 1`` of the batch (``x`` dense or sparse CSR)."""
+        return Batch(
+            _slice_rows(self.x, start, stop),
+            self.y[start:stop],
+            self.g[start:stop],
+            None if self.w is None else self.w[start:stop],
+            self.idx[start:stop],
+            self.first,
+            self.last,
+        )
+
+
+def _slice_rows(x, start, stop):
+    """Rows ``start .. stop - 1`` of a dense tensor or of a sparse CSR tensor (which
+    torch cannot slice)."""
+    if x.layout != torch.sparse_csr:
+        return x[start:stop]
+    crow = x.crow_indices()
+    lo, hi = int(crow[start]), int(crow[stop])
+    with warnings.catch_warnings():  # torch's notice that sparse CSR is in beta
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            crow[start : stop + 1] - lo,
+            x.col_indices()[lo:hi],
+            x.values()[lo:hi],
+            size=(stop - start, x.shape[1]),
+            check_invariants=False,
+        )
+
 
 class SparseRows:
     """A CSR matrix on a device whose rows are made dense only when they are used.
