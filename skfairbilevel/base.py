@@ -756,11 +756,16 @@ class BaseFairEstimator(BaseEstimator):
 
     def _fit_threads(self, n_rows):
         """Intra-op threads for the training steps (:func:`~skfairbilevel.nn.threads.
-        threads_for`): rows per step (``batch_size`` where the estimator has one, else
-        all rows) times the number of weights."""
+        threads_for` of :meth:`_step_work`)."""
+        return threads_for(self._step_work(n_rows))
+
+    def _step_work(self, n_rows):
+        """Multiply-adds of the forward pass of one training step: rows per step
+        (``batch_size`` where the estimator has one, else all ``n_rows``) times the
+        number of weights."""
         step = min(n_rows, int(getattr(self, "batch_size", n_rows) or n_rows))
         n_weights = sum(p.numel() for p in self.module_.parameters())
-        return threads_for(max(1, step) * n_weights)
+        return max(1, step) * n_weights
 
     # ------------------------------------------------------------------ sklearn glue
     def __sklearn_tags__(self):

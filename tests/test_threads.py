@@ -102,3 +102,23 @@ def test_predict_blocks_run_on_one_thread_each(two_threads):
     est._forward = forward
     torch.set_num_threads(1)
     np.testing.assert_array_equal(est.decision_function(X_big), scores)
+
+
+def test_facims_default_fit_on_one_thread(two_threads):
+    """FACIMS's steps run one network at a time on small batches (a validation batch, a
+    batch per group): its default fit of 2,000 x 20 rows (the one of
+    benchmarks/bench_threads.py) trains on one thread, not on all rows times every
+    group's weights (which asked for two threads and was 10x slower next to a busy
+    process)."""
+    from skfairbilevel import FACIMSClassifier
+
+    X, y, A = make_biased_classification(2000, 20, random_state=0)
+    est = FACIMSClassifier(max_epochs=1, random_state=0)
+    seen = []
+    _spy_fit(est, seen)
+    est.fit(X, y, sensitive_features=A)
+    assert seen == [1]
+    prior = sum(p.numel() for p in est.module_.prior.parameter_list()) // 2
+    assert prior == 20 * 400 + 400 + 400 * 200 + 200 + 200 * 100 + 100 + 100 * 2 + 2
+    assert est._step_work(est.n_train_rows_) == 1024 * prior  # the validation batch
+    assert torch.get_num_threads() == 2

@@ -428,6 +428,16 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
         """Log of the Monte Carlo averaged probabilities (softmax logits of the mixture)."""
         return torch.log(self._proba_tensor(x).clamp_min(torch.finfo(torch.float32).tiny))
 
+    def _step_work(self, n_rows):
+        """The largest forward pass of a step goes through one network (the global
+        model's means): the validation batch (``n_mc_hyper`` draws each) or a batch of
+        every group (``n_mc`` draws each), not all rows through every group's model."""
+        rows = max(
+            min(n_rows, self.val_batch_size or n_rows) * max(1, self.n_mc_hyper),
+            self.group_batch_size * self.n_mc * self.n_groups_,
+        )
+        return rows * sum(p.numel() for p in self.module_.prior.parameter_list()) // 2
+
     def _sam_radii(self, data):
         if not self.sam:
             return None
