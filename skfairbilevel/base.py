@@ -699,7 +699,9 @@ class BaseFairEstimator(BaseEstimator):
         one ends at the last row, overlapping the one before; an X shorter than a block
         is padded with zero rows), and each block is densified, converted to the
         model's dtype and computed by one thread; the first block by the calling thread,
-        the others spread over ``torch.get_num_threads()`` threads. Every row is thus
+        the others spread over the threads that the fit's rule gives the whole prediction
+        (:func:`~skfairbilevel.nn.threads.threads_for` of rows times weights, at most
+        ``torch.get_num_threads()``). Every row is thus
         computed by the same kernels on an input of the same shape and alignment (one
         thread splits no operation): its output does not depend on the other rows, their
         number or their order, nor on the thread count.
@@ -738,7 +740,9 @@ class BaseFairEstimator(BaseEstimator):
             out[start : start + rows] = block(start)  # float64, on the CPU
 
         starts = range(rows, n, rows)
-        workers = min(torch.get_num_threads(), len(starts)) if cpu else 1
+        # the fit's thread rule on the whole prediction: a thread per 2**26 multiply-adds
+        n_weights = sum(p.numel() for p in self.module_.parameters())
+        workers = min(threads_for(n * n_weights), len(starts)) if cpu else 1
         if workers <= 1:
             with torch_threads(1) if cpu else nullcontext():
                 for start in starts:
