@@ -526,8 +526,10 @@ def _sparse_data(cls, n=120):
 
 def _assert_same_model(est, got, expected, msg=""):
     """Bit for bit, or up to float32 rounding where sparse batches meet the network as
-    sparse matrices (another order of the sums of the first layer)."""
-    if est._sparse_batches:
+    sparse matrices (another order of the sums of the first layer), and for BADR, whose
+    full-batch solvers multiply sparse row chunks (exact on the CPU for the small affine
+    models here, whose Newton solver takes dense chunks; not promised on a GPU)."""
+    if est._sparse_batches or type(est).__name__.startswith("BADR"):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=msg)
     else:
         np.testing.assert_array_equal(got, expected, err_msg=msg)
