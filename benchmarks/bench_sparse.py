@@ -9,10 +9,16 @@ binary target depending on a few categories, and two groups.
 * ``memory``: each case runs in a fresh subprocess; the peak resident memory of
   ``fit`` (``VmHWM`` after resetting it through ``/proc/self/clear_refs`` just before
   the fit) minus the resident memory before it, divided by the size of the sparse
-  matrix (data + indices + indptr). Target: under 3x at 1,000,000 rows.
+  matrix (data + indices + indptr). Target: under 3x at 1,000,000 rows. A warm-up fit
+  of the same estimator on the first 2,000 rows runs first: torch's one-time costs
+  (code pages of its kernels, thread pools, allocator arenas), the same for any data,
+  are recorded separately (``warmup_bytes``) rather than charged to the data. A
+  sampling thread (every 2 ms) records the largest resident memory of each stage of
+  ``fit`` (``prepare``: validation, float32 copy, canonical rows; ``tensors``: the
+  rows on the device; ``train``: ``_fit_torch``) and the code running at the peak.
 * ``epoch``: the median epoch time (``history_``) of the same fit on the same rows given
-  sparse and given dense (float32), in the same process, alternating. Target: sparse at
-  most 1.5x dense.
+  sparse and given dense (float32), in the same process, alternating (BADR, which has
+  no epochs: the whole fit). Target: sparse at most 1.5x dense.
 * ``kernels``: one training step's first layer on a batch, made dense then multiplied,
   against ``torch.sparse.mm`` on the sparse batch (what a sparse-kernel first layer
   would do), forward and backward.
@@ -35,6 +41,14 @@ import time
 import numpy as np
 
 PARTS = ("memory", "epoch", "kernels")
+ESTIMATORS = (
+    "FairMLPClassifier",
+    "FairBiNNClassifier",
+    "FairPruningClassifier",
+    "FairRobustClassifier",
+    "FACIMSClassifier",
+    "BADRClassifier",
+)
 
 
 def one_hot(n, columns=10, categories=500, seed=0):
@@ -81,20 +95,75 @@ def estimator(name, **kw):
     return getattr(skfairbilevel, name)(random_state=0, **params)
 
 
+class _StagePeaks:
+    """The largest resident memory of each stage of ``fit`` (sampled by a thread), and
+    the innermost frames of the package running at the overall peak."""
+
+    STAGES = {"_prepare": "prepare", "_tensors": "tensors", "_fit_torch": "train"}
+
+    def __init__(self, interval=0.002):
+        import threading
+
+        self.stage, self.peaks, self.where, self.top = "other", {}, None, 0
+        self.interval, self.done = interval, threading.Event()
+        self.main = threading.main_thread().ident
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        import traceback
+
+        while not self.done.is_set():
+            r = rss("VmRSS")
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), r)
+            if r > self.top:
+                self.top = r
+                frame = sys._current_frames().get(self.main)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)
+                    ours = [f for f in stack if "skfairbilevel" in f.filename][-3:]
+                    self.where = [
+                        f"{f.filename.split('skfairbilevel')[-1]}:{f.lineno} {f.name}" for f in ours
+                    ]
+            time.sleep(self.interval)
+
+    def wrap(self, cls):
+        """Mark the stages while ``fit`` runs (patched on the class's own MRO)."""
+        for method, stage in self.STAGES.items():
+            owner = next(k for k in cls.__mro__ if method in k.__dict__)
+            original = owner.__dict__[method]
+
+            def marked(obj, *args, _original=original, _stage=stage, **kw):
+                previous, self.stage = self.stage, _stage
+                try:
+                    return _original(obj, *args, **kw)
+                finally:
+                    self.stage = previous
+
+            setattr(cls, method, marked)
+
+
 def memory_case(name, n, columns, categories, epochs):
-    """In this process: build the matrix, reset the peak, fit, report."""
+    """In this process: build the matrix, warm up, reset the peak, fit, report."""
     import torch
 
     torch.set_num_threads(int(os.environ.get("SKFB_THREADS", "1")))
     X, y, A = one_hot(n, columns, categories)
-    est = estimator(name, **({"max_epochs": epochs} if name != "BADRClassifier" else {}))
+    kw = {"max_epochs": epochs} if name != "BADRClassifier" else {}
+    start = rss("VmRSS")
+    estimator(name, **kw).fit(X[:2000], y[:2000], sensitive_features=A[:2000])
+    est = estimator(name, **kw)
+    stages = _StagePeaks()
+    stages.wrap(type(est))
     before = rss("VmRSS")
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")  # reset VmHWM to the current resident size
+    stages.thread.start()
     t0 = time.perf_counter()
     est.fit(X, y, sensitive_features=A)
     seconds = time.perf_counter() - t0
     peak = rss("VmHWM")
+    stages.done.set()
+    stages.thread.join()
     return {
         "estimator": name,
         "rows": n,
@@ -104,6 +173,9 @@ def memory_case(name, n, columns, categories, epochs):
         "dense_float32_bytes": X.shape[0] * X.shape[1] * 4,
         "fit_extra_peak_bytes": peak - before,
         "ratio_to_sparse": (peak - before) / nbytes(X),
+        "warmup_bytes": before - start,
+        "stage_extra_peak_bytes": {k: v - before for k, v in stages.peaks.items()},
+        "peak_at": stages.where,
         "fit_s": seconds,
     }
 
@@ -127,7 +199,9 @@ def part_memory(args):
             f"{100 * row['density']:.2f} %), sparse {row['sparse_bytes'] / 2**20:.0f} MiB, "
             f"fit's extra peak {row['fit_extra_peak_bytes'] / 2**20:.0f} MiB = "
             f"{row['ratio_to_sparse']:.2f}x the sparse matrix (target < 3x); fit "
-            f"{row['fit_s']:.1f} s"
+            f"{row['fit_s']:.1f} s; by stage (MiB) "
+            f"{ {k: round(v / 2**20) for k, v in row['stage_extra_peak_bytes'].items()} }; "
+            f"peak at {row['peak_at']}"
         )
     return out
 
@@ -141,11 +215,14 @@ def part_epoch(args):
     D = X.toarray().astype(np.float32)
     out = {}
     for name in args.estimators:
-        if name == "BADRClassifier":
-            continue  # not trained by epochs
         times = {"sparse": [], "dense": []}
         for _ in range(args.repeats):
             for kind, data in (("sparse", X), ("dense", D)):
+                if name == "BADRClassifier":  # no epochs: the whole fit
+                    t0 = time.perf_counter()
+                    estimator(name).fit(data, y, sensitive_features=A)
+                    times[kind].append(time.perf_counter() - t0)
+                    continue
                 est = estimator(name, max_epochs=2).fit(data, y, sensitive_features=A)
                 times[kind].append(statistics.median(r["seconds"] for r in est.history_))
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -217,9 +294,7 @@ def main(argv=None):
     parser.add_argument("--columns", type=int, default=10)
     parser.add_argument("--categories", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--estimators", nargs="*", default=["FairMLPClassifier", "FairBiNNClassifier"]
-    )
+    parser.add_argument("--estimators", nargs="*", default=list(ESTIMATORS))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out")
     parser.add_argument("--_case", help=argparse.SUPPRESS)

@@ -277,12 +277,16 @@ def _sparse_model_features(X, columns):
     X = X.tocsr() if X.format != "csr" else X
     if columns is not None:
         X = X[:, np.asarray(columns, dtype=np.intp)]
-    with np.errstate(over="ignore"):
-        X32 = X.astype(np.float32, copy=False)
-    if X32.dtype != X.dtype:
-        _check_float32(X32.data, X.data)
+    if X.dtype != np.float32:  # new values, the index arrays shared (scipy's astype
+        with np.errstate(over="ignore"):  # would copy them too)
+            data = X.data.astype(np.float32)
+        _check_float32(data, X.data)
+        X32 = sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape, copy=False)
+        X32.has_canonical_format = X.has_canonical_format
+    else:
+        X32 = X
     if not X32.has_canonical_format:
-        X32 = X32.copy() if X32 is X else X32
+        X32 = X32.copy()  # sum_duplicates sorts in place: never the caller's arrays
         X32.sum_duplicates()
     stored = X32.data.view(np.uint32) != 0  # a stored +0.0 is the same as no entry
     if not stored.all():  # (eliminate_zeros would drop -0.0 too)

@@ -275,6 +275,10 @@ class BaseFairEstimator(BaseEstimator):
     #: network whose first layer is a Linear applied to ``batch.x``, and nothing else
     #: reading ``batch.x``): sparse matrix products instead of dense rows
     _sparse_batches = False
+    #: whether the networks that training-time outputs run (``_forward`` and the modules
+    #: given to ``_outputs``) read their input only through a first Linear layer, so
+    #: that blocks of sparse X reach them as sparse CSR tensors (no dense block)
+    _sparse_outputs = False
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, n_outputs):
@@ -695,7 +699,9 @@ class BaseFairEstimator(BaseEstimator):
         one ends at the last row, overlapping the one before; an X shorter than a block
         is padded with zero rows), and each block is densified, converted to the
         model's dtype and computed by one thread; the first block by the calling thread,
-        the others spread over ``torch.get_num_threads()`` threads. Every row is thus
+        the others spread over the threads that the fit's rule gives the whole prediction
+        (:func:`~skfairbilevel.nn.threads.threads_for` of rows times weights, at most
+        ``torch.get_num_threads()``). Every row is thus
         computed by the same kernels on an input of the same shape and alignment (one
         thread splits no operation): its output does not depend on the other rows, their
         number or their order, nor on the thread count.
@@ -734,7 +740,9 @@ class BaseFairEstimator(BaseEstimator):
             out[start : start + rows] = block(start)  # float64, on the CPU
 
         starts = range(rows, n, rows)
-        workers = min(torch.get_num_threads(), len(starts)) if cpu else 1
+        # the fit's thread rule on the whole prediction: a thread per 2**26 multiply-adds
+        n_weights = sum(p.numel() for p in self.module_.parameters())
+        workers = min(threads_for(n * n_weights), len(starts)) if cpu else 1
         if workers <= 1:
             with torch_threads(1) if cpu else nullcontext():
                 for start in starts:
@@ -752,11 +760,16 @@ class BaseFairEstimator(BaseEstimator):
 
     def _fit_threads(self, n_rows):
         """Intra-op threads for the training steps (:func:`~skfairbilevel.nn.threads.
-        threads_for`): rows per step (``batch_size`` where the estimator has one, else
-        all rows) times the number of weights."""
+        threads_for` of :meth:`_step_work`)."""
+        return threads_for(self._step_work(n_rows))
+
+    def _step_work(self, n_rows):
+        """Multiply-adds of the forward pass of one training step: rows per step
+        (``batch_size`` where the estimator has one, else all ``n_rows``) times the
+        number of weights."""
         step = min(n_rows, int(getattr(self, "batch_size", n_rows) or n_rows))
         n_weights = sum(p.numel() for p in self.module_.parameters())
-        return threads_for(max(1, step) * n_weights)
+        return max(1, step) * n_weights
 
     # ------------------------------------------------------------------ sklearn glue
     def __sklearn_tags__(self):
@@ -902,11 +915,14 @@ class EpochTrainingMixin:
 
     def _outputs(self, data, fn=None):
         """``fn`` (default :meth:`_forward`) over the rows of ``data``, by blocks of
-        rows (a block at a time is dense: at most ``ACCURACY_BLOCK`` rows and
-        ``BLOCK_ELEMENTS`` values), concatenated."""
+        rows, concatenated: blocks of sparse X as sparse CSR tensors of
+        ``ACCURACY_BLOCK`` rows where the networks take them (``_sparse_batches`` or
+        ``_sparse_outputs``), otherwise dense blocks of at most ``ACCURACY_BLOCK`` rows
+        and ``BLOCK_ELEMENTS`` values."""
         fn = self._forward if fn is None else fn
+        sparse = data.is_sparse and (self._sparse_batches or self._sparse_outputs)
         rows = min(ACCURACY_BLOCK, max(1, BLOCK_ELEMENTS // max(data.n_features, 1)))
-        outs = [fn(x) for _, x in data.chunks(rows)]
+        outs = [fn(x) for _, x in data.chunks(ACCURACY_BLOCK if sparse else rows, sparse=sparse)]
         if not outs:  # no rows: the output of an empty block
             outs = [fn(data.rows(torch.zeros(0, dtype=torch.long, device=data.device)))]
         return torch.cat(outs)

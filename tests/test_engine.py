@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skfairbilevel import FairMLPClassifier
+from skfairbilevel import FairMLPClassifier, all_estimators
 from skfairbilevel.base import canonical_index
 from skfairbilevel.exceptions import (
     NonFiniteLossError,
@@ -23,6 +23,8 @@ from skfairbilevel.exceptions import (
 )
 from skfairbilevel.nn.engine import TensorData, balanced_batches, make_generators, resolve_device
 from skfairbilevel.nn.optim import LeanAdam
+
+from ._fast import fast_instance
 
 
 def biased_data(n=400, seed=0):
@@ -555,3 +557,55 @@ def test_sparse_rows_give_the_dense_rows_and_csr_batches():
     assert data.batch(torch.tensor([1, 2])).x.layout == torch.strided
     data.sparse_batches = True
     np.testing.assert_array_equal(data.batch(torch.tensor([2, 1])).x.to_dense().numpy(), X[[29, 0]])
+
+
+def test_batch_part_slices_dense_and_sparse_csr_rows():
+    """``Batch.part`` gives the same rows whether ``x`` is dense or a CSR tensor (which
+    torch cannot slice), with the matching targets, groups, weights and positions."""
+    import warnings
+
+    from skfairbilevel.nn.engine import Batch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(7, 5, generator=gen)
+    x[x < 0.6] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        csr = x.to_sparse_csr()
+    y, g, w, idx = (
+        torch.arange(7),
+        torch.arange(7) % 2,
+        torch.rand(7, generator=gen),
+        torch.arange(7),
+    )
+    for start, stop in ((0, 3), (3, 7), (2, 2), (0, 7)):
+        for xx in (x, csr):
+            part = Batch(xx, y, g, w, idx).part(start, stop)
+            got = part.x.to_dense() if part.x.layout == torch.sparse_csr else part.x
+            assert torch.equal(got, x[start:stop])
+            assert torch.equal(part.y, y[start:stop]) and torch.equal(part.g, g[start:stop])
+            assert torch.equal(part.w, w[start:stop]) and torch.equal(part.idx, idx[start:stop])
+
+
+@pytest.mark.parametrize("name, cls", all_estimators(), ids=[n for n, _ in all_estimators()])
+def test_every_estimator_verbose_2_writes_a_line_per_iteration(name, cls, capsys):
+    """Every estimator trains through the engine's loop: ``verbose=2`` writes one line
+    per recorded iteration (its number and values) and the bar stays; ``verbose=0``
+    writes nothing."""
+    X, y, A = biased_data()
+    if name.endswith("Regressor"):
+        y = X[:, 0] + y
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast_instance(name, cls, verbose=0).fit(X, y, sensitive_features=A)
+        assert capsys.readouterr().err == ""
+        est = fast_instance(name, cls, verbose=2).fit(X, y, sensitive_features=A)
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.endswith(" s)")]
+    assert len(est.history_) >= 1
+    assert len(lines) == len(est.history_)
+    for k, line in enumerate(lines):
+        assert f" {k + 1}/" in line and "=" in line, line
+    # the bar stays after fit: its last state is the end of the output
+    last = err.rstrip().replace("\r", "\n").splitlines()[-1]
+    assert name in last and ("it/s" in last or "s/it" in last), last

@@ -344,24 +344,3 @@ def test_upper_class_weight_from_the_validation_counts():
     np.testing.assert_allclose(own.class_weight_, balanced(y), rtol=1e-6)
     np.testing.assert_array_equal(train.upper_class_weight_, train.class_weight_)
     assert np.abs(own.predict_proba(Xv) - train.predict_proba(Xv)).max() > 1e-6
-
-
-def test_fit_threads_count_the_rows_and_weights_of_one_step():
-    # a step sees 5 copies of at most 50 rows of each of the 2 groups (lower level) or at
-    # most 1,024 validation rows (upper level), each through one network's means and
-    # variances: 2 * (5*400 + 400 + 400*200 + 200 + 200*100 + 100 + 100*2 + 2) weights
-    X, y, A = make_biased_classification(120, 5, n_groups=2, random_state=0)
-    est = FACIMSClassifier(max_epochs=1, inner_steps=1, outer_steps=1, neumann_terms=1)
-    est.set_params(random_state=0).fit(X, y, sensitive_features=A)
-    n_weights = 2 * 102_902
-    assert sum(p.numel() for p in est.module_.prior.parameters()) == n_weights
-    before = torch.get_num_threads()
-    torch.set_num_threads(4)
-    try:
-        # 1,024 rows x 205,804 weights = 3.1 x 2**26 multiply-adds: 3 threads, whatever
-        # the number of training rows (all rows times every group's weights would be 4)
-        assert est._fit_threads(10**6) == 3
-        # 30 rows: 2 x 5 x 30 = 300 rows x 205,804 < 2**26: one thread
-        assert est._fit_threads(30) == 1
-    finally:
-        torch.set_num_threads(before)

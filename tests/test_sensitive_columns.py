@@ -224,3 +224,35 @@ def test_boolean_sensitive_column_by_id():
     assert list(est.groups_) == [False, True]
     flipped = X.assign(sex=~X["sex"])
     assert_array_equal(est.predict_proba(flipped), est.predict_proba(X))
+
+
+@pytest.mark.parametrize("name, cls", all_estimators(), ids=IDS)
+def test_sensitive_features_and_X_from_every_dataframe_library(name, cls):
+    """``sensitive_features`` (a series, a one-column or two-column frame) and ``X`` (a
+    numeric frame) from pandas, polars or pyarrow train the model of numpy arrays."""
+    pl = pytest.importorskip("polars")
+    pa = pytest.importorskip("pyarrow")
+    X, y = _frame()
+    A = X[["sex", "job"]]
+    X = _numeric(X).drop(columns="sex")
+    y = _target(name, y, X)
+    Xn = X.to_numpy()
+    series = {
+        "numpy": A["sex"].to_numpy(),
+        "pandas": A["sex"],
+        "polars": pl.Series("sex", A["sex"].to_numpy()),
+        "pyarrow": pa.chunked_array([A["sex"].to_numpy()]),
+        "polars frame": pl.from_pandas(A[["sex"]]),
+    }
+    frames = {"pandas": X, "polars": pl.from_pandas(X), "pyarrow": pa.Table.from_pandas(X)}
+    reference = _outputs(_aware(name, cls).fit(Xn, y, sensitive_features=series["numpy"]), Xn)
+    for kind, A_kind in series.items():
+        X_kind = frames.get(kind, Xn)
+        est = _aware(name, cls).fit(X_kind, y, sensitive_features=A_kind)
+        assert list(est.groups_) == ["female", "male"], kind
+        for method, values in _outputs(est, X_kind).items():
+            assert_array_equal(values, reference[method], err_msg=f"{kind} {method}")
+    # two columns: the groups are their combinations, in every library
+    two = {"pandas": A, "polars": pl.from_pandas(A), "pyarrow": pa.Table.from_pandas(A)}
+    groups = [_aware(name, cls).fit(Xn, y, sensitive_features=a).n_groups_ for a in two.values()]
+    assert groups == [6, 6, 6]

@@ -79,7 +79,7 @@ def test_fit_uses_more_threads_for_large_steps(two_threads, monkeypatch):
     assert torch.get_num_threads() == 2
 
 
-def test_predict_blocks_run_on_one_thread_each(two_threads):
+def test_predict_blocks_run_on_one_thread_each(two_threads, monkeypatch):
     X, y, A = make_biased_classification(100, 4, random_state=0)
     est = FairMLPClassifier(hidden_layer_sizes=(8,), max_epochs=2).fit(X, y, sensitive_features=A)
     rows = est._predict_block_rows()
@@ -92,8 +92,17 @@ def test_predict_blocks_run_on_one_thread_each(two_threads):
 
     est._forward = spy
     X_big = np.tile(X, (3 * rows // len(X) + 1, 1))
+    # a small network's prediction is little work: the fit's rule gives it one thread,
+    # every block runs in the calling thread
     scores = est.decision_function(X_big)
     assert len(seen) == -(-len(X_big) // rows)
+    assert {ident for ident, _ in seen} == {threading.get_ident()}
+    assert {count for _, count in seen} == {1}
+    # more work than one thread's share (rows x weights): the blocks are spread
+    n_weights = sum(p.numel() for p in est.module_.parameters())
+    monkeypatch.setattr(threads, "WORK_PER_THREAD", len(X_big) * n_weights // 2)
+    seen.clear()
+    np.testing.assert_array_equal(est.decision_function(X_big), scores)
     assert {count for _, count in seen} == {1}
     # the first block in the calling thread, the others by the pool's worker threads
     assert seen[0][0] == threading.get_ident()
@@ -102,3 +111,23 @@ def test_predict_blocks_run_on_one_thread_each(two_threads):
     est._forward = forward
     torch.set_num_threads(1)
     np.testing.assert_array_equal(est.decision_function(X_big), scores)
+
+
+def test_facims_default_fit_on_one_thread(two_threads):
+    """FACIMS's steps run one network at a time on small batches (a validation batch, a
+    batch per group): its default fit of 2,000 x 20 rows (the one of
+    benchmarks/bench_threads.py) trains on one thread, not on all rows times every
+    group's weights (which asked for two threads and was 10x slower next to a busy
+    process)."""
+    from skfairbilevel import FACIMSClassifier
+
+    X, y, A = make_biased_classification(2000, 20, random_state=0)
+    est = FACIMSClassifier(max_epochs=1, random_state=0)
+    seen = []
+    _spy_fit(est, seen)
+    est.fit(X, y, sensitive_features=A)
+    assert seen == [1]
+    prior = sum(p.numel() for p in est.module_.prior.parameter_list()) // 2
+    assert prior == 20 * 400 + 400 + 400 * 200 + 200 + 200 * 100 + 100 + 100 * 2 + 2
+    assert est._step_work(est.n_train_rows_) == 1024 * prior  # the validation batch
+    assert torch.get_num_threads() == 2

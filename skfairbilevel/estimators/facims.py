@@ -399,18 +399,6 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _fit_threads(self, n_rows):
-        """The thread rule (:func:`~skfairbilevel.nn.threads.threads_for`) for the work
-        of one step: ``n_mc`` copies of at most ``group_batch_size`` rows of each updated
-        group, each through its own network (lower level), or the validation batch
-        (upper level), times the means and variances of one network; not all ``n_rows``
-        training rows times every group's parameters."""
-        groups = min(self.n_groups_, self.groups_per_epoch or self.n_groups_)
-        lower = groups * self.n_mc * min(self.group_batch_size, n_rows)
-        upper = n_rows if self.val_batch_size is None else min(self.val_batch_size, n_rows)
-        n_weights = sum(p.numel() for p in self.module_.prior.parameters())
-        return threads_for(max(lower, upper) * n_weights)
-
     def _build_module(self, n_features, n_outputs):
         return TriLevelNet(
             n_features,
@@ -440,6 +428,16 @@ class FACIMSClassifier(FairClassifierMixin, BaseFairEstimator):
     def _forward(self, x):
         """Log of the Monte Carlo averaged probabilities (softmax logits of the mixture)."""
         return torch.log(self._proba_tensor(x).clamp_min(torch.finfo(torch.float32).tiny))
+
+    def _step_work(self, n_rows):
+        """The largest forward pass of a step goes through one network (the global
+        model's means): the validation batch (``n_mc_hyper`` draws each) or a batch of
+        every group (``n_mc`` draws each), not all rows through every group's model."""
+        rows = max(
+            min(n_rows, self.val_batch_size or n_rows) * max(1, self.n_mc_hyper),
+            self.group_batch_size * self.n_mc * self.n_groups_,
+        )
+        return rows * sum(p.numel() for p in self.module_.prior.parameter_list()) // 2
 
     def _sam_radii(self, data):
         if not self.sam:

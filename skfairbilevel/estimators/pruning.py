@@ -289,6 +289,8 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         self.random_state = random_state
 
     _learning_rates = ("lr", "score_lr")
+    # the steps read batch.x only through the network's first (masked) Linear layer
+    _sparse_batches = True
 
     # ------------------------------------------------------------------ hooks
     def _check_method_params(self):
@@ -440,12 +442,11 @@ class FairPruningClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEst
         lr2 = float(self.implicit_lr)
 
         def step(b):
-            m = b.x.shape[0] // 2
-            w = None if b.w is None else b.w[:m]
-            loss_w, _ = objective(b.x[:m], b.y[:m], b.g[:m], w)
+            m = b.idx.shape[0] // 2
+            lo, up = b.part(0, m), b.part(m, 2 * m)
+            loss_w, _ = objective(lo.x, lo.y, lo.g, lo.w)
             descend(loss_w, opt_w, weights)
-            w = None if b.w is None else b.w[m:]
-            loss_s, parts = objective(b.x[m:], b.y[m:], b.g[m:], w)
+            loss_s, parts = objective(up.x, up.y, up.g, up.w)
             grads = torch.autograd.grad(loss_s, scores + implicit_weights)
             g_s, g_theta = grads[: len(scores)], grads[len(scores) :]
             for s, gs, gt, theta in zip(scores, g_s, g_theta, implicit_weights, strict=True):

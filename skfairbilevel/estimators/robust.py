@@ -272,6 +272,9 @@ class FairRobustClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEsti
                 f"{self.hidden_layer_sizes!r}. Use inner_solver='trs' for an MLP."
             )
 
+    # the training-time outputs (accuracy and gaps) read x only through the first Linear
+    _sparse_outputs = True
+
     def _affine(self):
         return not layer_widths(self.hidden_layer_sizes)
 

@@ -74,6 +74,36 @@ class Batch:
     first: bool = True
     last: bool = True
 
+    def part(self, start, stop):
+        """The rows ``start .. stop - 1`` of the batch (``x`` dense or sparse CSR)."""
+        return Batch(
+            _slice_rows(self.x, start, stop),
+            self.y[start:stop],
+            self.g[start:stop],
+            None if self.w is None else self.w[start:stop],
+            self.idx[start:stop],
+            self.first,
+            self.last,
+        )
+
+
+def _slice_rows(x, start, stop):
+    """Rows ``start .. stop - 1`` of a dense tensor or of a sparse CSR tensor (which
+    torch cannot slice)."""
+    if x.layout != torch.sparse_csr:
+        return x[start:stop]
+    crow = x.crow_indices()
+    lo, hi = int(crow[start]), int(crow[stop])
+    with warnings.catch_warnings():  # torch's notice that sparse CSR is in beta
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            crow[start : stop + 1] - lo,
+            x.col_indices()[lo:hi],
+            x.values()[lo:hi],
+            size=(stop - start, x.shape[1]),
+            check_invariants=False,
+        )
+
 
 class SparseRows:
     """A CSR matrix on a device whose rows are made dense only when they are used.
@@ -223,17 +253,27 @@ class TensorData:
         device), of shape ``(*idx.shape, n_features)``."""
         return _gather(self.features, self.positions(idx))
 
-    def chunks(self, size):
+    @property
+    def is_sparse(self):
+        """Whether the stored features are sparse (:class:`SparseRows`)."""
+        return isinstance(self.features, SparseRows)
+
+    def chunks(self, size, *, sparse=False):
         """``(start, features of rows start .. start + size - 1)`` over all rows, in
-        order: dense blocks of at most ``size`` rows."""
+        order: dense blocks of at most ``size`` rows; with ``sparse`` and sparse
+        features, sparse CSR tensors (for matrix products that need no dense rows)."""
         n, size = len(self), max(1, int(size))
-        dense_in_order = self.index is None and not isinstance(self.features, SparseRows)
+        dense_in_order = self.index is None and not self.is_sparse
         for start in range(0, n, size):
             stop = min(start + size, n)
             if dense_in_order:
                 yield start, self.features[start:stop]
+                continue
+            idx = torch.arange(start, stop, device=self.device)
+            if sparse and self.is_sparse:
+                yield start, self.features.csr(self.positions(idx))
             else:
-                yield start, self.rows(torch.arange(start, stop, device=self.device))
+                yield start, self.rows(idx)
 
     @property
     def X(self):
@@ -276,11 +316,11 @@ class TensorData:
         return list(torch.split(order, counts))
 
 
-def row_chunks(X, size):
+def row_chunks(X, size, *, sparse=False):
     """``(start, block)`` over the rows of ``X`` (a dense tensor or :class:`TensorData`)
-    in blocks of at most ``size`` rows."""
+    in blocks of at most ``size`` rows (``sparse``: see :meth:`TensorData.chunks`)."""
     if isinstance(X, TensorData):
-        yield from X.chunks(size)
+        yield from X.chunks(size, sparse=sparse)
         return
     for start in range(0, X.shape[0], max(1, int(size))):
         yield start, X[start : start + size]

@@ -158,6 +158,11 @@ class GroupRiskProblem:
         # a float64 linear model; it is then upcast one chunk of rows at a time
         self.dtype = self.params[0].dtype
         self.chunk = max(256, CHUNK_ELEMENTS // (X.shape[1] + 1))
+        # sparse X: chunks of CSR rows multiplied as they are, sized by stored entries
+        self.sparse = getattr(X, "is_sparse", False)
+        if self.sparse:
+            per_row = -(-int(X.features.col.shape[0]) // max(1, X.features.shape[0]))
+            self.sparse_chunk = max(self.chunk, CHUNK_ELEMENTS // max(1, per_row))
         double = self.dtype == torch.float64
         self.grad_tol = 1e-11 if double else 1e-6
         self.cg_tol = 1e-12 if double else 1e-6
@@ -174,10 +179,14 @@ class GroupRiskProblem:
                 self.onehot = F.one_hot(y, net.out_features).to(dt)
 
     # ---------------------------------------------------------------- row chunks
-    def _row_chunks(self):
+    def _row_chunks(self, dense=False):
         """``(start, X[start:start + chunk])`` in the compute dtype: the only copies of
-        X the problem makes are one chunk at a time."""
-        for start, xc in row_chunks(self.X, self.chunk):
+        X the problem makes are one chunk at a time. Sparse X gives sparse CSR chunks
+        (for the matrix products, ``chunk @ W.T`` and ``R.T @ chunk``) unless
+        ``dense``."""
+        sparse = self.sparse and not dense
+        size = self.sparse_chunk if sparse else self.chunk
+        for start, xc in row_chunks(self.X, size, sparse=sparse):
             yield start, xc.to(self.dtype)
 
     def _affine(self, theta):
@@ -290,7 +299,7 @@ class GroupRiskProblem:
         f = torch.zeros((), dtype=theta.dtype, device=theta.device)
         G = torch.zeros(K, d1, dtype=theta.dtype, device=theta.device)
         H = torch.zeros(K * d1, K * d1, dtype=theta.dtype, device=theta.device) if hessian else None
-        for start, xc in self._row_chunks():
+        for start, xc in self._row_chunks(dense=True):
             stop = start + xc.shape[0]
             c = lam[self.g[start:stop]] * self.rw[start:stop]
             loss, r, h, P = self._row_terms(torch.addmm(b, xc, W.T), start)

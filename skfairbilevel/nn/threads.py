@@ -8,9 +8,11 @@ becomes tens of times slower than with one thread. The rule used in ``fit``:
     threads = min(torch.get_num_threads(), max(1, rows_per_step * n_weights // 2**26))
 
 ``rows_per_step * n_weights`` is about the multiply-adds of one forward pass of a
-training step; one more thread is used per 2**26 (about 67 million) of them, so a thread
-only gets work that takes milliseconds. ``torch.set_num_threads`` still sets the most
-threads used; the count is restored when the fit ends.
+training step (the estimator's ``_step_work``; FACIMS counts its largest batch through
+one network, since its steps run one network at a time); one more thread is used per
+2**26 (about 67 million) of them, so a thread only gets work that takes milliseconds.
+``torch.set_num_threads`` still sets the most threads used; the count is restored when
+the fit ends.
 """
 
 from contextlib import contextmanager
