@@ -22,7 +22,6 @@ from ..base import BaseFairEstimator, FairClassifierMixin, holdout_by_strata
 from ..nn.engine import LRSchedulers, draw_groups
 from ..nn.gaussian import DIVERGENCES, sampled_forward
 from ..nn.modules import ACTIVATIONS, layer_widths
-from ..nn.threads import threads_for
 from ..nn.trilevel import TriLevelNet, TriLevelProblem, balanced_class_weights
 
 __all__ = ["FACIMSClassifier"]
