@@ -157,9 +157,7 @@ def test_exact_solver_lands_on_the_grid_optimum(fairness):
 
 def test_exact_solver_three_groups_beats_every_vertex_and_uniform():
     X, y, g = classification_data(900, n_groups=3, seed=2)
-    clf = BADRClassifier("demographic_parity", score_tolerance=None).fit(
-        X, y, sensitive_features=g
-    )
+    clf = BADRClassifier("demographic_parity", score_tolerance=None).fit(X, y, sensitive_features=g)
     uni = BADRClassifier("demographic_parity", init="uniform", max_iter=1).fit(
         X, y, sensitive_features=g
     )
@@ -374,9 +372,9 @@ def test_interrupt_keeps_last_completed_iteration(monkeypatch):
 
     monkeypatch.setattr(badr, "project_simplex", flaky)
     with pytest.warns(TrainingInterruptedWarning):
-        clf = BADRClassifier(
-            solver="sgd", max_iter=50, score_tolerance=None, random_state=0
-        ).fit(X, y, sensitive_features=g)
+        clf = BADRClassifier(solver="sgd", max_iter=50, score_tolerance=None, random_state=0).fit(
+            X, y, sensitive_features=g
+        )
     assert clf.interrupted_ and clf.n_iter_ == 5
     last = clf.history_[-1]
     # the state after the 5th update: lambda from the 5th projection, not a refit

@@ -717,9 +717,7 @@ def test_algorithm1_fit_uses_the_closed_form_follower(biased, monkeypatch):
         return original(self, h, b, eta)
 
     monkeypatch.setattr(ClosedFormFollower, "__call__", counting)
-    est = FairBiNNClassifier(**{**FAST, **ALG1, "max_epochs": 2}).fit(
-        X, y, sensitive_features=A
-    )
+    est = FairBiNNClassifier(**{**FAST, **ALG1, "max_epochs": 2}).fit(X, y, sensitive_features=A)
     assert len(calls) == 2 * math.ceil(len(y) / FAST["batch_size"])  # one per leader step
     calls.clear()
     est.set_params(activation="gelu").fit(X, y, sensitive_features=A)  # autograd instead
