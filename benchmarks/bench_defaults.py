@@ -22,7 +22,9 @@ figures are only reported; nothing here is chosen on them. Parts:
   as written (their cross-validation folds are the validation data), and whether their
   constrained refit finds a candidate within the bound;
 * ``timing``: BADRClassifier's fit with and without ``score_tolerance`` on Adult (CPU
-  seconds, same process, alternating).
+  seconds, same process, alternating);
+* ``fronts``: for every point of ``done`` that fails, the method's front over its
+  registry grid on that dataset (test and validation means over the seeds).
 
 ``defaults.json`` keeps every part's numbers (a part run again replaces its entry);
 ``defaults.md`` is written from it with a PASS / FAIL per "done when" point.
@@ -61,11 +63,16 @@ def _load():
 
 
 def _save(part, payload, args):
-    data = _load()
-    if part == "done" and "done" in data:  # a run on some datasets keeps the others
-        payload["datasets"] = {**data["done"]["datasets"], **payload["datasets"]}
-    data[part] = {"machine": machine(args.command), **payload}
-    write_json(JSON, data)
+    """Replace ``part`` in defaults.json (under a lock: parts may run in parallel)."""
+    import fcntl
+
+    with open(RESULTS / ".defaults.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _load()
+        if part == "done" and "done" in data:  # a run on some datasets keeps the others
+            payload["datasets"] = {**data["done"]["datasets"], **payload["datasets"]}
+        data[part] = {"machine": machine(args.command), **payload}
+        write_json(JSON, data)
     return data
 
 
@@ -348,6 +355,77 @@ def part_timing(args):
     return {"cpu_seconds": cpu, "ratio_median": round(ratio, 2), "rows": int(len(y))}
 
 
+# --------------------------------------------------------------------------- fronts
+def part_fronts(args):
+    """The runner's swept front (the registry's knob grid) of every method whose
+    "done when" point failed in the ``done`` part, on that dataset."""
+    data = _load()
+    if "done" not in data:
+        raise SystemExit("run --part done first: the fronts are drawn for its failures")
+    _, points = _done_tables(data["done"])
+    failed = sorted({(est, ds) for (est, ds), ok in points.items() if ok is False})
+    out = {}
+    for est, ds in failed:
+        res = _run([est], ds, args)
+        cols = ["accuracy", "balanced_accuracy", "dp_difference", "sufficiency_gap"]
+        table = res.runs.groupby(["split", "point", "params"], sort=True)[cols].mean()
+        out[f"{est}@{ds}"] = {
+            "method": est,
+            "dataset": ds,
+            "knob": res.info["methods"][0]["knob"],
+            "rows": table.reset_index().to_dict(orient="records"),
+        }
+        print(f"front {est} on {ds}: {len(table)} rows", flush=True)
+    if "regressor" in data:  # BADRRegressor: its score_tolerance grid on the task
+        _, reg_points = _regressor_lines(data["regressor"])
+        for (_, task), ok in reg_points.items():
+            if ok is False:
+                rows = _regression_runs(task, args, (0.0025, 0.005, 0.01, 0.02, 0.03))
+                out[f"badr_regressor@{task}"] = {
+                    "method": "badr_regressor",
+                    "task": task,
+                    "rows": rows,
+                }
+    return {"fronts": out}
+
+
+def _front_lines(fronts):
+    lines = []
+    for f in fronts["fronts"].values():
+        if f["method"] == "badr_regressor":
+            lines += [
+                f"### BADRRegressor on {f['task']}: R^2 and mean-prediction gap over "
+                "`score_tolerance` (means over seeds)",
+                "",
+                "| config | validation R^2 | validation gap | test R^2 | test gap |",
+                "|---|---|---|---|---|",
+            ]
+            for cfg in dict.fromkeys(r["config"] for r in f["rows"]):
+                sel = [r for r in f["rows"] if r["config"] == cfg]
+                vals = [
+                    np.mean([r[k] for r in sel])
+                    for k in ("validation_r2", "validation_gap", "test_r2", "test_gap")
+                ]
+                lines.append(f"| {cfg} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
+            lines.append("")
+            continue
+        lines += [
+            f"### {f['method']} on {f['dataset']}: the runner's front over `{f['knob']}`",
+            "",
+            "| split | knob | accuracy | balanced acc. | DP | sufficiency gap |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in f["rows"]:
+            value = ", ".join(f"{v}" for v in json.loads(r["params"]).values())
+            lines.append(
+                f"| {r['split']} | {value} | {r['accuracy']:.4f} | "
+                f"{r['balanced_accuracy']:.4f} | {r['dp_difference']:.4f} | "
+                f"{r['sufficiency_gap']:.4f} |"
+            )
+        lines.append("")
+    return lines, {}
+
+
 # --------------------------------------------------------------------------- report
 def _pct(a, b):
     return f"{100 * (a - b) / b:+.0f}%" if b else "-"
@@ -508,6 +586,7 @@ def write_report(data):
         ("knobs", "5-point knob grids on Adult (validation)"),
         ("quickstart", "The quick start's GridSearchCV"),
         ("timing", "BADRClassifier: the score budget's cost on Adult"),
+        ("fronts", "Where a point failed: the method's swept front (the runner's registry)"),
     ):
         if part not in data:
             continue
@@ -533,6 +612,8 @@ def write_report(data):
                 "and the sufficiency gap, FairRobust on the signed TPR gap): "
                 "`defaults_knobs/report.md`.",
             ]
+        elif part == "fronts":
+            body, pts = _front_lines(d)
         elif part == "quickstart":
             pts, body = {}, []
             for where in ("quickstart", "readme"):
@@ -572,12 +653,14 @@ PARTS = {
     "knobs": part_knobs,
     "quickstart": part_quickstart,
     "timing": part_timing,
+    "fronts": part_fronts,
 }
 
 
 def main(argv=None):
     ap = parser(__doc__)
     ap.add_argument("--part", nargs="*", choices=list(PARTS), default=list(PARTS))
+    # (the default order runs "fronts" after "done", whose failures it sweeps)
     ap.add_argument("--datasets", nargs="*", choices=DATASETS, default=list(DATASETS))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n-jobs", type=int, default=2)
