@@ -253,7 +253,6 @@ class _ReductionClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             sensitive_features,
             self.sensitive_feature_ids,
             drop=self.drop_sensitive,
-            values=X,
         )
         if A is None:
             raise ValueError(
