@@ -500,6 +500,7 @@ def test_without_sensitive_features_magnitude_does_not_warn(data):
         (dict(sparsity=float("nan")), "sparsity"),
         (dict(pruning="snip"), "pruning"),
         (dict(fairness_weight=-1), "fairness_weight"),
+        (dict(fairness="statistical_parity"), "fairness.*accuracy_parity"),
         (dict(temperature=0), "temperature"),
         (dict(score_lr=0), "score_lr"),
         (dict(score_momentum=1.0), "score_momentum"),
