@@ -106,9 +106,9 @@ def run_classification(name, fairness, seeds, n_max):
         for method in METHODS:
             gw = None if method == "badr" else method
             with shared.Clock() as clock:
-                clf = BADRClassifier(fairness, alpha=1e-2, group_weights=gw).fit(
-                    Ztr, y[tr], sensitive_features=A[tr]
-                )
+                clf = BADRClassifier(
+                    fairness, alpha=1e-2, group_weights=gw, score_tolerance=None
+                ).fit(Ztr, y[tr], sensitive_features=A[tr])
             seconds = clock.wall
             pred = clf.predict(Zte)
             rows.append(
@@ -140,9 +140,9 @@ def run_regression(seeds, n_max):
         Ztr, Zte = features(X, tr, te, pre_kw)
         for method in METHODS:
             gw = None if method == "badr" else method
-            reg = BADRRegressor("demographic_parity", alpha=0.1, group_weights=gw).fit(
-                Ztr, y[tr], sensitive_features=A[tr]
-            )
+            reg = BADRRegressor(
+                "demographic_parity", alpha=0.1, group_weights=gw, score_tolerance=None
+            ).fit(Ztr, y[tr], sensitive_features=A[tr])
             pred = reg.predict(Zte)
             gaps = [pred[A[te] == a].mean() for a in np.unique(A[te])]
             rows.append(

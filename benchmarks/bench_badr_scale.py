@@ -53,7 +53,7 @@ def problem(n, d, seed):
     X, y, A = make_biased_classification(
         n, d, bias=1.0, group_proportions=[0.7, 0.3], random_state=seed
     )
-    common = dict(fairness="individual_fairness", alpha=0.1, init="uniform")
+    common = dict(fairness="individual_fairness", alpha=0.1, init="uniform", score_tolerance=None)
     with shared.Clock() as clock:
         BADRClassifier(group_weights="uniform", **common).fit(X, y, sensitive_features=A)
     return X, y, A, common, clock.wall

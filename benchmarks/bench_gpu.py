@@ -396,7 +396,8 @@ def part_fairbinn(args):
         for mode in ("bilevel", "lagrangian"):
             est = FairBiNNClassifier(
                 mode=mode, batch_size=batch, max_epochs=2 if args.quick else 6,
-                device=args.device, random_state=0,
+                update_order="leader_first", leader_includes_fairness_grad=False,
+                eta=100.0, device=args.device, random_state=0,
             )  # fmt: skip
             est.fit(X, y, sensitive_features=A)
             epoch_s[mode] = statistics.median(r["seconds"] for r in est.history_[1:])

@@ -47,7 +47,7 @@ if QUICK:
 else:
     dataset, seeds = "adult", 3
     methods = [
-        "fair_mlp,fairbinn_ref,badr,eg_dp,gs_dp,threshold_dp,threshold_dp_hgb,"
+        "fair_mlp,fairbinn,badr,eg_dp,gs_dp,threshold_dp,threshold_dp_hgb,"
         "adversarial,correlation_remover,logreg,hgb",
         forest,
     ]

@@ -147,7 +147,7 @@ def test_exact_solver_lands_on_the_grid_optimum(fairness):
         for t in grid
     ]
     best = grid[int(np.argmin(values))]
-    clf = BADRClassifier(fairness).fit(X, y, sensitive_features=g)
+    clf = BADRClassifier(fairness, score_tolerance=None).fit(X, y, sensitive_features=g)
     assert abs(clf.group_weights_[0] - best) <= 0.01
     assert clf.fairness_objective_ <= min(values) + 1e-9
     assert clf.n_iter_ < clf.max_iter  # stopped on tol
@@ -157,7 +157,7 @@ def test_exact_solver_lands_on_the_grid_optimum(fairness):
 
 def test_exact_solver_three_groups_beats_every_vertex_and_uniform():
     X, y, g = classification_data(900, n_groups=3, seed=2)
-    clf = BADRClassifier("demographic_parity").fit(X, y, sensitive_features=g)
+    clf = BADRClassifier("demographic_parity", score_tolerance=None).fit(X, y, sensitive_features=g)
     uni = BADRClassifier("demographic_parity", init="uniform", max_iter=1).fit(
         X, y, sensitive_features=g
     )
@@ -372,7 +372,7 @@ def test_interrupt_keeps_last_completed_iteration(monkeypatch):
 
     monkeypatch.setattr(badr, "project_simplex", flaky)
     with pytest.warns(TrainingInterruptedWarning):
-        clf = BADRClassifier(solver="sgd", max_iter=50, random_state=0).fit(
+        clf = BADRClassifier(solver="sgd", max_iter=50, score_tolerance=None, random_state=0).fit(
             X, y, sensitive_features=g
         )
     assert clf.interrupted_ and clf.n_iter_ == 5
@@ -412,6 +412,9 @@ def test_divergence_raises_non_finite_error_naming_the_steps():
         ("init", "random"),
         ("lower_max_iter", 0),
         ("tol", -1e-3),
+        ("score_tolerance", -0.01),
+        ("score_tolerance", float("nan")),
+        ("score_tolerance", "0.02"),
         ("device", None),
         ("random_state", "seed"),
     ],

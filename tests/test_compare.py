@@ -31,7 +31,7 @@ from skfairbilevel.compare import (
     t_interval,
 )
 from skfairbilevel.datasets import make_preprocessor
-from skfairbilevel.metrics import sufficiency_gap
+from skfairbilevel.metrics import separation_gap, sufficiency_gap
 
 QUICK = dict(quick=True, progress=False, n_jobs=1, epsilons=(0.02, 0.1))
 
@@ -258,6 +258,27 @@ def test_parity_gaps_equal_fairlearn(seed):
     assert eo == pytest.approx(fl_eod(y, pred, sensitive_features=groups), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_signed_tpr_gap_equals_separation_gap(seed):
+    rng = np.random.default_rng(seed)
+    groups = rng.choice(["m", "f"], size=300)
+    y, pred = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    expected = separation_gap(y, pred, sensitive_features=groups, k=1)
+    assert compare.signed_tpr_gap(y, pred, groups) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(compare.signed_tpr_gap(y, pred, rng.choice(list("abc"), size=300)))
+    row = compare.evaluate_predictions(y, pred, None, groups)
+    assert row["tpr_gap"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_plot_on_names_score_and_unfairness_columns():
+    m = Method("m", LogisticRegression(), plot_on=[("balanced_accuracy", "sufficiency_gap")])
+    assert m.plot_on == (("balanced_accuracy", "sufficiency_gap"),)
+    with pytest.raises(ValueError, match="plot_on takes"):
+        Method("m", LogisticRegression(), plot_on=["sufficiency_gap"])
+    assert METHODS["facims"].plot_on == (("balanced_accuracy", "sufficiency_gap"),)
+    assert METHODS["robust"].plot_on == (("accuracy", "tpr_gap"),)
+
+
 # ---------------------------------------------------------------- the runner's numbers
 
 
@@ -476,7 +497,7 @@ def test_two_jobs_give_the_same_numbers_as_one(small_run, frame):
         out=None,
         **{**QUICK, "n_jobs": 2},
     )
-    assert two.info["fits_run"] == 2 * (1 + 3 + 3)
+    assert two.info["fits_run"] == 2 * (1 + 3 + 5)
     mine = one.runs[one.runs["method"] != "counting"].reset_index(drop=True)
     pd.testing.assert_frame_equal(
         mine.drop(columns="fit_seconds"), two.runs.drop(columns="fit_seconds")
@@ -709,4 +730,4 @@ def test_cli_list_methods_shows_knobs_and_grids(capsys):
     assert main(["compare", "--list-methods"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in METHODS)
-    assert "fairness_weight: 1.0, 5.0, 20.0" in out and "(fitted once)" in out
+    assert "fairness_weight: 0.3, 1.0, 3.0, 10.0, 30.0" in out and "(fitted once)" in out

@@ -23,6 +23,8 @@ from skfairbilevel.nn.losses import (
 
 ORDERS = ("leader_first", "follower_first", "simultaneous")
 FAST = dict(hidden_layer_sizes=(8, 8), max_epochs=3, batch_size=32, random_state=0)
+#: the paper's Algorithm 1 (the default update is the reference code's)
+ALG1 = dict(update_order="leader_first", leader_includes_fairness_grad=False)
 
 
 @pytest.fixture(scope="module")
@@ -312,6 +314,7 @@ def test_leader_first_follower_sees_the_new_leader(biased):
         max_epochs=1,
         batch_size=64,
         random_state=0,
+        **ALG1,
     ).fit(X, y, sensitive_features=A)
     lead, foll = est.events_[0], est.events_[1]
     is_f, is_a = _theta_masks(est.module_)
@@ -423,7 +426,7 @@ def test_fairness_lowers_demographic_parity(biased):
     # the follower's lr acts as a switch (see the results): 1.8e-3 is in the working
     # range for the seeds 0, 1, 2 and 4 (DP 0.03-0.05 against 0.29-0.30 without the
     # follower; seed 3 needs a larger rate)
-    fair = FairBiNNClassifier(eta=100.0, fairness_lr=1.8e-3, **common).fit(
+    fair = FairBiNNClassifier(eta=100.0, fairness_lr=1.8e-3, **ALG1, **common).fit(
         X, y, sensitive_features=A
     )
     dp_plain = demographic_parity_difference(y, plain.predict(X), sensitive_features=A)
@@ -437,7 +440,7 @@ def test_adam_follower_ignores_eta_unless_the_leader_carries_it(biased):
     # Adam's step is invariant to the scale of its loss (up to eps), and the follower's
     # only loss is eta * Fair: under Algorithm 1 eta hardly matters, fairness_lr does.
     X, y, A = biased
-    kw = dict(FAST, fairness_lr=1e-3)
+    kw = dict(FAST, fairness_lr=1e-3, **ALG1)
 
     def proba(**params):
         return (
@@ -696,6 +699,7 @@ def test_closed_form_follower_applies_only_to_its_shape(biased):
 def test_closed_form_and_autograd_followers_train_the_same_model(biased, order, monkeypatch):
     X, y, A = biased
     kw = dict(FAST, eta=50.0, fairness_lr=1e-2, update_order=order)
+    kw["leader_includes_fairness_grad"] = False  # the carried gradient needs autograd
     fast = FairBiNNClassifier(**kw).fit(X, y, sensitive_features=A)
     with monkeypatch.context() as m:  # no closed form: the follower uses autograd
         m.setattr(ClosedFormFollower, "build", classmethod(lambda cls, *a, **k: None))
@@ -703,7 +707,7 @@ def test_closed_form_and_autograd_followers_train_the_same_model(biased, order, 
     np.testing.assert_allclose(fast.predict_proba(X), slow.predict_proba(X), atol=2e-5)
 
 
-def test_default_bilevel_fit_uses_the_closed_form_follower(biased, monkeypatch):
+def test_algorithm1_fit_uses_the_closed_form_follower(biased, monkeypatch):
     X, y, A = biased
     calls = []
     original = ClosedFormFollower.__call__
@@ -713,7 +717,7 @@ def test_default_bilevel_fit_uses_the_closed_form_follower(biased, monkeypatch):
         return original(self, h, b, eta)
 
     monkeypatch.setattr(ClosedFormFollower, "__call__", counting)
-    est = FairBiNNClassifier(**{**FAST, "max_epochs": 2}).fit(X, y, sensitive_features=A)
+    est = FairBiNNClassifier(**{**FAST, **ALG1, "max_epochs": 2}).fit(X, y, sensitive_features=A)
     assert len(calls) == 2 * math.ceil(len(y) / FAST["batch_size"])  # one per leader step
     calls.clear()
     est.set_params(activation="gelu").fit(X, y, sensitive_features=A)  # autograd instead

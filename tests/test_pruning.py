@@ -337,7 +337,7 @@ def test_bilevel_moves_the_scores_and_the_mask(data):
     assert ev[-1] == (15 + 2 * 5 + 3) * n_batches
 
 
-def test_fairness_weight_reduces_the_accuracy_gap():
+def test_accuracy_parity_penalty_reduces_the_accuracy_gap():
     # group 1's labels are much noisier: a plain model is far less accurate on it
     rng = np.random.default_rng(0)
     n = 600
@@ -347,9 +347,13 @@ def test_fairness_weight_reduces_the_accuracy_gap():
     X = np.column_stack([X, A]).astype(np.float32)
     gaps = {}
     for lam in (0.0, 1.0):
-        clf = FairPruningClassifier(**FAST, sparsity=0.7, random_state=0, fairness_weight=lam).fit(
-            X, y, sensitive_features=A
-        )
+        clf = FairPruningClassifier(
+            **FAST,
+            sparsity=0.7,
+            random_state=0,
+            fairness="accuracy_parity",
+            fairness_weight=lam,
+        ).fit(X, y, sensitive_features=A)
         gaps[lam] = accuracy_parity_difference(y, clf.predict(X), sensitive_features=A)
     assert gaps[0.0] > 0.12
     assert gaps[1.0] < 0.5 * gaps[0.0]
@@ -496,6 +500,7 @@ def test_without_sensitive_features_magnitude_does_not_warn(data):
         (dict(sparsity=float("nan")), "sparsity"),
         (dict(pruning="snip"), "pruning"),
         (dict(fairness_weight=-1), "fairness_weight"),
+        (dict(fairness="statistical_parity"), "fairness.*accuracy_parity"),
         (dict(temperature=0), "temperature"),
         (dict(score_lr=0), "score_lr"),
         (dict(score_momentum=1.0), "score_momentum"),

@@ -40,6 +40,7 @@ from ._runner import (
     load_result,
     parity_gaps,
     run_comparison,
+    signed_tpr_gap,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "resolve_metric",
     "run_comparison",
     "select_operating_points",
+    "signed_tpr_gap",
     "summarize",
     "t_interval",
     "write_outputs",

@@ -242,17 +242,21 @@ def summarize(chosen, confidence=0.95):
     ).reset_index(drop=True)
 
 
-def front_table(runs, metric="demographic_parity", confidence=0.95):
+def front_table(runs, metric="demographic_parity", confidence=0.95, *, score=None, column=None):
     """Each method's test front: mean and t-interval over seeds of every knob value.
 
     Returns one row per method and grid point: ``params``, ``n_seeds``, ``accuracy_mean``
     / ``_low`` / ``_high`` and ``fairness_mean`` / ``_low`` / ``_high`` on the test rows.
+    ``score`` and ``column`` name other columns of ``runs`` for the two axes (default:
+    ``accuracy`` and the column of ``metric``); the output keeps the names
+    ``accuracy_*`` and ``fairness_*``.
     """
-    column = METRICS[resolve_metric(metric)][0]
+    column = METRICS[resolve_metric(metric)][0] if column is None else column
+    score = "accuracy" if score is None else score
     test = runs[runs["split"] == "test"]
     rows = []
     for (method, point), g in test.groupby(["method", "point"], sort=False):
-        acc = t_interval(g["accuracy"], confidence)
+        acc = t_interval(g[score], confidence)
         fair = t_interval(g[column], confidence)
         rows.append(
             dict(

@@ -312,8 +312,32 @@ def draw_pareto(
     return ax
 
 
+def _draw_own_metric(ax, runs, method, score, column):
+    """One method's test front on the metrics its knob targets (``Method.plot_on``):
+    mean over seeds with intervals, each point labelled with its knob value."""
+    from ._protocol import front_table
+
+    f = front_table(runs[runs["method"] == method], score=score, column=column)
+    f = f.sort_values("point")
+    x, y = f["fairness_mean"].to_numpy(float), f["accuracy_mean"].to_numpy(float)
+    xerr = np.nan_to_num(np.abs(np.vstack([x - f["fairness_low"], f["fairness_high"] - x])))
+    yerr = np.nan_to_num(np.abs(np.vstack([y - f["accuracy_low"], f["accuracy_high"] - y])))
+    ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", ms=4, lw=1, elinewidth=0.6)
+    for xi, yi, params in zip(x, y, f["params"], strict=True):
+        value = ", ".join(f"{v}" for v in json.loads(params).values()) or "-"
+        ax.annotate(value, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"test {column}")
+    ax.set_ylabel(f"test {score}")
+    ax.set_title(f"{method} on the metrics its knob targets", fontsize=10)
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def plot_pareto(result, path=None, title=None):
     """The report's figure: our methods and the baselines in two panels, as PNG bytes.
+
+    Methods declared with ``plot_on`` get a second row: each one's front on those
+    metrics, every point labelled with its knob value.
 
     Parameters
     ----------
@@ -344,13 +368,24 @@ def plot_pareto(result, path=None, title=None):
         )
         if p
     ] or [(refs, "unconstrained models")]
-    fig = Figure(figsize=(7.5 * len(panels), 5.5))
+    own = [
+        (m["name"], score, column)
+        for m in result.info.get("methods", [])
+        for score, column in m.get("plot_on", [])
+        if m["name"] in set(fronts["method"]) and {score, column} <= set(result.runs.columns)
+    ]
+    n_cols = max(len(panels), len(own))
+    fig = Figure(figsize=(7.5 * n_cols, 5.5 * (2 if own else 1)))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    grid = fig.add_gridspec(2 if own else 1, n_cols)
+    axes = [fig.add_subplot(grid[0, k]) for k in range(len(panels))]
     for ax, (names, label) in zip(axes, panels, strict=True):
         draw_pareto(fronts, result.summary, metric, ax=ax, title=label, methods=names)
     for ax in axes:
         _frame_means(ax, fronts)
+        ax.set_ylim(*axes[0].get_ylim())
+    for k, (name, score, column) in enumerate(own):
+        _draw_own_metric(fig.add_subplot(grid[1, k]), result.runs, name, score, column)
     if title is None:
         i = result.info
         eps = ", ".join(f"{e:g}" for e in i["epsilons"])

@@ -39,6 +39,7 @@ __all__ = [
     "load_result",
     "evaluate_predictions",
     "parity_gaps",
+    "signed_tpr_gap",
     "RUN_COLUMNS",
     "DEFAULT_EPSILONS",
 ]
@@ -58,6 +59,7 @@ RUN_COLUMNS = [
     "sufficiency_gap",
     "point",
     "fold",
+    "tpr_gap",
 ]
 DEFAULT_EPSILONS = (0.01, 0.02, 0.05)
 DEVICES = ("cpu", "cuda", "auto")
@@ -132,6 +134,22 @@ def parity_gaps(y_true, y_pred, groups):
     return (rate_range(everyone), max(rate_range(y_true == 1), rate_range(y_true == 0)))
 
 
+def signed_tpr_gap(y_true, y_pred, groups):
+    """The signed true-positive-rate gap of two groups: the rate of the second group
+    (in sorted order) minus that of the first, as
+    :func:`skfairbilevel.metrics.separation_gap` with ``k=1``; NaN unless there are
+    exactly two groups with positives."""
+    y_true = np.asarray(y_true).astype(np.int64)
+    y_pred = np.asarray(y_pred).astype(np.float64)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    pos = y_true == 1
+    count = np.bincount(g[pos], minlength=2)
+    if g.size == 0 or int(g.max()) != 1 or (count == 0).any():
+        return math.nan
+    rates = np.bincount(g[pos], weights=y_pred[pos], minlength=2) / count
+    return float(rates[1] - rates[0])
+
+
 def evaluate_predictions(y_true, y_pred, y_score, sensitive_features):
     """Accuracy, balanced accuracy and the fairness metrics of one set of predictions.
 
@@ -152,6 +170,7 @@ def evaluate_predictions(y_true, y_pred, y_score, sensitive_features):
         "dp_difference": dp,
         "eo_difference": eo,
         "sufficiency_gap": math.nan,
+        "tpr_gap": signed_tpr_gap(y_true, y_pred, sensitive_features),
     }
     if y_score is not None:
         out["sufficiency_gap"] = float(
@@ -802,6 +821,7 @@ def _runs_frame(tasks, records, methods):
                     "sufficiency_gap": r["sufficiency_gap"],
                     "point": t.point,
                     "fold": t.fold,
+                    "tpr_gap": r.get("tpr_gap", math.nan),
                     "_order": (
                         order[t.method],
                         t.seed,
@@ -861,6 +881,7 @@ def _info(table, parts, methods, locals_, settings):
                 "knob": m.knob_label(),
                 "grid": [json.dumps(p, default=str) for p in m.param_grid(settings)],
                 "description": m.description,
+                "plot_on": [list(pair) for pair in m.plot_on],
                 "estimator": est_text,
                 "sensitive": uses,
             }

@@ -9,8 +9,11 @@ Yazdani-Jahromi et al., NeurIPS 2024. The network's parameters are split in two:
     upper level:  min_{theta_a}  CE(f(x; theta_a, theta_f*))
     lower level:  theta_f* in argmin_{theta_f}  eta * Fair(f(x; theta_a, theta_f))
 
-and the two take alternating optimiser steps on every mini-batch (the paper's
-Algorithm 1). ``mode="lagrangian"`` trains the same network with one optimiser on
+and the two take alternating optimiser steps on every mini-batch. By default the
+follower steps first and the leader's step also carries ``eta`` times the penalty's
+gradient (the update of the reference code, in which ``eta`` is a working trade-off
+knob); the paper's Algorithm 1 (leader first, the leader on CE only) is an option.
+``mode="lagrangian"`` trains the same network with one optimiser on
 ``CE + eta * Fair`` (the paper's baseline).
 """
 
@@ -43,9 +46,11 @@ class FairBiNNClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstima
     The network is an MLP with ``hidden_layer_sizes`` (the leader's accuracy layers,
     theta_a) into which a width-preserving fairness block of ``fairness_layers``
     Linear + activation layers (the follower, theta_f) is inserted after
-    ``fairness_position`` hidden layers. On every mini-batch the leader takes an
-    optimiser step on the cross-entropy only and the follower one on ``eta`` times the
-    fairness loss only (Algorithm 1 of the paper); ``update_order`` says who moves first.
+    ``fairness_position`` hidden layers. On every mini-batch the follower takes an
+    optimiser step on ``eta`` times the fairness loss, then the leader one on the
+    cross-entropy plus ``eta`` times the fairness loss (the reference code's update;
+    ``update_order`` and ``leader_includes_fairness_grad`` select the paper's
+    Algorithm 1, in which the leader descends the cross-entropy only).
     The network outputs logits; the sigmoid (softmax) is applied once, in the losses and
     in ``predict_proba``.
 
@@ -71,28 +76,35 @@ default="demographic_parity"
         probability (of positives, and of negatives for equalized odds) from the overall
         one, summed over all groups (:mod:`skfairbilevel.nn.losses`); correct for any
         number of groups. Multi-class targets: summed one-vs-rest over classes.
-    eta : float, default=100.0
-        Weight of the fairness loss (the paper's eta). 0 switches the follower off.
-        Note that Adam's steps do not depend on the scale of the loss (up to its
-        ``eps``) and the follower's only loss is ``eta * fairness``: with the default
-        optimiser and update, eta barely changes the model and ``fairness_lr`` sets the
-        follower's strength. eta acts as a weight with ``optimizer="sgd"``, with
-        ``leader_includes_fairness_grad=True`` and in "lagrangian" mode.
+    eta : float, default=10.0
+        The fairness trade-off knob: the weight of the fairness loss, larger is fairer
+        (sensible range 0.3-30; 100 and more cost several accuracy points). With the
+        default update (``update_order="follower_first"``,
+        ``leader_includes_fairness_grad=True``, the reference code's) it weighs the
+        penalty in the leader's step against the cross-entropy, and the follower
+        descends ``eta * fairness``. With the paper's Algorithm 1
+        (``update_order="leader_first"``, ``leader_includes_fairness_grad=False``) and
+        the Adam follower eta has no effect: the follower's only loss is
+        ``eta * fairness`` and Adam's steps do not depend on the scale of the loss; no
+        follower-only setting gives a trade-off there (a follower strong enough to
+        move the model drives it to a constant prediction; see the user guide). 0
+        switches the follower off.
     mode : {"bilevel", "lagrangian"}, default="bilevel"
         "bilevel": two optimisers, alternating leader and follower steps. "lagrangian":
         the same network (same parameter count) trained by one optimiser with learning
         rate ``lr`` on ``CE + eta * fairness``.
     update_order : {"leader_first", "follower_first", "simultaneous"}, \
-default="leader_first"
-        Bilevel only. "leader_first": per mini-batch the leader steps, then the
-        follower steps at the leader's new parameters (the paper's Algorithm 1).
-        "follower_first": the follower steps first and the leader steps at the
-        follower's new parameters (the reference code). "simultaneous": both step from
+default="follower_first"
+        Bilevel only. "follower_first": the follower steps first and the leader steps
+        at the follower's new parameters (the reference code). "leader_first": per
+        mini-batch the leader steps, then the follower steps at the leader's new
+        parameters (the paper's Algorithm 1). "simultaneous": both step from
         the same forward pass at the current parameters (one forward pass per batch; a
         common cheaper variant of alternating gradient play).
-    leader_includes_fairness_grad : bool, default=False
+    leader_includes_fairness_grad : bool, default=True
         Bilevel only. False: the leader descends the cross-entropy only (Algorithm 1).
-        True reproduces the reference code, which does not zero the gradients between
+        True (the default) is the reference code's update, which does not zero the
+        gradients between
         the follower's and the leader's backward passes, so the leader also descends
         ``eta * fairness``: with "follower_first" its gradient is
         ``grad CE(theta_a, theta_f_new) + eta * grad Fair(theta_a, theta_f_old)``, as in
@@ -187,8 +199,10 @@ default="leader_first"
     after the epoch's last leader step it steps on that last batch. "follower_first" and
     "simultaneous" use one batch for both players, as the reference code.
 
-    With Adam the follower's update does not depend on ``eta`` (see ``eta``). For the
-    usual network shape the follower's gradient is computed in closed form
+    With Adam the follower's update does not depend on ``eta`` (see ``eta``): under
+    Algorithm 1 eta changes nothing, which is why the default update is the reference
+    code's. With ``leader_includes_fairness_grad=False`` and the usual network shape,
+    the follower's gradient is computed in closed form
     (:class:`~skfairbilevel.nn.leader_follower.ClosedFormFollower`, equal to autograd's
     up to rounding). The differences from the paper and the reference code are listed
     in the user guide (:ref:`fairbinn-differences`).
@@ -205,7 +219,7 @@ default="leader_first"
     >>> from skfairbilevel import FairBiNNClassifier
     >>> from skfairbilevel.datasets import make_biased_classification
     >>> X, y, A = make_biased_classification(500, random_state=0)
-    >>> clf = FairBiNNClassifier(eta=100.0, max_epochs=10, random_state=0)
+    >>> clf = FairBiNNClassifier(eta=10.0, max_epochs=10, random_state=0)
     >>> clf.fit(X, y, sensitive_features=A).predict_proba(X[:2]).shape
     (2, 2)
     >>> len(clf.module_.follower_parameters())  # weight and bias of one fairness layer
@@ -241,10 +255,10 @@ default="leader_first"
         fairness_position=None,
         activation="relu",
         fairness="demographic_parity",
-        eta=100.0,
+        eta=10.0,
         mode="bilevel",
-        update_order="leader_first",
-        leader_includes_fairness_grad=False,
+        update_order="follower_first",
+        leader_includes_fairness_grad=True,
         repo_compat_dp_loss=False,
         lr=1e-3,
         fairness_lr=1e-5,

@@ -34,7 +34,9 @@ class FairMLPClassifier(FairClassifierMixin, EpochTrainingMixin, BaseFairEstimat
         The penalty added to the loss. For multi-class targets it is summed over classes
         (one-vs-rest). None trains a plain MLP.
     fairness_weight : float, default=1.0
-        Weight of the penalty (the Lagrange multiplier).
+        The trade-off knob: weight of the penalty (the Lagrange multiplier), larger is
+        fairer (sensible range 0.3-30). It acts only when ``fairness`` is set: with the
+        default ``fairness=None`` the model is a plain MLP.
     class_weight : None, "balanced" or dict, default=None
         Per-class weights multiplying the sample weights ("balanced": n / (k n_c)).
     lr : float, default=1e-3

@@ -37,12 +37,17 @@ __all__ = [
     "fixed_group_weights",
     "ARMIJO",
     "MAX_BACKTRACK",
+    "BISECTION_HALVINGS",
 ]
 
 NEWTON_MAX_PARAMS = 2048  # affine models up to this many parameters use Newton + solve
 CHUNK_ELEMENTS = 1 << 19  # row chunks of the affine model: ~512k entries (4 MB float64)
 ARMIJO = 1e-4
 MAX_BACKTRACK = 40
+#: halvings of the bisection for the farthest point within a score budget (precision
+#: 2**-10 of the segment); the budgeted line search stops at the first trial that
+#: breaks the budget once lambda moves less than that
+BISECTION_HALVINGS = 10
 
 
 def solve_spd(H, b):
@@ -515,6 +520,46 @@ class GroupRiskProblem:
         for p, upd in zip(self.params, unflatten_like(direction, self.params), strict=True):
             p.sub_(step * upd)
 
+    @torch.no_grad()
+    def score(self):
+        """Training score of the current model on the problem's rows, sample weights
+        included: accuracy (classifier) or R^2 (regressor)."""
+        out = self.outputs()
+        w = (
+            torch.ones(out.shape[0], dtype=out.dtype, device=out.device)
+            if self.w is None
+            else self.w.to(out.dtype)
+        )
+        if self.kind == "regressor":
+            y = self.y.to(out.dtype)
+            mean = (w * y).sum() / w.sum()
+            total = (w * (y - mean) ** 2).sum().clamp_min(torch.finfo(out.dtype).tiny)
+            return float(1.0 - (w * (out[:, 0] - y) ** 2).sum() / total)
+        pred = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
+        return float((w * (pred == self.y).to(out.dtype)).sum() / w.sum())
+
+    def farthest_feasible(self, start, end, floor, halvings=BISECTION_HALVINGS):
+        """The point of the segment ``start + s (end - start)``, ``s`` in [0, 1],
+        farthest from ``start`` whose lower solution scores at least ``floor``
+        (:meth:`score`): ``end`` if it does, else a bisection on ``s`` with
+        ``halvings`` halvings (``start`` is taken as feasible). The model must be solved
+        at ``start``; it is left solved at the returned point."""
+        at_start = [p.detach().clone() for p in self.params]
+        self.solve(end)
+        if self.score() >= floor:
+            return end.clone()
+        lo, hi, at_lo = 0.0, 1.0, at_start
+        for _ in range(halvings):
+            mid = 0.5 * (lo + hi)
+            copy_params(self.params, at_lo)  # warm start from the last feasible point
+            self.solve(start + mid * (end - start))
+            if self.score() >= floor:
+                lo, at_lo = mid, [p.detach().clone() for p in self.params]
+            else:
+                hi = mid
+        copy_params(self.params, at_lo)
+        return start + lo * (end - start)
+
     def best_of(self, candidates):
         """The candidate lambda whose lower solution has the smallest upper metric
         (every solve starts from the current model)."""
@@ -603,16 +648,24 @@ def fixed_group_weights(name, g, w, n_groups, dtype):
 
 
 class UpperOracle:
-    """Upper objective V(lambda) = Fair(w(lambda)) and its implicit hypergradient."""
+    """Upper objective V(lambda) = Fair(w(lambda)) and its implicit hypergradient.
+
+    With a ``floor``, V is +inf where the lower solution's training score
+    (:meth:`GroupRiskProblem.score`) is below it: a line search then never accepts a
+    lambda outside the score budget.
+    """
 
     name = "upper"
 
-    def __init__(self, prob):
+    def __init__(self, prob, floor=None):
         self.prob = prob
+        self.floor = floor
 
     def value(self, lam):
         """``(V(lam), lower iterations)`` after solving the lower level at ``lam``."""
         iters = self.prob.solve(lam)
+        if self.floor is not None and self.prob.score() < self.floor:
+            return math.inf, iters
         return self.prob.fair_value(), iters
 
     def gradient(self, lam):
