@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import skfairbilevel.estimators.badr as badr
+import skfairbilevel.estimators._badr as badr
 from skfairbilevel import BADRClassifier, BADRRegressor
 from skfairbilevel.exceptions import (
     NonFiniteLossError,
