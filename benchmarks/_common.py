@@ -154,3 +154,13 @@ def write_json(path, payload, indent=1):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=indent, default=_plain) + "\n")
     return path
+
+
+def write_report(folder, name, lines):
+    """The Markdown ``lines`` printed and written to ``folder/name``; returns the path."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

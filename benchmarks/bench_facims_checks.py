@@ -30,7 +30,6 @@ Writes ``benchmarks/results/facims_checks.md``.
 import time
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import _common as shared
 import numpy as np
@@ -197,11 +196,7 @@ def main(argv=None):
             f"operation but the lower level's passes free: {total('floor cpu s'):.0f} s "
             "(one core; the suite's two workers at best halve the wall time).",
         ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"facims_checks{'_quick' if args.quick else ''}.md").write_text(text)
+    shared.write_report(args.out, f"facims_checks{'_quick' if args.quick else ''}.md", lines)
 
 
 if __name__ == "__main__":

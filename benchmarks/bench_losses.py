@@ -22,7 +22,6 @@ Writes ``benchmarks/results/losses.md``.
 """
 
 import statistics
-from pathlib import Path
 
 import _common as shared
 import numpy as np
@@ -104,12 +103,7 @@ def main(argv=None):
     for name in models:
         e, c = med[(name, "earlier")], med[(name, "current")]
         lines.append(f"| {name} | {e:.2f} | {c:.2f} | {e / c:.2f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    suffix = "_quick" if args.quick else ""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"losses{suffix}.md").write_text(text)
+    shared.write_report(args.out, f"losses{'_quick' if args.quick else ''}.md", lines)
 
 
 if __name__ == "__main__":

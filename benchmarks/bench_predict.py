@@ -25,7 +25,6 @@ other than 1; ``_quick`` for ``--quick``).
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import _common as shared
 import numpy as np
@@ -141,14 +140,10 @@ def main(argv=None):
                 f"| {mname} | {m._predict_block_rows()} | {label} | {old * 1e3:.2f} | "
                 f"{new * 1e3:.2f} | {r:.2f} ({q1:.2f}-{q3:.2f}) |"
             )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     suffix = (f"_threads{args.threads}" if args.threads != 1 else "") + (
         "_quick" if args.quick else ""
     )
-    (out / f"predict{suffix}.md").write_text(text)
+    shared.write_report(args.out, f"predict{suffix}.md", lines)
 
 
 if __name__ == "__main__":

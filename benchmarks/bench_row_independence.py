@@ -25,15 +25,12 @@ Usage::
 Writes ``benchmarks/results/row_independence.md``.
 """
 
-import argparse
 import copy
-import datetime
 import statistics
-import subprocess
 import time
 import warnings
-from pathlib import Path
 
+import _common as shared
 import numpy as np
 import torch
 from bench_predict import reference_predict_array
@@ -74,13 +71,10 @@ def deviations(est, X, rng):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = shared.parser(__doc__, out=shared.RESULTS)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args(argv)
+    args = shared.parse(ap, argv)
     warnings.simplefilter("ignore")
-    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     d = 101
     X = rng.standard_normal((100_300, d)).astype(np.float32)
@@ -129,14 +123,12 @@ def main(argv=None):
                 f"{'yes' if ok else 'no'} | {flips} | {statistics.median(times[v]) * 1e3:.0f} | "
                 f"{ratio:.2f} |"
             )
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [
         "# Row independence of predictions: the options and their cost",
         "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')} on a shared 2-core "
-        f"machine (`{uptime}`), torch {torch.__version__}, {args.threads} torch thread(s), "
-        f"{args.repeats} repetitions; command `python benchmarks/bench_row_independence.py"
-        f"{f' --threads {args.threads}' if args.threads != 1 else ''}`. Largest "
+        f"Run {shared.now()}, {shared.load_note()}, torch {torch.__version__}, "
+        f"{args.threads} torch thread(s), {args.repeats} repetitions; command "
+        f"`{args.command}`. Largest "
         "|predict_proba difference| of a row between the 300 test rows predicted together "
         "and the row alone (single) or in a shuffled copy; *passes* = within relative 1e-7, "
         "absolute 1e-9 (scikit-learn's check); *labels* = labels that differ; time of "
@@ -147,11 +139,7 @@ def main(argv=None):
         "|---|---|---|---|---|---|---|---|",
         *rows,
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "row_independence.md").write_text(text)
+    shared.write_report(args.out, "row_independence.md", lines)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import time
 import warnings
 from pathlib import Path
 
+import _common as shared
 import numpy as np
 import torch
 
@@ -154,13 +155,8 @@ def main(argv=None):
             f"| {name} | {used[(name, 'rule')]} | {one:.3f} | {fr} | {frr} | {fa} | "
             f"{far} | {p1:.3f} | {pr} | {prr} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (
-        out / f"threads{'_quiet' if args.no_busy else ''}{'_quick' if args.quick else ''}.md"
-    ).write_text(text)
+    name = f"threads{'_quiet' if args.no_busy else ''}{'_quick' if args.quick else ''}.md"
+    shared.write_report(args.out, name, lines)
 
 
 if __name__ == "__main__":
