@@ -464,7 +464,7 @@ METHODS = {
             _ours("FairRobustClassifier", _robust),
             family=_US,
             knob="radius",
-            grid=(0.0, 0.05, 0.1, 0.2, 0.5),
+            grid=(0.0, 0.025, 0.05, 0.1, 0.2),
             full_grid=(0.0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
             plot_on=(("accuracy", "tpr_gap"),),
             description="FairRobustClassifier: input-perturbation robust training (affine); "
