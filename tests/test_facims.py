@@ -258,16 +258,7 @@ def test_lambda_up_above_one_needs_paper_weighting(data3):
 
 
 # ----------------------------------------------------------------------------- X_val
-FACIMS_SMALL = dict(
-    hidden_layer_sizes=(8,),
-    max_epochs=3,
-    n_mc=2,
-    inner_steps=2,
-    outer_steps=2,
-    neumann_terms=3,
-    lr_prior=0.05,
-    random_state=0,
-)
+FACIMS_SMALL = {**SMALL, "max_epochs": 3}
 
 
 def test_facims_uses_the_given_validation_rows():

@@ -196,10 +196,7 @@ class BADRBase(BaseFairEstimator):
                     mod.lam.copy_(start)
             prob.solve(mod.lam)
             if floor is not None and prob.score() < floor:  # a warm start outside
-                prob.solve(uniform)
-                lam = prob.farthest_feasible(uniform, mod.lam.clone(), floor)
-                with torch.no_grad():
-                    mod.lam.copy_(lam)
+                self._back_within_budget(prob, uniform, floor)
             if self.solver == "exact":
                 self._run_exact(prob, UpperOracle(prob, floor))
             else:
@@ -214,11 +211,7 @@ class BADRBase(BaseFairEstimator):
                     mod.lam.copy_(vertex)
         refit_iter = 0 if self.interrupted_ else prob.solve(mod.lam)  # the final refit
         if floor is not None and prob.score() < floor:  # GD/SGD: back within the budget
-            lam = mod.lam.clone()
-            prob.solve(uniform)
-            lam = prob.farthest_feasible(uniform, lam, floor)
-            with torch.no_grad():
-                mod.lam.copy_(lam)
+            self._back_within_budget(prob, uniform, floor)
         self.group_weights_ = mod.lam.detach().cpu().numpy().astype(np.float64)
         self.fairness_objective_ = prob.fair_value() if self.fairness_aware_ else 0.0
         if self.model == "linear":
@@ -227,6 +220,15 @@ class BADRBase(BaseFairEstimator):
                 self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
         # with fixed group weights there is no lambda loop: the refit's iterations
         return None if self.history_ else max(1, int(refit_iter))
+
+    def _back_within_budget(self, prob, uniform, floor):
+        """lambda moved towards ``uniform`` to the farthest point of their segment whose
+        model scores at least ``floor`` (the model is left solved there)."""
+        lam = self.module_.lam.detach().clone()
+        prob.solve(uniform)
+        lam = prob.farthest_feasible(uniform, lam, floor)  # solves: needs autograd
+        with torch.no_grad():
+            self.module_.lam.copy_(lam)
 
     @staticmethod
     def _best_within_budget(prob, uniform, vertices, floor):
